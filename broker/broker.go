@@ -1,0 +1,197 @@
+// Package broker defines the contract between conveyor's server and the
+// stores that hold jobs: the [Broker] interface, [Delivery], [Message],
+// optional admin powers found by type assertion ([Inspector],
+// [DeadLetterAdmin], [Trimmer]), and producer-side middleware ([Producer]).
+//
+// Every implementation passes the conformance suite in broker/brokertest.
+// Implementations: broker/memory (in process) and broker/redis (Redis
+// Streams).
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// Sentinel errors shared by all brokers; match them with [errors.Is].
+var (
+	// ErrClosed is returned by every method of a closed broker, and by a
+	// Fetch that Close interrupted.
+	ErrClosed = errors.New("conveyor: broker closed")
+	// ErrNotFound is returned for an ID the broker does not hold.
+	ErrNotFound = errors.New("conveyor: not found")
+	// ErrInvalidMessage is returned by Publish for a message it cannot store
+	// (an empty topic, say).
+	ErrInvalidMessage = errors.New("conveyor: invalid message")
+)
+
+// Message is a job to publish.
+type Message struct {
+	// Topic to publish to. Required.
+	Topic string
+	// Payload is the job's body.
+	Payload []byte
+	// ID is optional; the broker generates one when empty.
+	ID string
+	// Headers are optional metadata carried with the job.
+	Headers map[string]string
+	// ProcessAt delays the job until this time. Zero means now, unless Delay
+	// is set.
+	ProcessAt time.Time
+	// Delay delays the job by this much from publication; it is ignored when
+	// ProcessAt is set.
+	Delay time.Duration
+}
+
+// Due returns when m becomes ready, given the time of publication.
+func (m *Message) Due(now time.Time) time.Time {
+	if !m.ProcessAt.IsZero() {
+		return m.ProcessAt
+	}
+	if m.Delay > 0 {
+		return now.Add(m.Delay)
+	}
+	return now
+}
+
+// Delivery is a job handed to one consumer under a lease. Settle it exactly
+// once with Ack, Retry, Snooze or DeadLetter on the broker that fetched it.
+type Delivery struct {
+	// Job is the delivered job. Attempt counts redeliveries.
+	Job job.Job
+	// Receipt is the broker's handle for this delivery (for Redis, the
+	// stream entry ID). It is opaque to everyone else.
+	Receipt string
+}
+
+// Broker stores jobs and hands them out under leases.
+//
+// All methods are safe for concurrent use. Every method of a closed broker
+// returns [ErrClosed].
+type Broker interface {
+	// Publish enqueues one job and returns its ID.
+	Publish(ctx context.Context, m Message) (string, error)
+	// PublishBatch enqueues many jobs in as few round trips as the store
+	// allows and returns their IDs in order. On error, some may have been
+	// enqueued.
+	PublishBatch(ctx context.Context, ms []Message) ([]string, error)
+
+	// Fetch returns up to max ready jobs from any of topics, oldest first
+	// within a topic, each leased to this consumer for Lease(). It waits
+	// a short, broker-defined time for jobs to arrive and may return an
+	// empty batch and a nil error when none did; it returns ctx.Err() when
+	// ctx ends, and ErrClosed when the broker is closed while it waits.
+	Fetch(ctx context.Context, topics []string, max int) ([]*Delivery, error)
+
+	// Ack settles deliveries as done; the jobs are removed.
+	Ack(ctx context.Context, ds ...*Delivery) error
+	// Retry re-enqueues d's job after delay as its next attempt (Attempt+1),
+	// recording f, in one atomic step.
+	Retry(ctx context.Context, d *Delivery, delay time.Duration, f job.Failure) error
+	// Snooze re-enqueues d's job after delay without spending an attempt,
+	// in one atomic step.
+	Snooze(ctx context.Context, d *Delivery, delay time.Duration) error
+	// DeadLetter moves d's job to its topic's dead-letter topic
+	// (job.DeadLetterTopic), recording f, in one atomic step.
+	DeadLetter(ctx context.Context, d *Delivery, f job.Failure) error
+	// Extend renews the lease of deliveries this consumer still holds.
+	Extend(ctx context.Context, ds ...*Delivery) error
+	// Lease is how long a delivery stays leased without Extend before it
+	// is redelivered to another consumer.
+	Lease() time.Duration
+
+	// Close releases the broker's resources and unblocks pending Fetches.
+	// Unsettled deliveries stay leased and are redelivered after the lease.
+	Close() error
+}
+
+// TopicInfo describes the state of one topic.
+type TopicInfo struct {
+	Topic string `json:"topic"`
+	// Length is the number of jobs in the stream: unread plus pending.
+	Length int64 `json:"length"`
+	// LastID is the ID of the newest stream entry ("" when none).
+	LastID string `json:"last_id"`
+	// Pending is the number of jobs delivered and not yet settled, over
+	// all groups.
+	Pending int64 `json:"pending"`
+	// Lag is the number of jobs not yet delivered to the consumer group (the
+	// largest over groups).
+	Lag int64 `json:"lag"`
+	// Delayed is the number of jobs waiting for their due time.
+	Delayed int64 `json:"delayed"`
+	// DeadLetters is the number of jobs in the dead-letter topic.
+	DeadLetters int64 `json:"dead_letters"`
+	// Groups lists consumer groups; brokers without groups report one.
+	Groups []GroupInfo `json:"groups"`
+}
+
+// GroupInfo describes one consumer group of a topic.
+type GroupInfo struct {
+	Name            string         `json:"name"`
+	Pending         int64          `json:"pending"`
+	Lag             int64          `json:"lag"`
+	LastDeliveredID string         `json:"last_delivered_id"`
+	Consumers       []ConsumerInfo `json:"consumers"`
+}
+
+// ConsumerInfo describes one consumer in a group.
+type ConsumerInfo struct {
+	Name    string        `json:"name"`
+	Pending int64         `json:"pending"`
+	Idle    time.Duration `json:"idle"`
+}
+
+// Inspector is implemented by brokers that can describe their topics.
+type Inspector interface {
+	// Topics lists the topics the broker holds jobs or dead letters for,
+	// sorted (dead-letter topics are not listed separately).
+	Topics(ctx context.Context) ([]string, error)
+	// Inspect describes topic.
+	Inspect(ctx context.Context, topic string) (*TopicInfo, error)
+}
+
+// DeadLetter is a job in a dead-letter topic. Job.Failure says why it is there.
+type DeadLetter struct {
+	// ID identifies the dead letter in the dead-letter topic; pass it to
+	// replay or purge.
+	ID  string  `json:"id"`
+	Job job.Job `json:"job"`
+}
+
+// DeadLetterAdmin is implemented by brokers whose dead letters can be listed,
+// replayed and purged.
+type DeadLetterAdmin interface {
+	// DeadLetters lists up to limit dead letters of topic, oldest first,
+	// starting after the dead letter with ID after ("" for the start).
+	DeadLetters(ctx context.Context, topic string, after string, limit int) ([]DeadLetter, error)
+	// DeadLetter returns one dead letter of topic by ID, or ErrNotFound.
+	DeadLetter(ctx context.Context, topic, id string) (*DeadLetter, error)
+	// ReplayDeadLetters moves the dead letters with ids back to topic with
+	// their attempts reset; nil ids means all of them, as a snapshot taken
+	// first, so jobs that fail again during the replay are not replayed
+	// twice. It returns how many moved.
+	ReplayDeadLetters(ctx context.Context, topic string, ids []string) (int, error)
+	// PurgeDeadLetters deletes the dead letters with ids; nil ids means all.
+	// It returns how many were deleted.
+	PurgeDeadLetters(ctx context.Context, topic string, ids []string) (int, error)
+}
+
+// TrimOptions says what Trim removes. Set exactly one field.
+type TrimOptions struct {
+	// MaxLen keeps at most this many newest entries.
+	MaxLen int64
+	// OlderThan removes entries enqueued longer ago than this.
+	OlderThan time.Duration
+}
+
+// Trimmer is implemented by brokers whose streams can be trimmed. A trim never
+// removes an entry that is still pending (delivered and not settled), nor any
+// entry newer than it.
+type Trimmer interface {
+	// Trim removes old entries of topic and returns how many it removed.
+	Trim(ctx context.Context, topic string, opts TrimOptions) (int64, error)
+}

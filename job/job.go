@@ -1,0 +1,80 @@
+package job
+
+import "time"
+
+// Job is one unit of work read from a broker.
+//
+// The payload stays bytes: typing happens at the edge, in [Typed]. A handler may
+// read every field; it must not keep the Job after it returns, and it must not
+// change Topic or ID, which the broker uses to settle the job.
+type Job struct {
+	// ID identifies the job across retries. Producers may set it; brokers
+	// generate one when it is empty.
+	ID string
+	// Topic names the queue the job was read from. Dead letters of topic T
+	// are read from topic T + ".dlq" (see [DeadLetterTopic]).
+	Topic string
+	// Payload is the job's body, opaque to conveyor (JSON by convention).
+	Payload []byte
+	// Headers carries metadata such as a tenant, trace context or content
+	// type. It may be nil.
+	Headers map[string]string
+	// Attempt is the 1-based number of this attempt. A retry spends an
+	// attempt; a snooze does not; a redelivery after a crash does.
+	Attempt int
+	// EnqueuedAt is when the job was first enqueued; retries keep it.
+	EnqueuedAt time.Time
+	// Failure describes the last failure of a job that was retried or
+	// dead-lettered. It is nil on a job that has not failed yet.
+	Failure *Failure
+}
+
+// Header returns the value of header name, or "" when it is not set.
+func (j *Job) Header(name string) string {
+	return j.Headers[name]
+}
+
+// Failure records why a job was retried or dead-lettered. Brokers store it with
+// the job so that operators see the error text, the attempt it happened on, and
+// the topic a dead letter came from.
+type Failure struct {
+	// Error is the error text the handler returned.
+	Error string
+	// Reason is a short machine-readable cause: one of the Reason constants.
+	Reason string
+	// Handler names the handler that failed, when the dead-letter middleware
+	// or the mux knows it.
+	Handler string
+	// Origin is the topic the job failed on (for a dead letter, the topic it
+	// came from).
+	Origin string
+	// At is when the failure happened.
+	At time.Time
+}
+
+// Reasons recorded in [Failure.Reason].
+const (
+	// ReasonError: the handler returned an error and the job will be retried.
+	ReasonError = "error"
+	// ReasonPermanent: the handler returned [Permanent].
+	ReasonPermanent = "permanent"
+	// ReasonExhausted: the job failed on its last allowed attempt.
+	ReasonExhausted = "exhausted"
+	// ReasonUndecodable: the payload could not be decoded by a typed handler.
+	ReasonUndecodable = "undecodable"
+	// ReasonNoHandler: no handler is registered for the job's topic.
+	ReasonNoHandler = "no-handler"
+	// ReasonMaxDeliveries: the job was delivered too many times without an
+	// outcome (its worker crashed or lost its lease every time).
+	ReasonMaxDeliveries = "max-deliveries"
+	// ReasonPanic: the handler panicked on its last allowed attempt.
+	ReasonPanic = "panic"
+)
+
+// DeadLetterSuffix is appended to a topic to name its dead-letter topic.
+const DeadLetterSuffix = ".dlq"
+
+// DeadLetterTopic returns the dead-letter topic of topic: topic + ".dlq".
+func DeadLetterTopic(topic string) string {
+	return topic + DeadLetterSuffix
+}
