@@ -1,0 +1,189 @@
+package middleware_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/middleware"
+)
+
+// logOnce runs one job through Logging with a JSON handler at level Debug and
+// returns the records written.
+func logOnce(t *testing.T, opts *middleware.LoggingOptions, err error, j *job.Job) []map[string]any {
+	t.Helper()
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	got := run(t, middleware.Logging(logger, opts), func(context.Context, *job.Job) error { return err }, j)
+	if got != err {
+		t.Fatalf("Logging changed the outcome: %v → %v", err, got)
+	}
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("bad record %q: %v", line, err)
+		}
+		recs = append(recs, m)
+	}
+	return recs
+}
+
+func TestLoggingOneRecordPerOutcome(t *testing.T) {
+	exhausted := &job.PermanentError{Err: job.ErrRetriesExhausted, Reason: job.ReasonExhausted, Handler: "h"}
+	tests := []struct {
+		name      string
+		err       error
+		level     string
+		outcome   string
+		wantDelay string
+		wantExtra map[string]any
+	}{
+		{"ack", nil, "DEBUG", "ack", "", nil},
+		{"snooze", job.SnoozeBecause(2*time.Second, middleware.ErrRateLimited), "DEBUG", "snooze", "2s", nil},
+		{"retry", job.RetryIn(5*time.Second, errBoom), "WARN", "retry", "5s", nil},
+		{"plain failure", errBoom, "WARN", "fail", "", nil},
+		{"dead letter", exhausted, "ERROR", "dead-letter", "", map[string]any{"reason": "exhausted", "handler": "h"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := &job.Job{ID: "j-1", Topic: "orchestrate", Attempt: 2, Payload: []byte(`{"secret":"s3"}`), Headers: map[string]string{"authorization": "Bearer t0k"}}
+			recs := logOnce(t, nil, tt.err, j)
+			if len(recs) != 1 {
+				t.Fatalf("%d records, want 1: %v", len(recs), recs)
+			}
+			r := recs[0]
+			want := map[string]any{"level": tt.level, "job_id": "j-1", "topic": "orchestrate", "attempt": float64(2), "outcome": tt.outcome}
+			for k, v := range tt.wantExtra {
+				want[k] = v
+			}
+			if tt.wantDelay != "" {
+				want["delay"] = float64(mustDuration(t, tt.wantDelay))
+			}
+			for k, v := range want {
+				if r[k] != v {
+					t.Errorf("%s = %v, want %v", k, r[k], v)
+				}
+			}
+			if _, ok := r["duration"]; !ok {
+				t.Error("no duration")
+			}
+			if tt.err != nil && r["error"] != tt.err.Error() {
+				t.Errorf("error = %v, want %q", r["error"], tt.err)
+			}
+			if tt.err == nil && r["error"] != nil {
+				t.Errorf("error logged on ack: %v", r["error"])
+			}
+			line, _ := json.Marshal(r)
+			for _, secret := range []string{"s3", "t0k", "payload"} {
+				if strings.Contains(string(line), secret) {
+					t.Errorf("record leaks %q: %s", secret, line)
+				}
+			}
+		})
+	}
+}
+
+func mustDuration(t *testing.T, s string) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestLoggingOptions(t *testing.T) {
+	j := &job.Job{ID: "1", Topic: "t", Attempt: 1, Payload: []byte("0123456789")}
+	recs := logOnce(t, &middleware.LoggingOptions{AckLevel: slog.LevelInfo, LogPayload: true, MaxPayload: 4}, nil, j)
+	if len(recs) != 1 || recs[0]["level"] != "INFO" || recs[0]["payload"] != "0123" {
+		t.Fatalf("records %v, want one INFO record with payload 0123", recs)
+	}
+	// Records below the handler's level are not built at all.
+	var buf bytes.Buffer
+	quiet := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	_ = run(t, middleware.Logging(quiet, nil), func(context.Context, *job.Job) error { return nil }, j)
+	if buf.Len() != 0 {
+		t.Fatalf("ack logged at Warn level: %s", buf.String())
+	}
+	// A nil logger disables logging.
+	if err := run(t, middleware.Logging(nil, nil), func(context.Context, *job.Job) error { return errBoom }, j); err != errBoom {
+		t.Fatal(err)
+	}
+}
+
+func TestLoggingRedactsPasswords(t *testing.T) {
+	err := job.Permanent(&urlError{"dial redis://app:hunter2@cache.internal:6379/0: connection refused"})
+	recs := logOnce(t, nil, err, &job.Job{ID: "1", Topic: "t"})
+	got, _ := recs[0]["error"].(string)
+	if strings.Contains(got, "hunter2") || !strings.Contains(got, "redis://app:xxxxx@cache.internal:6379/0") {
+		t.Fatalf("error = %q", got)
+	}
+}
+
+type urlError struct{ s string }
+
+func (e *urlError) Error() string { return e.s }
+
+func TestLoggingPanicStack(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	mw := job.Chain(middleware.Logging(logger, nil), middleware.Recover(nil))
+	_ = run(t, mw, func(context.Context, *job.Job) error { panic("kaput") }, &job.Job{Topic: "t"})
+	if !strings.Contains(buf.String(), "logging_test.go") {
+		t.Fatalf("no stack in %s", buf.String())
+	}
+}
+
+func TestRedactURLs(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"no url here", "no url here"},
+		{"redis://localhost:6379/0", "redis://localhost:6379/0"},
+		{"redis://:secret@host:6379", "redis://:xxxxx@host:6379"},
+		{"rediss://user:secret@host:6380/1 refused", "rediss://user:xxxxx@host:6380/1 refused"},
+		{"https://ghp_token@github.com/x", "https://xxxxx@github.com/x"},
+		{`parse "redis://u:p@ss:w/rd@host": invalid port`, `parse "redis://u:xxxxx@host": invalid port`},
+		{"a redis://a:1@h and amqp://b:2@h", "a redis://a:xxxxx@h and amqp://b:xxxxx@h"},
+		{"mail me@example.com", "mail me@example.com"},
+	}
+	for _, tt := range tests {
+		if got := middleware.RedactURLs(tt.in); got != tt.want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func ExampleLogging() {
+	// A text logger without time and duration, so the output is stable.
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == "duration" {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	h := middleware.Logging(logger, nil)(job.HandlerFunc(func(context.Context, *job.Job) error {
+		return job.RetryIn(5*time.Second, errors.New("dial redis://worker:s3cret@cache:6379: refused"))
+	}))
+	_ = h.ProcessJob(context.Background(), &job.Job{ID: "42", Topic: "orchestrate", Attempt: 1})
+	// Output:
+	// level=WARN msg="job will be retried" job_id=42 topic=orchestrate attempt=1 outcome=retry delay=5s error="retry in 5s: dial redis://worker:xxxxx@cache:6379: refused"
+}
+
+func ExampleRedactURLs() {
+	fmt.Println(middleware.RedactURLs("connect rediss://default:p4ss@redis.example.com:6380: timeout"))
+	// Output:
+	// connect rediss://default:xxxxx@redis.example.com:6380: timeout
+}
