@@ -1,0 +1,56 @@
+// Package server runs jobs: a [Server] fetches them from a broker, runs each
+// through a handler (usually a [job.Mux]) on a fixed pool of workers, and
+// settles the outcome with the broker.
+//
+// # Running a server
+//
+//	mux := job.NewMux()
+//	mux.Handle("orchestrate", job.Typed(func(ctx context.Context, t Task, j *job.Job) error {
+//		return run(ctx, t.Prompt)
+//	}))
+//	srv, err := server.New(b, mux, &server.Options{Concurrency: 20})
+//	if err != nil {
+//		return err
+//	}
+//	return srv.Run(ctx) // until ctx ends, then a graceful drain
+//
+// The server fetches the mux's topics (or [Options.Topics]), asking the
+// broker for batches no larger than its free workers, so it never holds more
+// than [Options.Concurrency] jobs.
+//
+// # Outcomes
+//
+// The handler's error says what happens to the job ([job.Classify]):
+//
+//   - nil: the job is acknowledged (in batches of up to [Options.AckBatch]).
+//   - job.RetryIn(d, err): re-enqueued after d as its next attempt.
+//   - job.Snooze(d): re-enqueued after d without spending an attempt.
+//   - job.Permanent(err): moved to its dead-letter topic now (an undecodable
+//     payload and an unregistered topic are permanent failures too).
+//   - any other error: the [RetryPolicy] decides; by default
+//     [DefaultRetryPolicy] retries after 5s, 15s and 60s and dead-letters the
+//     job when its fourth attempt fails.
+//
+// A handler panic is recovered by the server, logged, and treated as a plain
+// error ([PanicError]); the worker goes on. When the broker cannot record an
+// outcome, the server logs and counts it and the job stays pending: the
+// broker redelivers it after its lease. Nothing is dropped silently.
+//
+// # Leases and shutdown
+//
+// Every [Options.HeartbeatInterval] (default a third of the broker's lease)
+// the server renews the leases of all the jobs it holds in one call, so a
+// long job on a live worker is never handed to another one.
+//
+// When Run's context ends, or [Server.Shutdown] is called, the server stops
+// fetching and waits up to [Options.ShutdownTimeout] for the jobs in flight.
+// Then it cancels their context; jobs that had not finished stay unsettled
+// and are redelivered after their lease. Pending acknowledgements are
+// flushed before Run returns. The server never installs signal handlers:
+// pass a context from signal.NotifyContext.
+//
+// # Health
+//
+// [Server.Handler] serves /healthz and /readyz for probes; [Server.Stats]
+// returns cheap counters.
+package server

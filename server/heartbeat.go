@@ -1,0 +1,58 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+)
+
+// heartbeat renews the leases of the deliveries the workers hold, in one
+// Extend call every HeartbeatInterval, until stop is closed.
+func (s *Server) heartbeat(ctx context.Context, stop <-chan struct{}) {
+	if s.opts.HeartbeatInterval <= 0 {
+		<-stop
+		return
+	}
+	t := time.NewTicker(s.opts.HeartbeatInterval)
+	defer t.Stop()
+	held := make([]*broker.Delivery, 0, len(s.workers))
+	failing := false
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		held = held[:0]
+		for _, w := range s.workers {
+			if d := w.cur.Load(); d != nil {
+				held = append(held, d)
+			}
+		}
+		if len(held) == 0 {
+			continue
+		}
+		err := s.b.Extend(ctx, held...)
+		clear(held)
+		switch {
+		case errors.Is(err, broker.ErrNotFound):
+			// Some of them were settled (or lost) between the snapshot and
+			// the call; the broker renewed the others.
+			s.log.Debug("conveyor: some leases were not renewed", "jobs", len(held), "error", err)
+		case err != nil:
+			s.stats.extendErrors.Add(1)
+			if !failing {
+				s.log.Error("conveyor: renewing leases failed: long jobs may be redelivered to another worker",
+					"jobs", len(held), "error", err)
+			}
+			failing = true
+		case failing:
+			s.log.Info("conveyor: renewing leases recovered")
+			failing = false
+		default:
+			s.stats.extended.Add(int64(len(held)))
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults applied to the zero fields of [Options].
+const (
+	DefaultConcurrency     = 10
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultAckBatch        = 64
+	DefaultAckInterval     = 2 * time.Millisecond
+	// DefaultErrorBackoffInitial and DefaultErrorBackoffMax bound the wait
+	// between failed fetches.
+	DefaultErrorBackoffInitial = 100 * time.Millisecond
+	DefaultErrorBackoffMax     = 5 * time.Second
+)
+
+// Options configures a [Server]. A nil *Options, and every zero field, means
+// the documented default. Negative durations and counts are errors.
+type Options struct {
+	// Concurrency is the number of jobs processed at once: the number of
+	// worker goroutines, and the most deliveries the server holds. Default
+	// 10.
+	Concurrency int
+	// Topics to fetch. When empty, the server reads them from the handler if
+	// it has a Topics() []string method, as [job.Mux] does.
+	Topics []string
+	// ShutdownTimeout is how long Run waits for in-flight jobs once its
+	// context ends, before cancelling their context and leaving them for
+	// redelivery after the lease. Default 30s.
+	ShutdownTimeout time.Duration
+	// HeartbeatInterval is how often the server renews the leases of the
+	// jobs it holds, with one batched Extend call. Default: the broker's
+	// Lease()/3.
+	HeartbeatInterval time.Duration
+	// RetryPolicy decides what happens to a job whose handler returned a
+	// plain error (not an outcome such as job.RetryIn or job.Permanent).
+	// Default [DefaultRetryPolicy]: 4 attempts, 5s, 15s, 60s apart, then
+	// the dead-letter topic.
+	RetryPolicy RetryPolicy
+	// Logger receives the server's own lines: start and stop, fetch outages
+	// and recoveries, settle failures, handler panics. Default
+	// slog.Default(); pass slog.New(slog.DiscardHandler) to silence it.
+	// Per-job logging belongs to the logging middleware.
+	Logger *slog.Logger
+	// ErrorBackoff bounds the wait between failed fetches. Default 100ms
+	// doubling up to 5s.
+	ErrorBackoff Backoff
+	// AckBatch is the most deliveries acknowledged in one broker call.
+	// Default 64.
+	AckBatch int
+	// AckInterval is the longest an acknowledgement waits for its batch to
+	// fill before it is sent. Default 2ms.
+	AckInterval time.Duration
+}
+
+// Backoff is an exponential backoff: Initial, doubling on each consecutive
+// failure, capped at Max.
+type Backoff struct {
+	// Initial is the first wait. Default 100ms.
+	Initial time.Duration
+	// Max caps the wait. Default 5s (or Initial, if it is larger).
+	Max time.Duration
+}
+
+// delay returns the wait after n consecutive failures (n >= 1).
+func (b Backoff) delay(n int) time.Duration {
+	d := b.Initial
+	for i := 1; i < n && d < b.Max; i++ {
+		d *= 2
+	}
+	return min(d, b.Max)
+}
+
+// ErrInvalidOptions is matched by the errors [New] returns for bad options.
+var ErrInvalidOptions = errors.New("conveyor: invalid server options")
+
+// withDefaults validates o and returns a copy with defaults filled in.
+func (o *Options) withDefaults(lease time.Duration) (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"Concurrency", int64(c.Concurrency)},
+		{"ShutdownTimeout", int64(c.ShutdownTimeout)},
+		{"HeartbeatInterval", int64(c.HeartbeatInterval)},
+		{"ErrorBackoff.Initial", int64(c.ErrorBackoff.Initial)},
+		{"ErrorBackoff.Max", int64(c.ErrorBackoff.Max)},
+		{"AckBatch", int64(c.AckBatch)},
+		{"AckInterval", int64(c.AckInterval)},
+	} {
+		if f.v < 0 {
+			return c, fmt.Errorf("%w: %s is negative", ErrInvalidOptions, f.name)
+		}
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = lease / 3
+	}
+	if c.RetryPolicy == nil {
+		c.RetryPolicy = DefaultRetryPolicy
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.ErrorBackoff.Initial == 0 {
+		c.ErrorBackoff.Initial = DefaultErrorBackoffInitial
+	}
+	if c.ErrorBackoff.Max == 0 {
+		c.ErrorBackoff.Max = max(DefaultErrorBackoffMax, c.ErrorBackoff.Initial)
+	}
+	if c.ErrorBackoff.Max < c.ErrorBackoff.Initial {
+		return c, fmt.Errorf("%w: ErrorBackoff.Max %v is below ErrorBackoff.Initial %v",
+			ErrInvalidOptions, c.ErrorBackoff.Max, c.ErrorBackoff.Initial)
+	}
+	if c.AckBatch == 0 {
+		c.AckBatch = DefaultAckBatch
+	}
+	if c.AckInterval == 0 {
+		c.AckInterval = DefaultAckInterval
+	}
+	return c, nil
+}
