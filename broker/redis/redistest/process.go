@@ -1,0 +1,210 @@
+package redistest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proc is a redis-server child process with its own data directory. Every launch gets a
+// fresh port unless a previous one is free again; a launch that loses the race for a port
+// is retried on another.
+type proc struct {
+	bin  string
+	dir  string
+	args []string // extra arguments after the harness's own
+
+	mu     sync.Mutex
+	port   int
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has been waited for
+}
+
+// redisServer returns the path of redis-server on PATH, or an unavailable error.
+func redisServer() (string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", unavailable("redis-server not on PATH")
+	}
+	return bin, nil
+}
+
+var versionCache sync.Map // binary path -> version string
+
+// serverVersion returns "7.0.15" for the binary, or "" if it cannot tell.
+func serverVersion(bin string) string {
+	if v, ok := versionCache.Load(bin); ok {
+		return v.(string)
+	}
+	out, _ := exec.Command(bin, "--version").Output()
+	v := ""
+	for _, f := range strings.Fields(string(out)) {
+		if rest, ok := strings.CutPrefix(f, "v="); ok {
+			v = rest
+		}
+	}
+	versionCache.Store(bin, v)
+	return v
+}
+
+func startProcess(t testing.TB, cfg *config) (*Server, string, error) {
+	t.Helper()
+	bin, err := redisServer()
+	if err != nil {
+		return nil, "", err
+	}
+	p := &proc{bin: bin, dir: t.TempDir(), args: cfg.serverArgs()}
+	addr, err := p.launch()
+	if err != nil {
+		return nil, "", err
+	}
+	t.Cleanup(func() { p.halt(true) })
+	srv := &Server{b: p, addr: addr}
+	return srv, fmt.Sprintf("redis-server %s process at %s", serverVersion(bin), addr), nil
+}
+
+// launch starts the server, on its previous port if it had one, and waits for PING.
+func (p *proc) launch() (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	const tries = 5
+	var last error
+	for i := range tries {
+		port := p.port
+		if port == 0 || i > 0 {
+			var err error
+			if port, err = freePort(); err != nil {
+				return "", err
+			}
+		}
+		addr, err := p.launchOn(port)
+		if err == nil {
+			p.port = port
+			return addr, nil
+		}
+		last = err
+		if !errors.Is(err, errPortInUse) {
+			break
+		}
+	}
+	return "", last
+}
+
+var errPortInUse = errors.New("port in use")
+
+func (p *proc) launchOn(port int) (string, error) {
+	logPath := filepath.Join(p.dir, "redis.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer logf.Close() // the child keeps its own descriptor
+	before, _ := logf.Seek(0, 2)
+	args := append([]string{
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--dir", p.dir,
+		"--save", "",
+		"--appendonly", "no",
+		"--protected-mode", "no",
+		"--daemonize", "no",
+		"--logfile", "",
+	}, p.args...)
+	cmd := exec.Command(p.bin, args...)
+	cmd.Dir = p.dir
+	cmd.Stdout, cmd.Stderr = logf, logf // *os.File: no copying goroutines
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("start %s: %w", p.bin, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }() // joined by halt
+	p.cmd, p.exited = cmd, exited
+
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if err := waitPing(addr, startTimeout, exited); err != nil {
+		p.haltLocked(true)
+		out := readFrom(logPath, before)
+		if bytes.Contains(out, []byte("Address already in use")) {
+			return "", fmt.Errorf("%w: %d", errPortInUse, port)
+		}
+		return "", fmt.Errorf("redis-server on port %d: %v; log:\n%s", port, err, tail(out, 20))
+	}
+	return addr, nil
+}
+
+// stop implements backend.
+func (p *proc) stop(t testing.TB, kill bool) {
+	t.Helper()
+	p.halt(kill)
+}
+
+// start implements backend.
+func (p *proc) start(t testing.TB) string {
+	t.Helper()
+	addr, err := p.launch()
+	if err != nil {
+		t.Fatalf("redistest: restart: %v", err)
+	}
+	return addr
+}
+
+func (p *proc) halt(kill bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.haltLocked(kill)
+}
+
+// haltLocked stops the process, SIGTERM first unless kill, SIGKILL after 10 s, and waits.
+func (p *proc) haltLocked(kill bool) {
+	if p.cmd == nil {
+		return
+	}
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	p.cmd, p.exited = nil, nil
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func readFrom(path string, off int64) []byte {
+	b, _ := os.ReadFile(path)
+	if off > int64(len(b)) {
+		off = 0
+	}
+	return b[off:]
+}
+
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
