@@ -1,0 +1,307 @@
+package prometheus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+)
+
+// QueueCollectorOptions configures a [QueueCollector]. A nil
+// *QueueCollectorOptions means all defaults.
+type QueueCollectorOptions struct {
+	// Interval between refreshes. Zero means 15 s.
+	Interval time.Duration
+	// Timeout bounds one refresh. Zero means Interval.
+	Timeout time.Duration
+	// Topics to describe. Nil means every topic the broker lists
+	// (Inspector.Topics), re-listed on each refresh.
+	Topics []string
+	// Namespace prefixes every metric name. Empty means "conveyor".
+	Namespace string
+	// ConstLabels are added to every metric.
+	ConstLabels prometheus.Labels
+	// Logger receives refresh errors at level Warn. Nil discards them; they
+	// are counted either way.
+	Logger *slog.Logger
+	// Now returns the current time, for the last-refresh timestamp. Nil
+	// means time.Now.
+	Now func() time.Time
+}
+
+// QueueCollector exports per-topic queue gauges gathered from a
+// [broker.Inspector]:
+//
+//	conveyor_queue_length{topic}        jobs in the stream: unread plus pending
+//	conveyor_queue_pending{topic}       delivered and not yet settled
+//	conveyor_queue_lag{topic}           not yet delivered to the consumer group
+//	conveyor_queue_delayed{topic}       waiting for their due time
+//	conveyor_queue_dead_letters{topic}  in the topic's dead-letter topic
+//	conveyor_queue_consumers{topic}     consumers known to the topic's groups
+//	conveyor_queue_last_refresh_timestamp_seconds  end of the last fully successful refresh
+//	conveyor_queue_refresh_errors_total            failed Topics or Inspect calls
+//
+// The broker is asked on an interval, by [QueueCollector.Run] or
+// [QueueCollector.Start], never at scrape time: Collect only reads the values
+// cached by the last refresh, so a scrape costs no broker round trip however
+// many topics there are and however often Prometheus scrapes. Before the first
+// refresh no per-topic gauge is exported and the timestamp is 0. When Inspect
+// fails for a topic, its previous values are kept (and the error counted); a
+// topic the broker no longer lists is dropped.
+//
+// All methods are safe for concurrent use.
+type QueueCollector struct {
+	insp     broker.Inspector
+	interval time.Duration
+	timeout  time.Duration
+	topics   []string
+	logger   *slog.Logger
+	now      func() time.Time
+
+	gauges      [numGauges]*prometheus.Desc
+	lastRefresh *prometheus.Desc
+	errorsDesc  *prometheus.Desc
+
+	snap   atomic.Pointer[queueSnapshot]
+	errors atomic.Uint64
+
+	refreshMu sync.Mutex // one refresh at a time
+
+	runMu   sync.Mutex // guards running, cancel, done
+	running bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// queueSnapshot is what one refresh saw. It is never modified once stored.
+type queueSnapshot struct {
+	topics map[string]*[numGauges]float64
+	// refreshed is the Unix time in seconds of the last fully successful
+	// refresh, 0 if none.
+	refreshed float64
+}
+
+// The gauges, in the order of QueueCollector.gauges.
+const (
+	gaugeLength = iota
+	gaugePending
+	gaugeLag
+	gaugeDelayed
+	gaugeDeadLetters
+	gaugeConsumers
+	numGauges
+)
+
+var gaugeNames = [numGauges][2]string{
+	{"length", "Jobs in the topic's stream: unread plus pending."},
+	{"pending", "Jobs delivered and not yet settled, over all consumer groups."},
+	{"lag", "Jobs not yet delivered to the consumer group (the largest over groups)."},
+	{"delayed", "Jobs waiting for their due time."},
+	{"dead_letters", "Jobs in the topic's dead-letter topic."},
+	{"consumers", "Consumers known to the topic's consumer groups."},
+}
+
+// ErrCollectorRunning is returned by [QueueCollector.Run] when the collector
+// is already running.
+var ErrCollectorRunning = errors.New("conveyor: queue collector already running")
+
+var _ prometheus.Collector = (*QueueCollector)(nil)
+
+// NewQueueCollector returns a collector of insp's queue gauges. Register it
+// with a prometheus.Registerer, and start it with Run or Start: until then it
+// exports no gauges.
+func NewQueueCollector(insp broker.Inspector, opts *QueueCollectorOptions) *QueueCollector {
+	if opts == nil {
+		opts = &QueueCollectorOptions{}
+	}
+	c := &QueueCollector{
+		insp:     insp,
+		interval: opts.Interval,
+		timeout:  opts.Timeout,
+		topics:   append([]string(nil), opts.Topics...),
+		logger:   opts.Logger,
+		now:      opts.Now,
+	}
+	if opts.Topics == nil {
+		c.topics = nil
+	}
+	if c.interval <= 0 {
+		c.interval = 15 * time.Second
+	}
+	if c.timeout <= 0 {
+		c.timeout = c.interval
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	ns := opts.Namespace
+	if ns == "" {
+		ns = "conveyor"
+	}
+	for i, g := range gaugeNames {
+		c.gauges[i] = prometheus.NewDesc(prometheus.BuildFQName(ns, "queue", g[0]), g[1],
+			[]string{"topic"}, opts.ConstLabels)
+	}
+	c.lastRefresh = prometheus.NewDesc(prometheus.BuildFQName(ns, "queue", "last_refresh_timestamp_seconds"),
+		"Unix time of the end of the last refresh of the queue gauges that succeeded for every topic (0 before the first).",
+		nil, opts.ConstLabels)
+	c.errorsDesc = prometheus.NewDesc(prometheus.BuildFQName(ns, "queue", "refresh_errors_total"),
+		"Broker calls that failed while refreshing the queue gauges.",
+		nil, opts.ConstLabels)
+	c.snap.Store(&queueSnapshot{})
+	return c
+}
+
+// Describe sends the descriptors of c's metrics to ch.
+func (c *QueueCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.gauges {
+		ch <- d
+	}
+	ch <- c.lastRefresh
+	ch <- c.errorsDesc
+}
+
+// Collect sends the cached values to ch. It makes no broker call.
+func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.snap.Load()
+	for topic, vs := range s.topics {
+		for i, v := range vs {
+			ch <- prometheus.MustNewConstMetric(c.gauges[i], prometheus.GaugeValue, v, topic)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.lastRefresh, prometheus.GaugeValue, s.refreshed)
+	ch <- prometheus.MustNewConstMetric(c.errorsDesc, prometheus.CounterValue, float64(c.errors.Load()))
+}
+
+// Refresh asks the broker for the state of every topic now and caches it for
+// the next scrapes. Run and Start call it on their interval; call it yourself
+// to drive refreshes by hand. It returns the errors of the broker calls that
+// failed, joined.
+func (c *QueueCollector) Refresh(ctx context.Context) error {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	old := c.snap.Load()
+	topics := c.topics
+	if topics == nil {
+		var err error
+		topics, err = c.insp.Topics(ctx)
+		if err != nil {
+			c.fail(fmt.Errorf("conveyor: list topics: %w", err))
+			return err
+		}
+	}
+	next := &queueSnapshot{topics: make(map[string]*[numGauges]float64, len(topics)), refreshed: old.refreshed}
+	var errs []error
+	for _, topic := range topics {
+		info, err := c.insp.Inspect(ctx, topic)
+		if err != nil {
+			err = fmt.Errorf("conveyor: inspect topic %q: %w", topic, err)
+			c.fail(err)
+			errs = append(errs, err)
+			if vs, ok := old.topics[topic]; ok {
+				next.topics[topic] = vs
+			}
+			continue
+		}
+		next.topics[topic] = values(info)
+	}
+	if len(errs) == 0 {
+		next.refreshed = float64(c.now().UnixNano()) / 1e9
+	}
+	c.snap.Store(next)
+	return errors.Join(errs...)
+}
+
+// fail counts and logs a failed broker call.
+func (c *QueueCollector) fail(err error) {
+	c.errors.Add(1)
+	if c.logger != nil {
+		c.logger.Warn("conveyor: queue metrics refresh failed", "error", err)
+	}
+}
+
+// values extracts the gauges of info.
+func values(info *broker.TopicInfo) *[numGauges]float64 {
+	var vs [numGauges]float64
+	vs[gaugeLength] = float64(info.Length)
+	vs[gaugePending] = float64(info.Pending)
+	vs[gaugeLag] = float64(info.Lag)
+	vs[gaugeDelayed] = float64(info.Delayed)
+	vs[gaugeDeadLetters] = float64(info.DeadLetters)
+	consumers := 0
+	for _, g := range info.Groups {
+		consumers += len(g.Consumers)
+	}
+	vs[gaugeConsumers] = float64(consumers)
+	return &vs
+}
+
+// Run refreshes at once and then every Interval until ctx ends; it returns
+// nil then. Refresh errors are counted and logged, not returned. It returns
+// [ErrCollectorRunning] at once if c is already running.
+func (c *QueueCollector) Run(ctx context.Context) error {
+	c.runMu.Lock()
+	if c.running {
+		c.runMu.Unlock()
+		return ErrCollectorRunning
+	}
+	c.running = true
+	c.runMu.Unlock()
+	defer func() {
+		c.runMu.Lock()
+		c.running = false
+		c.runMu.Unlock()
+	}()
+
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		_ = c.Refresh(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Start runs c in a goroutine of its own until [QueueCollector.Stop]. It
+// does nothing if c was already started and not stopped.
+func (c *QueueCollector) Start() {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	if c.done != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	c.cancel, c.done = cancel, done
+	go func() {
+		defer close(done)
+		_ = c.Run(ctx)
+	}()
+}
+
+// Stop stops the goroutine Start started and waits for it to return. It
+// does nothing if c was not started.
+func (c *QueueCollector) Stop() {
+	c.runMu.Lock()
+	cancel, done := c.cancel, c.done
+	c.cancel, c.done = nil, nil
+	c.runMu.Unlock()
+	if done == nil {
+		return
+	}
+	cancel()
+	<-done
+}
