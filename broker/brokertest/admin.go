@@ -1,0 +1,247 @@
+package brokertest
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+func testInspect(e *env) {
+	t := e.t
+	b := e.open("c1")
+	ins := inspector(t, b)
+	e.publishN(b, "insp", 4)
+	e.publish(b, broker.Message{Topic: "insp", Payload: []byte("d1"), Delay: time.Hour})
+	e.publish(b, broker.Message{Topic: "insp", Payload: []byte("d2"), Delay: time.Hour})
+	ds := e.fetchN(b, []string{"insp"}, 2, 2)
+	if err := b.DeadLetter(e.ctx, ds[0], job.Failure{Error: "x", Reason: job.ReasonPermanent, Origin: "insp"}); err != nil {
+		t.Fatalf("DeadLetter: %v", err)
+	}
+	// Now: 2 unread, 1 pending, 2 delayed, 1 dead letter.
+	info, err := ins.Inspect(e.ctx, "insp")
+	if err != nil {
+		t.Fatalf("Inspect: %v", err)
+	}
+	if info.Topic != "insp" {
+		t.Errorf("Topic = %q", info.Topic)
+	}
+	want := struct{ length, pending, delayed, dead int64 }{3, 1, 2, 1}
+	got := struct{ length, pending, delayed, dead int64 }{info.Length, info.Pending, info.Delayed, info.DeadLetters}
+	if got != want {
+		t.Errorf("Inspect = length %d, pending %d, delayed %d, dead letters %d; want %d, %d, %d, %d",
+			got.length, got.pending, got.delayed, got.dead, want.length, want.pending, want.delayed, want.dead)
+	}
+	if info.Lag != 2 {
+		t.Logf("Lag = %d (2 unread)", info.Lag)
+	}
+	if len(info.Groups) == 0 {
+		t.Error("Groups is empty; a broker without groups reports one")
+	}
+	topics, err := ins.Topics(e.ctx)
+	if err != nil {
+		t.Fatalf("Topics: %v", err)
+	}
+	if !slices.Contains(topics, "insp") || slices.Contains(topics, job.DeadLetterTopic("insp")) {
+		t.Errorf("Topics = %q, want insp listed and insp.dlq not listed", topics)
+	}
+	if !slices.IsSorted(topics) {
+		t.Errorf("Topics = %q, not sorted", topics)
+	}
+	e.ack(b, ds[1])
+	info, err = ins.Inspect(e.ctx, "insp")
+	if err != nil {
+		t.Fatalf("Inspect: %v", err)
+	}
+	if info.Pending != 0 || info.Length != 2 {
+		t.Errorf("after Ack: pending %d, length %d; want 0 and 2", info.Pending, info.Length)
+	}
+}
+
+func testDeadLettersPaging(e *env) {
+	t := e.t
+	b := e.open("c1")
+	a := dlAdmin(t, b)
+	published := e.publishN(b, "pages", 5)
+	e.deadLetterAll(b, "pages", 5)
+
+	all := e.deadLetters(a, "pages", 2)
+	if len(all) != 5 {
+		t.Fatalf("listed %d dead letters by pages of 2, want 5", len(all))
+	}
+	var gotIDs []string
+	for i, dl := range all {
+		gotIDs = append(gotIDs, dl.Job.ID)
+		if dl.ID == "" {
+			t.Errorf("dead letter %d has no ID", i)
+		}
+		if dl.Job.Failure == nil || dl.Job.Failure.Error != "fail-"+string(dl.Job.Payload) || dl.Job.Failure.Origin != "pages" {
+			t.Errorf("dead letter %d: Failure = %+v", i, dl.Job.Failure)
+		}
+		if dl.Job.Attempt != 1 {
+			t.Errorf("dead letter %d: Attempt = %d, want 1", i, dl.Job.Attempt)
+		}
+	}
+	if !slices.Equal(gotIDs, published) {
+		t.Errorf("dead letters listed as %q, want oldest first %q", gotIDs, published)
+	}
+	one, err := a.DeadLetter(e.ctx, "pages", all[2].ID)
+	if err != nil {
+		t.Fatalf("DeadLetter(%q): %v", all[2].ID, err)
+	}
+	if one.ID != all[2].ID || one.Job.ID != published[2] || string(one.Job.Payload) != "pages-2" {
+		t.Errorf("DeadLetter(%q) = %+v", all[2].ID, one)
+	}
+	if rest, err := a.DeadLetters(e.ctx, "pages", all[4].ID, 10); err != nil || len(rest) != 0 {
+		t.Errorf("DeadLetters after the last = %d, %v; want none", len(rest), err)
+	}
+}
+
+func testReplay(e *env) {
+	t := e.t
+	b := e.open("c1")
+	a := dlAdmin(t, b)
+	published := e.publishN(b, "replay", 4)
+	ds := e.fetchN(b, []string{"replay"}, 4, 4)
+	for _, d := range ds { // spend an attempt, so the reset shows
+		if err := b.Retry(e.ctx, d, 0, job.Failure{Error: "first", Reason: job.ReasonError, Origin: "replay"}); err != nil {
+			t.Fatalf("Retry: %v", err)
+		}
+	}
+	e.deadLetterAll(b, "replay", 4)
+	dls := e.deadLetters(a, "replay", 10)
+	if len(dls) != 4 {
+		t.Fatalf("%d dead letters, want 4", len(dls))
+	}
+
+	n, err := a.ReplayDeadLetters(e.ctx, "replay", []string{dls[0].ID, dls[2].ID})
+	if err != nil || n != 2 {
+		t.Fatalf("ReplayDeadLetters(2 ids) = %d, %v; want 2", n, err)
+	}
+	back := e.fetchN(b, []string{"replay"}, 2, 10)
+	if got := ids(back); !slices.Equal(got, []string{published[0], published[2]}) {
+		t.Errorf("replayed jobs %q, want %q", got, []string{published[0], published[2]})
+	}
+	for _, d := range back {
+		if d.Job.Attempt != 1 || d.Job.Failure != nil {
+			t.Errorf("replayed %s: Attempt %d, Failure %+v; want 1 and nil", d.Job.ID, d.Job.Attempt, d.Job.Failure)
+		}
+		if d.Job.Topic != "replay" {
+			t.Errorf("replayed %s on topic %q", d.Job.ID, d.Job.Topic)
+		}
+	}
+	e.ack(b, back...)
+	if left := e.deadLetters(a, "replay", 10); len(left) != 2 {
+		t.Fatalf("%d dead letters left, want 2", len(left))
+	}
+
+	n, err = a.ReplayDeadLetters(e.ctx, "replay", nil)
+	if err != nil || n != 2 {
+		t.Fatalf("ReplayDeadLetters(all) = %d, %v; want 2", n, err)
+	}
+	if left := e.deadLetters(a, "replay", 10); len(left) != 0 {
+		t.Errorf("%d dead letters left after replaying all", len(left))
+	}
+	back = e.fetchN(b, []string{"replay"}, 2, 10)
+	if got := sortedCopy(ids(back)); !slices.Equal(got, sortedCopy([]string{published[1], published[3]})) {
+		t.Errorf("replayed jobs %q, want %q", got, []string{published[1], published[3]})
+	}
+	for _, d := range back {
+		if d.Job.Attempt != 1 || d.Job.Failure != nil {
+			t.Errorf("replayed %s: Attempt %d, Failure %+v; want 1 and nil", d.Job.ID, d.Job.Attempt, d.Job.Failure)
+		}
+	}
+	e.ack(b, back...)
+	e.expectNone(b, []string{job.DeadLetterTopic("replay")}, 0, "dead-letter topic after replaying all")
+	if ins, ok := b.(broker.Inspector); ok {
+		if info, err := ins.Inspect(e.ctx, "replay"); err != nil || info.DeadLetters != 0 {
+			t.Errorf("Inspect after replaying all: %+v, %v; want 0 dead letters", info, err)
+		}
+	}
+}
+
+func testPurge(e *env) {
+	t := e.t
+	b := e.open("c1")
+	a := dlAdmin(t, b)
+	e.publishN(b, "purge", 3)
+	e.deadLetterAll(b, "purge", 3)
+	dls := e.deadLetters(a, "purge", 10)
+	if len(dls) != 3 {
+		t.Fatalf("%d dead letters, want 3", len(dls))
+	}
+	n, err := a.PurgeDeadLetters(e.ctx, "purge", []string{dls[1].ID})
+	if err != nil || n != 1 {
+		t.Fatalf("PurgeDeadLetters(1 id) = %d, %v; want 1", n, err)
+	}
+	if _, err := a.DeadLetter(e.ctx, "purge", dls[1].ID); !errors.Is(err, broker.ErrNotFound) {
+		t.Errorf("DeadLetter of a purged id: err = %v, want ErrNotFound", err)
+	}
+	left := e.deadLetters(a, "purge", 10)
+	if len(left) != 2 || left[0].ID != dls[0].ID || left[1].ID != dls[2].ID {
+		t.Errorf("after purging one: %d left", len(left))
+	}
+	n, err = a.PurgeDeadLetters(e.ctx, "purge", nil)
+	if err != nil || n != 2 {
+		t.Fatalf("PurgeDeadLetters(all) = %d, %v; want 2", n, err)
+	}
+	if left := e.deadLetters(a, "purge", 10); len(left) != 0 {
+		t.Errorf("%d dead letters left after purging all", len(left))
+	}
+	e.expectNone(b, []string{job.DeadLetterTopic("purge"), "purge"}, 0, "after purging all")
+}
+
+func testTrim(e *env) {
+	t := e.t
+	b := e.open("c1")
+	tr := trimmer(t, b)
+
+	// Pending entries, and anything newer, survive any trim.
+	e.publishN(b, "trim-p", 3)
+	held := e.fetchN(b, []string{"trim-p"}, 1, 1)
+	n, err := tr.Trim(e.ctx, "trim-p", broker.TrimOptions{MaxLen: 1})
+	if err != nil {
+		t.Fatalf("Trim(MaxLen 1): %v", err)
+	}
+	if n != 0 {
+		t.Errorf("Trim(MaxLen 1) with the oldest entry pending removed %d, want 0", n)
+	}
+	e.ack(b, held...)
+	rest := e.fetchN(b, []string{"trim-p"}, 2, 10)
+	if got := payloads(rest); !slices.Equal(got, []string{"trim-p-1", "trim-p-2"}) {
+		t.Errorf("after the trim: %q, want trim-p-1 trim-p-2", got)
+	}
+	e.ack(b, rest...)
+
+	// Without pending entries, MaxLen keeps the newest.
+	e.publishN(b, "trim-m", 10)
+	acked := e.fetchN(b, []string{"trim-m"}, 3, 3)
+	e.ack(b, acked...)
+	n, err = tr.Trim(e.ctx, "trim-m", broker.TrimOptions{MaxLen: 3})
+	if err != nil || n != 4 {
+		t.Errorf("Trim(MaxLen 3) of 7 entries = %d, %v; want 4", n, err)
+	}
+	kept := e.fetchN(b, []string{"trim-m"}, 3, 10)
+	if got := payloads(kept); !slices.Equal(got, []string{"trim-m-7", "trim-m-8", "trim-m-9"}) {
+		t.Errorf("after Trim(MaxLen 3): %q, want the 3 newest", got)
+	}
+	e.ack(b, kept...)
+
+	// OlderThan removes entries once they are old enough.
+	e.publishN(b, "trim-o", 2)
+	var removed int64
+	eventually(t, waitLimit, "Trim(OlderThan) did not remove the old entries", func() bool {
+		n, err := tr.Trim(e.ctx, "trim-o", broker.TrimOptions{OlderThan: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("Trim(OlderThan): %v", err)
+		}
+		removed += n
+		return removed >= 2
+	})
+	if removed != 2 {
+		t.Errorf("Trim(OlderThan) removed %d, want 2", removed)
+	}
+	e.expectNone(b, []string{"trim-o"}, 0, "after Trim(OlderThan) removed everything")
+}

@@ -1,0 +1,125 @@
+// Package brokertest is the conformance suite for implementations of
+// [broker.Broker], in the manner of testing/slogtest: a broker's own tests
+// call [Run] with a [Factory], and the suite checks the contract every part
+// of conveyor relies on.
+//
+//	func TestConformance(t *testing.T) {
+//		brokertest.Run(t, func(t *testing.T, opts brokertest.Options) func(string) broker.Broker {
+//			root := memory.New(&memory.Options{Lease: opts.Lease, MaxAttempts: opts.MaxAttempts})
+//			t.Cleanup(func() { root.Close() })
+//			return func(consumer string) broker.Broker { return root.Consumer(consumer) }
+//		})
+//	}
+//
+// # What it checks
+//
+// Publishing and fetching (payload, headers, IDs, EnqueuedAt, attempts,
+// batches, FIFO order within a topic, several topics, the fetch limit),
+// delayed jobs, Retry, Snooze and DeadLetter with the records they keep,
+// leases (redelivery to another consumer after expiry, Extend, exclusivity,
+// poison protection with job.ReasonMaxDeliveries), concurrent publishers and
+// consumers, Close and context cancellation. When the broker implements
+// [broker.Inspector], [broker.DeadLetterAdmin] or [broker.Trimmer], their
+// behaviour is checked too; otherwise those subtests are skipped.
+//
+// # Timing
+//
+// The suite reads the lease from [broker.Broker.Lease] and expects it to be
+// short (a few hundred milliseconds). It waits on conditions with deadlines,
+// never on fixed sleeps, and asserts no timing other than "not delivered
+// before due". Run it with -race.
+package brokertest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+)
+
+// Options are the timings the suite needs from the broker under test.
+type Options struct {
+	// Lease is the lease the suite asks for: short, e.g. 300ms. A factory
+	// may choose another; the suite reads the real one from Broker.Lease.
+	Lease time.Duration
+	// MaxAttempts is the poison limit for redeliveries. The factory must
+	// honour it.
+	MaxAttempts int
+}
+
+// Factory returns a constructor of consumers that share ONE fresh, isolated
+// queue space (a fresh namespace): brokers made by the returned func see the
+// same jobs. The suite closes every broker it makes. consumer names the
+// consumer (Redis consumer name).
+//
+// Run calls the Factory once per subtest, with that subtest's t, so resources
+// registered with t.Cleanup are released per subtest.
+type Factory func(t *testing.T, opts Options) func(consumer string) broker.Broker
+
+// Run runs the conformance suite as subtests of t, each on a fresh queue
+// space made by f with Options{Lease: 300ms, MaxAttempts: 3}.
+func Run(t *testing.T, f Factory) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(newEnv(t, f))
+		})
+	}
+}
+
+var cases = []struct {
+	name string
+	run  func(*env)
+}{
+	{"RoundTrip", testRoundTrip},
+	{"GeneratedIDs", testGeneratedIDs},
+	{"PublishBatch", testPublishBatch},
+	{"InvalidMessage", testInvalidMessage},
+	{"FIFO", testFIFO},
+	{"ManyTopics", testManyTopics},
+	{"FetchMax", testFetchMax},
+	{"Delayed", testDelayed},
+	{"Retry", testRetry},
+	{"Snooze", testSnooze},
+	{"DeadLetter", testDeadLetter},
+	{"Redelivery", testRedelivery},
+	{"Extend", testExtend},
+	{"Poison", testPoison},
+	{"AckedNotRedelivered", testAckedNotRedelivered},
+	{"Concurrent", testConcurrent},
+	{"CloseUnblocksFetch", testCloseUnblocksFetch},
+	{"MethodsAfterClose", testMethodsAfterClose},
+	{"FetchCancelled", testFetchCancelled},
+	{"Inspect", testInspect},
+	{"DeadLettersPaging", testDeadLettersPaging},
+	{"ReplayDeadLetters", testReplay},
+	{"PurgeDeadLetters", testPurge},
+	{"Trim", testTrim},
+}
+
+// env is one subtest's queue space.
+type env struct {
+	t    *testing.T
+	ctx  context.Context
+	opts Options
+	make func(consumer string) broker.Broker
+}
+
+func newEnv(t *testing.T, f Factory) *env {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	opts := Options{Lease: 300 * time.Millisecond, MaxAttempts: 3}
+	return &env{t: t, ctx: ctx, opts: opts, make: f(t, opts)}
+}
+
+// open makes a consumer and closes it when the subtest ends.
+func (e *env) open(consumer string) broker.Broker {
+	e.t.Helper()
+	b := e.make(consumer)
+	if b == nil {
+		e.t.Fatalf("factory returned a nil broker for consumer %q", consumer)
+	}
+	e.t.Cleanup(func() { _ = b.Close() })
+	return b
+}

@@ -1,0 +1,145 @@
+package brokertest
+
+import (
+	"sync"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+func testRedelivery(e *env) {
+	t := e.t
+	a, b := e.open("a"), e.open("b")
+	e.publish(a, broker.Message{Topic: "work", ID: "w1", Payload: []byte("p")})
+	d1 := e.fetchOne(a, "work")
+	leased := time.Now()
+	lease := a.Lease()
+
+	// While a's lease lives, b gets nothing; once it expires, b gets the job
+	// as the next attempt.
+	var d2 *broker.Delivery
+	eventually(t, waitLimit+lease, "the unacked job was not redelivered after its lease", func() bool {
+		ds := e.fetch(b, []string{"work"}, 10)
+		if len(ds) == 0 {
+			return false
+		}
+		if now := time.Now(); now.Before(leased.Add(lease - skew)) {
+			t.Fatalf("job delivered to a second consumer %v before the first one's lease expired", leased.Add(lease).Sub(now))
+		}
+		if len(ds) != 1 {
+			t.Fatalf("redelivery: got %s", describe(ds))
+		}
+		d2 = ds[0]
+		return true
+	})
+	checkJob(t, &d2.Job, &d1.Job)
+	if d2.Job.Attempt != 2 {
+		t.Errorf("redelivered Attempt = %d, want 2", d2.Job.Attempt)
+	}
+	e.ack(b, d2)
+	e.expectNone(a, []string{"work"}, 0, "after the redelivered job was acked")
+}
+
+func testExtend(e *env) {
+	t := e.t
+	a, b := e.open("a"), e.open("b")
+	e.publish(a, broker.Message{Topic: "long", Payload: []byte("p")})
+	d := e.fetchOne(a, "long")
+	lease := a.Lease()
+	until := time.Now().Add(5 * lease / 2)
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var stolen []*broker.Delivery
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ds, err := b.Fetch(e.ctx, []string{"long"}, 10)
+			if err != nil {
+				t.Errorf("Fetch by the other consumer: %v", err)
+				return
+			}
+			stolen = append(stolen, ds...)
+		}
+	})
+	extends := 0
+	for time.Now().Before(until) {
+		time.Sleep(lease / 4) // the heartbeat period, not a correctness wait
+		if err := a.Extend(e.ctx, d); err != nil {
+			t.Errorf("Extend: %v", err)
+		}
+		extends++
+	}
+	e.ack(a, d)
+	close(stop)
+	wg.Wait()
+	if len(stolen) > 0 {
+		t.Fatalf("a job extended %d times over %v was delivered to another consumer: %s", extends, 5*lease/2, describe(stolen))
+	}
+}
+
+func testPoison(e *env) {
+	t := e.t
+	c := e.open("crashy")
+	max := e.opts.MaxAttempts
+	dlq := job.DeadLetterTopic("poison")
+	e.publish(c, broker.Message{Topic: "poison", ID: "pill", Payload: []byte("p")})
+
+	// The consumer "crashes" on every delivery: it never settles.
+	deliveries := 0
+	deadline := time.Now().Add(waitLimit + time.Duration(max+1)*c.Lease())
+	for {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d deliveries the job was not dead-lettered", deliveries)
+		}
+		ds := e.fetch(c, []string{"poison", dlq}, 10)
+		var dl *broker.Delivery
+		for _, d := range ds {
+			if d.Job.Topic == dlq {
+				dl = d
+				continue
+			}
+			deliveries++
+			if d.Job.Attempt != deliveries {
+				t.Errorf("delivery %d has Attempt %d", deliveries, d.Job.Attempt)
+			}
+			if deliveries > max {
+				t.Fatalf("delivered %d times with MaxAttempts %d", deliveries, max)
+			}
+		}
+		if dl == nil {
+			continue
+		}
+		if deliveries != max {
+			t.Errorf("dead-lettered after %d deliveries, want MaxAttempts = %d", deliveries, max)
+		}
+		if dl.Job.ID != "pill" || string(dl.Job.Payload) != "p" {
+			t.Errorf("dead letter is %s", describe([]*broker.Delivery{dl}))
+		}
+		if dl.Job.Attempt != max {
+			t.Errorf("dead letter Attempt = %d, want %d (the last delivered attempt)", dl.Job.Attempt, max)
+		}
+		if dl.Job.Failure == nil {
+			t.Fatal("dead letter has no Failure")
+		}
+		if dl.Job.Failure.Reason != job.ReasonMaxDeliveries || dl.Job.Failure.Origin != "poison" {
+			t.Errorf("dead letter Failure = %+v, want Reason %q and Origin %q", *dl.Job.Failure, job.ReasonMaxDeliveries, "poison")
+		}
+		e.ack(c, dl)
+		return
+	}
+}
+
+func testAckedNotRedelivered(e *env) {
+	a, b := e.open("a"), e.open("b")
+	e.publishN(a, "done", 3)
+	ds := e.fetchN(a, []string{"done"}, 3, 3)
+	e.ack(a, ds...)
+	e.ack(a, ds...) // a second Ack is harmless
+	e.expectNone(b, []string{"done"}, 2*a.Lease(), "acked jobs must never be redelivered")
+}

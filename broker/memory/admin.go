@@ -1,0 +1,324 @@
+package memory
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// lock checks ctx and b, and locks the state.
+func (b *Broker) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.st.mu.Lock()
+	if b.closedLocked() {
+		b.st.mu.Unlock()
+		return broker.ErrClosed
+	}
+	return nil
+}
+
+// Topics lists the topics that hold or held jobs or dead letters, sorted; a
+// dead-letter topic T.dlq is listed as T.
+func (b *Broker) Topics(ctx context.Context) ([]string, error) {
+	if err := b.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer b.st.mu.Unlock()
+	seen := make(map[string]bool, len(b.st.topics))
+	for name := range b.st.topics {
+		seen[strings.TrimSuffix(name, job.DeadLetterSuffix)] = true
+	}
+	names := make([]string, 0, len(seen))
+	for name := range seen {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Inspect describes topic: ready (Lag) plus leased (Pending) jobs make its
+// Length; Delayed and DeadLetters count its delayed set and dead-letter
+// topic. It returns [broker.ErrNotFound] for a topic never used.
+func (b *Broker) Inspect(ctx context.Context, name string) (*broker.TopicInfo, error) {
+	if err := b.lock(ctx); err != nil {
+		return nil, err
+	}
+	st := b.st
+	defer st.mu.Unlock()
+	now := st.now()
+	st.advance(now)
+	st.flush(now)
+	t, dl := st.topics[name], st.topics[job.DeadLetterTopic(name)]
+	if t == nil && dl == nil {
+		return nil, fmt.Errorf("%w: topic %q", broker.ErrNotFound, name)
+	}
+	if t == nil {
+		t = &topic{name: name}
+	}
+	info := &broker.TopicInfo{
+		Topic:   name,
+		Length:  int64(t.ready.len()) + t.pending,
+		LastID:  t.lastID,
+		Pending: t.pending,
+		Lag:     int64(t.ready.len()),
+		Delayed: t.delayed,
+	}
+	if dl != nil {
+		info.DeadLetters = int64(dl.ready.len()) + dl.pending + dl.delayed
+	}
+	g := broker.GroupInfo{
+		Name:            GroupName,
+		Pending:         info.Pending,
+		Lag:             info.Lag,
+		LastDeliveredID: t.lastDelivered,
+		Consumers:       []broker.ConsumerInfo{},
+	}
+	held := make(map[*consumer]int64)
+	for e := st.leases.head; e != nil; e = e.next {
+		if e.topic == t {
+			held[e.holder]++
+		}
+	}
+	for _, c := range t.readers {
+		g.Consumers = append(g.Consumers, broker.ConsumerInfo{Name: c.name, Pending: held[c], Idle: now.Sub(c.lastSeen)})
+	}
+	slices.SortFunc(g.Consumers, func(a, b broker.ConsumerInfo) int { return cmp.Compare(a.Name, b.Name) })
+	info.Groups = []broker.GroupInfo{g}
+	return info, nil
+}
+
+// entries returns every stored entry of t (ready, leased, delayed) in
+// receipt order.
+func (st *state) entries(t *topic) []*entry {
+	if t == nil {
+		return nil
+	}
+	es := make([]*entry, 0, t.ready.len()+int(t.pending+t.delayed))
+	for i := 0; i < t.ready.len(); i++ {
+		es = append(es, t.ready.at(i))
+	}
+	for e := st.leases.head; e != nil; e = e.next {
+		if e.topic == t {
+			es = append(es, e)
+		}
+	}
+	for _, e := range st.delayed {
+		if e.topic == t {
+			es = append(es, e)
+		}
+	}
+	slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
+	return es
+}
+
+// remove takes es, all entries of t, out of wherever they are.
+func (st *state) remove(t *topic, es []*entry) {
+	compact := false
+	for _, e := range es {
+		switch e.state {
+		case stReady:
+			e.state = stGone
+			compact = true
+		case stLeased:
+			st.unlease(e)
+		case stDelayed:
+			st.delayed.remove(e.heapIdx)
+			t.delayed--
+			e.state = stGone
+		}
+	}
+	if compact {
+		t.ready.compact()
+	}
+}
+
+func deadLetterOf(e *entry) broker.DeadLetter {
+	return broker.DeadLetter{ID: e.receipt, Job: e.job}
+}
+
+// DeadLetters lists up to limit dead letters of topic (from topic T.dlq),
+// oldest first, after the dead letter with ID after ("" for the start).
+// limit <= 0 means no limit. Dead letters being processed from T.dlq (leased)
+// or delayed there are listed too.
+func (b *Broker) DeadLetters(ctx context.Context, topic, after string, limit int) ([]broker.DeadLetter, error) {
+	if err := b.lock(ctx); err != nil {
+		return nil, err
+	}
+	st := b.st
+	defer st.mu.Unlock()
+	var from uint64
+	if after != "" {
+		seq, ok := st.seqOf(after)
+		if !ok {
+			return nil, fmt.Errorf("%w: dead letter %q", broker.ErrNotFound, after)
+		}
+		from = seq
+	}
+	out := []broker.DeadLetter{}
+	for _, e := range st.entries(st.topics[job.DeadLetterTopic(topic)]) {
+		if e.seq <= from {
+			continue
+		}
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		out = append(out, deadLetterOf(e))
+	}
+	return out, nil
+}
+
+// DeadLetterByID returns the dead letter of topic with id, or an error
+// wrapping [broker.ErrNotFound]. It is [broker.DeadLetterAdmin]'s DeadLetter
+// method, renamed because [broker.Broker] has a DeadLetter method of its own;
+// [Broker.DeadLetterAdmin] returns the interface.
+func (b *Broker) DeadLetterByID(ctx context.Context, topic, id string) (*broker.DeadLetter, error) {
+	if err := b.lock(ctx); err != nil {
+		return nil, err
+	}
+	st := b.st
+	defer st.mu.Unlock()
+	for _, e := range st.entries(st.topics[job.DeadLetterTopic(topic)]) {
+		if e.receipt == id {
+			dl := deadLetterOf(e)
+			return &dl, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: dead letter %q of %q", broker.ErrNotFound, id, topic)
+}
+
+// DeadLetterAdmin returns b's dead-letter administration as a
+// [broker.DeadLetterAdmin]. (*Broker cannot implement that interface itself:
+// its DeadLetter method would clash with [broker.Broker]'s.)
+func (b *Broker) DeadLetterAdmin() broker.DeadLetterAdmin { return deadLetterAdmin{b} }
+
+type deadLetterAdmin struct{ *Broker }
+
+func (a deadLetterAdmin) DeadLetter(ctx context.Context, topic, id string) (*broker.DeadLetter, error) {
+	return a.DeadLetterByID(ctx, topic, id)
+}
+
+// selectEntries returns the entries of t with the given receipts, or all for nil
+// ids, in receipt order.
+func (st *state) selectEntries(t *topic, ids []string) []*entry {
+	es := st.entries(t)
+	if ids == nil {
+		return es
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	return slices.DeleteFunc(es, func(e *entry) bool { return !want[e.receipt] })
+}
+
+// ReplayDeadLetters moves the dead letters of topic with ids (nil: all, as of
+// the call) back to topic, oldest first, with Attempt 1 and no Failure; ID,
+// payload, headers and EnqueuedAt are kept. It runs under one lock, so it is
+// atomic. Unknown ids are skipped; it returns how many moved.
+func (b *Broker) ReplayDeadLetters(ctx context.Context, topic string, ids []string) (int, error) {
+	if topic == "" {
+		return 0, fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
+	}
+	if err := b.lock(ctx); err != nil {
+		return 0, err
+	}
+	st := b.st
+	defer st.mu.Unlock()
+	dl := st.topics[job.DeadLetterTopic(topic)]
+	es := st.selectEntries(dl, ids)
+	if len(es) == 0 {
+		return 0, nil
+	}
+	st.remove(dl, es)
+	now := st.now()
+	t := st.topic(topic)
+	for _, e := range es {
+		e.job.Attempt = 1
+		e.job.Failure = nil
+		e.deliveries = 0
+		e.receipt, e.seq = st.receipt()
+		st.enqueue(e, t, now, now)
+	}
+	st.flush(now)
+	return len(es), nil
+}
+
+// PurgeDeadLetters deletes the dead letters of topic with ids (nil: all) and
+// returns how many it deleted.
+func (b *Broker) PurgeDeadLetters(ctx context.Context, topic string, ids []string) (int, error) {
+	if err := b.lock(ctx); err != nil {
+		return 0, err
+	}
+	st := b.st
+	defer st.mu.Unlock()
+	dl := st.topics[job.DeadLetterTopic(topic)]
+	es := st.selectEntries(dl, ids)
+	st.remove(dl, es)
+	for _, e := range es {
+		e.job = job.Job{}
+	}
+	return len(es), nil
+}
+
+var errTrimOptions = errors.New("conveyor: memory: set exactly one of TrimOptions.MaxLen and TrimOptions.OlderThan, positive")
+
+// Trim removes the oldest unread jobs of topic: beyond the newest
+// opts.MaxLen jobs (unread plus pending), or those that became ready more
+// than opts.OlderThan ago. Like XTRIM MINID below the oldest pending entry,
+// it never removes a pending job (leased, or taken back after an expired
+// lease and not yet redelivered) nor any job newer than one. Delayed jobs and
+// dead letters are not touched. It returns how many jobs it removed.
+func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions) (int64, error) {
+	if (opts.MaxLen > 0) == (opts.OlderThan > 0) || opts.MaxLen < 0 || opts.OlderThan < 0 {
+		return 0, errTrimOptions
+	}
+	if err := b.lock(ctx); err != nil {
+		return 0, err
+	}
+	st := b.st
+	defer st.mu.Unlock()
+	now := st.now()
+	st.advance(now)
+	st.flush(now)
+	t := st.topics[topic]
+	if t == nil {
+		return 0, nil
+	}
+	// The oldest pending position bounds the trim.
+	var bound uint64
+	for e := st.leases.head; e != nil; e = e.next {
+		if e.topic == t && (bound == 0 || e.pos < bound) {
+			bound = e.pos
+		}
+	}
+	excess := int64(t.ready.len()) + t.pending - opts.MaxLen
+	cutoff := now.Add(-opts.OlderThan)
+	var removed int64
+	for i := 0; i < t.ready.len(); i++ {
+		e := t.ready.at(i)
+		if e.deliveries > 0 || (bound != 0 && e.pos > bound) {
+			break
+		}
+		if opts.MaxLen > 0 && removed >= excess {
+			break
+		}
+		if opts.OlderThan > 0 && !e.due.Before(cutoff) {
+			break
+		}
+		e.state = stGone
+		e.job = job.Job{}
+		removed++
+	}
+	if removed > 0 {
+		t.ready.compact()
+	}
+	return removed, nil
+}

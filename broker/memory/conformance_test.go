@@ -1,0 +1,22 @@
+package memory_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/brokertest"
+	"github.com/conveyor-jobs/conveyor/broker/memory"
+)
+
+func TestConformance(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, opts brokertest.Options) func(string) broker.Broker {
+		root := memory.New(&memory.Options{
+			Lease:       200 * time.Millisecond,
+			MaxAttempts: opts.MaxAttempts,
+			FetchWait:   50 * time.Millisecond,
+		})
+		t.Cleanup(func() { _ = root.Close() })
+		return func(consumer string) broker.Broker { return root.Consumer(consumer) }
+	})
+}

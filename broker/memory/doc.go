@@ -1,0 +1,39 @@
+// Package memory is an in-process [broker.Broker] with the semantics of the
+// Redis broker, for tests, demos and single-process applications. Nothing it
+// holds survives the process.
+//
+// # Use
+//
+//	b := memory.New(nil) // lease 30s, 4 attempts, Fetch waits up to 1s
+//	defer b.Close()
+//	id, err := b.Publish(ctx, broker.Message{Topic: "emails", Payload: []byte(`{"to":"a@b.c"}`)})
+//	ds, err := b.Fetch(ctx, []string{"emails"}, 10)
+//	// … handle ds …
+//	err = b.Ack(ctx, ds...)
+//
+// # Semantics
+//
+// Each topic has a FIFO queue of ready jobs. Delayed jobs (Message.Delay,
+// Message.ProcessAt, Retry and Snooze delays) wait in a min-heap and become
+// ready when due. Fetch leases jobs to one consumer for [Options.Lease]; a
+// delivery neither settled nor extended in time goes back to the front of its
+// topic and is redelivered, to any consumer, as the next attempt. A
+// redelivery whose attempt would exceed [Options.MaxAttempts] is
+// dead-lettered with reason job.ReasonMaxDeliveries instead. Retry, Snooze and
+// DeadLetter each run under one lock, so they are atomic. Dead letters of
+// topic T are fetchable as topic T.dlq.
+//
+// # Consumers
+//
+// [New] returns the root broker. [Broker.Consumer] returns views that share
+// its jobs under other consumer names, like workers of one Redis consumer
+// group. Closing a view stops only that view (its leases expire as a crashed
+// worker's would); closing the root stops all.
+//
+// # Waiting
+//
+// A Fetch that finds nothing waits for [Options.FetchWait]. Publishing wakes
+// only as many waiting fetchers as the new jobs need; a single timer, armed
+// only while a fetcher waits, wakes them when a delayed job falls due or a
+// lease expires. No goroutine runs in the background, before or after Close.
+package memory

@@ -1,0 +1,750 @@
+package memory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// Defaults for the zero fields of [Options].
+const (
+	DefaultLease       = 30 * time.Second
+	DefaultMaxAttempts = 4
+	DefaultFetchWait   = time.Second
+	DefaultConsumer    = "memory"
+)
+
+// GroupName is the single consumer group a memory broker reports in
+// [broker.TopicInfo.Groups].
+const GroupName = "memory"
+
+// errBadFetch is returned by Fetch for no topics or a max below 1.
+var errBadFetch = errors.New("conveyor: memory: Fetch needs at least one topic and max > 0")
+
+// Options configure a [Broker]. A nil *Options means all defaults.
+type Options struct {
+	// Lease is how long a delivery stays leased without Extend before it is
+	// redelivered. Zero means DefaultLease (30s).
+	Lease time.Duration
+	// MaxAttempts is the poison limit: a redelivery (after a lost lease)
+	// whose attempt would exceed it dead-letters the job with reason
+	// job.ReasonMaxDeliveries instead. Zero means DefaultMaxAttempts (4).
+	MaxAttempts int
+	// FetchWait is how long Fetch waits for a job when none is ready before
+	// it returns an empty batch. Zero means DefaultFetchWait (1s); a negative
+	// value means Fetch never waits.
+	FetchWait time.Duration
+	// Consumer names the consumer of the Broker that New returns (see
+	// [Broker.Consumer]). Empty means DefaultConsumer.
+	Consumer string
+	// Now returns the current time; nil means time.Now. Due times, leases
+	// and timestamps come from it. Waiting uses real timers for the
+	// durations it computes, so a fake clock should be advanced and then
+	// followed by a Fetch, which promotes and expires lazily.
+	Now func() time.Time
+}
+
+// Broker is an in-process [broker.Broker] with the semantics of the Redis
+// broker: a FIFO ready queue per topic, delayed jobs, leases redelivered to
+// any consumer after expiry, atomic retry, snooze and dead-letter, poison
+// protection, and dead-letter topics (T.dlq) that can be fetched. Nothing
+// survives the process.
+//
+// The Broker returned by [New] is the root. [Broker.Consumer] returns views
+// that share its jobs under another consumer name, as several workers share a
+// Redis consumer group. Closing a view closes only that view; closing the root
+// closes every view too.
+//
+// A Broker is safe for concurrent use. Fetch leases jobs to the Broker's
+// consumer; Ack, Retry, Snooze and DeadLetter accept a delivery from any view
+// that shares the state (as XACK does in a consumer group); Extend renews
+// only the leases this consumer holds.
+type Broker struct {
+	st     *state
+	c      *consumer
+	root   bool
+	closed bool          // guarded by st.mu
+	done   chan struct{} // closed by Close
+}
+
+var (
+	_ broker.Broker          = (*Broker)(nil)
+	_ broker.Inspector       = (*Broker)(nil)
+	_ broker.Trimmer         = (*Broker)(nil)
+	_ broker.DeadLetterAdmin = deadLetterAdmin{}
+	_ broker.HealthChecker   = (*Broker)(nil)
+)
+
+// state is what a root and its views share.
+type state struct {
+	mu          sync.Mutex
+	lease       time.Duration
+	maxAttempts int
+	fetchWait   time.Duration
+	now         func() time.Time
+	prefix      string // random, ends with '-': receipts are prefix+base36(seq)
+	seq         atomic.Uint64
+
+	pos       uint64
+	topics    map[string]*topic
+	leased    map[string]*entry // by receipt
+	leases    leaseList
+	delayed   entryHeap
+	consumers map[string]*consumer
+	rr        uint32 // rotates the first topic a Fetch looks at
+
+	waiters  waiterList
+	touched  []*topic // topics that got ready jobs while someone waits
+	timer    *time.Timer
+	timerAt  time.Time
+	timerSet bool
+	pool     sync.Pool // *waiter
+
+	closed bool
+	done   chan struct{}
+}
+
+type topic struct {
+	name          string
+	dlq           string // cached job.DeadLetterTopic(name)
+	ready         deque
+	pending       int64
+	delayed       int64
+	lastID        string
+	lastDelivered string
+	readers       []*consumer
+	touched       bool
+}
+
+type consumer struct {
+	name     string
+	lastSeen time.Time
+}
+
+// New returns a root Broker. opts may be nil.
+func New(opts *Options) *Broker {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.FetchWait == 0 {
+		o.FetchWait = DefaultFetchWait
+	}
+	if o.Consumer == "" {
+		o.Consumer = DefaultConsumer
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var p [7]byte
+	for i := range 6 {
+		p[i] = digits[rand.IntN(len(digits))]
+	}
+	p[6] = '-'
+	st := &state{
+		lease:       o.Lease,
+		maxAttempts: o.MaxAttempts,
+		fetchWait:   o.FetchWait,
+		now:         o.Now,
+		prefix:      string(p[:]),
+		topics:      make(map[string]*topic),
+		leased:      make(map[string]*entry),
+		consumers:   make(map[string]*consumer),
+		done:        make(chan struct{}),
+	}
+	st.pool.New = func() any {
+		w := &waiter{ch: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
+		w.timer.Stop()
+		return w
+	}
+	return &Broker{st: st, c: st.consumer(o.Consumer), root: true, done: st.done}
+}
+
+// Consumer returns a view of b's jobs that fetches as consumer name. Views
+// share everything with the root (jobs, leases, dead letters, options); each
+// has its own lifecycle: closing a view ends its pending Fetches and makes its
+// methods return [broker.ErrClosed], and the jobs it still holds are
+// redelivered after their lease, as for a crashed worker. Two views with the
+// same name are the same consumer. Consumer is safe for concurrent use.
+func (b *Broker) Consumer(name string) *Broker {
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if name == "" {
+		name = DefaultConsumer
+	}
+	return &Broker{st: st, c: st.consumer(name), done: make(chan struct{})}
+}
+
+// Name returns the consumer name of b.
+func (b *Broker) Name() string { return b.c.name }
+
+func (st *state) consumer(name string) *consumer {
+	c := st.consumers[name]
+	if c == nil {
+		c = &consumer{name: name}
+		st.consumers[name] = c
+	}
+	return c
+}
+
+func (b *Broker) closedLocked() bool { return b.closed || b.st.closed }
+
+// Lease returns the lease of every delivery.
+func (b *Broker) Lease() time.Duration { return b.st.lease }
+
+// Close closes b: pending Fetches return [broker.ErrClosed] and so do later
+// calls. Closing the root closes all its views. Unsettled deliveries stay
+// leased and are redelivered after the lease. Closing twice is a no-op.
+func (b *Broker) Close() error {
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	close(b.done) // the root's done is st.done
+	if b.root {
+		st.closed = true
+		if st.timer != nil {
+			st.timer.Stop()
+			st.timerSet = false
+		}
+	}
+	return nil
+}
+
+// Check returns [broker.ErrClosed] when b is closed, else nil.
+func (b *Broker) Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.st.mu.Lock()
+	defer b.st.mu.Unlock()
+	if b.closedLocked() {
+		return broker.ErrClosed
+	}
+	return nil
+}
+
+// receipt returns a new receipt and its sequence number.
+func (st *state) receipt() (string, uint64) {
+	seq := st.seq.Add(1)
+	var buf [32]byte
+	p := append(buf[:0], st.prefix...)
+	p = strconv.AppendUint(p, seq, 36)
+	return string(p), seq
+}
+
+// seqOf parses the sequence number of a receipt made by st.
+func (st *state) seqOf(receipt string) (uint64, bool) {
+	if len(receipt) <= len(st.prefix) || receipt[:len(st.prefix)] != st.prefix {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(receipt[len(st.prefix):], 36, 64)
+	return n, err == nil
+}
+
+func (st *state) topic(name string) *topic {
+	t := st.topics[name]
+	if t == nil {
+		t = &topic{name: name, dlq: job.DeadLetterTopic(name)}
+		st.topics[name] = t
+	}
+	return t
+}
+
+// Publish enqueues one job and returns its ID. It copies m's payload and
+// headers, so the caller may reuse them.
+func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if m.Topic == "" {
+		return "", fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
+	}
+	e := &entry{}
+	e.job.Payload = cloneBytes(m.Payload)
+	e.job.Headers = maps.Clone(m.Headers)
+	e.receipt, e.seq = b.st.receipt()
+	e.job.ID = m.ID
+	if e.job.ID == "" {
+		e.job.ID = e.receipt
+	}
+	e.job.Attempt = 1
+
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if b.closedLocked() {
+		return "", broker.ErrClosed
+	}
+	now := st.now()
+	e.job.EnqueuedAt = now
+	st.enqueue(e, st.topic(m.Topic), m.Due(now), now)
+	st.flush(now)
+	return e.job.ID, nil
+}
+
+// PublishBatch enqueues ms under one lock and returns their IDs in order. It
+// validates every message first: on error nothing is enqueued.
+func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	size := 0
+	for i := range ms {
+		if ms[i].Topic == "" {
+			return nil, fmt.Errorf("%w: message %d: empty topic", broker.ErrInvalidMessage, i)
+		}
+		size += len(ms[i].Payload)
+	}
+	if len(ms) == 0 {
+		return []string{}, nil
+	}
+	st := b.st
+	// One allocation each for the entries, the payloads and the receipts.
+	entries := make([]entry, len(ms))
+	var payloads []byte
+	if size > 0 {
+		payloads = make([]byte, 0, size)
+	}
+	last := st.seq.Add(uint64(len(ms)))
+	first := last - uint64(len(ms)) + 1
+	rbuf := make([]byte, 0, len(ms)*(len(st.prefix)+8))
+	ends := make([]int, len(ms))
+	for i := range ms {
+		rbuf = append(rbuf, st.prefix...)
+		rbuf = strconv.AppendUint(rbuf, first+uint64(i), 36)
+		ends[i] = len(rbuf)
+	}
+	receipts := string(rbuf)
+	ids := make([]string, len(ms))
+	start := 0
+	for i := range ms {
+		m, e := &ms[i], &entries[i]
+		e.receipt, e.seq = receipts[start:ends[i]], first+uint64(i)
+		start = ends[i]
+		if len(m.Payload) > 0 {
+			off := len(payloads)
+			payloads = append(payloads, m.Payload...)
+			e.job.Payload = payloads[off:len(payloads):len(payloads)]
+		}
+		e.job.Headers = maps.Clone(m.Headers)
+		e.job.ID = m.ID
+		if e.job.ID == "" {
+			e.job.ID = e.receipt
+		}
+		e.job.Attempt = 1
+		ids[i] = e.job.ID
+	}
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if b.closedLocked() {
+		return nil, broker.ErrClosed
+	}
+	now := st.now()
+	var t *topic
+	for i := range ms {
+		if t == nil || t.name != ms[i].Topic {
+			t = st.topic(ms[i].Topic)
+		}
+		e := &entries[i]
+		e.job.EnqueuedAt = now
+		st.enqueue(e, t, ms[i].Due(now), now)
+	}
+	st.flush(now)
+	return ids, nil
+}
+
+func cloneBytes(p []byte) []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	return bytes.Clone(p)
+}
+
+// enqueue stores e in t, ready at due.
+func (st *state) enqueue(e *entry, t *topic, due, now time.Time) {
+	e.topic = t
+	e.job.Topic = t.name
+	e.due = due
+	if due.After(now) {
+		e.state = stDelayed
+		st.delayed.push(e)
+		t.delayed++
+		return
+	}
+	st.makeReady(e)
+}
+
+func (st *state) makeReady(e *entry) {
+	t := e.topic
+	e.state = stReady
+	st.pos++
+	e.pos = st.pos
+	t.ready.pushBack(e)
+	t.lastID = e.receipt
+	st.touch(t)
+}
+
+// advance promotes due delayed jobs and takes back expired leases.
+func (st *state) advance(now time.Time) {
+	for len(st.delayed) > 0 && !st.delayed[0].due.After(now) {
+		e := st.delayed.remove(0)
+		e.topic.delayed--
+		st.makeReady(e)
+	}
+	for e := st.leases.head; e != nil && !e.leaseUntil.After(now); e = st.leases.head {
+		st.unlease(e)
+		// The next delivery would be attempt recorded + deliveries.
+		if e.job.Attempt+e.deliveries > st.maxAttempts {
+			f := job.Failure{
+				Error:  fmt.Sprintf("conveyor: lease expired %d times without an outcome", e.deliveries),
+				Reason: job.ReasonMaxDeliveries,
+				At:     now,
+			}
+			st.deadLetter(e, f, e.job.Attempt+e.deliveries-1, now)
+			continue
+		}
+		e.state = stReady
+		e.topic.ready.pushFront(e)
+		st.touch(e.topic)
+	}
+}
+
+func (st *state) unlease(e *entry) {
+	delete(st.leased, e.receipt)
+	st.leases.remove(e)
+	e.topic.pending--
+	e.holder = nil
+	e.state = stGone
+}
+
+// deadLetter stores e's job in its topic's dead-letter topic with f, as
+// attempt. e must already be out of every queue.
+func (st *state) deadLetter(e *entry, f job.Failure, attempt int, now time.Time) {
+	if f.Origin == "" {
+		f.Origin = e.topic.name
+	}
+	if f.At.IsZero() {
+		f.At = now
+	}
+	d := &entry{job: e.job}
+	// A dead letter may live long: do not pin the payload buffer of the
+	// batch it was published in.
+	d.job.Payload = cloneBytes(e.job.Payload)
+	d.job.Attempt = attempt
+	d.job.Failure = &f
+	d.receipt, d.seq = st.receipt()
+	e.job = job.Job{}
+	st.enqueue(d, st.topic(e.topic.dlq), now, now)
+}
+
+// take leases up to max ready jobs of topics to b's consumer.
+func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*broker.Delivery {
+	avail := 0
+	for _, name := range topics {
+		if t := st.topics[name]; t != nil {
+			avail += t.ready.len()
+		}
+	}
+	if avail == 0 {
+		return nil
+	}
+	n := min(avail, max)
+	ds := make([]broker.Delivery, n)
+	out := make([]*broker.Delivery, 0, n)
+	until := now.Add(st.lease)
+	first := int(st.rr % uint32(len(topics)))
+	st.rr++
+	for k := 0; k < len(topics) && len(out) < n; k++ {
+		t := st.topics[topics[(first+k)%len(topics)]]
+		if t == nil || t.ready.len() == 0 {
+			continue
+		}
+		for len(out) < n && t.ready.len() > 0 {
+			e := t.ready.popFront()
+			e.deliveries++
+			e.state = stLeased
+			e.holder = b.c
+			e.leaseUntil = until
+			st.leases.pushBack(e)
+			st.leased[e.receipt] = e
+			t.pending++
+			d := &ds[len(out)]
+			d.Job = e.job
+			d.Job.Attempt = e.job.Attempt + e.deliveries - 1
+			d.Receipt = e.receipt
+			out = append(out, d)
+			t.lastDelivered = e.receipt
+		}
+		if !hasReader(t.readers, b.c) {
+			t.readers = append(t.readers, b.c)
+		}
+		if t.ready.len() > 0 {
+			st.touch(t) // leftovers: let another waiter have them
+		}
+	}
+	b.c.lastSeen = now
+	return out
+}
+
+func hasReader(rs []*consumer, c *consumer) bool {
+	for _, r := range rs {
+		if r == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Fetch returns up to max ready jobs of topics, leased to b's consumer. When
+// none is ready it waits up to Options.FetchWait for one, and returns an
+// empty batch and a nil error if none came. Fetch returns ctx.Err() when ctx
+// ends and [broker.ErrClosed] when b closes while it waits. Jobs of one topic
+// come oldest first (redeliveries before unread jobs); when several topics
+// have jobs, the topic looked at first rotates between calls.
+func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker.Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(topics) == 0 || max <= 0 {
+		return nil, errBadFetch
+	}
+	st := b.st
+	st.mu.Lock()
+	if b.closedLocked() {
+		st.mu.Unlock()
+		return nil, broker.ErrClosed
+	}
+	now := st.now()
+	st.advance(now)
+	ds := st.take(b, topics, max, now)
+	if len(ds) > 0 || st.fetchWait < 0 {
+		st.flush(now)
+		st.mu.Unlock()
+		return ds, nil
+	}
+	w := st.pool.Get().(*waiter)
+	w.topics, w.max = topics, max
+	st.waiters.pushBack(w)
+	st.flush(now)
+	st.arm(now)
+	st.mu.Unlock()
+
+	w.timer.Reset(st.fetchWait)
+	defer st.release(w)
+	for {
+		select {
+		case <-w.ch:
+			st.mu.Lock()
+			w.signalled = false
+			if b.closedLocked() {
+				st.removeWaiter(w, now)
+				st.mu.Unlock()
+				return nil, broker.ErrClosed
+			}
+			now = st.now()
+			st.advance(now)
+			if ds = st.take(b, topics, max, now); len(ds) > 0 {
+				st.removeWaiter(w, now)
+				st.mu.Unlock()
+				return ds, nil
+			}
+			st.flush(now)
+			st.mu.Unlock()
+		case <-w.timer.C:
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			now = st.now()
+			if b.closedLocked() {
+				st.removeWaiter(w, now)
+				return nil, broker.ErrClosed
+			}
+			st.advance(now)
+			ds = st.take(b, topics, max, now)
+			st.removeWaiter(w, now)
+			return ds, nil
+		case <-ctx.Done():
+			st.mu.Lock()
+			st.removeWaiter(w, st.now())
+			st.mu.Unlock()
+			return nil, ctx.Err()
+		case <-b.done:
+			st.mu.Lock()
+			st.removeWaiter(w, st.now())
+			st.mu.Unlock()
+			return nil, broker.ErrClosed
+		case <-st.done:
+			st.mu.Lock()
+			st.removeWaiter(w, st.now())
+			st.mu.Unlock()
+			return nil, broker.ErrClosed
+		}
+	}
+}
+
+// settle finds the leased entry of d and takes it out of the lease list.
+func (st *state) settle(d *broker.Delivery) (*entry, error) {
+	if d == nil {
+		return nil, fmt.Errorf("%w: nil delivery", broker.ErrNotFound)
+	}
+	e := st.leased[d.Receipt]
+	if e == nil {
+		return nil, fmt.Errorf("%w: delivery %q is not leased (settled, or its lease expired)", broker.ErrNotFound, d.Receipt)
+	}
+	st.unlease(e)
+	return e, nil
+}
+
+// Ack settles ds as done under one lock. A delivery that is no longer leased
+// (settled before, or redelivered after its lease expired and settled
+// elsewhere) is ignored, as XACK ignores unknown IDs.
+func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if b.closedLocked() {
+		return broker.ErrClosed
+	}
+	for _, d := range ds {
+		if d == nil {
+			continue
+		}
+		if e := st.leased[d.Receipt]; e != nil {
+			st.unlease(e)
+			e.job = job.Job{} // the entry may share a batch allocation
+		}
+	}
+	return nil
+}
+
+// Retry re-enqueues d's job after delay as attempt d.Job.Attempt+1 with f
+// recorded (Origin defaults to the topic, At to now). It returns an error
+// wrapping [broker.ErrNotFound] when d is no longer leased.
+func (b *Broker) Retry(ctx context.Context, d *broker.Delivery, delay time.Duration, f job.Failure) error {
+	return b.requeue(ctx, d, delay, &f)
+}
+
+// Snooze re-enqueues d's job after delay keeping its attempt. It returns an
+// error wrapping [broker.ErrNotFound] when d is no longer leased.
+func (b *Broker) Snooze(ctx context.Context, d *broker.Delivery, delay time.Duration) error {
+	return b.requeue(ctx, d, delay, nil)
+}
+
+func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Duration, f *job.Failure) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if b.closedLocked() {
+		return broker.ErrClosed
+	}
+	e, err := st.settle(d)
+	if err != nil {
+		return err
+	}
+	now := st.now()
+	attempt := e.job.Attempt + e.deliveries - 1
+	e.job.Attempt = attempt
+	if f != nil {
+		e.job.Attempt = attempt + 1
+		fc := *f
+		if fc.Origin == "" {
+			fc.Origin = e.topic.name
+		}
+		if fc.At.IsZero() {
+			fc.At = now
+		}
+		e.job.Failure = &fc
+	}
+	e.deliveries = 0
+	e.receipt, e.seq = st.receipt()
+	st.enqueue(e, e.topic, now.Add(delay), now)
+	st.flush(now)
+	st.arm(now)
+	return nil
+}
+
+// DeadLetter moves d's job to its dead-letter topic with f recorded (Origin
+// defaults to the topic, At to now), keeping its ID, payload, headers,
+// attempt and EnqueuedAt. It returns an error wrapping [broker.ErrNotFound]
+// when d is no longer leased.
+func (b *Broker) DeadLetter(ctx context.Context, d *broker.Delivery, f job.Failure) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if b.closedLocked() {
+		return broker.ErrClosed
+	}
+	e, err := st.settle(d)
+	if err != nil {
+		return err
+	}
+	now := st.now()
+	st.deadLetter(e, f, e.job.Attempt+e.deliveries-1, now)
+	st.flush(now)
+	return nil
+}
+
+// Extend renews for a full lease the deliveries in ds that b's consumer still
+// holds. If some are no longer held by it (settled, or expired and taken
+// back), it renews the others and returns an error wrapping
+// [broker.ErrNotFound].
+func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if b.closedLocked() {
+		return broker.ErrClosed
+	}
+	until := st.now().Add(st.lease)
+	lost := 0
+	for _, d := range ds {
+		if d == nil {
+			continue
+		}
+		e := st.leased[d.Receipt]
+		if e == nil || e.holder != b.c {
+			lost++
+			continue
+		}
+		e.leaseUntil = until
+		st.leases.moveToBack(e)
+	}
+	if lost > 0 {
+		return fmt.Errorf("%w: %d of %d deliveries are no longer leased to %s", broker.ErrNotFound, lost, len(ds), b.c.name)
+	}
+	return nil
+}
