@@ -12,15 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/memory"
 	conveyorprom "github.com/conveyor-jobs/conveyor/contrib/prometheus"
 	"github.com/conveyor-jobs/conveyor/middleware"
 )
 
 func Example() {
-	var b interface {
-		broker.Broker
-		broker.Inspector
-	} = twoTopics() // in an application: a Redis or memory broker
+	b := memory.New(nil) // or a Redis broker: both implement broker.Inspector
+	defer b.Close()
 
 	reg := prometheus.NewRegistry()
 	rec, err := conveyorprom.NewRecorder(reg, nil)
@@ -29,8 +28,10 @@ func Example() {
 	}
 	// Count enqueues where jobs are published...
 	producer := broker.NewProducer(b, conveyorprom.CountPublished(rec))
-	if _, err := producer.Publish(context.Background(), broker.Message{Topic: "orchestrate"}); err != nil {
-		panic(err)
+	for range 3 {
+		if _, err := producer.Publish(context.Background(), broker.Message{Topic: "orchestrate"}); err != nil {
+			panic(err)
+		}
 	}
 	// ...and the rest where they are processed (the server and the metrics
 	// middleware call the recorder).
@@ -62,10 +63,10 @@ func Example() {
 	// conveyor_jobs_breaker_rejected_total{topic="orchestrate"} 0
 	// conveyor_jobs_dead_lettered_total{topic="orchestrate"} 0
 	// conveyor_jobs_dequeued_total{topic="orchestrate"} 0
-	// conveyor_jobs_enqueued_total{topic="orchestrate"} 1
+	// conveyor_jobs_enqueued_total{topic="orchestrate"} 3
 	// conveyor_jobs_failed_total{topic="orchestrate"} 0
 	// conveyor_jobs_rate_limited_total{topic="orchestrate"} 0
 	// conveyor_jobs_retried_total{topic="orchestrate"} 0
 	// conveyor_jobs_snoozed_total{topic="orchestrate"} 0
-	// conveyor_queue_length{topic="orchestrate"} 12
+	// conveyor_queue_length{topic="orchestrate"} 3
 }
