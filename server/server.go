@@ -189,6 +189,7 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 		defer close(hbDone)
 		s.heartbeat(base, hbStop)
 	}()
+	stopHeartbeat := sync.OnceFunc(func() { close(hbStop) })
 
 	fatal := s.fetchLoop(fetchCtx)
 
@@ -212,16 +213,13 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 		timer.Stop()
 	case <-timer.C:
 		s.abandon.Store(true)
-		close(hbStop)
-		hbStop = nil
+		stopHeartbeat() // let the leases run out
 		s.log.Warn("conveyor: shutdown timeout passed: cancelling the jobs still running; they stay pending and are redelivered after their lease",
 			"in_flight", s.inFlight(), "timeout", s.opts.ShutdownTimeout)
 		cancelJobs()
 		<-workersDone
 	}
-	if hbStop != nil {
-		close(hbStop)
-	}
+	stopHeartbeat()
 	<-hbDone
 	close(s.acks)
 	<-ackerDone
