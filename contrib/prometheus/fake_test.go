@@ -20,6 +20,8 @@ type fakeBroker struct {
 	fail  map[string]error // topic ("" for Topics) -> error to return
 	calls int
 	next  int
+	// block makes Inspect wait for its ctx to end.
+	block bool
 }
 
 var (
@@ -80,8 +82,15 @@ func (b *fakeBroker) Topics(ctx context.Context) ([]string, error) {
 
 func (b *fakeBroker) Inspect(ctx context.Context, topic string) (*broker.TopicInfo, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.calls++
+	block := b.block
+	b.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if err := b.fail[topic]; err != nil {
 		return nil, err
 	}

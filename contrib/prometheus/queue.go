@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,12 +126,9 @@ func NewQueueCollector(insp broker.Inspector, opts *QueueCollectorOptions) *Queu
 		insp:     insp,
 		interval: opts.Interval,
 		timeout:  opts.Timeout,
-		topics:   append([]string(nil), opts.Topics...),
+		topics:   slices.Clone(opts.Topics), // nil stays nil: all topics
 		logger:   opts.Logger,
 		now:      opts.Now,
-	}
-	if opts.Topics == nil {
-		c.topics = nil
 	}
 	if c.interval <= 0 {
 		c.interval = 15 * time.Second

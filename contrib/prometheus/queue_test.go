@@ -271,3 +271,43 @@ conveyor_queue_pending{topic="orchestrate"} 3
 `
 	gatherAndCompare(t, reg, want, "conveyor_queue_pending")
 }
+
+func TestQueueCollectorEmptyTopicList(t *testing.T) {
+	b := twoTopics()
+	c, _ := newQueueCollector(t, b, &conveyorprom.QueueCollectorOptions{Topics: []string{}})
+	if err := c.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.callCount(); n != 0 {
+		t.Errorf("broker calls = %d, want 0: an empty list is no topics, not all", n)
+	}
+	if n := testutil.CollectAndCount(c, "conveyor_queue_length"); n != 0 {
+		t.Errorf("length series = %d, want 0", n)
+	}
+}
+
+func TestQueueCollectorRefreshTimeout(t *testing.T) {
+	b := twoTopics()
+	b.block = true
+	c, reg := newQueueCollector(t, b, &conveyorprom.QueueCollectorOptions{Timeout: 20 * time.Millisecond})
+	err := c.Refresh(context.Background())
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Refresh of a hung broker = %v, want DeadlineExceeded", err)
+	}
+	const want = `
+# HELP conveyor_queue_refresh_errors_total Broker calls that failed while refreshing the queue gauges.
+# TYPE conveyor_queue_refresh_errors_total counter
+conveyor_queue_refresh_errors_total 2
+`
+	gatherAndCompare(t, reg, want, "conveyor_queue_refresh_errors_total")
+}
+
+func TestQueueCollectorStopInterruptsRefresh(t *testing.T) {
+	b := twoTopics()
+	b.block = true
+	c, _ := newQueueCollector(t, b, &conveyorprom.QueueCollectorOptions{Interval: time.Hour})
+	c.Start()
+	waitFor(t, "a refresh to start", func() bool { return b.callCount() >= 2 }) // Topics, then a hung Inspect
+	// With a one-hour timeout, only Stop's cancellation can end the refresh.
+	c.Stop()
+}

@@ -16,7 +16,7 @@ import (
 // newRecorder returns a Recorder registered with a fresh registry.
 func newRecorder(t testing.TB, opts *conveyorprom.RecorderOptions) (*conveyorprom.Recorder, *prometheus.Registry) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
+	reg := prometheus.NewPedanticRegistry()
 	rec, err := conveyorprom.NewRecorder(reg, opts)
 	if err != nil {
 		t.Fatalf("NewRecorder: %v", err)
