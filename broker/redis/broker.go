@@ -1,0 +1,355 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// Compile-time checks of the capabilities the Redis broker offers.
+var (
+	_ broker.Broker = (*Broker)(nil)
+)
+
+// ReasonMalformed is the [job.Failure.Reason] of a stream entry that is not a
+// valid job (it has no payload field, say). Such entries are dead-lettered at
+// once with the original fields kept, never dropped and never retried.
+const ReasonMalformed = "malformed"
+
+// Defaults of [Options] fields left at their zero value.
+const (
+	DefaultNamespace        = "conveyor"
+	DefaultGroup            = "conveyor"
+	DefaultLease            = 30 * time.Second
+	DefaultMaxAttempts      = 4
+	DefaultBlock            = time.Second
+	DefaultClaimInterval    = time.Second
+	DefaultDeadLetterMaxLen = 100000
+	// MaxBlock is the longest allowed Options.Block: a blocking read cannot
+	// be interrupted, so Close and ctx cancellation wait up to Block.
+	MaxBlock = 2 * time.Second
+)
+
+// Options configure a [Broker]. The zero value of every field selects its
+// documented default; a nil *Options means all defaults.
+type Options struct {
+	// Namespace prefixes every key. Default "conveyor". It must not contain
+	// '{' or '}' (they would change Cluster hash slots).
+	Namespace string
+	// Group is the consumer group name, one per application. Default
+	// "conveyor".
+	Group string
+	// Consumer names this process inside the group. Default
+	// "<hostname>-<pid>". Two live brokers must not share a consumer name.
+	Consumer string
+	// Lease is how long a delivery stays with this consumer without Extend
+	// before another consumer recovers it. Default 30s.
+	Lease time.Duration
+	// MaxAttempts is the poison limit: a redelivered entry whose attempt
+	// would exceed it is dead-lettered with reason job.ReasonMaxDeliveries.
+	// Default 4.
+	MaxAttempts int
+	// Block is how long Fetch waits in XREADGROUP BLOCK for new jobs.
+	// Default 1s; it must be > 0 and <= 2s (see MaxBlock).
+	Block time.Duration
+	// ClaimInterval is how often Fetch recovers expired leases (XAUTOCLAIM)
+	// and promotes due delayed jobs. Default 1s. Delayed jobs are delivered
+	// up to about ClaimInterval + Block after they are due.
+	ClaimInterval time.Duration
+	// DeadLetterMaxLen is the dead-letter stream size past which every new
+	// dead letter is logged at error level and counted
+	// ([Broker.DeadLetterOverflows]). The dead letter is still stored: the
+	// cap never drops a job. Default 100000; negative disables the check.
+	DeadLetterMaxLen int64
+	// TLS configures certificates for rediss:// URLs given to [Open]. It is
+	// ignored by [New], whose client is already configured.
+	TLS *TLSOptions
+	// Logger receives operational logs (lost entries, malformed entries,
+	// dead-letter overflow). Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock used for enqueue times and delayed jobs. Default
+	// time.Now.
+	Now func() time.Time
+}
+
+// TLSOptions configure TLS for rediss:// URLs. Certificates are verified
+// against the system roots unless CAFile is set; verification is only turned
+// off by InsecureSkipVerify.
+type TLSOptions struct {
+	// CAFile is a PEM file of CA certificates to trust instead of the
+	// system roots.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and key, for
+	// servers that require client authentication.
+	CertFile string
+	KeyFile  string
+	// ServerName overrides the name checked in the server's certificate
+	// (default: the URL's host).
+	ServerName string
+	// InsecureSkipVerify turns off certificate verification. Never use it
+	// in production.
+	InsecureSkipVerify bool
+}
+
+// Broker is a [broker.Broker] on Redis Streams with one consumer group per
+// application. It also implements [broker.Inspector],
+// [broker.DeadLetterAdmin], [broker.Trimmer] and [broker.HealthChecker].
+//
+// A Broker is safe for concurrent use. Create it with [New] or [Open] and
+// release it with Close.
+type Broker struct {
+	rdb     goredis.UniversalClient
+	owned   bool
+	cluster bool
+	o       Options
+	log     *slog.Logger
+
+	closed    atomic.Bool
+	groups    sync.Map // stream key -> struct{}: consumer group known to exist
+	topics    sync.Map // base topic -> struct{}: registered in <ns>:topics
+	lost      atomic.Int64
+	overflows atomic.Int64
+	stale     atomic.Int64
+
+	mu        sync.Mutex
+	lastMaint map[string]time.Time // topic -> last recovery/promotion
+	cursors   map[string]string    // topic -> XAUTOCLAIM cursor to resume
+	buf       []*buffered          // fetched, not yet returned
+}
+
+// buffered is a delivery read beyond a Fetch's max, returned by a later
+// Fetch.
+type buffered struct {
+	d  *broker.Delivery
+	at time.Time
+}
+
+// New returns a Broker using client, which the caller keeps owning: Close
+// does not close it. client may be a *goredis.Client, a
+// *goredis.ClusterClient or a Sentinel-backed client. New does no I/O.
+func New(client goredis.UniversalClient, opts *Options) (*Broker, error) {
+	if client == nil {
+		return nil, errors.New("conveyor/redis: nil client")
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	_, cluster := client.(*goredis.ClusterClient)
+	return &Broker{
+		rdb:       client,
+		cluster:   cluster,
+		o:         o,
+		log:       o.Logger.With("broker", "redis", "namespace", o.Namespace),
+		lastMaint: map[string]time.Time{},
+		cursors:   map[string]string{},
+	}, nil
+}
+
+func (opts *Options) withDefaults() (Options, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if strings.ContainsAny(o.Namespace, "{}") {
+		return o, fmt.Errorf("conveyor/redis: namespace %q must not contain '{' or '}'", o.Namespace)
+	}
+	if o.Group == "" {
+		o.Group = DefaultGroup
+	}
+	if o.Consumer == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "conveyor"
+		}
+		o.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	switch {
+	case o.Lease == 0:
+		o.Lease = DefaultLease
+	case o.Lease < time.Millisecond:
+		return o, fmt.Errorf("conveyor/redis: lease %v must be at least 1ms", o.Lease)
+	}
+	switch {
+	case o.MaxAttempts == 0:
+		o.MaxAttempts = DefaultMaxAttempts
+	case o.MaxAttempts < 0:
+		return o, fmt.Errorf("conveyor/redis: max attempts %d must be positive", o.MaxAttempts)
+	}
+	switch {
+	case o.Block == 0:
+		o.Block = DefaultBlock
+	case o.Block < time.Millisecond || o.Block > MaxBlock:
+		return o, fmt.Errorf("conveyor/redis: block %v must be between 1ms and %v", o.Block, MaxBlock)
+	}
+	switch {
+	case o.ClaimInterval == 0:
+		o.ClaimInterval = DefaultClaimInterval
+	case o.ClaimInterval < 0:
+		return o, fmt.Errorf("conveyor/redis: claim interval %v must be positive", o.ClaimInterval)
+	}
+	if o.DeadLetterMaxLen == 0 {
+		o.DeadLetterMaxLen = DefaultDeadLetterMaxLen
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, nil
+}
+
+// Lease returns how long a delivery stays leased without Extend.
+func (b *Broker) Lease() time.Duration { return b.o.Lease }
+
+// Options returns the options in force, defaults filled in (TLS and Logger
+// included as given).
+func (b *Broker) Options() Options { return b.o }
+
+// Client returns the Redis client the broker uses.
+func (b *Broker) Client() goredis.UniversalClient { return b.rdb }
+
+// Lost returns how many pending entries recovery found deleted from their
+// stream (trimmed or XDEL'd while leased): jobs that can no longer run. Each
+// is also logged at error level.
+func (b *Broker) Lost() int64 { return b.lost.Load() }
+
+// DeadLetterOverflows returns how many dead letters were stored while their
+// dead-letter stream was at or above Options.DeadLetterMaxLen.
+func (b *Broker) DeadLetterOverflows() int64 { return b.overflows.Load() }
+
+// StaleSettles returns how many Retry, Snooze or DeadLetter calls found their
+// entry no longer pending (another consumer had recovered and settled it), and
+// so did nothing.
+func (b *Broker) StaleSettles() int64 { return b.stale.Load() }
+
+// Close marks the broker closed: every later call returns broker.ErrClosed
+// and a Fetch waiting in Redis returns ErrClosed within Options.Block. A
+// client created by [Open] is closed too. Unsettled deliveries stay pending
+// and are recovered by another consumer after the lease. Close is
+// idempotent.
+func (b *Broker) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	if b.owned {
+		return b.rdb.Close()
+	}
+	return nil
+}
+
+// check returns ErrClosed when b is closed, else ctx.Err().
+func (b *Broker) check(ctx context.Context) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// wrap turns an error of a command into the error callers see: ErrClosed
+// when the broker was closed meanwhile.
+func (b *Broker) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("conveyor/redis: %s: %w", op, err)
+}
+
+// keys are the Redis keys of one topic. All share the topic's hash tag, so
+// they sit in one Cluster slot.
+type keys struct {
+	topic   string // as given, e.g. "orders" or "orders.dlq"
+	base    string // without ".dlq" suffixes: the registry entry
+	stream  string // where the topic's jobs are read from
+	delayed string // delayed jobs of the topic
+	dlq     string // the topic's dead-letter stream (= stream of topic+".dlq")
+}
+
+// keysFor maps a topic to its keys: topic T uses <ns>:{T}:stream,
+// <ns>:{T}:delayed and <ns>:{T}:dlq; its dead-letter topic T.dlq reads
+// <ns>:{T}:dlq, delays into <ns>:{T}:dlq:delayed and dead-letters into
+// <ns>:{T}:dlq:dlq, and so on.
+func (b *Broker) keysFor(topic string) keys {
+	base, depth := topic, 0
+	for strings.HasSuffix(base, job.DeadLetterSuffix) && len(base) > len(job.DeadLetterSuffix) {
+		base = strings.TrimSuffix(base, job.DeadLetterSuffix)
+		depth++
+	}
+	prefix := b.o.Namespace + ":{" + base + "}"
+	k := keys{topic: topic, base: base}
+	if depth == 0 {
+		k.stream = prefix + ":stream"
+		k.delayed = prefix + ":delayed"
+		k.dlq = prefix + ":dlq"
+		return k
+	}
+	k.stream = prefix + strings.Repeat(":dlq", depth)
+	k.delayed = k.stream + ":delayed"
+	k.dlq = k.stream + ":dlq"
+	return k
+}
+
+// registryKey is the set of base topics ever published to.
+func (b *Broker) registryKey() string { return b.o.Namespace + ":topics" }
+
+// isNoGroup reports a NOGROUP error (the stream or its group is gone).
+func isNoGroup(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
+}
+
+// ensureGroups creates the consumer group on each stream key not yet known
+// to have it (XGROUP CREATE key group 0 MKSTREAM; BUSYGROUP is fine), in one
+// pipeline.
+func (b *Broker) ensureGroups(ctx context.Context, streams ...string) error {
+	var missing []string
+	for _, s := range streams {
+		if _, ok := b.groups.Load(s); !ok {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*goredis.StatusCmd, len(missing))
+	for i, s := range missing {
+		cmds[i] = pipe.XGroupCreateMkStream(ctx, s, b.o.Group, "0")
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, c := range cmds {
+		if err := c.Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return b.wrap("create consumer group on "+missing[i], err)
+		}
+		b.groups.Store(missing[i], struct{}{})
+	}
+	return nil
+}
+
+// forgetGroups drops streams from the group cache so the next call recreates
+// their groups.
+func (b *Broker) forgetGroups(streams ...string) {
+	for _, s := range streams {
+		b.groups.Delete(s)
+	}
+}

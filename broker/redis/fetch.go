@@ -1,0 +1,520 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// promoteBatch bounds how many delayed jobs one promotion script moves.
+const promoteBatch = 500
+
+// recoverRounds bounds the XAUTOCLAIM calls per topic per Fetch; an
+// unfinished scan resumes from its cursor at the next Fetch.
+const recoverRounds = 8
+
+// Fetch returns up to max jobs from topics, each leased to this consumer.
+//
+// In order, it returns deliveries read beyond an earlier Fetch's max; every
+// ClaimInterval, promotes due delayed jobs and recovers entries whose lease
+// expired (XAUTOCLAIM), dead-lettering poison entries; then reads new
+// entries with XREADGROUP … BLOCK Options.Block. On Redis Cluster, a Fetch of
+// several topics reads each topic's stream separately (they live in different
+// slots) in one pipeline, polling until Block has passed.
+//
+// Cancelling ctx does not interrupt a blocking read: Fetch returns ctx.Err()
+// when it comes back empty. Close makes a waiting Fetch return ErrClosed
+// within Block. Entries without a payload are dead-lettered with reason
+// [ReasonMalformed] instead of being returned.
+func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker.Delivery, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if max <= 0 || len(topics) == 0 {
+		return nil, nil
+	}
+	ks := make([]keys, 0, len(topics))
+	seen := map[string]bool{}
+	for _, t := range topics {
+		if t == "" || seen[t] {
+			continue
+		}
+		seen[t] = true
+		ks = append(ks, b.keysFor(t))
+	}
+	out, err := b.takeBuffered(ctx, seen, max)
+	if err != nil || len(out) >= max {
+		return out, err
+	}
+	streams := make([]string, len(ks))
+	for i, k := range ks {
+		streams[i] = k.stream
+	}
+	if err := b.ensureGroups(ctx, streams...); err != nil {
+		return out, err
+	}
+	rec, err := b.maintain(ctx, ks, max-len(out))
+	out = append(out, rec...)
+	if err != nil {
+		return out, err
+	}
+	got, err := b.read(ctx, ks, max-len(out), len(out) == 0)
+	if b.closed.Load() {
+		return nil, broker.ErrClosed
+	}
+	out = append(out, got...)
+	if err != nil {
+		return out, err
+	}
+	if len(out) > max {
+		b.keep(out[max:])
+		out = out[:max]
+	}
+	if len(out) == 0 {
+		return nil, ctx.Err()
+	}
+	return out, nil
+}
+
+// keep buffers deliveries read beyond a Fetch's max.
+func (b *Broker) keep(ds []*broker.Delivery) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, d := range ds {
+		b.buf = append(b.buf, &buffered{d: d, at: now})
+	}
+}
+
+// takeBuffered returns up to max buffered deliveries of topics. Those held
+// longer than a third of the lease have their lease renewed first; any this
+// consumer no longer owns are dropped (another consumer has them).
+func (b *Broker) takeBuffered(ctx context.Context, topics map[string]bool, max int) ([]*broker.Delivery, error) {
+	b.mu.Lock()
+	var take []*buffered
+	rest := b.buf[:0]
+	for _, e := range b.buf {
+		if len(take) < max && topics[e.d.Job.Topic] {
+			take = append(take, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	clear(b.buf[len(rest):])
+	b.buf = rest
+	b.mu.Unlock()
+	if len(take) == 0 {
+		return nil, nil
+	}
+	var old []*broker.Delivery
+	for _, e := range take {
+		if time.Since(e.at) > b.o.Lease/3 {
+			old = append(old, e.d)
+		}
+	}
+	owned := map[string]bool{}
+	if len(old) > 0 {
+		var err error
+		if owned, err = b.stillOwned(ctx, old); err != nil {
+			ds := make([]*broker.Delivery, len(take))
+			for i, e := range take {
+				ds[i] = e.d
+			}
+			b.keep(ds)
+			return nil, err
+		}
+	}
+	out := make([]*broker.Delivery, 0, len(take))
+	for _, e := range take {
+		if time.Since(e.at) > b.o.Lease/3 && !owned[e.d.Job.Topic+"\x00"+e.d.Receipt] {
+			continue
+		}
+		out = append(out, e.d)
+	}
+	return out, nil
+}
+
+// stillOwned renews the lease of ds and reports which this consumer still
+// owns, keyed by topic + "\x00" + receipt.
+func (b *Broker) stillOwned(ctx context.Context, ds []*broker.Delivery) (map[string]bool, error) {
+	byTopic := map[string][]any{}
+	var order []string
+	for _, d := range ds {
+		if _, ok := byTopic[d.Job.Topic]; !ok {
+			order = append(order, d.Job.Topic)
+			byTopic[d.Job.Topic] = []any{b.o.Group, b.o.Consumer}
+		}
+		byTopic[d.Job.Topic] = append(byTopic[d.Job.Topic], d.Receipt)
+	}
+	calls := make([]scriptCall, len(order))
+	for i, t := range order {
+		calls[i] = scriptCall{extendScript, []string{b.keysFor(t).stream}, byTopic[t]}
+	}
+	cmds, err := b.runScripts(ctx, calls)
+	if err != nil {
+		return nil, b.wrap("renew buffered leases", err)
+	}
+	owned := map[string]bool{}
+	for i, c := range cmds {
+		ids, err := c.StringSlice()
+		if err != nil {
+			return nil, b.wrap("renew buffered leases", err)
+		}
+		for _, id := range ids {
+			owned[order[i]+"\x00"+id] = true
+		}
+	}
+	return owned, nil
+}
+
+// maintain promotes due delayed jobs and recovers expired leases for the
+// topics whose ClaimInterval has passed (or whose last recovery scan was cut
+// short), returning up to room recovered deliveries.
+func (b *Broker) maintain(ctx context.Context, ks []keys, room int) ([]*broker.Delivery, error) {
+	now := time.Now()
+	var due []keys
+	b.mu.Lock()
+	for _, k := range ks {
+		_, resume := b.cursors[k.topic]
+		if resume || now.Sub(b.lastMaint[k.topic]) >= b.o.ClaimInterval {
+			b.lastMaint[k.topic] = now
+			due = append(due, k)
+		}
+	}
+	b.mu.Unlock()
+	if len(due) == 0 {
+		return nil, nil
+	}
+	if err := b.promote(ctx, due); err != nil {
+		return nil, err
+	}
+	var out []*broker.Delivery
+	for _, k := range due {
+		if room-len(out) <= 0 {
+			break
+		}
+		got, err := b.recover(ctx, k, room-len(out))
+		out = append(out, got...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// promote moves due delayed jobs of ks to their streams: one script per
+// topic, pipelined, repeated for topics that had more than a batch due.
+func (b *Broker) promote(ctx context.Context, ks []keys) error {
+	now := strconv.FormatInt(b.o.Now().UnixMilli(), 10)
+	for round := 0; round < 10 && len(ks) > 0; round++ {
+		calls := make([]scriptCall, len(ks))
+		for i, k := range ks {
+			calls[i] = scriptCall{promoteScript, []string{k.delayed, k.stream}, []any{now, promoteBatch}}
+		}
+		cmds, err := b.runScripts(ctx, calls)
+		if err != nil {
+			return b.wrap("promote delayed jobs", err)
+		}
+		var more []keys
+		for i, c := range cmds {
+			n, err := c.Int64()
+			if err != nil {
+				return b.wrap("promote delayed jobs of "+ks[i].topic, err)
+			}
+			if n >= promoteBatch {
+				more = append(more, ks[i])
+			}
+		}
+		ks = more
+	}
+	return nil
+}
+
+// recover claims up to room entries of k idle longer than the lease.
+func (b *Broker) recover(ctx context.Context, k keys, room int) ([]*broker.Delivery, error) {
+	b.mu.Lock()
+	cursor := b.cursors[k.topic]
+	b.mu.Unlock()
+	if cursor == "" {
+		cursor = "0-0"
+	}
+	var out []*broker.Delivery
+	done := false
+	for round := 0; round < recoverRounds && room-len(out) > 0; round++ {
+		res, err := recoverScript.Run(ctx, b.rdb, []string{k.stream},
+			b.o.Group, b.o.Consumer, b.o.Lease.Milliseconds(), cursor, room-len(out)).Slice()
+		if err != nil {
+			if isNoGroup(err) {
+				b.forgetGroups(k.stream)
+				return out, b.ensureGroups(ctx, k.stream)
+			}
+			return out, b.wrap("recover expired leases", err)
+		}
+		next, entries, counts, deleted, err := parseRecover(res)
+		if err != nil {
+			return out, b.wrap("recover expired leases", err)
+		}
+		if len(deleted) > 0 {
+			b.lost.Add(int64(len(deleted)))
+			b.log.Error("conveyor/redis: pending entries were deleted from the stream before being settled: jobs lost",
+				"topic", k.topic, "stream", k.stream, "count", len(deleted), "entries", deleted)
+		}
+		for i, e := range entries {
+			if d := b.redelivery(ctx, k, e, counts[i]); d != nil {
+				out = append(out, d)
+			}
+		}
+		cursor = next
+		if cursor == "0-0" {
+			done = true
+			break
+		}
+	}
+	b.mu.Lock()
+	if done {
+		delete(b.cursors, k.topic)
+	} else {
+		b.cursors[k.topic] = cursor
+	}
+	b.mu.Unlock()
+	return out, nil
+}
+
+// redelivery turns a claimed entry into a delivery, or dead-letters it when
+// it is malformed or has exceeded MaxAttempts (returning nil).
+func (b *Broker) redelivery(ctx context.Context, k keys, e goredis.XMessage, count int64) *broker.Delivery {
+	dec := decodeEntry(k.topic, e.ID, e.Values)
+	if dec.problem != "" {
+		b.deadLetterMalformed(ctx, k, e, dec)
+		return nil
+	}
+	b.warn(k, e.ID, dec)
+	d := &broker.Delivery{Job: dec.job, Receipt: e.ID}
+	d.Job.Attempt = dec.attempt + int(max(count, 1)) - 1
+	if count > 1 && d.Job.Attempt > b.o.MaxAttempts {
+		f := job.Failure{
+			Error:  fmt.Sprintf("delivered %d times without an outcome (attempt %d > max attempts %d): its worker crashed or lost the lease every time", count, d.Job.Attempt, b.o.MaxAttempts),
+			Reason: job.ReasonMaxDeliveries,
+			Origin: k.topic,
+			At:     b.o.Now(),
+		}
+		if err := b.deadLetterFields(ctx, d, encodeFields(&d.Job, d.Job.Attempt, &f)); err != nil {
+			b.log.Error("conveyor/redis: dead-letter poison entry", "topic", k.topic, "entry", e.ID, "err", err)
+		} else {
+			b.log.Warn("conveyor/redis: poison entry dead-lettered", "topic", k.topic, "job_id", d.Job.ID, "attempt", d.Job.Attempt)
+		}
+		return nil
+	}
+	return d
+}
+
+// parseRecover reads recoverScript's reply.
+func parseRecover(res []any) (next string, entries []goredis.XMessage, counts []int64, deleted []string, err error) {
+	if len(res) != 4 {
+		return "", nil, nil, nil, fmt.Errorf("unexpected reply of %d elements", len(res))
+	}
+	next, _ = res[0].(string)
+	raw, _ := res[1].([]any)
+	cs, _ := res[2].([]any)
+	if len(cs) != len(raw) {
+		return "", nil, nil, nil, errors.New("unexpected reply: counts do not match entries")
+	}
+	for i, r := range raw {
+		pair, ok := r.([]any)
+		if !ok || len(pair) != 2 {
+			continue
+		}
+		id, _ := pair[0].(string)
+		fv, _ := pair[1].([]any)
+		values := make(map[string]any, len(fv)/2)
+		for j := 0; j+1 < len(fv); j += 2 {
+			f, _ := fv[j].(string)
+			values[f] = fv[j+1]
+		}
+		c, _ := cs[i].(int64)
+		entries = append(entries, goredis.XMessage{ID: id, Values: values})
+		counts = append(counts, c)
+	}
+	for _, d := range res[3].([]any) {
+		if s, ok := d.(string); ok {
+			deleted = append(deleted, s)
+		}
+	}
+	return next, entries, counts, deleted, nil
+}
+
+// read reads new entries of ks (XREADGROUP >), waiting up to Block when
+// block is set.
+func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool) ([]*broker.Delivery, error) {
+	if count <= 0 {
+		return nil, nil
+	}
+	var streams []goredis.XStream
+	var err error
+	if b.cluster && len(ks) > 1 {
+		streams, err = b.readCluster(ctx, ks, count, block)
+	} else {
+		streams, err = b.readGroup(ctx, ks, count, block)
+	}
+	if err != nil {
+		return nil, err
+	}
+	byStream := make(map[string]keys, len(ks))
+	for _, k := range ks {
+		byStream[k.stream] = k
+	}
+	var out []*broker.Delivery
+	for _, s := range streams {
+		k := byStream[s.Stream]
+		for _, m := range s.Messages {
+			dec := decodeEntry(k.topic, m.ID, m.Values)
+			if dec.problem != "" {
+				b.deadLetterMalformed(ctx, k, m, dec)
+				continue
+			}
+			b.warn(k, m.ID, dec)
+			out = append(out, &broker.Delivery{Job: dec.job, Receipt: m.ID})
+		}
+	}
+	return out, nil
+}
+
+// readGroup runs one XREADGROUP over all streams of ks, recreating missing
+// groups once.
+func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block bool) ([]goredis.XStream, error) {
+	args := &goredis.XReadGroupArgs{
+		Group:    b.o.Group,
+		Consumer: b.o.Consumer,
+		Streams:  make([]string, 0, 2*len(ks)),
+		Count:    int64(count),
+		Block:    -1,
+	}
+	if block {
+		args.Block = b.o.Block
+	}
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = k.stream
+	}
+	args.Streams = append(args.Streams, names...)
+	for range ks {
+		args.Streams = append(args.Streams, ">")
+	}
+	for attempt := 0; ; attempt++ {
+		streams, err := b.rdb.XReadGroup(ctx, args).Result()
+		switch {
+		case err == nil:
+			return streams, nil
+		case errors.Is(err, goredis.Nil):
+			return nil, nil
+		case isNoGroup(err) && attempt == 0:
+			b.forgetGroups(names...)
+			if err := b.ensureGroups(ctx, names...); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, b.wrap("read", err)
+		}
+	}
+}
+
+// readCluster reads each topic's stream with its own non-blocking
+// XREADGROUP, pipelined, polling until Block has passed when block is set and
+// nothing came.
+func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bool) ([]goredis.XStream, error) {
+	deadline := time.Now().Add(b.o.Block)
+	poll := min(max(b.o.Block/10, 10*time.Millisecond), 100*time.Millisecond)
+	for {
+		pipe := b.rdb.Pipeline()
+		cmds := make([]*goredis.XStreamSliceCmd, len(ks))
+		for i, k := range ks {
+			cmds[i] = pipe.XReadGroup(ctx, &goredis.XReadGroupArgs{
+				Group: b.o.Group, Consumer: b.o.Consumer,
+				Streams: []string{k.stream, ">"}, Count: int64(count), Block: -1,
+			})
+		}
+		_, _ = pipe.Exec(ctx)
+		var out []goredis.XStream
+		var missing []string
+		for i, c := range cmds {
+			s, err := c.Result()
+			switch {
+			case err == nil:
+				out = append(out, s...)
+			case errors.Is(err, goredis.Nil):
+			case isNoGroup(err):
+				missing = append(missing, ks[i].stream)
+			default:
+				return out, b.wrap("read", err)
+			}
+		}
+		if len(missing) > 0 {
+			b.forgetGroups(missing...)
+			if err := b.ensureGroups(ctx, missing...); err != nil {
+				return out, err
+			}
+		}
+		if len(out) > 0 || !block || len(missing) > 0 {
+			return out, nil
+		}
+		wait := min(poll, time.Until(deadline))
+		if wait <= 0 || b.closed.Load() {
+			return nil, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil
+		case <-t.C:
+		}
+	}
+}
+
+// warn logs the corrections decodeEntry made.
+func (b *Broker) warn(k keys, entry string, dec decoded) {
+	for _, w := range dec.warnings {
+		b.log.Warn("conveyor/redis: malformed field in stream entry", "topic", k.topic, "entry", entry, "problem", w)
+	}
+}
+
+// deadLetterMalformed moves an entry that is not a valid job to the topic's
+// dead-letter stream with its original fields and reason ReasonMalformed.
+func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, m goredis.XMessage, dec decoded) {
+	fields := make([]string, 0, 2*len(m.Values)+12)
+	hasID := false
+	for _, f := range slices.Sorted(maps.Keys(m.Values)) {
+		switch f {
+		case fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
+			continue
+		case fieldID:
+			hasID = true
+		}
+		fields = append(fields, f, fmt.Sprint(m.Values[f]))
+	}
+	if !hasID {
+		fields = append(fields, fieldID, m.ID)
+	}
+	fields = append(fields, failureFields(job.Failure{
+		Error:  dec.problem,
+		Reason: ReasonMalformed,
+		Origin: k.topic,
+		At:     b.o.Now(),
+	})...)
+	d := &broker.Delivery{Job: job.Job{ID: dec.job.ID, Topic: k.topic}, Receipt: m.ID}
+	if err := b.deadLetterFields(ctx, d, fields); err != nil {
+		b.log.Error("conveyor/redis: dead-letter malformed entry (it stays pending and is retried at recovery)",
+			"topic", k.topic, "entry", m.ID, "err", err)
+		return
+	}
+	b.log.Error("conveyor/redis: malformed stream entry dead-lettered", "topic", k.topic, "entry", m.ID, "problem", dec.problem)
+}

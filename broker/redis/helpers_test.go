@@ -1,0 +1,128 @@
+package redis_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
+)
+
+// env is one test's Redis, namespace and raw client.
+type env struct {
+	srv *redistest.Server
+	rdb goredis.UniversalClient
+	ns  string
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	srv := redistest.Start(t)
+	return &env{srv: srv, rdb: srv.Client(t), ns: srv.Namespace}
+}
+
+// key returns the key of topic's kind ("stream", "delayed", "dlq").
+func (e *env) key(topic, kind string) string {
+	return e.ns + ":{" + topic + "}:" + kind
+}
+
+// clock is a settable clock for Options.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// broker returns a broker on e with fast test timings, closed at cleanup.
+// mod may change the options.
+func (e *env) broker(t testing.TB, consumer string, mod func(*redis.Options)) *redis.Broker {
+	t.Helper()
+	o := &redis.Options{
+		Namespace:     e.ns,
+		Consumer:      consumer,
+		Lease:         time.Second,
+		Block:         50 * time.Millisecond,
+		ClaimInterval: 20 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(o)
+	}
+	b, err := redis.New(e.rdb, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// fetchN fetches from topics until it has n deliveries or 5s pass.
+func fetchN(t testing.TB, b broker.Broker, topics []string, n int) []*broker.Delivery {
+	t.Helper()
+	var out []*broker.Delivery
+	deadline := time.Now().Add(5 * time.Second)
+	for len(out) < n && time.Now().Before(deadline) {
+		ds, err := b.Fetch(context.Background(), topics, n-len(out))
+		if err != nil {
+			t.Fatalf("Fetch: %v", err)
+		}
+		out = append(out, ds...)
+	}
+	if len(out) < n {
+		t.Fatalf("fetched %d deliveries, want %d", len(out), n)
+	}
+	return out
+}
+
+// fetchNone asserts that fetching topics for d returns nothing.
+func fetchNone(t testing.TB, b broker.Broker, topics []string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ds, err := b.Fetch(context.Background(), topics, 10)
+		if err != nil {
+			t.Fatalf("Fetch: %v", err)
+		}
+		if len(ds) > 0 {
+			t.Fatalf("unexpected delivery %+v", ds[0].Job)
+		}
+	}
+}
+
+// eventually polls cond until it holds or 5s pass.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func xlen(t testing.TB, rdb goredis.UniversalClient, key string) int64 {
+	t.Helper()
+	n, err := rdb.XLen(context.Background(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

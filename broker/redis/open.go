@@ -1,0 +1,234 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Query parameters Open understands beyond go-redis's own.
+const (
+	queryCluster    = "cluster"     // "true": Redis Cluster, even with one seed address
+	queryMasterName = "master_name" // Sentinel: the monitored master's name
+)
+
+// Open connects to the Redis at rawURL and returns a Broker that owns the
+// client: Close closes it. Open checks the connection with PING and returns a
+// clear error (without the password) when it fails.
+//
+// URL forms:
+//
+//	redis://[user:password@]host:port[/db][?options]      one server
+//	rediss://…                                          the same over TLS
+//	redis://[user:password@]h1:p1,h2:p2,h3:p3           Redis Cluster (seed nodes)
+//	redis://…host:port?cluster=true                     Cluster through one seed
+//	redis://…s1:26379,s2:26379?master_name=mymaster     Sentinel
+//
+// options are go-redis's (dial_timeout, read_timeout, pool_size, …).
+// Reserved characters in the user or password (@ : / # ? %) must be
+// URL-encoded. With rediss://, certificates are verified (system roots, or
+// Options.TLS.CAFile).
+func Open(rawURL string, opts *Options) (*Broker, error) {
+	client, err := newClient(rawURL, opts)
+	if err != nil {
+		return nil, err
+	}
+	b, err := New(client, opts)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	b.owned = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		_ = client.Close()
+		return nil, connError(RedactURL(rawURL), err)
+	}
+	return b, nil
+}
+
+// newClient builds the go-redis client for rawURL.
+func newClient(rawURL string, opts *Options) (goredis.UniversalClient, error) {
+	safe := RedactURL(rawURL)
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL, password included
+		}
+		return nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %v (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", safe, err)
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: scheme must be redis:// or rediss://", safe)
+	}
+	var tlsOpts *TLSOptions
+	if opts != nil {
+		tlsOpts = opts.TLS
+	}
+	if tlsOpts != nil && *tlsOpts != (TLSOptions{}) && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("conveyor/redis: TLS options are set but %s is not a rediss:// URL", safe)
+	}
+	q := u.Query()
+	cluster := q.Get(queryCluster) == "true" || q.Get(queryCluster) == "1"
+	master := q.Get(queryMasterName)
+	q.Del(queryCluster)
+	q.Del(queryMasterName)
+	addrs := strings.Split(u.Host, ",")
+	// Parse a single-host form of the URL with go-redis for auth, DB, TLS
+	// and its query options.
+	single := *u
+	single.Host = addrs[0]
+	single.RawQuery = q.Encode()
+	o, err := goredis.ParseURL(single.String())
+	if err != nil {
+		return nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %s", safe, strings.TrimPrefix(err.Error(), "redis: "))
+	}
+	if o.TLSConfig != nil {
+		if err := applyTLS(o.TLSConfig, tlsOpts); err != nil {
+			return nil, err
+		}
+	}
+	if len(addrs) == 1 && !cluster && master == "" {
+		return goredis.NewClient(o), nil
+	}
+	if (cluster || master == "") && o.DB != 0 {
+		return nil, fmt.Errorf("conveyor/redis: %s: Redis Cluster has only database 0", safe)
+	}
+	for i, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			addrs[i] = net.JoinHostPort(a, "6379")
+		}
+	}
+	return goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:           addrs,
+		IsClusterMode:   cluster || master == "",
+		MasterName:      master,
+		ClientName:      o.ClientName,
+		DB:              o.DB,
+		Username:        o.Username,
+		Password:        o.Password,
+		Protocol:        o.Protocol,
+		MaxRetries:      o.MaxRetries,
+		MinRetryBackoff: o.MinRetryBackoff,
+		MaxRetryBackoff: o.MaxRetryBackoff,
+		DialTimeout:     o.DialTimeout,
+		ReadTimeout:     o.ReadTimeout,
+		WriteTimeout:    o.WriteTimeout,
+		PoolFIFO:        o.PoolFIFO,
+		PoolSize:        o.PoolSize,
+		PoolTimeout:     o.PoolTimeout,
+		MinIdleConns:    o.MinIdleConns,
+		MaxIdleConns:    o.MaxIdleConns,
+		MaxActiveConns:  o.MaxActiveConns,
+		ConnMaxIdleTime: o.ConnMaxIdleTime,
+		ConnMaxLifetime: o.ConnMaxLifetime,
+		TLSConfig:       o.TLSConfig,
+	}), nil
+}
+
+// applyTLS adds t's files and settings to c.
+func applyTLS(c *tls.Config, t *TLSOptions) error {
+	if c.MinVersion == 0 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	if t == nil {
+		return nil
+	}
+	if t.ServerName != "" {
+		c.ServerName = t.ServerName
+	}
+	c.InsecureSkipVerify = t.InsecureSkipVerify
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return fmt.Errorf("conveyor/redis: TLS CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("conveyor/redis: TLS CA file %s holds no PEM certificate", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		if t.CertFile == "" || t.KeyFile == "" {
+			return errors.New("conveyor/redis: TLS client certificate needs both CertFile and KeyFile")
+		}
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return fmt.Errorf("conveyor/redis: TLS client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return nil
+}
+
+// RedactURL returns rawURL with its password replaced by "xxxxx", for logs
+// and errors. It works on URLs that do not parse (an unencoded '@' or '/' in
+// the password, say): everything between "://" and the last '@' before the
+// host is treated as user:password.
+func RedactURL(rawURL string) string {
+	scheme, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return rawURL
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return rawURL
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return rawURL
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}
+
+// connError explains a failed connection to target (a redacted URL).
+func connError(target string, err error) error {
+	msg := err.Error()
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		netErr    net.Error
+	)
+	var hint string
+	switch {
+	case strings.Contains(msg, "first record does not look like a TLS handshake"),
+		strings.Contains(msg, "WRONG_VERSION_NUMBER"),
+		strings.Contains(msg, "wrong version number"):
+		hint = "the server does not speak TLS on this port: use redis:// instead of rediss://, or the server's TLS port"
+	case errors.As(err, &unknownCA):
+		hint = "the server's TLS certificate is signed by an unknown authority: give its CA file (TLS CAFile)"
+	case errors.As(err, &hostErr):
+		hint = "the server's TLS certificate does not match the host name: connect with the name in the certificate or set TLS ServerName"
+	case errors.As(err, &invalid):
+		hint = "the server's TLS certificate is not valid (expired or not for server use)"
+	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "invalid username-password"),
+		strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "AUTH <password> called without any password"):
+		hint = "authentication failed: check the user and password (URL-encode @ : / # ? % in them)"
+	case strings.Contains(msg, "NOPERM"):
+		hint = "the ACL user lacks a permission conveyor needs (streams, sorted sets, sets, scripting)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		hint = "connection refused: is Redis running and listening on this host and port?"
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		hint = "the server closed the connection: if it requires TLS, use rediss://"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		hint = "timed out: the host is unreachable or filtered, or the port expects TLS (use rediss://)"
+	}
+	if hint == "" {
+		return fmt.Errorf("conveyor/redis: connect to %s: %w", target, err)
+	}
+	return fmt.Errorf("conveyor/redis: connect to %s: %s: %w", target, hint, err)
+}

@@ -1,0 +1,79 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// Publish enqueues m with XADD (or ZADD to the delayed set when m is due
+// later) and returns its ID, generated (a UUIDv7) when m.ID is empty.
+func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) {
+	ids, err := b.PublishBatch(ctx, []broker.Message{m})
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// PublishBatch enqueues ms in one pipelined round trip (one per Cluster
+// node) and returns their IDs in order. Every message is validated before
+// anything is sent; on a Redis error some messages may have been enqueued.
+func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]string, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return []string{}, nil
+	}
+	now := b.o.Now()
+	ids := make([]string, len(ms))
+	for i := range ms {
+		if ms[i].Topic == "" {
+			return nil, fmt.Errorf("%w: message %d has an empty topic", broker.ErrInvalidMessage, i)
+		}
+		ids[i] = ms[i].ID
+		if ids[i] == "" {
+			u, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("conveyor/redis: generate job ID: %w", err)
+			}
+			ids[i] = u.String()
+		}
+	}
+	pipe := b.rdb.Pipeline()
+	var newTopics []string
+	for i := range ms {
+		m := &ms[i]
+		k := b.keysFor(m.Topic)
+		j := job.Job{ID: ids[i], Payload: m.Payload, Headers: m.Headers, EnqueuedAt: now}
+		fields := encodeFields(&j, 1, nil)
+		if due := m.Due(now); due.After(now) {
+			pipe.ZAdd(ctx, k.delayed, goredis.Z{Score: float64(due.UnixMilli()), Member: encodeMember(fields)})
+		} else {
+			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: k.stream, Values: fields})
+		}
+		if _, ok := b.topics.Load(k.base); !ok {
+			newTopics = append(newTopics, k.base)
+		}
+	}
+	if len(newTopics) > 0 {
+		members := make([]any, len(newTopics))
+		for i, t := range newTopics {
+			members[i] = t
+		}
+		pipe.SAdd(ctx, b.registryKey(), members...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, b.wrap("publish", err)
+	}
+	for _, t := range newTopics {
+		b.topics.Store(t, struct{}{})
+	}
+	return ids, nil
+}

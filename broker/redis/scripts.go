@@ -1,0 +1,228 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// Lua scripts. Every key a script touches is passed in KEYS and all keys of
+// one call share a topic's hash tag, so each script runs on one Cluster slot.
+
+// settleScript moves a delivered entry to its next place in one atomic step:
+// XACK + XDEL of the entry, then XADD to a stream (retry or snooze now), ZADD
+// to the delayed set (retry or snooze later) or XADD to the dead-letter
+// stream. If the entry is no longer pending in the group (someone else
+// already settled it after this consumer lost its lease), nothing is written.
+//
+// KEYS[1] the stream the entry was read from
+// KEYS[2] the target: a stream, a delayed ZSET, or a dead-letter stream
+// ARGV[1] group
+// ARGV[2] entry ID
+// ARGV[3] mode: "stream", "delayed" or "dlq"
+// ARGV[4] mode "delayed": due time (unix ms, the ZSET score);
+//
+//	mode "dlq": the dead-letter cap (<= 0: no cap); else unused
+//
+// ARGV[5] mode "delayed": the encoded member; else unused
+// ARGV[6..] mode "stream"/"dlq": the new entry's field, value pairs
+//
+// Returns {settled, overflow}: settled is 0 when the entry was not pending
+// (nothing written), 1 otherwise; overflow is 1 when a dead letter was
+// added to a stream already at or above the cap.
+var settleScript = goredis.NewScript(`
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return {0, 0}
+end
+redis.call('XDEL', KEYS[1], ARGV[2])
+local mode = ARGV[3]
+if mode == 'delayed' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+  return {1, 0}
+end
+local overflow = 0
+if mode == 'dlq' then
+  local cap = tonumber(ARGV[4])
+  if cap > 0 and redis.call('XLEN', KEYS[2]) >= cap then
+    overflow = 1
+  end
+end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
+return {1, overflow}
+`)
+
+// promoteScript moves due members of a delayed set to the topic's stream.
+// Members are netstring-encoded field lists; one that cannot be decoded is
+// added as an entry with the single field "malformed_delayed" (no payload),
+// which the consumer then dead-letters as malformed: never dropped.
+//
+// KEYS[1] delayed ZSET (score = due unix ms)
+// KEYS[2] stream
+// ARGV[1] now (unix ms)
+// ARGV[2] most members to move
+//
+// Returns the number of members moved.
+var promoteScript = goredis.NewScript(`
+local function decode(s)
+  local out, pos, n = {}, 1, #s
+  while pos <= n do
+    local c = string.find(s, ':', pos, true)
+    if not c then return nil end
+    local len = tonumber(string.sub(s, pos, c - 1))
+    if not len or len < 0 then return nil end
+    local stop = c + len
+    if string.sub(s, stop + 1, stop + 1) ~= ',' then return nil end
+    out[#out + 1] = string.sub(s, c + 1, stop)
+    pos = stop + 2
+  end
+  if #out == 0 or #out % 2 == 1 then return nil end
+  return out
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(due) do
+  local fields = decode(m)
+  if fields then
+    redis.call('XADD', KEYS[2], '*', unpack(fields))
+  else
+    redis.call('XADD', KEYS[2], '*', 'malformed_delayed', m)
+  end
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+`)
+
+// recoverScript claims entries idle longer than the lease (XAUTOCLAIM) and
+// reads their delivery counts (XPENDING) in one round trip.
+//
+// KEYS[1] stream
+// ARGV[1] group
+// ARGV[2] consumer
+// ARGV[3] min idle (ms)
+// ARGV[4] cursor
+// ARGV[5] COUNT
+//
+// Returns {next cursor, entries, delivery counts, deleted IDs}: entries as
+// XAUTOCLAIM returns them ({id, {field, value, ...}}), counts in the same
+// order, and the IDs of pending entries whose stream entry was deleted (they
+// are removed from the pending list by XAUTOCLAIM: those jobs are lost).
+var recoverScript = goredis.NewScript(`
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local entries, counts, deleted = {}, {}, r[3] or {}
+for _, e in ipairs(r[2]) do
+  if e then
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+    entries[#entries + 1] = e
+    counts[#counts + 1] = (p[1] and p[1][4]) or 1
+  end
+end
+return {r[1], entries, counts, deleted}
+`)
+
+// extendScript renews the lease of entries this consumer still owns: for
+// each ID whose pending entry belongs to the consumer, XCLAIM … 0 … JUSTID
+// (idle reset, delivery count unchanged). An entry recovered by another
+// consumer is left alone, so a heartbeat never steals a job back.
+//
+// KEYS[1] stream
+// ARGV[1] group
+// ARGV[2] consumer
+// ARGV[3..] entry IDs
+//
+// Returns the IDs whose lease was renewed.
+var extendScript = goredis.NewScript(`
+local out = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    out[#out + 1] = ARGV[i]
+  end
+end
+return out
+`)
+
+// replayScript moves dead letters back to their origin stream, each in one
+// atomic step: the new entry keeps payload, id, headers and enqueued_at, has
+// attempt 1 and no failure fields; the dead letter is acknowledged in the
+// group (if a consumer of the dead-letter topic holds it) and deleted.
+//
+// KEYS[1] dead-letter stream
+// KEYS[2] origin stream
+// ARGV[1] group
+// ARGV[2..] dead-letter entry IDs (validated by the caller)
+//
+// Returns the number of dead letters moved (IDs not found are skipped).
+var replayScript = goredis.NewScript(`
+local skip = {attempt = true, error = true, reason = true, handler = true, origin = true, failed_at = true}
+local moved = 0
+for i = 2, #ARGV do
+  local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  if #e > 0 then
+    local f, out, hasID = e[1][2], {}, false
+    for j = 1, #f, 2 do
+      if not skip[f[j]] then
+        out[#out + 1] = f[j]
+        out[#out + 1] = f[j + 1]
+        if f[j] == 'id' then hasID = true end
+      end
+    end
+    if not hasID then
+      out[#out + 1] = 'id'
+      out[#out + 1] = ARGV[i]
+    end
+    out[#out + 1] = 'attempt'
+    out[#out + 1] = '1'
+    redis.call('XADD', KEYS[2], '*', unpack(out))
+    redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    moved = moved + 1
+  end
+end
+return moved
+`)
+
+// trimScript trims a stream without removing any pending entry (of any
+// group) or anything newer than it.
+//
+// KEYS[1] stream
+// ARGV[1] mode: "maxlen" or "minid"
+// ARGV[2] mode "maxlen": entries to keep; mode "minid": the target MINID
+//
+// Returns the number of entries removed.
+var trimScript = goredis.NewScript(`
+local function less(a, b)
+  local am, as = string.match(a, '^(%d+)-?(%d*)$')
+  local bm, bs = string.match(b, '^(%d+)-?(%d*)$')
+  am, bm = tonumber(am), tonumber(bm)
+  if am ~= bm then return am < bm end
+  return (tonumber(as) or 0) < (tonumber(bs) or 0)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local oldest = nil
+local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+for _, g in ipairs(groups) do
+  local name
+  for j = 1, #g, 2 do
+    if g[j] == 'name' then name = g[j + 1] end
+  end
+  local p = redis.call('XPENDING', KEYS[1], name)
+  if p[1] > 0 and (oldest == nil or less(p[2], oldest)) then
+    oldest = p[2]
+  end
+end
+if ARGV[1] == 'maxlen' then
+  local keep = tonumber(ARGV[2])
+  if oldest == nil then
+    return redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
+  end
+  local n = redis.call('XLEN', KEYS[1]) - keep
+  if n <= 0 then return 0 end
+  local older = redis.call('XRANGE', KEYS[1], '-', '(' .. oldest, 'COUNT', n)
+  if #older == 0 then return 0 end
+  if #older >= n then
+    return redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
+  end
+  return redis.call('XTRIM', KEYS[1], 'MINID', oldest)
+end
+local minid = ARGV[2]
+if oldest ~= nil and less(oldest, minid) then
+  minid = oldest
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', minid)
+`)

@@ -1,0 +1,210 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// Ack settles deliveries as done: XACK + XDEL of every entry, grouped by
+// stream, pipelined in one round trip (one per Cluster node).
+func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	byStream := map[string][]string{}
+	var order []string
+	for _, d := range ds {
+		if d == nil {
+			continue
+		}
+		s := b.keysFor(d.Job.Topic).stream
+		if _, ok := byStream[s]; !ok {
+			order = append(order, s)
+		}
+		byStream[s] = append(byStream[s], d.Receipt)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	pipe := b.rdb.Pipeline()
+	for _, s := range order {
+		pipe.XAck(ctx, s, b.o.Group, byStream[s]...)
+		pipe.XDel(ctx, s, byStream[s]...)
+	}
+	_, err := pipe.Exec(ctx)
+	return b.wrap("ack", err)
+}
+
+// Retry re-enqueues d's job as attempt d.Job.Attempt+1 with f recorded, now
+// (delay <= 0) or after delay, in one atomic script. If the entry is no longer
+// pending (another consumer recovered and settled it), nothing is written and
+// the event is logged and counted ([Broker.StaleSettles]).
+func (b *Broker) Retry(ctx context.Context, d *broker.Delivery, delay time.Duration, f job.Failure) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	if f.Origin == "" {
+		f.Origin = d.Job.Topic
+	}
+	if f.At.IsZero() {
+		f.At = b.o.Now()
+	}
+	return b.requeue(ctx, "retry", d, delay, encodeFields(&d.Job, d.Job.Attempt+1, &f))
+}
+
+// Snooze re-enqueues d's job, keeping its attempt and last failure, now
+// (delay <= 0) or after delay, in one atomic script.
+func (b *Broker) Snooze(ctx context.Context, d *broker.Delivery, delay time.Duration) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	return b.requeue(ctx, "snooze", d, delay, encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure))
+}
+
+func (b *Broker) requeue(ctx context.Context, op string, d *broker.Delivery, delay time.Duration, fields []string) error {
+	k := b.keysFor(d.Job.Topic)
+	if delay > 0 {
+		due := b.o.Now().Add(delay).UnixMilli()
+		return b.settle(ctx, op, d, k.stream, k.delayed, "delayed", strconv.FormatInt(due, 10), encodeMember(fields), nil)
+	}
+	return b.settle(ctx, op, d, k.stream, k.stream, "stream", "", "", fields)
+}
+
+// DeadLetter moves d's job to its dead-letter topic with f recorded, in one
+// atomic script. f.Origin defaults to the job's topic and f.At to now.
+func (b *Broker) DeadLetter(ctx context.Context, d *broker.Delivery, f job.Failure) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	if f.Origin == "" {
+		f.Origin = d.Job.Topic
+	}
+	if f.At.IsZero() {
+		f.At = b.o.Now()
+	}
+	return b.deadLetterFields(ctx, d, encodeFields(&d.Job, d.Job.Attempt, &f))
+}
+
+func (b *Broker) deadLetterFields(ctx context.Context, d *broker.Delivery, fields []string) error {
+	k := b.keysFor(d.Job.Topic)
+	return b.settle(ctx, "dead-letter", d, k.stream, k.dlq, "dlq", strconv.FormatInt(b.o.DeadLetterMaxLen, 10), "", fields)
+}
+
+// settle runs settleScript; see its header for the arguments.
+func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src, target, mode, arg4, arg5 string, fields []string) error {
+	args := make([]any, 0, 5+len(fields))
+	args = append(args, b.o.Group, d.Receipt, mode, arg4, arg5)
+	for _, f := range fields {
+		args = append(args, f)
+	}
+	res, err := settleScript.Run(ctx, b.rdb, []string{src, target}, args...).Int64Slice()
+	if err != nil {
+		return b.wrap(op, err)
+	}
+	if len(res) < 2 {
+		return b.wrap(op, errors.New("unexpected script reply"))
+	}
+	if res[0] == 0 {
+		b.stale.Add(1)
+		b.log.Warn("conveyor/redis: entry no longer pending, not re-enqueued (another consumer settled it after this one lost its lease)",
+			"op", op, "topic", d.Job.Topic, "job_id", d.Job.ID, "entry", d.Receipt)
+		return nil
+	}
+	if res[1] == 1 {
+		b.overflows.Add(1)
+		b.log.Error("conveyor/redis: dead-letter stream at or above its cap; dead letter stored anyway",
+			"topic", d.Job.Topic, "job_id", d.Job.ID, "stream", target, "cap", b.o.DeadLetterMaxLen)
+	}
+	return nil
+}
+
+// Extend renews the lease of the deliveries this consumer still owns: one
+// script per stream (XCLAIM … JUSTID only for entries whose pending owner is
+// this consumer), pipelined in one round trip. Deliveries another consumer
+// has recovered are not taken back.
+func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	byStream := map[string][]any{}
+	var order []string
+	for _, d := range ds {
+		if d == nil {
+			continue
+		}
+		s := b.keysFor(d.Job.Topic).stream
+		if _, ok := byStream[s]; !ok {
+			order = append(order, s)
+			byStream[s] = []any{b.o.Group, b.o.Consumer}
+		}
+		byStream[s] = append(byStream[s], d.Receipt)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	calls := make([]scriptCall, len(order))
+	for i, s := range order {
+		calls[i] = scriptCall{extendScript, []string{s}, byStream[s]}
+	}
+	cmds, err := b.runScripts(ctx, calls)
+	if err != nil {
+		return b.wrap("extend", err)
+	}
+	lost := 0
+	for i, c := range cmds {
+		got, err := c.StringSlice()
+		if err != nil {
+			return b.wrap("extend", err)
+		}
+		lost += len(byStream[order[i]]) - 2 - len(got)
+	}
+	if lost > 0 {
+		b.log.Warn("conveyor/redis: lease not renewed for deliveries no longer owned by this consumer", "count", lost, "consumer", b.o.Consumer)
+	}
+	return nil
+}
+
+// scriptCall is one script run in a pipeline.
+type scriptCall struct {
+	s    *goredis.Script
+	keys []string
+	args []any
+}
+
+// runScripts runs calls in one pipeline with EVALSHA, and runs again (with
+// EVAL fallback) those that hit NOSCRIPT. The returned error is the first
+// transport error; per-call errors are in the commands.
+func (b *Broker) runScripts(ctx context.Context, calls []scriptCall) ([]*goredis.Cmd, error) {
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*goredis.Cmd, len(calls))
+	for i, c := range calls {
+		cmds[i] = c.s.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, c := range calls {
+		err := cmds[i].Err()
+		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			cmds[i] = c.s.Run(ctx, b.rdb, c.keys, c.args...)
+			err = cmds[i].Err()
+		}
+		if err != nil && !errors.Is(err, goredis.Nil) && !isRedisError(err) {
+			return nil, err
+		}
+	}
+	return cmds, nil
+}
+
+// isRedisError reports an error reply from Redis (as opposed to a transport
+// error).
+func isRedisError(err error) bool {
+	var re goredis.Error
+	return errors.As(err, &re)
+}

@@ -1,0 +1,229 @@
+package redis
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// Stream entry fields of the wire format. Only payload is required.
+const (
+	fieldPayload    = "payload"
+	fieldID         = "id"
+	fieldAttempt    = "attempt"
+	fieldEnqueuedAt = "enqueued_at" // unix ms
+	fieldError      = "error"
+	fieldReason     = "reason"
+	fieldHandler    = "handler"
+	fieldOrigin     = "origin"
+	fieldFailedAt   = "failed_at" // unix ms
+	headerPrefix    = "h."
+)
+
+// encodeFields returns the stream entry fields of j as field, value pairs,
+// with attempt and failure f (nil: no failure fields).
+func encodeFields(j *job.Job, attempt int, f *job.Failure) []string {
+	out := make([]string, 0, 8+2*len(j.Headers)+10)
+	out = append(out,
+		fieldPayload, string(j.Payload),
+		fieldID, j.ID,
+		fieldAttempt, strconv.Itoa(attempt),
+	)
+	if !j.EnqueuedAt.IsZero() {
+		out = append(out, fieldEnqueuedAt, strconv.FormatInt(j.EnqueuedAt.UnixMilli(), 10))
+	}
+	for _, name := range slices.Sorted(maps.Keys(j.Headers)) {
+		out = append(out, headerPrefix+name, j.Headers[name])
+	}
+	if f != nil {
+		out = append(out, fieldError, f.Error, fieldReason, f.Reason)
+		if f.Handler != "" {
+			out = append(out, fieldHandler, f.Handler)
+		}
+		if f.Origin != "" {
+			out = append(out, fieldOrigin, f.Origin)
+		}
+		if !f.At.IsZero() {
+			out = append(out, fieldFailedAt, strconv.FormatInt(f.At.UnixMilli(), 10))
+		}
+	}
+	return out
+}
+
+// encodeMember encodes fields as netstrings ("<len>:<bytes>,"), the member
+// format of the delayed set: binary-safe, readable in redis-cli and decoded by
+// the promotion script.
+func encodeMember(fields []string) string {
+	var sb strings.Builder
+	for _, f := range fields {
+		sb.WriteString(strconv.Itoa(len(f)))
+		sb.WriteByte(':')
+		sb.WriteString(f)
+		sb.WriteByte(',')
+	}
+	return sb.String()
+}
+
+// decodeMember parses a delayed-set member back into fields.
+func decodeMember(s string) ([]string, error) {
+	var out []string
+	for len(s) > 0 {
+		c := strings.IndexByte(s, ':')
+		if c < 0 {
+			return nil, errors.New("missing ':'")
+		}
+		n, err := strconv.Atoi(s[:c])
+		if err != nil || n < 0 || c+1+n >= len(s) || s[c+1+n] != ',' {
+			return nil, errors.New("bad length")
+		}
+		out = append(out, s[c+1:c+1+n])
+		s = s[c+2+n:]
+	}
+	if len(out) == 0 || len(out)%2 != 0 {
+		return nil, errors.New("odd number of fields")
+	}
+	return out, nil
+}
+
+// entryTime returns the time encoded in a stream entry ID ("<ms>-<seq>").
+func entryTime(id string) (time.Time, bool) {
+	ms, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(n), true
+}
+
+// validEntryID reports whether id looks like a stream entry ID ("<ms>" or
+// "<ms>-<seq>").
+func validEntryID(id string) bool {
+	ms, seq, hasSeq := strings.Cut(id, "-")
+	if _, err := strconv.ParseUint(ms, 10, 64); err != nil {
+		return false
+	}
+	if hasSeq {
+		if _, err := strconv.ParseUint(seq, 10, 64); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// decoded is a stream entry read back as a job.
+type decoded struct {
+	job      job.Job
+	attempt  int    // recorded attempt (>= 1)
+	problem  string // why the entry is not a valid job; "" when it is
+	warnings []string
+}
+
+// decodeEntry turns a stream entry into a job of topic. An entry without a
+// payload field is reported in problem; a bad attempt or time is corrected
+// and reported in warnings.
+func decodeEntry(topic, entryID string, values map[string]any) decoded {
+	d := decoded{attempt: 1}
+	j := &d.job
+	j.Topic = topic
+	j.ID = entryID
+	var f job.Failure
+	hasFailure := false
+	str := func(v any) string {
+		switch s := v.(type) {
+		case string:
+			return s
+		case []byte:
+			return string(s)
+		case nil:
+			return ""
+		default:
+			return fmt.Sprint(s)
+		}
+	}
+	payloadSeen := false
+	for k, v := range values {
+		s := str(v)
+		switch {
+		case k == fieldPayload:
+			j.Payload = []byte(s)
+			payloadSeen = true
+		case k == fieldID:
+			if s != "" {
+				j.ID = s
+			}
+		case k == fieldAttempt:
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				d.warnings = append(d.warnings, fmt.Sprintf("bad attempt %q, using 1", truncate(s, 40)))
+				n = 1
+			}
+			d.attempt = n
+		case k == fieldEnqueuedAt:
+			ms, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				d.warnings = append(d.warnings, fmt.Sprintf("bad enqueued_at %q, using the entry time", truncate(s, 40)))
+				continue
+			}
+			j.EnqueuedAt = time.UnixMilli(ms)
+		case strings.HasPrefix(k, headerPrefix):
+			if j.Headers == nil {
+				j.Headers = map[string]string{}
+			}
+			j.Headers[k[len(headerPrefix):]] = s
+		case k == fieldError:
+			f.Error, hasFailure = s, true
+		case k == fieldReason:
+			f.Reason, hasFailure = s, true
+		case k == fieldHandler:
+			f.Handler, hasFailure = s, true
+		case k == fieldOrigin:
+			f.Origin, hasFailure = s, true
+		case k == fieldFailedAt:
+			if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+				f.At = time.UnixMilli(ms)
+			}
+			hasFailure = true
+		}
+	}
+	if j.EnqueuedAt.IsZero() {
+		j.EnqueuedAt, _ = entryTime(entryID)
+	}
+	if hasFailure {
+		j.Failure = &f
+	}
+	j.Attempt = d.attempt
+	// A malformed entry already dead-lettered keeps having no payload: it
+	// is delivered (from the dead-letter topic) as it is, not looped.
+	if !payloadSeen && (j.Failure == nil || j.Failure.Reason != ReasonMalformed) {
+		d.problem = "stream entry has no payload field"
+	}
+	return d
+}
+
+// failureFields returns the failure fields of f, to append to raw fields.
+func failureFields(f job.Failure) []string {
+	out := []string{fieldError, f.Error, fieldReason, f.Reason}
+	if f.Handler != "" {
+		out = append(out, fieldHandler, f.Handler)
+	}
+	if f.Origin != "" {
+		out = append(out, fieldOrigin, f.Origin)
+	}
+	if !f.At.IsZero() {
+		out = append(out, fieldFailedAt, strconv.FormatInt(f.At.UnixMilli(), 10))
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
