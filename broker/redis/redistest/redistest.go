@@ -323,6 +323,26 @@ func waitPing(addr string, timeout time.Duration, exited <-chan struct{}) error 
 
 var errExited = errors.New("server exited")
 
+// waitPingAny is waitPing for several candidate addresses of one server; it returns the
+// first that answers.
+func waitPingAny(addrs []string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		for _, a := range addrs {
+			ok, err := ping(a)
+			if ok {
+				return a, nil
+			}
+			last = err
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no answer to PING at %s after %s: %v", strings.Join(addrs, " or "), timeout, last)
+		}
+		time.Sleep(20 * time.Millisecond) // waiting for an external process: nothing to block on
+	}
+}
+
 func ping(addr string) (bool, error) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
