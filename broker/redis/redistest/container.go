@@ -182,4 +182,3 @@ func (b *ctr) start(t testing.TB) string {
 	}
 	return addr
 }
-
