@@ -1,0 +1,222 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// redacted replaces passwords in URLs shown to people.
+const redacted = "xxxxx"
+
+// splitUserinfo finds the user and password of a redis URL without parsing
+// it, so that it works on URLs that do not parse. at is the index in s of the
+// "@" ending the userinfo, or -1.
+func splitUserinfo(s string) (prefix, user, password string, hasPassword bool, at int) {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return "", "", "", false, -1
+	}
+	prefix = s[:i+3]
+	rest := s[i+3:]
+	a := strings.LastIndex(rest, "@")
+	if a < 0 {
+		return prefix, "", "", false, -1
+	}
+	user, password, hasPassword = strings.Cut(rest[:a], ":")
+	return prefix, user, password, hasPassword, i + 3 + a
+}
+
+// RedactURL returns s with its password replaced by "xxxxx". It works on
+// URLs that do not parse too (a password with an unencoded "/", say).
+func RedactURL(s string) string {
+	prefix, user, _, hasPassword, at := splitUserinfo(s)
+	if !hasPassword {
+		return s
+	}
+	return prefix + user + ":" + redacted + s[at:]
+}
+
+// Redact returns msg with every form of rawURL's password (as written,
+// decoded and encoded) replaced by "xxxxx", for error text that might quote
+// it.
+func Redact(msg, rawURL string) string {
+	_, _, password, ok, _ := splitUserinfo(rawURL)
+	if !ok || password == "" {
+		return msg
+	}
+	forms := []string{password, url.QueryEscape(password), url.PathEscape(password)}
+	if dec, err := url.PathUnescape(password); err == nil {
+		forms = append(forms, dec)
+	}
+	for _, f := range forms {
+		if len(f) >= 3 {
+			msg = strings.ReplaceAll(msg, f, redacted)
+		}
+	}
+	return msg
+}
+
+// escapes names the characters that must be percent-encoded in a URL's
+// userinfo, with their encoding.
+var escapes = []struct{ char, enc string }{
+	{"@", "%40"}, {":", "%3A"}, {"/", "%2F"}, {"#", "%23"}, {"?", "%3F"}, {" ", "%20"},
+}
+
+// ErrUnencodedPassword is matched by the error [CheckURL] returns for a
+// password (or user name) with characters that must be URL-encoded.
+var ErrUnencodedPassword = errors.New("the password contains characters that must be URL-encoded")
+
+// CheckURL checks a Redis URL and returns an error that says how to fix it,
+// never quoting the password.
+func CheckURL(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errEmpty
+	}
+	scheme, _, ok := strings.Cut(s, "://")
+	if !ok {
+		return errors.New("missing scheme: write redis://[user:password@]host:port/db, or rediss:// for TLS")
+	}
+	switch scheme {
+	case "redis", "rediss", "unix":
+	default:
+		return fmt.Errorf("scheme %q is not supported: use redis:// (plain) or rediss:// (TLS)", scheme)
+	}
+	_, user, password, _, at := splitUserinfo(s)
+	if at >= 0 {
+		if err := checkEncoded("password", password); err != nil {
+			return err
+		}
+		if err := checkEncoded("user name", user); err != nil {
+			return err
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("not a valid URL: %s", Redact(err.Error(), s))
+	}
+	if scheme != "unix" && u.Host == "" {
+		return errors.New("missing host: write redis://[user:password@]host:port/db")
+	}
+	if _, err := goredis.ParseURL(s); err != nil {
+		return errors.New(Redact(err.Error(), s))
+	}
+	return nil
+}
+
+// checkEncoded returns an error naming the characters of part (a password
+// or user name) that must be percent-encoded.
+func checkEncoded(what, part string) error {
+	var found []string
+	for _, e := range escapes {
+		if strings.Contains(part, e.char) {
+			found = append(found, fmt.Sprintf("%q as %s", e.char, e.enc))
+		}
+	}
+	if bad := badPercent(part); bad {
+		found = append(found, `"%" as %25`)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: the %s contains unencoded special characters; write %s (keep the other characters as they are)",
+		ErrUnencodedPassword, what, strings.Join(found, ", "))
+}
+
+// badPercent reports a "%" not followed by two hex digits.
+func badPercent(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return true
+		}
+		i += 2
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// TLSEnabled reports whether the Redis URL asks for TLS (rediss://).
+func (c *Config) TLSEnabled() bool {
+	return strings.HasPrefix(c.Redis.URL, "rediss://")
+}
+
+// RedisOptions returns go-redis options for the configured URL, with the
+// TLS settings and dial timeout applied.
+func (c *Config) RedisOptions() (*goredis.Options, error) {
+	if err := CheckURL(c.Redis.URL); err != nil {
+		return nil, &Error{Key: "redis.url", Value: RedactURL(c.Redis.URL), Source: c.Source("redis.url"), Err: err}
+	}
+	opts, err := goredis.ParseURL(c.Redis.URL)
+	if err != nil {
+		return nil, errors.New(Redact(err.Error(), c.Redis.URL))
+	}
+	if opts.TLSConfig != nil {
+		if err := c.TLS.apply(opts.TLSConfig); err != nil {
+			return nil, err
+		}
+	}
+	if c.Redis.DialTimeout > 0 {
+		opts.DialTimeout = c.Redis.DialTimeout
+	}
+	return opts, nil
+}
+
+// Config returns a TLS configuration for a server named serverName, with t's
+// CA, client certificate and verification setting.
+func (t TLS) Config(serverName string) (*tls.Config, error) {
+	tc := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
+	if err := t.apply(tc); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+func (t TLS) apply(tc *tls.Config) error {
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return fmt.Errorf("config: tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("config: tls.ca_file %s holds no PEM certificate", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return fmt.Errorf("config: tls.cert_file/tls.key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	if t.InsecureSkipVerify {
+		tc.InsecureSkipVerify = true
+	}
+	return nil
+}
+
+// User returns the user name in the Redis URL, or "default" when it has
+// none (Redis's name for the password-only user).
+func (c *Config) User() string {
+	if u, err := url.Parse(c.Redis.URL); err == nil && u.User != nil && u.User.Username() != "" {
+		return u.User.Username()
+	}
+	return "default"
+}
