@@ -234,8 +234,8 @@ func (b *Broker) Lost() int64 { return b.lost.Load() }
 func (b *Broker) DeadLetterOverflows() int64 { return b.overflows.Load() }
 
 // StaleSettles returns how many Retry, Snooze or DeadLetter calls found their
-// entry no longer pending (another consumer had recovered and settled it), and
-// so did nothing.
+// entry no longer pending (settled before, or recovered and settled by
+// another consumer), and so wrote nothing.
 func (b *Broker) StaleSettles() int64 { return b.stale.Load() }
 
 // Close marks the broker closed: every later call returns broker.ErrClosed

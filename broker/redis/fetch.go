@@ -302,12 +302,13 @@ func (b *Broker) redelivery(ctx context.Context, k keys, e goredis.XMessage, cou
 	d.Job.Attempt = dec.attempt + int(max(count, 1)) - 1
 	if count > 1 && d.Job.Attempt > b.o.MaxAttempts {
 		f := job.Failure{
-			Error:  fmt.Sprintf("delivered %d times without an outcome (attempt %d > max attempts %d): its worker crashed or lost the lease every time", count, d.Job.Attempt, b.o.MaxAttempts),
+			Error:  fmt.Sprintf("no outcome after attempt %d of at most %d (entry delivered %d times): its worker crashed or lost the lease every time", d.Job.Attempt-1, b.o.MaxAttempts, count),
 			Reason: job.ReasonMaxDeliveries,
 			Origin: k.topic,
 			At:     b.o.Now(),
 		}
-		if err := b.deadLetterFields(ctx, d, encodeFields(&d.Job, d.Job.Attempt, &f)); err != nil {
+		// The dead letter records the last attempt that was delivered.
+		if err := b.deadLetterFields(ctx, d, encodeFields(&d.Job, d.Job.Attempt-1, &f)); err != nil {
 			b.log.Error("conveyor/redis: dead-letter poison entry", "topic", k.topic, "entry", e.ID, "err", err)
 		} else {
 			b.log.Warn("conveyor/redis: poison entry dead-lettered", "topic", k.topic, "job_id", d.Job.ID, "attempt", d.Job.Attempt)

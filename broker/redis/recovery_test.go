@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ func TestRecoveryCountsAttemptsAndDeadLettersPoison(t *testing.T) {
 		t.Fatalf("stream %d", n)
 	}
 	dl := fetchN(t, bb, []string{"t.dlq"}, 1)[0]
-	if dl.Job.ID != id || dl.Job.Failure == nil || dl.Job.Failure.Reason != job.ReasonMaxDeliveries || dl.Job.Attempt != 4 {
+	if dl.Job.ID != id || dl.Job.Failure == nil || dl.Job.Failure.Reason != job.ReasonMaxDeliveries || dl.Job.Attempt != 3 {
 		t.Fatalf("dead letter %+v %+v", dl.Job, dl.Job.Failure)
 	}
 }
@@ -87,8 +88,8 @@ func TestExtendDoesNotStealBack(t *testing.T) {
 	if db.Receipt != da.Receipt {
 		t.Fatalf("different entries %s %s", da.Receipt, db.Receipt)
 	}
-	if err := a.Extend(ctx, da); err != nil {
-		t.Fatal(err)
+	if err := a.Extend(ctx, da); !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("Extend of a delivery another consumer recovered: %v, want ErrNotFound", err)
 	}
 	owner := func() string {
 		p, err := e.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: e.key("t", "stream"), Group: "conveyor", Start: "-", End: "+", Count: 10}).Result()
@@ -150,8 +151,8 @@ func TestStaleSettleDoesNotDuplicate(t *testing.T) {
 			if err := bb.Ack(ctx, db); err != nil {
 				t.Fatal(err)
 			}
-			if err := tt.settle(ctx, a, da); err != nil {
-				t.Fatal(err)
+			if err := tt.settle(ctx, a, da); !errors.Is(err, broker.ErrNotFound) {
+				t.Fatalf("stale settle: %v, want ErrNotFound", err)
 			}
 			s, q := xlen(t, e.rdb, e.key("t", "stream")), xlen(t, e.rdb, e.key("t", "dlq"))
 			z := e.rdb.ZCard(ctx, e.key("t", "delayed")).Val()
@@ -193,11 +194,12 @@ func TestAtomicSettleLeavesExactlyOneRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := fetchN(t, b, []string{"t"}, 1)[0]
-			// Settling twice must not add a second record.
-			for range 2 {
-				if err := tt.settle(ctx, b, d); err != nil {
-					t.Fatal(err)
-				}
+			// Settling twice must fail and not add a second record.
+			if err := tt.settle(ctx, b, d); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.settle(ctx, b, d); !errors.Is(err, broker.ErrNotFound) {
+				t.Fatalf("second settle: %v, want ErrNotFound", err)
 			}
 			s, q := xlen(t, e.rdb, e.key("t", "stream")), xlen(t, e.rdb, e.key("t", "dlq"))
 			z := e.rdb.ZCard(ctx, e.key("t", "delayed")).Val()

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -45,8 +46,9 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 
 // Retry re-enqueues d's job as attempt d.Job.Attempt+1 with f recorded, now
 // (delay <= 0) or after delay, in one atomic script. If the entry is no longer
-// pending (another consumer recovered and settled it), nothing is written and
-// the event is logged and counted ([Broker.StaleSettles]).
+// pending (settled before, or recovered and settled by another consumer after
+// the lease expired), nothing is written and the error wraps
+// broker.ErrNotFound ([Broker.StaleSettles] counts these).
 func (b *Broker) Retry(ctx context.Context, d *broker.Delivery, delay time.Duration, f job.Failure) error {
 	if err := b.check(ctx); err != nil {
 		return err
@@ -114,9 +116,10 @@ func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src,
 	}
 	if res[0] == 0 {
 		b.stale.Add(1)
-		b.log.Warn("conveyor/redis: entry no longer pending, not re-enqueued (another consumer settled it after this one lost its lease)",
+		b.log.Debug("conveyor/redis: entry no longer pending, nothing re-enqueued",
 			"op", op, "topic", d.Job.Topic, "job_id", d.Job.ID, "entry", d.Receipt)
-		return nil
+		return fmt.Errorf("%w: %s: entry %s of %q is no longer pending (settled before, or recovered and settled by another consumer after the lease expired); nothing was written",
+			broker.ErrNotFound, op, d.Receipt, d.Job.Topic)
 	}
 	if res[1] == 1 {
 		b.overflows.Add(1)
@@ -129,7 +132,8 @@ func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src,
 // Extend renews the lease of the deliveries this consumer still owns: one
 // script per stream (XCLAIM … JUSTID only for entries whose pending owner is
 // this consumer), pipelined in one round trip. Deliveries another consumer
-// has recovered are not taken back.
+// has recovered are not taken back: if there are any, the others are renewed
+// and the error wraps broker.ErrNotFound.
 func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 	if err := b.check(ctx); err != nil {
 		return err
@@ -167,7 +171,8 @@ func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 		lost += len(byStream[order[i]]) - 2 - len(got)
 	}
 	if lost > 0 {
-		b.log.Warn("conveyor/redis: lease not renewed for deliveries no longer owned by this consumer", "count", lost, "consumer", b.o.Consumer)
+		return fmt.Errorf("%w: %d of %d deliveries are no longer leased to consumer %s (settled, or recovered by another consumer); the others were renewed",
+			broker.ErrNotFound, lost, len(ds), b.o.Consumer)
 	}
 	return nil
 }
