@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -70,7 +71,7 @@ type Server struct {
 	checker  broker.HealthChecker
 	fetchErr atomic.Pointer[string] // set while fetches fail
 
-	acks chan *broker.Delivery
+	acks *ackQueue
 
 	stats counters
 }
@@ -119,7 +120,7 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 		log:    o.Logger,
 		idle:   make(chan *worker, o.Concurrency),
 		done:   make(chan struct{}),
-		acks:   make(chan *broker.Delivery, o.AckBatch),
+		acks:   newAckQueue(o.AckBatch),
 	}
 	s.namer, _ = h.(interface{ HandlerName(topic string) string })
 	s.checker, _ = b.(broker.HealthChecker)
@@ -178,10 +179,11 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 		s.idle <- w
 		workers.Go(func() { w.loop(jobCtx, base) })
 	}
+	ackerStop := make(chan struct{})
 	ackerDone := make(chan struct{})
 	go func() {
 		defer close(ackerDone)
-		s.acker(base)
+		s.acker(base, s.acks, ackerStop)
 	}()
 	hbStop := make(chan struct{})
 	hbDone := make(chan struct{})
@@ -221,7 +223,7 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 	}
 	stopHeartbeat()
 	<-hbDone
-	close(s.acks)
+	close(ackerStop)
 	<-ackerDone
 
 	st := s.Stats()
@@ -283,16 +285,23 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-	more:
-		for len(ws) < cap(ws) {
-			select {
-			case w := <-s.idle:
-				ws = append(ws, w)
-			default:
-				break more
+		for pass := 0; ; pass++ {
+		more:
+			for len(ws) < cap(ws) {
+				select {
+				case w := <-s.idle:
+					ws = append(ws, w)
+				default:
+					break more
+				}
 			}
+			if pass > 0 || len(ws) >= cap(ws)/2 {
+				break
+			}
+			runtime.Gosched()
 		}
 		ds, err := s.b.Fetch(ctx, s.topics, len(ws))
+		s.stats.fetches.Add(1)
 		n := min(len(ds), len(ws))
 		for i, d := range ds[:n] {
 			ws[i].start(d)

@@ -17,7 +17,7 @@ func (s *Server) settle(ctx context.Context, d *broker.Delivery, err error) {
 	var serr error
 	switch outcome {
 	case job.OutcomeAck:
-		s.acks <- d
+		s.acks.add(d)
 		return
 	case job.OutcomeRetry:
 		serr = s.b.Retry(ctx, d, delay, s.failure(j, err, job.ReasonError))
@@ -67,65 +67,4 @@ func (s *Server) failure(j *job.Job, err error, reason string) job.Failure {
 		f.Handler = s.namer.HandlerName(j.Topic)
 	}
 	return f
-}
-
-// acker collects acknowledgements from the workers and sends them in batches
-// of up to AckBatch, each waiting at most AckInterval. It returns, after a
-// final flush, when s.acks is closed.
-func (s *Server) acker(ctx context.Context) {
-	batch := make([]*broker.Delivery, 0, s.opts.AckBatch)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	armed := false
-	flush := func() {
-		if armed {
-			timer.Stop()
-			armed = false
-		}
-		if len(batch) == 0 {
-			return
-		}
-		if err := s.b.Ack(ctx, batch...); err != nil {
-			s.stats.settleErrors.Add(int64(len(batch)))
-			s.log.Error("conveyor: acknowledging jobs failed: they stay pending and are redelivered after their lease",
-				"jobs", len(batch), "first_job_id", batch[0].Job.ID, "error", err)
-		} else {
-			s.stats.acked.Add(int64(len(batch)))
-		}
-		clear(batch)
-		batch = batch[:0]
-	}
-	for {
-		select {
-		case d, ok := <-s.acks:
-			if !ok {
-				flush()
-				return
-			}
-			batch = append(batch, d)
-			// Take whatever else is already waiting.
-		drain:
-			for len(batch) < s.opts.AckBatch {
-				select {
-				case d, ok := <-s.acks:
-					if !ok {
-						flush()
-						return
-					}
-					batch = append(batch, d)
-				default:
-					break drain
-				}
-			}
-			if len(batch) >= s.opts.AckBatch {
-				flush()
-			} else if !armed {
-				timer.Reset(s.opts.AckInterval)
-				armed = true
-			}
-		case <-timer.C:
-			armed = false
-			flush()
-		}
-	}
 }

@@ -15,6 +15,7 @@ type counters struct {
 	panics       counter
 	abandoned    counter
 	fetchErrors  counter
+	fetches      counter
 	extendErrors counter
 	extended     counter
 }
@@ -40,8 +41,9 @@ type Stats struct {
 	// Abandoned counts jobs left unsettled because they were still running
 	// when the shutdown timeout passed.
 	Abandoned int64
-	// FetchErrors counts failed fetches.
-	FetchErrors int64
+	// Fetches counts calls to the broker's Fetch; FetchErrors counts those
+	// that failed. Processed/Fetches is the mean batch size.
+	Fetches, FetchErrors int64
 	// ExtendErrors counts failed lease renewals; Extended counts the leases
 	// renewed.
 	ExtendErrors, Extended int64
@@ -60,6 +62,7 @@ func (s *Server) Stats() Stats {
 		SettleErrors: s.stats.settleErrors.Load(),
 		Panics:       s.stats.panics.Load(),
 		Abandoned:    s.stats.abandoned.Load(),
+		Fetches:      s.stats.fetches.Load(),
 		FetchErrors:  s.stats.fetchErrors.Load(),
 		ExtendErrors: s.stats.extendErrors.Load(),
 		Extended:     s.stats.extended.Load(),
