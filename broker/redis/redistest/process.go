@@ -23,9 +23,14 @@ type proc struct {
 	bin  string
 	dir  string
 	args []string // extra arguments after the harness's own
+	// pick reserves the ports of one launch; ports[0] is the plain --port, which the
+	// readiness check pings. nil means one free port.
+	pick func() ([]int, error)
+	// portArgs returns arguments for ports[1:] (e.g. --tls-port). nil: none.
+	portArgs func(ports []int) []string
 
 	mu     sync.Mutex
-	port   int
+	ports  []int
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
 }
@@ -73,23 +78,27 @@ func startProcess(t testing.TB, cfg *config) (*Server, string, error) {
 	return srv, fmt.Sprintf("redis-server %s process at %s", serverVersion(bin), addr), nil
 }
 
-// launch starts the server, on its previous port if it had one, and waits for PING.
+// launch starts the server, on its previous ports if it had some, and waits for PING.
 func (p *proc) launch() (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	const tries = 5
 	var last error
 	for i := range tries {
-		port := p.port
-		if port == 0 || i > 0 {
+		ports := p.ports
+		if ports == nil || i > 0 {
+			pick := p.pick
+			if pick == nil {
+				pick = func() ([]int, error) { port, err := freePort(); return []int{port}, err }
+			}
 			var err error
-			if port, err = freePort(); err != nil {
+			if ports, err = pick(); err != nil {
 				return "", err
 			}
 		}
-		addr, err := p.launchOn(port)
+		addr, err := p.launchOn(ports)
 		if err == nil {
-			p.port = port
+			p.ports = ports
 			return addr, nil
 		}
 		last = err
@@ -102,7 +111,8 @@ func (p *proc) launch() (string, error) {
 
 var errPortInUse = errors.New("port in use")
 
-func (p *proc) launchOn(port int) (string, error) {
+func (p *proc) launchOn(ports []int) (string, error) {
+	port := ports[0]
 	logPath := filepath.Join(p.dir, "redis.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -120,6 +130,9 @@ func (p *proc) launchOn(port int) (string, error) {
 		"--daemonize", "no",
 		"--logfile", "",
 	}, p.args...)
+	if p.portArgs != nil {
+		args = append(args, p.portArgs(ports)...)
+	}
 	cmd := exec.Command(p.bin, args...)
 	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = logf, logf // *os.File: no copying goroutines
@@ -131,13 +144,16 @@ func (p *proc) launchOn(port int) (string, error) {
 	p.cmd, p.exited = cmd, exited
 
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if err := waitPing(addr, startTimeout, exited); err != nil {
+	// Ready only when our own log says so: if another server grabbed the port first,
+	// it would answer PING while ours dies of "Address already in use".
+	ready := func() bool { return bytes.Contains(readFrom(logPath, before), []byte("Ready to accept connections")) }
+	if err := waitPing(addr, startTimeout, exited, ready); err != nil {
 		p.haltLocked(true)
 		out := readFrom(logPath, before)
 		if bytes.Contains(out, []byte("Address already in use")) {
-			return "", fmt.Errorf("%w: %d", errPortInUse, port)
+			return "", fmt.Errorf("%w: %v", errPortInUse, ports)
 		}
-		return "", fmt.Errorf("redis-server on port %d: %v; log:\n%s", port, err, tail(out, 20))
+		return "", fmt.Errorf("redis-server on ports %v: %v; log:\n%s", ports, err, tail(out, 20))
 	}
 	return addr, nil
 }

@@ -297,8 +297,9 @@ func newNamespace(t testing.TB) string {
 }
 
 // waitPing polls addr with a raw PING until it answers +PONG (or -NOAUTH, which also
-// means ready), exited is closed, or the timeout passes.
-func waitPing(addr string, timeout time.Duration, exited <-chan struct{}) error {
+// means ready) and ready (if not nil) reports true, exited is closed, or the timeout
+// passes.
+func waitPing(addr string, timeout time.Duration, exited <-chan struct{}, ready func() bool) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for {
@@ -310,8 +311,11 @@ func waitPing(addr string, timeout time.Duration, exited <-chan struct{}) error 
 			}
 		}
 		ok, err := ping(addr)
-		if ok {
+		if ok && (ready == nil || ready()) {
 			return nil
+		}
+		if ok {
+			err = errors.New("PING answered, but the server has not logged that it is ready")
 		}
 		last = err
 		if time.Now().After(deadline) {

@@ -1,0 +1,134 @@
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// clusterSlots is the number of hash slots in a Redis Cluster.
+const clusterSlots = 16384
+
+// Cluster is a Redis Cluster of redis-server processes (masters only, no replicas) for
+// one test, with every slot assigned. It is torn down when the test ends.
+type Cluster struct {
+	// Namespace is a fresh random key prefix, as for Server.
+	Namespace string
+	// Addrs are the nodes' host:port addresses, one per master.
+	Addrs []string
+}
+
+// Client returns a cluster client over all nodes, closed when the test ends.
+func (c *Cluster) Client(t testing.TB) *goredis.ClusterClient {
+	t.Helper()
+	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// Key returns Namespace + ":" + parts joined by ":", as Server.Key does.
+func (c *Cluster) Key(parts ...string) string {
+	return strings.Join(append([]string{c.Namespace}, parts...), ":")
+}
+
+// StartCluster starts a Redis Cluster of masters redis-server processes (3 if masters < 1)
+// on free loopback ports, assigns the slots evenly (CLUSTER ADDSLOTSRANGE), joins the
+// nodes (CLUSTER MEET) and returns once every node reports cluster_state:ok and knows
+// every other node. It needs redis-server on PATH and skips the test (fails it when CI is
+// "true") without it.
+func StartCluster(t testing.TB, masters int) *Cluster {
+	t.Helper()
+	if masters < 1 {
+		masters = 3
+	}
+	bin, err := redisServer()
+	if err != nil {
+		noRedis(t, "StartCluster needs redis-server (apt-get install redis-server)", nil)
+	}
+	c := &Cluster{Namespace: newNamespace(t)}
+	for range masters {
+		p := &proc{
+			bin: bin,
+			dir: t.TempDir(),
+			args: []string{
+				"--cluster-enabled", "yes",
+				"--cluster-config-file", "nodes.conf",
+				"--cluster-node-timeout", "5000",
+			},
+			pick: clusterPort,
+		}
+		addr, err := p.launch()
+		if err != nil {
+			t.Fatalf("redistest: cluster node: %v", err)
+		}
+		t.Cleanup(func() { p.halt(true) })
+		c.Addrs = append(c.Addrs, addr)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	nodes := make([]*goredis.Client, masters)
+	for i, addr := range c.Addrs {
+		nodes[i] = goredis.NewClient(&goredis.Options{Addr: addr})
+		defer nodes[i].Close()
+	}
+	for i, n := range nodes {
+		lo, hi := i*clusterSlots/masters, (i+1)*clusterSlots/masters-1
+		if err := n.ClusterAddSlotsRange(ctx, lo, hi).Err(); err != nil {
+			t.Fatalf("redistest: CLUSTER ADDSLOTSRANGE %d %d on %s: %v", lo, hi, c.Addrs[i], err)
+		}
+	}
+	host, port, _ := net.SplitHostPort(c.Addrs[0])
+	for i, n := range nodes[1:] {
+		if err := n.ClusterMeet(ctx, host, port).Err(); err != nil {
+			t.Fatalf("redistest: CLUSTER MEET from %s: %v", c.Addrs[i+1], err)
+		}
+	}
+	want := fmt.Sprintf("cluster_known_nodes:%d", masters)
+	for {
+		var notReady string
+		for i, n := range nodes {
+			info, err := n.ClusterInfo(ctx).Result()
+			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, want) {
+				notReady = c.Addrs[i]
+				break
+			}
+		}
+		if notReady == "" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("redistest: cluster node %s not ok after %s", notReady, startTimeout)
+		}
+		time.Sleep(50 * time.Millisecond) // gossip between external processes: nothing to block on
+	}
+	t.Logf("redistest: using a Redis Cluster of %d redis-server %s processes at %s, namespace %s",
+		masters, serverVersion(bin), strings.Join(c.Addrs, " "), c.Namespace)
+	return c
+}
+
+// clusterPort picks a port p with p+10000 (the cluster bus) free too.
+func clusterPort() ([]int, error) {
+	for range 50 {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if p+10000 > 65535 {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+10000)))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return []int{p}, nil
+	}
+	return nil, fmt.Errorf("no free port pair p, p+10000 for a cluster node")
+}
