@@ -51,7 +51,8 @@ type Options struct {
 	// doubling up to 5s.
 	ErrorBackoff Backoff
 	// AckBatch is the most deliveries acknowledged in one broker call.
-	// Default 64.
+	// Default 64. When 4×AckBatch acknowledgements are waiting (the broker
+	// is slow), workers wait for them before taking more jobs.
 	AckBatch int
 	// AckInterval is the longest an acknowledgement waits for its batch to
 	// fill before it is sent. Default 2ms.
