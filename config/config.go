@@ -92,7 +92,8 @@ type RateLimit struct {
 type Rule struct {
 	// Tenant matches the job's "tenant" header.
 	Tenant string `mapstructure:"tenant" yaml:"tenant,omitempty" json:"tenant,omitempty"`
-	// Operation matches the job's topic.
+	// Operation matches the job's "operation" header, or its topic when
+	// the header is not set.
 	Operation string `mapstructure:"operation" yaml:"operation,omitempty" json:"operation,omitempty"`
 	// Rate is the sustained number of jobs per second.
 	Rate float64 `mapstructure:"rate" yaml:"rate" json:"rate"`
