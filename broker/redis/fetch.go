@@ -62,6 +62,9 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	if err := b.ensureGroups(ctx, streams...); err != nil {
 		return out, err
 	}
+	if err := b.registerTopics(ctx, ks); err != nil {
+		return out, err
+	}
 	rec, err := b.maintain(ctx, ks, max-len(out))
 	out = append(out, rec...)
 	if err != nil {

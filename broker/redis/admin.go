@@ -1,0 +1,474 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// Batch sizes of the admin operations.
+const (
+	replayBatch   = 100
+	purgeBatch    = 500
+	snapshotBatch = 1000
+)
+
+// Topics lists the topics in the registry set <ns>:topics (every topic
+// published to, or fetched from, through a Broker), sorted. Dead-letter topics
+// are not listed separately.
+func (b *Broker) Topics(ctx context.Context) ([]string, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	ts, err := b.rdb.SMembers(ctx, b.registryKey()).Result()
+	if err != nil {
+		return nil, b.wrap("topics", err)
+	}
+	slices.Sort(ts)
+	return ts, nil
+}
+
+// registerTopics adds the base topics of ks to the registry set, once per
+// process.
+func (b *Broker) registerTopics(ctx context.Context, ks []keys) error {
+	var add []any
+	for _, k := range ks {
+		if _, ok := b.topics.Load(k.base); !ok {
+			add = append(add, k.base)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	if err := b.rdb.SAdd(ctx, b.registryKey(), add...).Err(); err != nil {
+		return b.wrap("register topics", err)
+	}
+	for _, t := range add {
+		b.topics.Store(t, struct{}{})
+	}
+	return nil
+}
+
+// Inspect describes topic in two pipelined round trips: stream length and
+// newest entry, groups, delayed and dead-letter counts; then each group's
+// consumers.
+//
+// Lag is computed, not taken from XINFO (which can be NULL, or wrong after
+// deletions, on Redis 7.0): since acknowledged entries are deleted, the
+// entries of a group not yet delivered are the stream's length minus the
+// group's pending entries. With several groups reading one stream this is an
+// estimate.
+func (b *Broker) Inspect(ctx context.Context, topic string) (*broker.TopicInfo, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if topic == "" {
+		return nil, fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
+	}
+	k := b.keysFor(topic)
+	pipe := b.rdb.Pipeline()
+	length := pipe.XLen(ctx, k.stream)
+	last := pipe.XRevRangeN(ctx, k.stream, "+", "-", 1)
+	groups := pipe.XInfoGroups(ctx, k.stream)
+	delayed := pipe.ZCard(ctx, k.delayed)
+	dead := pipe.XLen(ctx, k.dlq)
+	_, _ = pipe.Exec(ctx)
+	for _, c := range []goredis.Cmder{length, last, delayed, dead} {
+		if err := c.Err(); err != nil {
+			return nil, b.wrap("inspect "+topic, err)
+		}
+	}
+	info := &broker.TopicInfo{
+		Topic:       topic,
+		Length:      length.Val(),
+		Delayed:     delayed.Val(),
+		DeadLetters: dead.Val(),
+		Groups:      []broker.GroupInfo{},
+	}
+	if ls := last.Val(); len(ls) > 0 {
+		info.LastID = ls[0].ID
+	}
+	gs, err := groups.Result()
+	if err != nil && !isNoSuchKey(err) {
+		return nil, b.wrap("inspect "+topic, err)
+	}
+	if len(gs) == 0 {
+		info.Lag = info.Length
+		return info, nil
+	}
+	pipe = b.rdb.Pipeline()
+	consumers := make([]*goredis.XInfoConsumersCmd, len(gs))
+	for i, g := range gs {
+		consumers[i] = pipe.XInfoConsumers(ctx, k.stream, g.Name)
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, g := range gs {
+		gi := broker.GroupInfo{
+			Name:            g.Name,
+			Pending:         g.Pending,
+			Lag:             max(info.Length-g.Pending, 0),
+			LastDeliveredID: g.LastDeliveredID,
+			Consumers:       []broker.ConsumerInfo{},
+		}
+		cs, err := consumers[i].Result()
+		if err != nil && !isNoGroup(err) {
+			return nil, b.wrap("inspect "+topic, err)
+		}
+		for _, c := range cs {
+			gi.Consumers = append(gi.Consumers, broker.ConsumerInfo{Name: c.Name, Pending: c.Pending, Idle: c.Idle})
+		}
+		info.Pending += gi.Pending
+		info.Lag = max(info.Lag, gi.Lag)
+		info.Groups = append(info.Groups, gi)
+	}
+	return info, nil
+}
+
+func isNoSuchKey(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no such key")
+}
+
+// DeadLetterAdmin returns b's dead-letter administration as a
+// [broker.DeadLetterAdmin]. (*Broker cannot implement that interface itself:
+// its DeadLetter method would clash with [broker.Broker.DeadLetter].) The
+// value's DeadLetter method is [Broker.DeadLetterByID].
+func (b *Broker) DeadLetterAdmin() broker.DeadLetterAdmin { return deadLetterAdmin{b} }
+
+type deadLetterAdmin struct{ *Broker }
+
+func (a deadLetterAdmin) DeadLetter(ctx context.Context, topic, id string) (*broker.DeadLetter, error) {
+	return a.DeadLetterByID(ctx, topic, id)
+}
+
+// DeadLetters lists up to limit dead letters of topic (from its dead-letter
+// stream, XRANGE), oldest first, starting after the entry with ID after (""
+// for the start). limit <= 0 means all. A DeadLetter's ID is its entry ID in
+// the dead-letter stream; its Job.Topic is the dead-letter topic.
+func (b *Broker) DeadLetters(ctx context.Context, topic, after string, limit int) ([]broker.DeadLetter, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	start := "-"
+	if after != "" {
+		if !validEntryID(after) {
+			return nil, fmt.Errorf("%w: dead letter %q of %q (not a stream entry ID)", broker.ErrNotFound, after, topic)
+		}
+		start = "(" + after
+	}
+	k := b.keysFor(topic)
+	var msgs []goredis.XMessage
+	var err error
+	if limit > 0 {
+		msgs, err = b.rdb.XRangeN(ctx, k.dlq, start, "+", int64(limit)).Result()
+	} else {
+		msgs, err = b.rdb.XRange(ctx, k.dlq, start, "+").Result()
+	}
+	if err != nil {
+		return nil, b.wrap("list dead letters of "+topic, err)
+	}
+	out := make([]broker.DeadLetter, len(msgs))
+	for i, m := range msgs {
+		out[i] = broker.DeadLetter{ID: m.ID, Job: decodeEntry(job.DeadLetterTopic(topic), m.ID, m.Values).job}
+	}
+	return out, nil
+}
+
+// DeadLetterByID returns the dead letter of topic with entry ID id, or an
+// error wrapping broker.ErrNotFound. It is [broker.DeadLetterAdmin]'s
+// DeadLetter method (see [Broker.DeadLetterAdmin]).
+func (b *Broker) DeadLetterByID(ctx context.Context, topic, id string) (*broker.DeadLetter, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if !validEntryID(id) {
+		return nil, fmt.Errorf("%w: dead letter %q of %q (not a stream entry ID)", broker.ErrNotFound, id, topic)
+	}
+	msgs, err := b.rdb.XRange(ctx, b.keysFor(topic).dlq, id, id).Result()
+	if err != nil {
+		return nil, b.wrap("dead letter "+id, err)
+	}
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("%w: dead letter %q of %q", broker.ErrNotFound, id, topic)
+	}
+	return &broker.DeadLetter{ID: msgs[0].ID, Job: decodeEntry(job.DeadLetterTopic(topic), msgs[0].ID, msgs[0].Values).job}, nil
+}
+
+// snapshotIDs returns the IDs of every entry of stream, oldest first.
+func (b *Broker) snapshotIDs(ctx context.Context, stream string) ([]string, error) {
+	var ids []string
+	start := "-"
+	for {
+		msgs, err := b.rdb.XRangeN(ctx, stream, start, "+", snapshotBatch).Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			ids = append(ids, m.ID)
+		}
+		if len(msgs) < snapshotBatch {
+			return ids, nil
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
+}
+
+// ReplayDeadLetters moves dead letters of topic back to topic's stream with
+// attempt 1 and no failure fields (payload, ID, headers and enqueued_at are
+// kept), each in one atomic script step, by batches of 100. nil ids means
+// every dead letter present when the call starts (a snapshot, so jobs that
+// fail again during the replay are not replayed twice). IDs not found are
+// skipped. It returns how many moved.
+func (b *Broker) ReplayDeadLetters(ctx context.Context, topic string, ids []string) (int, error) {
+	if err := b.check(ctx); err != nil {
+		return 0, err
+	}
+	if topic == "" {
+		return 0, fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
+	}
+	k := b.keysFor(topic)
+	if ids == nil {
+		var err error
+		if ids, err = b.snapshotIDs(ctx, k.dlq); err != nil {
+			return 0, b.wrap("replay dead letters of "+topic, err)
+		}
+	}
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !validEntryID(id) })
+	moved := 0
+	for batch := range slices.Chunk(ids, replayBatch) {
+		args := make([]any, 0, 1+len(batch))
+		args = append(args, b.o.Group)
+		for _, id := range batch {
+			args = append(args, id)
+		}
+		n, err := replayScript.Run(ctx, b.rdb, []string{k.dlq, k.stream}, args...).Int()
+		if err != nil {
+			return moved, b.wrap("replay dead letters of "+topic, err)
+		}
+		moved += n
+	}
+	if moved > 0 {
+		if err := b.registerTopics(ctx, []keys{k}); err != nil {
+			return moved, err
+		}
+	}
+	return moved, nil
+}
+
+// PurgeDeadLetters deletes dead letters of topic (XACK in the group, for a
+// consumer of the dead-letter topic that holds one, and XDEL), pipelined by
+// batches of 500. nil ids means every dead letter present when the call
+// starts. It returns how many were deleted.
+func (b *Broker) PurgeDeadLetters(ctx context.Context, topic string, ids []string) (int, error) {
+	if err := b.check(ctx); err != nil {
+		return 0, err
+	}
+	k := b.keysFor(topic)
+	if ids == nil {
+		var err error
+		if ids, err = b.snapshotIDs(ctx, k.dlq); err != nil {
+			return 0, b.wrap("purge dead letters of "+topic, err)
+		}
+	}
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !validEntryID(id) })
+	deleted := 0
+	for batch := range slices.Chunk(ids, purgeBatch) {
+		pipe := b.rdb.Pipeline()
+		pipe.XAck(ctx, k.dlq, b.o.Group, batch...)
+		del := pipe.XDel(ctx, k.dlq, batch...)
+		if _, err := pipe.Exec(ctx); err != nil && !isNoGroup(err) {
+			return deleted, b.wrap("purge dead letters of "+topic, err)
+		}
+		deleted += int(del.Val())
+	}
+	return deleted, nil
+}
+
+// Trim removes old entries of topic's stream, never an entry still pending
+// in any group nor anything newer than the oldest pending entry (one atomic
+// script: the oldest pending ID comes from XPENDING of each group). MaxLen
+// keeps the newest MaxLen entries; OlderThan removes entries added to the
+// stream (by their entry ID's time, against Options.Now) longer ago. Unread
+// entries are removed like any other: trimming is retention, not a queue
+// operation. It returns how many entries it removed.
+func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions) (int64, error) {
+	if err := b.check(ctx); err != nil {
+		return 0, err
+	}
+	var mode, arg string
+	switch {
+	case opts.MaxLen > 0 && opts.OlderThan == 0:
+		mode, arg = "maxlen", strconv.FormatInt(opts.MaxLen, 10)
+	case opts.OlderThan > 0 && opts.MaxLen == 0:
+		cut := b.o.Now().Add(-opts.OlderThan).UnixMilli()
+		mode, arg = "minid", strconv.FormatInt(max(cut, 0), 10)+"-0"
+	default:
+		return 0, errors.New("conveyor/redis: trim: set exactly one of TrimOptions.MaxLen and TrimOptions.OlderThan, positive")
+	}
+	n, err := trimScript.Run(ctx, b.rdb, []string{b.keysFor(topic).stream}, mode, arg).Int64()
+	if err != nil {
+		return 0, b.wrap("trim "+topic, err)
+	}
+	return n, nil
+}
+
+// Check reports whether Redis answers PING and the consumer group exists on
+// every stream this broker has read from. A missing group is recreated by the
+// next Fetch; Check reports it meanwhile.
+func (b *Broker) Check(ctx context.Context) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	if err := b.rdb.Ping(ctx).Err(); err != nil {
+		if b.closed.Load() {
+			return broker.ErrClosed
+		}
+		return connError("redis", err)
+	}
+	var streams []string
+	b.groups.Range(func(k, _ any) bool {
+		streams = append(streams, k.(string))
+		return true
+	})
+	if len(streams) == 0 {
+		return nil
+	}
+	slices.Sort(streams)
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*goredis.XInfoGroupsCmd, len(streams))
+	for i, s := range streams {
+		cmds[i] = pipe.XInfoGroups(ctx, s)
+	}
+	_, _ = pipe.Exec(ctx)
+	var missing []string
+	for i, c := range cmds {
+		gs, err := c.Result()
+		if err != nil && !isNoSuchKey(err) {
+			return b.wrap("health check", err)
+		}
+		if !slices.ContainsFunc(gs, func(g goredis.XInfoGroup) bool { return g.Name == b.o.Group }) {
+			missing = append(missing, streams[i])
+		}
+	}
+	if len(missing) > 0 {
+		b.forgetGroups(missing...)
+		return fmt.Errorf("conveyor/redis: consumer group %q is missing on %s (Redis restarted without persistence, or the keys were deleted); the next fetch recreates it",
+			b.o.Group, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// PendingEntry is a delivered, unsettled entry of a topic.
+type PendingEntry struct {
+	// ID is the stream entry ID (the delivery's receipt).
+	ID string `json:"id"`
+	// Consumer holds the lease.
+	Consumer string `json:"consumer"`
+	// Idle is the time since the entry was last delivered or extended.
+	Idle time.Duration `json:"idle"`
+	// Deliveries counts deliveries of this stream entry.
+	Deliveries int64 `json:"deliveries"`
+}
+
+// PendingEntries lists up to limit (default 100) pending entries of topic in
+// the broker's group, oldest first (XPENDING with the extended form).
+func (b *Broker) PendingEntries(ctx context.Context, topic string, limit int) ([]PendingEntry, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	ps, err := b.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
+		Stream: b.keysFor(topic).stream, Group: b.o.Group, Start: "-", End: "+", Count: int64(limit),
+	}).Result()
+	if err != nil {
+		if isNoGroup(err) {
+			return []PendingEntry{}, nil
+		}
+		return nil, b.wrap("pending entries of "+topic, err)
+	}
+	out := make([]PendingEntry, len(ps))
+	for i, p := range ps {
+		out[i] = PendingEntry{ID: p.ID, Consumer: p.Consumer, Idle: p.Idle, Deliveries: p.RetryCount}
+	}
+	return out, nil
+}
+
+// DelayedJob is a job waiting in a topic's delayed set.
+type DelayedJob struct {
+	Job job.Job   `json:"job"`
+	Due time.Time `json:"due"`
+}
+
+// DelayedJobs lists up to limit (default 100) delayed jobs of topic, soonest
+// due first.
+func (b *Broker) DelayedJobs(ctx context.Context, topic string, limit int) ([]DelayedJob, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	zs, err := b.rdb.ZRangeWithScores(ctx, b.keysFor(topic).delayed, 0, int64(limit-1)).Result()
+	if err != nil {
+		return nil, b.wrap("delayed jobs of "+topic, err)
+	}
+	out := make([]DelayedJob, 0, len(zs))
+	for _, z := range zs {
+		member, _ := z.Member.(string)
+		out = append(out, DelayedJob{Job: decodeMemberJob(topic, member), Due: time.UnixMilli(int64(z.Score))})
+	}
+	return out, nil
+}
+
+// decodeMemberJob decodes a delayed-set member; one that does not decode is
+// returned as a job whose payload is the raw member.
+func decodeMemberJob(topic, member string) job.Job {
+	fields, err := decodeMember(member)
+	if err != nil {
+		return job.Job{Topic: topic, Payload: []byte(member), Attempt: 1}
+	}
+	values := make(map[string]any, len(fields)/2)
+	for i := 0; i+1 < len(fields); i += 2 {
+		values[fields[i]] = fields[i+1]
+	}
+	return decodeEntry(topic, "", values).job
+}
+
+// DeleteDelayed removes the delayed job of topic with job ID id, or returns
+// an error wrapping broker.ErrNotFound. It scans the delayed set.
+func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	key := b.keysFor(topic).delayed
+	for start := int64(0); ; start += snapshotBatch {
+		ms, err := b.rdb.ZRange(ctx, key, start, start+snapshotBatch-1).Result()
+		if err != nil {
+			return b.wrap("delete delayed job", err)
+		}
+		for _, m := range ms {
+			if decodeMemberJob(topic, m).ID == id {
+				n, err := b.rdb.ZRem(ctx, key, m).Result()
+				if err != nil {
+					return b.wrap("delete delayed job", err)
+				}
+				if n == 1 {
+					return nil
+				}
+			}
+		}
+		if len(ms) < snapshotBatch {
+			return fmt.Errorf("%w: delayed job %q of %q", broker.ErrNotFound, id, topic)
+		}
+	}
+}
