@@ -1,0 +1,171 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Scenario names, in the order they run.
+const (
+	ScenarioFloor        = "floor"
+	ScenarioPublish      = "publish"
+	ScenarioProcess      = "process"
+	ScenarioProcessStack = "process-stack"
+	ScenarioLatency      = "latency"
+	ScenarioMemory       = "memory"
+)
+
+// Scenarios lists every scenario, in the order [Run] runs them.
+var Scenarios = []string{ScenarioFloor, ScenarioPublish, ScenarioProcess, ScenarioProcessStack, ScenarioLatency, ScenarioMemory}
+
+// Defaults of [Config] fields left at their zero value.
+const (
+	DefaultN           = 100000
+	DefaultConcurrency = 64
+	DefaultPayloadSize = 32
+	DefaultRate        = 2000
+	DefaultRuns        = 3
+	// DefaultLatencyJobs is how many jobs the latency scenario publishes at
+	// most (5 s at the default rate); it publishes min(N, LatencyJobs).
+	DefaultLatencyJobs = 10000
+	// FloorReaders is the number of goroutines consuming in the floor
+	// scenario.
+	FloorReaders = 8
+	// BatchSize is the size of every pipelined or batched write and read.
+	BatchSize = 100
+)
+
+// minPayload is the smallest payload the scenarios accept: the latency
+// scenario writes a 19-digit timestamp and a 10-digit sequence number.
+const minPayload = 30
+
+// Config says what to measure. The zero value of every field selects its
+// default; a Config is not modified by [Run].
+type Config struct {
+	// N is the number of jobs per scenario. Default 100000.
+	N int
+	// Concurrency is the number of server workers and of concurrent
+	// publishers in publish-concurrent. Default 64.
+	Concurrency int
+	// PayloadSize is the size of every job's payload in bytes. Default 32,
+	// at least 30.
+	PayloadSize int
+	// Rate is the publish rate of the latency scenario, in jobs per second.
+	// Default 2000.
+	Rate int
+	// LatencyJobs caps the jobs the latency scenario publishes. Default
+	// 10000.
+	LatencyJobs int
+	// Scenarios to run, from [Scenarios]. Default all.
+	Scenarios []string
+	// Runs is how many times each scenario runs; rows report the median.
+	// Default 3.
+	Runs int
+	// RedisURL is the Redis to measure against. When empty, Run starts a
+	// throwaway redis-server from PATH on a free loopback port (with
+	// --save "" and no AOF) and stops it at the end. Scenarios that need
+	// Redis fail when there is neither.
+	RedisURL string
+	// Progress receives one line per scenario run while Run works; nil
+	// means none.
+	Progress io.Writer
+	// CPUProfile and MemProfile, when set, are files Run writes a CPU
+	// profile (of the whole run) and a heap profile (at the end) to.
+	CPUProfile string
+	MemProfile string
+	// FloorBlock is how long floor readers and the Redis broker block in
+	// XREADGROUP when the stream is empty. Default 100ms. It only affects
+	// how fast idle readers notice the end; a read returns as soon as
+	// entries arrive.
+	FloorBlock time.Duration
+}
+
+// withDefaults validates c and returns a copy with defaults filled in.
+func (c Config) withDefaults() (Config, error) {
+	if c.N == 0 {
+		c.N = DefaultN
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.PayloadSize == 0 {
+		c.PayloadSize = DefaultPayloadSize
+	}
+	if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+	if c.LatencyJobs == 0 {
+		c.LatencyJobs = DefaultLatencyJobs
+	}
+	if c.Runs == 0 {
+		c.Runs = DefaultRuns
+	}
+	if c.FloorBlock == 0 {
+		c.FloorBlock = 100 * time.Millisecond
+	}
+	switch {
+	case c.N < 0:
+		return c, fmt.Errorf("bench: -n %d: must be positive", c.N)
+	case c.Concurrency < 0:
+		return c, fmt.Errorf("bench: --concurrency %d: must be positive", c.Concurrency)
+	case c.PayloadSize < minPayload:
+		return c, fmt.Errorf("bench: --payload-size %d: must be at least %d (the latency scenario writes a timestamp and a sequence number)", c.PayloadSize, minPayload)
+	case c.Rate < 0:
+		return c, fmt.Errorf("bench: --rate %d: must be positive", c.Rate)
+	case c.LatencyJobs < 0:
+		return c, fmt.Errorf("bench: latency jobs %d: must be positive", c.LatencyJobs)
+	case c.Runs < 0:
+		return c, fmt.Errorf("bench: --runs %d: must be positive", c.Runs)
+	case c.FloorBlock < 0 || c.FloorBlock > 2*time.Second:
+		return c, fmt.Errorf("bench: floor block %v: must be in (0, 2s]", c.FloorBlock)
+	}
+	if len(c.Scenarios) == 0 {
+		c.Scenarios = slices.Clone(Scenarios)
+	} else {
+		want := map[string]bool{}
+		for _, s := range c.Scenarios {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			if !slices.Contains(Scenarios, s) {
+				return c, fmt.Errorf("bench: unknown scenario %q (known: %s)", s, strings.Join(Scenarios, ", "))
+			}
+			want[s] = true
+		}
+		if len(want) == 0 {
+			return c, fmt.Errorf("bench: no scenario selected (known: %s)", strings.Join(Scenarios, ", "))
+		}
+		c.Scenarios = nil
+		for _, s := range Scenarios {
+			if want[s] {
+				c.Scenarios = append(c.Scenarios, s)
+			}
+		}
+	}
+	return c, nil
+}
+
+// ParseScenarios splits a comma-separated list of scenario names.
+func ParseScenarios(list string) []string {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// needsRedis reports whether any selected scenario talks to Redis.
+func (c Config) needsRedis() bool {
+	for _, s := range c.Scenarios {
+		if s != ScenarioMemory {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// floorGroup is the consumer group of the floor scenario.
+const floorGroup = "bench"
+
+// runFloor measures raw go-redis: pipelined XADD of N entries in batches of
+// BatchSize (floor-publish), then FloorReaders goroutines reading with
+// XREADGROUP COUNT BatchSize and settling each batch with one pipelined XACK
+// + XDEL (floor). Only the consume phase counts towards floor: publishing is
+// its own row.
+func runFloor(ctx context.Context, e *env) error {
+	n, size := e.cfg.N, e.cfg.PayloadSize
+	ns := namespace("floor")
+	defer func() { _ = e.cleanup(ns) }()
+	key := ns + ":{floor}:stream"
+
+	opts, err := goredis.ParseURL(e.url)
+	if err != nil {
+		return fmt.Errorf("bench: floor: %w", err)
+	}
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("bench: floor: %w", err)
+	}
+
+	// Publish.
+	m := startMeter()
+	payload := make([]byte, size)
+	for i := 0; i < n; i += BatchSize {
+		pipe := rdb.Pipeline()
+		for j := i; j < min(i+BatchSize, n); j++ {
+			fillPayload(payload, j, 0)
+			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", string(payload)}})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("bench: floor: XADD: %w", err)
+		}
+	}
+	pub := m.end()
+	if l, err := rdb.XLen(ctx, key).Result(); err != nil || l != int64(n) {
+		return fmt.Errorf("bench: floor: stream holds %d entries after publishing %d (%v)", l, n, err)
+	}
+	e.report.add(ScenarioFloor, RowFloorPublish, "raw go-redis: XADD pipelined in batches of 100, one goroutine", result(n, pub))
+
+	// Consume.
+	if err := rdb.XGroupCreate(ctx, key, floorGroup, "0").Err(); err != nil {
+		return fmt.Errorf("bench: floor: XGROUP CREATE: %w", err)
+	}
+	tr := newTracker(n)
+	var (
+		consumed atomic.Int64
+		endOnce  sync.Once
+		endAt    time.Time
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+	)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fail := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancel()
+	}
+	m = startMeter()
+	for r := range FloorReaders {
+		wg.Go(func() {
+			consumer := fmt.Sprintf("reader-%d", r)
+			ids := make([]string, 0, BatchSize)
+			for consumed.Load() < int64(n) && cctx.Err() == nil {
+				streams, err := rdb.XReadGroup(cctx, &goredis.XReadGroupArgs{
+					Group: floorGroup, Consumer: consumer, Streams: []string{key, ">"},
+					Count: BatchSize, Block: e.cfg.FloorBlock,
+				}).Result()
+				if errors.Is(err, goredis.Nil) {
+					continue
+				}
+				if err != nil {
+					if cctx.Err() == nil {
+						fail(fmt.Errorf("bench: floor: XREADGROUP: %w", err))
+					}
+					return
+				}
+				ids = ids[:0]
+				for _, s := range streams {
+					for _, msg := range s.Messages {
+						p, _ := msg.Values["payload"].(string)
+						tr.markString(p)
+						ids = append(ids, msg.ID)
+					}
+				}
+				if len(ids) == 0 {
+					continue
+				}
+				pipe := rdb.Pipeline()
+				pipe.XAck(cctx, key, floorGroup, ids...)
+				pipe.XDel(cctx, key, ids...)
+				if _, err := pipe.Exec(cctx); err != nil {
+					fail(fmt.Errorf("bench: floor: XACK/XDEL: %w", err))
+					return
+				}
+				if consumed.Add(int64(len(ids))) >= int64(n) {
+					endOnce.Do(func() { endAt = time.Now() })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr == nil && endAt.IsZero() {
+		firstErr = ctx.Err()
+	}
+	if firstErr != nil {
+		m.end()
+		return firstErr
+	}
+	con := m.endAt(endAt)
+	calls, missing := tr.count()
+	if missing > 0 {
+		return fmt.Errorf("bench: floor: %d of %d entries never consumed", missing, n)
+	}
+	if l, p, err := e.streamState(ctx, key, floorGroup); err != nil || l != 0 || p != 0 {
+		return fmt.Errorf("bench: floor: after consuming, stream length %d, pending %d (%v)", l, p, err)
+	}
+	res := result(n, con)
+	res.Processed = calls
+	e.report.add(ScenarioFloor, RowFloor, fmt.Sprintf("raw go-redis: %d readers, XREADGROUP COUNT 100 + pipelined XACK+XDEL", FloorReaders), res)
+	return nil
+}

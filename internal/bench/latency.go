@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/server"
+)
+
+// runLatency publishes min(N, LatencyJobs) jobs one at a time at Rate per
+// second while a server (Redis broker, no middleware) runs. Each payload
+// carries its publish time; the handler records publish → handler start,
+// and a wrapper around the broker records publish → the moment the
+// broker's Ack (XACK + XDEL) returned.
+func runLatency(ctx context.Context, e *env) error {
+	n := min(e.cfg.N, e.cfg.LatencyJobs)
+	b, err := e.openRedis("latency")
+	if err != nil {
+		return err
+	}
+	ns := b.Options().Namespace
+	defer func() {
+		_ = b.Close()
+		_ = e.cleanup(ns)
+	}()
+
+	warm := n // sequence number of the warm-up job, not measured
+	start := make([]atomic.Int64, n+1)
+	acked := make([]atomic.Int64, n+1)
+	stamp := func(dst []atomic.Int64, p []byte, at time.Time) {
+		seq, ok1 := payloadSeq(p)
+		ts, ok2 := payloadTime(p)
+		if ok1 && ok2 && seq < len(dst) {
+			dst[seq].Store(at.UnixNano() - ts)
+		}
+	}
+	mux := job.NewMux()
+	mux.HandleFunc(benchTopic, func(_ context.Context, j *job.Job) error {
+		stamp(start, j.Payload, time.Now())
+		return nil
+	})
+	w := newAckWatch(b, n+1)
+	w.onAck = func(ds []*broker.Delivery, at time.Time) {
+		for _, d := range ds {
+			stamp(acked, d.Job.Payload, at)
+		}
+	}
+	srv, err := server.New(w, mux, &server.Options{Concurrency: e.cfg.Concurrency, Logger: e.quiet})
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- srv.Run(runCtx) }()
+	fail := func(err error) error {
+		stop()
+		return fmt.Errorf("bench: latency: %w", errors.Join(err, <-runErr))
+	}
+
+	// Warm up: one job through the whole path, so that the group exists and
+	// the connections are open before the clock starts.
+	if _, err := b.Publish(ctx, broker.Message{Topic: benchTopic, Payload: newPayload(e.cfg.PayloadSize, warm, time.Now().UnixNano())}); err != nil {
+		return fail(err)
+	}
+	deadline := time.Now().Add(stallTimeout)
+	for acked[warm].Load() == 0 {
+		if time.Now().After(deadline) {
+			return fail(errors.New("the warm-up job was not acknowledged"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	period := time.Second / time.Duration(e.cfg.Rate)
+	m := startMeter()
+	t0 := m.start
+	for i := range n {
+		if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
+			time.Sleep(d)
+		}
+		p := newPayload(e.cfg.PayloadSize, i, time.Now().UnixNano())
+		if _, err := b.Publish(ctx, broker.Message{Topic: benchTopic, Payload: p}); err != nil {
+			m.end()
+			return fail(err)
+		}
+	}
+	doneAt, err := w.wait(ctx, stallTimeout)
+	if err != nil {
+		m.end()
+		return fail(err)
+	}
+	meas := m.endAt(doneAt)
+	stop()
+	if err := <-runErr; err != nil {
+		return fmt.Errorf("bench: latency: %w", err)
+	}
+
+	toStart, err := collect(start[:n])
+	if err != nil {
+		return fmt.Errorf("bench: latency: handler start: %w", err)
+	}
+	toAck, err := collect(acked[:n])
+	if err != nil {
+		return fmt.Errorf("bench: latency: ack: %w", err)
+	}
+	what := fmt.Sprintf("%d jobs published one at a time at %d/s, server on Redis: publish -> handler start", n, e.cfg.Rate)
+	res := result(n, meas)
+	setPercentiles(&res, toStart)
+	e.report.add(ScenarioLatency, RowLatency, what, res)
+	res = result(n, meas)
+	setPercentiles(&res, toAck)
+	e.report.add(ScenarioLatency, RowLatencyAck, "same jobs: publish -> broker Ack (XACK+XDEL) returned", res)
+	return nil
+}
+
+// collect returns the recorded latencies, sorted; it fails when a job has
+// none (it never ran).
+func collect(src []atomic.Int64) ([]time.Duration, error) {
+	out := make([]time.Duration, len(src))
+	missing := 0
+	for i := range src {
+		v := src[i].Load()
+		if v == 0 {
+			missing++
+		}
+		out[i] = time.Duration(v)
+	}
+	if missing > 0 {
+		return nil, fmt.Errorf("%d of %d jobs have no measurement", missing, len(src))
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// percentile returns the q-quantile (0 < q <= 1) of sorted by the
+// nearest-rank method.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(rank, 0), len(sorted)-1)]
+}
+
+func setPercentiles(r *RunResult, sorted []time.Duration) {
+	msOf := func(d time.Duration) *float64 {
+		v := float64(d) / float64(time.Millisecond)
+		return &v
+	}
+	r.P50Ms = msOf(percentile(sorted, 0.50))
+	r.P90Ms = msOf(percentile(sorted, 0.90))
+	r.P99Ms = msOf(percentile(sorted, 0.99))
+	r.MaxMs = msOf(sorted[len(sorted)-1])
+}

@@ -1,0 +1,134 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	promclient "github.com/prometheus/client_golang/prometheus"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/memory"
+	"github.com/conveyor-jobs/conveyor/contrib/prometheus"
+	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/server"
+)
+
+// runProcess measures a conveyor server on the Redis broker processing N
+// pre-enqueued jobs with a no-op handler and no middleware.
+func runProcess(ctx context.Context, e *env) error {
+	return e.processRedis(ctx, ScenarioProcess, RowProcess, "conveyor server on Redis, no-op handler, no middleware", nil)
+}
+
+// runProcessStack is runProcess with the recommended middleware stack.
+func runProcessStack(ctx context.Context, e *env) error {
+	mw, err := recommendedStack()
+	if err != nil {
+		return err
+	}
+	return e.processRedis(ctx, ScenarioProcessStack, RowProcessStack,
+		"as process, with middleware.Default: logging (warn, discarded), Prometheus metrics, dead-letter, retry, timeout, recover", mw)
+}
+
+// runMemory measures the server processing N pre-enqueued jobs on the
+// in-memory broker, no middleware.
+func runMemory(ctx context.Context, e *env) error {
+	b := memory.New(nil)
+	defer b.Close()
+	res, err := e.process(ctx, b, nil)
+	if err != nil {
+		return fmt.Errorf("bench: %s: %w", RowMemory, err)
+	}
+	e.report.add(ScenarioMemory, RowMemory, "conveyor server on the in-memory broker, no-op handler, no middleware", res)
+	return nil
+}
+
+// recommendedStack returns middleware.Default with logging at warn level to
+// a discarding handler (successes are not formatted), metrics to a
+// Prometheus recorder on a private registry, the default retry and
+// dead-letter policy, and a one-minute timeout.
+func recommendedStack() (job.Middleware, error) {
+	rec, err := prometheus.NewRecorder(promclient.NewRegistry(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("bench: prometheus recorder: %w", err)
+	}
+	return middleware.Default(&middleware.DefaultOptions{
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Recorder: rec,
+		Timeout:  time.Minute,
+	}), nil
+}
+
+func (e *env) processRedis(ctx context.Context, scenario, row, what string, mw job.Middleware) error {
+	b, err := e.openRedis(scenario)
+	if err != nil {
+		return err
+	}
+	ns := b.Options().Namespace
+	defer func() {
+		_ = b.Close()
+		_ = e.cleanup(ns)
+	}()
+	res, err := e.process(ctx, b, mw)
+	if err != nil {
+		return fmt.Errorf("bench: %s: %w", row, err)
+	}
+	e.report.add(scenario, row, what, res)
+	return nil
+}
+
+// process enqueues N jobs on b (untimed), then times a server from Run until
+// the broker has acknowledged all of them, and checks that every job ran and
+// the topic is empty.
+func (e *env) process(ctx context.Context, b broker.Broker, mw job.Middleware) (RunResult, error) {
+	n := e.cfg.N
+	if err := enqueue(ctx, b, n, e.cfg.PayloadSize); err != nil {
+		return RunResult{}, err
+	}
+	tr := newTracker(n)
+	mux := job.NewMux()
+	if mw != nil {
+		mux.Use(mw)
+	}
+	mux.HandleFunc(benchTopic, func(_ context.Context, j *job.Job) error {
+		tr.mark(j.Payload)
+		return nil
+	})
+	w := newAckWatch(b, n)
+	srv, err := server.New(w, mux, &server.Options{Concurrency: e.cfg.Concurrency, Logger: e.quiet})
+	if err != nil {
+		return RunResult{}, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+
+	m := startMeter()
+	go func() { runErr <- srv.Run(runCtx) }()
+	doneAt, waitErr := w.wait(ctx, stallTimeout)
+	var meas measurement
+	if waitErr == nil {
+		meas = m.endAt(doneAt)
+	} else {
+		m.end()
+	}
+	stop()
+	if err := errors.Join(waitErr, <-runErr); err != nil {
+		return RunResult{}, err
+	}
+
+	calls, missing := tr.count()
+	if missing > 0 {
+		return RunResult{}, fmt.Errorf("%d of %d jobs never reached the handler", missing, n)
+	}
+	if l, p, err := e.topicState(ctx, b, benchTopic); err != nil || l != 0 || p != 0 {
+		return RunResult{}, fmt.Errorf("after processing, topic length %d, pending %d (%v)", l, p, err)
+	}
+	res := result(n, meas)
+	res.Processed = calls
+	return res, nil
+}

@@ -1,0 +1,255 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Row names: one or more per scenario.
+const (
+	RowFloor             = "floor"
+	RowFloorPublish      = "floor-publish"
+	RowPublishSingle     = "publish-single"
+	RowPublishConcurrent = "publish-concurrent"
+	RowPublishBatch      = "publish-batch"
+	RowProcess           = "process"
+	RowProcessStack      = "process-stack"
+	RowLatency           = "latency"
+	RowLatencyAck        = "latency-ack"
+	RowMemory            = "memory"
+)
+
+// Report is the result of [Run]; its JSON form is what `conveyor bench
+// --json` prints.
+type Report struct {
+	// Scenarios holds one row per measured quantity, in run order.
+	Scenarios []Row `json:"scenarios"`
+	// N is the number of jobs per scenario.
+	N int `json:"n"`
+	// Runs is how many times each scenario ran.
+	Runs        int `json:"runs"`
+	Concurrency int `json:"concurrency"`
+	PayloadSize int `json:"payload_size"`
+	// Rate is the latency scenario's publish rate, jobs per second.
+	Rate int `json:"rate"`
+	// RedisVersion is the server's redis_version ("" when no scenario used
+	// Redis).
+	RedisVersion string `json:"redis_version"`
+	// RedisURL says which Redis was measured, without its password; empty
+	// for a throwaway server started by Run.
+	RedisURL string `json:"redis_url,omitempty"`
+	// Go is the Go version the benchmark was built with.
+	Go string `json:"go"`
+	// CPUs is the number of logical CPUs; GOMAXPROCS the Go scheduler's.
+	CPUs       int `json:"cpus"`
+	GOMAXPROCS int `json:"gomaxprocs"`
+	// Started is when the run began (UTC).
+	Started time.Time `json:"started"`
+}
+
+// Row is one measured quantity: its median over runs and each run.
+type Row struct {
+	// Name is one of the Row* constants.
+	Name string `json:"name"`
+	// Scenario is the scenario the row belongs to.
+	Scenario string `json:"scenario"`
+	// What says what the row measures, in a few words.
+	What string `json:"what"`
+	// JobsPerSec is the median throughput.
+	JobsPerSec float64 `json:"jobs_per_sec"`
+	// RatioToFloor is JobsPerSec over the baseline row's median (Baseline):
+	// floor-publish for publishing rows, floor for the others. It is null
+	// when the floor scenario did not run.
+	RatioToFloor *float64 `json:"ratio_to_floor"`
+	// Baseline names the row RatioToFloor divides by.
+	Baseline string `json:"baseline"`
+	// Latency percentiles in milliseconds (medians over runs); null for
+	// throughput rows.
+	P50Ms *float64 `json:"p50_ms"`
+	P90Ms *float64 `json:"p90_ms"`
+	P99Ms *float64 `json:"p99_ms"`
+	MaxMs *float64 `json:"max_ms"`
+	// AllocsPerJob is the median heap allocations (runtime.MemStats.Mallocs
+	// delta) per job of the whole benchmark process during the timed phase.
+	AllocsPerJob float64 `json:"allocs_per_job"`
+	// RSSMB is the median peak resident set size of the process during the
+	// timed phase, in MiB.
+	RSSMB float64 `json:"rss_mb"`
+	// Runs holds every run's figures.
+	Runs []RunResult `json:"runs"`
+}
+
+// RunResult is one run of one row.
+type RunResult struct {
+	// Jobs is the number of jobs the run timed.
+	Jobs int `json:"jobs"`
+	// Seconds is the timed phase's wall time.
+	Seconds    float64  `json:"seconds"`
+	JobsPerSec float64  `json:"jobs_per_sec"`
+	P50Ms      *float64 `json:"p50_ms"`
+	P90Ms      *float64 `json:"p90_ms"`
+	P99Ms      *float64 `json:"p99_ms"`
+	MaxMs      *float64 `json:"max_ms"`
+	// AllocsPerJob and RSSMB: see Row.
+	AllocsPerJob float64 `json:"allocs_per_job"`
+	RSSMB        float64 `json:"rss_mb"`
+	// Processed counts handler calls (processing scenarios only); above
+	// Jobs means some jobs were delivered twice.
+	Processed int64 `json:"processed,omitempty"`
+}
+
+// row returns the row named name, or nil.
+func (r *Report) row(name string) *Row {
+	for i := range r.Scenarios {
+		if r.Scenarios[i].Name == name {
+			return &r.Scenarios[i]
+		}
+	}
+	return nil
+}
+
+// Row returns the row named name, or nil when it was not measured.
+func (r *Report) Row(name string) *Row { return r.row(name) }
+
+// add appends run to the row named name, creating the row on first use.
+func (r *Report) add(scenario, name, what string, run RunResult) {
+	row := r.row(name)
+	if row == nil {
+		r.Scenarios = append(r.Scenarios, Row{Name: name, Scenario: scenario, What: what, Baseline: baselineOf(name)})
+		row = &r.Scenarios[len(r.Scenarios)-1]
+	}
+	row.Runs = append(row.Runs, run)
+}
+
+// baselineOf names the floor row a row is compared to.
+func baselineOf(name string) string {
+	switch name {
+	case RowFloorPublish, RowPublishSingle, RowPublishConcurrent, RowPublishBatch:
+		return RowFloorPublish
+	}
+	return RowFloor
+}
+
+// summarize fills every row's medians and ratios from its runs.
+func (r *Report) summarize() {
+	for i := range r.Scenarios {
+		row := &r.Scenarios[i]
+		pick := func(f func(RunResult) float64) float64 {
+			vs := make([]float64, len(row.Runs))
+			for j, run := range row.Runs {
+				vs[j] = f(run)
+			}
+			return median(vs)
+		}
+		pickOpt := func(f func(RunResult) *float64) *float64 {
+			var vs []float64
+			for _, run := range row.Runs {
+				if p := f(run); p != nil {
+					vs = append(vs, *p)
+				}
+			}
+			if len(vs) == 0 {
+				return nil
+			}
+			m := median(vs)
+			return &m
+		}
+		row.JobsPerSec = pick(func(x RunResult) float64 { return x.JobsPerSec })
+		row.AllocsPerJob = pick(func(x RunResult) float64 { return x.AllocsPerJob })
+		row.RSSMB = pick(func(x RunResult) float64 { return x.RSSMB })
+		row.P50Ms = pickOpt(func(x RunResult) *float64 { return x.P50Ms })
+		row.P90Ms = pickOpt(func(x RunResult) *float64 { return x.P90Ms })
+		row.P99Ms = pickOpt(func(x RunResult) *float64 { return x.P99Ms })
+		row.MaxMs = pickOpt(func(x RunResult) *float64 { return x.MaxMs })
+	}
+	for i := range r.Scenarios {
+		row := &r.Scenarios[i]
+		row.RatioToFloor = nil
+		if base := r.row(row.Baseline); base != nil && base.JobsPerSec > 0 {
+			ratio := row.JobsPerSec / base.JobsPerSec
+			row.RatioToFloor = &ratio
+		}
+	}
+}
+
+// median returns the median of vs (the mean of the middle two for an even
+// count), or 0 for none.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// WriteJSON writes r as one indented JSON object.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes r as a human-readable table.
+func (r *Report) WriteTable(w io.Writer) error {
+	redis := r.RedisVersion
+	if redis == "" {
+		redis = "-"
+	}
+	fmt.Fprintf(w, "conveyor bench: n=%d runs=%d (median) concurrency=%d payload=%dB rate=%d/s\n",
+		r.N, r.Runs, r.Concurrency, r.PayloadSize, r.Rate)
+	fmt.Fprintf(w, "redis %s, %s, %d CPUs (GOMAXPROCS %d)\n\n", redis, r.Go, r.CPUs, r.GOMAXPROCS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tjobs/s\tvs floor\tp50 ms\tp90 ms\tp99 ms\tmax ms\tallocs/job\tRSS MB\t")
+	for _, row := range r.Scenarios {
+		ratio := "-"
+		if row.RatioToFloor != nil {
+			ratio = strconv.FormatFloat(*row.RatioToFloor, 'f', 2, 64) + "x"
+			if row.Baseline != RowFloor {
+				ratio += "p" // relative to floor-publish
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t\n", row.Name, thousands(row.JobsPerSec), ratio,
+			ms(row.P50Ms), ms(row.P90Ms), ms(row.P99Ms), ms(row.MaxMs), row.AllocsPerJob, row.RSSMB)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var notes []string
+	for _, row := range r.Scenarios {
+		notes = append(notes, fmt.Sprintf("  %-19s %s", row.Name, row.What))
+	}
+	_, err := fmt.Fprintf(w, "\nvs floor: ratio to the floor row's jobs/s; \"p\" marks publishing rows, compared to floor-publish.\n%s\n",
+		strings.Join(notes, "\n"))
+	return err
+}
+
+func ms(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*p, 'f', 3, 64)
+}
+
+// thousands formats v rounded to an integer with thin separators: 1,234,567.
+func thousands(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
