@@ -95,7 +95,7 @@ func TestDefaultOrder(t *testing.T) {
 		if lines := st.logLines(); len(lines) != 1 || !strings.Contains(lines[0], `"outcome":"retry"`) || !strings.Contains(lines[0], "kaput") {
 			t.Fatalf("log %v", lines)
 		}
-		if got := st.rec.events(); fmt.Sprint(got) != "[t/dequeued=1 t/retried=1]" {
+		if got := st.rec.events(); fmt.Sprint(got) != "[t/dequeued=1 t/failed=1 t/retried=1]" {
 			t.Fatalf("metrics %v", got)
 		}
 	})
@@ -120,7 +120,7 @@ func TestDefaultOrder(t *testing.T) {
 		if o, _ := job.Classify(err); o != job.OutcomeSnooze || !errors.Is(err, middleware.ErrCircuitOpen) {
 			t.Fatalf("%v %v, want a circuit-open snooze (Retry lets it through)", o, err)
 		}
-		if got := st.rec.events(); fmt.Sprint(got) != "[t/breaker_rejected=1 t/dequeued=4 t/retried=3 t/snoozed=1]" {
+		if got := st.rec.events(); fmt.Sprint(got) != "[t/breaker_rejected=1 t/dequeued=4 t/failed=3 t/retried=3 t/snoozed=1]" {
 			t.Fatalf("metrics %v", got)
 		}
 	})
@@ -137,7 +137,7 @@ func TestDefaultOrder(t *testing.T) {
 		if c := st.breakers.Counts("t"); c.Requests != 1 || c.TotalExclusions != 0 {
 			t.Fatalf("breaker saw %+v, want only the job that ran", c)
 		}
-		if got := st.rec.events(); fmt.Sprint(got) != "[t/dequeued=10 t/rate_limited=9 t/retried=1 t/snoozed=9]" {
+		if got := st.rec.events(); fmt.Sprint(got) != "[t/dequeued=10 t/failed=1 t/rate_limited=9 t/retried=1 t/snoozed=9]" {
 			t.Fatalf("metrics %v", got)
 		}
 	})
@@ -154,7 +154,7 @@ func TestDefaultOrder(t *testing.T) {
 		if len(lines) != 1 || !strings.Contains(lines[0], `"level":"ERROR"`) || !strings.Contains(lines[0], `"reason":"exhausted"`) || !strings.Contains(lines[0], `"handler":`) {
 			t.Fatalf("log %v", lines)
 		}
-		if got := st.rec.events(); fmt.Sprint(got) != "[t/dead_lettered=1 t/dequeued=1]" {
+		if got := st.rec.events(); fmt.Sprint(got) != "[t/dead_lettered=1 t/dequeued=1 t/failed=1]" {
 			t.Fatalf("metrics %v", got)
 		}
 	})

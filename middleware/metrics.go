@@ -10,16 +10,18 @@ import (
 
 // Metrics returns middleware that reports every job to rec: it counts
 // [EventDequeued] when the job starts and, when it ends, one of
-// [EventAcked], [EventRetried], [EventSnoozed], [EventDeadLettered] or
-// [EventFailed] (a plain error left to the server's policy), from
-// [job.Classify] of the returned error. A snooze caused by [ErrRateLimited]
-// also counts [EventRateLimited], one caused by [ErrCircuitOpen]
-// [EventBreakerRejected]. The handler's duration is observed with the
-// outcome's name ("ack", "retry", "snooze", "dead-letter", "fail").
+// [EventAcked], [EventRetried], [EventSnoozed] or [EventDeadLettered], from
+// [job.Classify] of the returned error. Every run that ended in an error other
+// than a snooze — retried, dead-lettered, or a plain error left to the
+// server's policy — also counts [EventFailed], so failed/dequeued is the
+// error rate. A snooze caused by [ErrRateLimited] also counts
+// [EventRateLimited], one caused by [ErrCircuitOpen] [EventBreakerRejected].
+// The handler's duration is observed with the outcome's name ("ack",
+// "retry", "snooze", "dead-letter", "fail").
 //
 // Put Metrics near the outside of the chain (inside Logging) so that it
 // counts final outcomes: a failure that Retry turns into a retry counts as
-// retried, not failed. A nil rec disables it.
+// retried. A nil rec disables it.
 func Metrics(rec Recorder) job.Middleware {
 	return func(next job.Handler) job.Handler {
 		if rec == nil {
@@ -36,6 +38,7 @@ func Metrics(rec Recorder) job.Middleware {
 				rec.Count(j.Topic, EventAcked, 1)
 			case job.OutcomeRetry:
 				rec.Count(j.Topic, EventRetried, 1)
+				rec.Count(j.Topic, EventFailed, 1)
 			case job.OutcomeSnooze:
 				rec.Count(j.Topic, EventSnoozed, 1)
 				switch {
@@ -46,6 +49,7 @@ func Metrics(rec Recorder) job.Middleware {
 				}
 			case job.OutcomeDeadLetter:
 				rec.Count(j.Topic, EventDeadLettered, 1)
+				rec.Count(j.Topic, EventFailed, 1)
 			default:
 				rec.Count(j.Topic, EventFailed, 1)
 			}

@@ -59,11 +59,11 @@ func TestMetrics(t *testing.T) {
 		duration string
 	}{
 		{"ack", nil, []string{"t/acked=1", "t/dequeued=1"}, "t/ack"},
-		{"retry", job.RetryIn(time.Second, errBoom), []string{"t/dequeued=1", "t/retried=1"}, "t/retry"},
+		{"retry", job.RetryIn(time.Second, errBoom), []string{"t/dequeued=1", "t/failed=1", "t/retried=1"}, "t/retry"},
 		{"snooze", job.Snooze(time.Second), []string{"t/dequeued=1", "t/snoozed=1"}, "t/snooze"},
 		{"rate limited", job.SnoozeBecause(time.Second, middleware.ErrRateLimited), []string{"t/dequeued=1", "t/rate_limited=1", "t/snoozed=1"}, "t/snooze"},
 		{"breaker", job.SnoozeBecause(time.Second, middleware.ErrCircuitOpen), []string{"t/breaker_rejected=1", "t/dequeued=1", "t/snoozed=1"}, "t/snooze"},
-		{"dead letter", job.Permanent(errBoom), []string{"t/dead_lettered=1", "t/dequeued=1"}, "t/dead-letter"},
+		{"dead letter", job.Permanent(errBoom), []string{"t/dead_lettered=1", "t/dequeued=1", "t/failed=1"}, "t/dead-letter"},
 		{"plain failure", errBoom, []string{"t/dequeued=1", "t/failed=1"}, "t/fail"},
 	}
 	for _, tt := range tests {
@@ -110,5 +110,6 @@ func ExampleMetrics() {
 	// Output:
 	// count embed dequeued +1
 	// count embed retried +1
+	// count embed failed +1
 	// duration embed retry
 }
