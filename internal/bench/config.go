@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -83,6 +84,10 @@ type Config struct {
 	FloorBlock time.Duration
 }
 
+// ErrInvalidConfig is matched by the errors [Run] returns for a bad
+// [Config].
+var ErrInvalidConfig = errors.New("bench: invalid configuration")
+
 // withDefaults validates c and returns a copy with defaults filled in.
 func (c Config) withDefaults() (Config, error) {
 	if c.N == 0 {
@@ -108,19 +113,19 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	switch {
 	case c.N < 0:
-		return c, fmt.Errorf("bench: -n %d: must be positive", c.N)
+		return c, fmt.Errorf("%w: -n %d: must be positive", ErrInvalidConfig, c.N)
 	case c.Concurrency < 0:
-		return c, fmt.Errorf("bench: --concurrency %d: must be positive", c.Concurrency)
+		return c, fmt.Errorf("%w: --concurrency %d: must be positive", ErrInvalidConfig, c.Concurrency)
 	case c.PayloadSize < minPayload:
-		return c, fmt.Errorf("bench: --payload-size %d: must be at least %d (the latency scenario writes a timestamp and a sequence number)", c.PayloadSize, minPayload)
+		return c, fmt.Errorf("%w: --payload-size %d: must be at least %d (the latency scenario writes a timestamp and a sequence number)", ErrInvalidConfig, c.PayloadSize, minPayload)
 	case c.Rate < 0:
-		return c, fmt.Errorf("bench: --rate %d: must be positive", c.Rate)
+		return c, fmt.Errorf("%w: --rate %d: must be positive", ErrInvalidConfig, c.Rate)
 	case c.LatencyJobs < 0:
-		return c, fmt.Errorf("bench: latency jobs %d: must be positive", c.LatencyJobs)
+		return c, fmt.Errorf("%w: latency jobs %d: must be positive", ErrInvalidConfig, c.LatencyJobs)
 	case c.Runs < 0:
-		return c, fmt.Errorf("bench: --runs %d: must be positive", c.Runs)
+		return c, fmt.Errorf("%w: --runs %d: must be positive", ErrInvalidConfig, c.Runs)
 	case c.FloorBlock < 0 || c.FloorBlock > 2*time.Second:
-		return c, fmt.Errorf("bench: floor block %v: must be in (0, 2s]", c.FloorBlock)
+		return c, fmt.Errorf("%w: floor block %v: must be in (0, 2s]", ErrInvalidConfig, c.FloorBlock)
 	}
 	if len(c.Scenarios) == 0 {
 		c.Scenarios = slices.Clone(Scenarios)
@@ -132,12 +137,12 @@ func (c Config) withDefaults() (Config, error) {
 				continue
 			}
 			if !slices.Contains(Scenarios, s) {
-				return c, fmt.Errorf("bench: unknown scenario %q (known: %s)", s, strings.Join(Scenarios, ", "))
+				return c, fmt.Errorf("%w: unknown scenario %q (known: %s)", ErrInvalidConfig, s, strings.Join(Scenarios, ", "))
 			}
 			want[s] = true
 		}
 		if len(want) == 0 {
-			return c, fmt.Errorf("bench: no scenario selected (known: %s)", strings.Join(Scenarios, ", "))
+			return c, fmt.Errorf("%w: no scenario selected (known: %s)", ErrInvalidConfig, strings.Join(Scenarios, ", "))
 		}
 		c.Scenarios = nil
 		for _, s := range Scenarios {

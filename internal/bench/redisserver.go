@@ -25,7 +25,7 @@ type throwaway struct {
 
 // ErrNoRedis is returned by [Run] when a scenario needs Redis, no RedisURL
 // was given and no redis-server is on PATH.
-var ErrNoRedis = errors.New("bench: no Redis: pass --redis-url, set REDIS_URL, or install redis-server so that a throwaway one can be started")
+var ErrNoRedis = errors.New("bench: no Redis: pass --redis-url (e.g. --redis-url \"$REDIS_URL\"), or install redis-server so that a throwaway one can be started")
 
 // startRedis starts redis-server from PATH on a free loopback port, with no
 // persistence, and waits until it answers PING.

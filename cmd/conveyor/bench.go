@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/conveyor-jobs/conveyor/internal/bench"
+)
+
+// newBenchCmd builds `conveyor bench`: throughput and latency of conveyor
+// against the raw Redis floor, measured in one invocation.
+func newBenchCmd(a *app) *cobra.Command {
+	var (
+		cfg       bench.Config
+		scenarios string
+		asJSON    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure throughput and latency against the raw Redis floor",
+		Long: `bench measures conveyor on this machine and compares it with a raw go-redis
+loop on the same Redis, in one run so that every ratio shares the same
+conditions. Scenarios (all by default, in this order):
+
+  floor          raw go-redis: pipelined XADD of N entries (floor-publish),
+                 then 8 readers with XREADGROUP COUNT 100 and pipelined
+                 XACK+XDEL (floor)
+  publish        conveyor Publish one at a time (one goroutine, and
+                 --concurrency goroutines) and PublishBatch of 100
+  process        N pre-enqueued jobs through a server on Redis, no-op
+                 handler, no middleware
+  process-stack  the same with middleware.Default (logging, metrics,
+                 dead-letter, retry, timeout, recover)
+  latency        jobs published one at a time at --rate per second while a
+                 server runs: publish -> handler start, publish -> acked
+  memory         process on the in-memory broker
+
+Each scenario runs --runs times (the whole list in turn) and the table shows
+the median. Without --redis-url, bench starts a throwaway redis-server from
+PATH on a free loopback port (no persistence) and stops it at the end. With
+--redis-url, every scenario writes under a fresh "bench-…" namespace and
+deletes its keys at the end; do not point it at a busy production Redis.
+
+--json prints one JSON object on stdout and nothing else; progress goes to
+stderr.`,
+		Example: `  conveyor bench
+  conveyor bench -n 100000 --runs 3 --json > bench.json
+  conveyor bench --scenarios floor,process --redis-url redis://localhost:6379/0
+  conveyor bench --scenarios process --cpuprofile cpu.out   # go tool pprof cpu.out`,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{annotationNoConfig: "true"},
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			cfg.Scenarios = bench.ParseScenarios(scenarios)
+			cfg.Progress = a.stderr
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := bench.Run(ctx, cfg)
+			if err != nil {
+				if errors.Is(err, bench.ErrInvalidConfig) {
+					return usageError(err)
+				}
+				return err
+			}
+			if asJSON {
+				return rep.WriteJSON(a.stdout)
+			}
+			return rep.WriteTable(a.stdout)
+		}),
+	}
+	f := cmd.Flags()
+	f.IntVarP(&cfg.N, "jobs", "n", bench.DefaultN, "jobs per scenario")
+	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "server workers, and goroutines of publish-concurrent")
+	f.IntVar(&cfg.PayloadSize, "payload-size", bench.DefaultPayloadSize, "payload size in bytes (at least 30)")
+	f.IntVar(&cfg.Rate, "rate", bench.DefaultRate, "publish rate of the latency scenario, jobs per second")
+	f.IntVar(&cfg.LatencyJobs, "latency-jobs", bench.DefaultLatencyJobs, "most jobs the latency scenario publishes (it publishes min(-n, this))")
+	f.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios to run")
+	f.IntVar(&cfg.Runs, "runs", bench.DefaultRuns, "runs of each scenario; the table shows the median")
+	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object on stdout")
+	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis to measure (default: a throwaway redis-server from PATH)")
+	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	f.StringVar(&cfg.MemProfile, "memprofile", "", "write an allocation profile to this file at the end")
+	return cmd
+}
