@@ -199,3 +199,19 @@ func TestSharedBucketHoldsTheRate(t *testing.T) {
 		t.Fatalf("admitted %.1f/s, want within 10%% of %.0f/s", got, rate)
 	}
 }
+
+// BenchmarkAllow is one GCRA script call per job against a real Redis.
+func BenchmarkAllow(b *testing.B) {
+	srv := redistest.Start(b)
+	s, err := redisstore.New(srv.Client(b), &redisstore.Options{Namespace: srv.Namespace})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, limit := context.Background(), middleware.PerSecond(1e9, 1e6)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.Allow(ctx, "bench", limit, time.Time{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
