@@ -40,7 +40,7 @@ const (
 // URL-encoded. With rediss://, certificates are verified (system roots, or
 // Options.TLS.CAFile).
 func Open(rawURL string, opts *Options) (*Broker, error) {
-	client, err := newClient(rawURL, opts)
+	client, addrs, err := newClient(rawURL, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -54,13 +54,18 @@ func Open(rawURL string, opts *Options) (*Broker, error) {
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
+		if strings.HasPrefix(rawURL, "rediss://") && isTimeout(err) && speaksPlainRedis(addrs[0]) {
+			return nil, fmt.Errorf("conveyor/redis: connect to %s: the server does not speak TLS on this port (it answered a plain-text PING): use redis:// instead of rediss://, or the server's TLS port: %w",
+				RedactURL(rawURL), err)
+		}
 		return nil, connError(RedactURL(rawURL), err)
 	}
 	return b, nil
 }
 
-// newClient builds the go-redis client for rawURL.
-func newClient(rawURL string, opts *Options) (goredis.UniversalClient, error) {
+// newClient builds the go-redis client for rawURL and returns it with the
+// addresses it connects to.
+func newClient(rawURL string, opts *Options) (goredis.UniversalClient, []string, error) {
 	safe := RedactURL(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -68,17 +73,17 @@ func newClient(rawURL string, opts *Options) (goredis.UniversalClient, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error repeats the URL, password included
 		}
-		return nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %v (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", safe, err)
+		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %v (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", safe, err)
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: scheme must be redis:// or rediss://", safe)
+		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: scheme must be redis:// or rediss://", safe)
 	}
 	var tlsOpts *TLSOptions
 	if opts != nil {
 		tlsOpts = opts.TLS
 	}
 	if tlsOpts != nil && *tlsOpts != (TLSOptions{}) && u.Scheme != "rediss" {
-		return nil, fmt.Errorf("conveyor/redis: TLS options are set but %s is not a rediss:// URL", safe)
+		return nil, nil, fmt.Errorf("conveyor/redis: TLS options are set but %s is not a rediss:// URL", safe)
 	}
 	q := u.Query()
 	cluster := q.Get(queryCluster) == "true" || q.Get(queryCluster) == "1"
@@ -93,25 +98,25 @@ func newClient(rawURL string, opts *Options) (goredis.UniversalClient, error) {
 	single.RawQuery = q.Encode()
 	o, err := goredis.ParseURL(single.String())
 	if err != nil {
-		return nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %s", safe, strings.TrimPrefix(err.Error(), "redis: "))
+		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %s", safe, strings.TrimPrefix(err.Error(), "redis: "))
 	}
 	if o.TLSConfig != nil {
 		if err := applyTLS(o.TLSConfig, tlsOpts); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if len(addrs) == 1 && !cluster && master == "" {
-		return goredis.NewClient(o), nil
+		return goredis.NewClient(o), []string{o.Addr}, nil
 	}
 	if (cluster || master == "") && o.DB != 0 {
-		return nil, fmt.Errorf("conveyor/redis: %s: Redis Cluster has only database 0", safe)
+		return nil, nil, fmt.Errorf("conveyor/redis: %s: Redis Cluster has only database 0", safe)
 	}
 	for i, a := range addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			addrs[i] = net.JoinHostPort(a, "6379")
 		}
 	}
-	return goredis.NewUniversalClient(&goredis.UniversalOptions{
+	client := goredis.NewUniversalClient(&goredis.UniversalOptions{
 		Addrs:           addrs,
 		IsClusterMode:   cluster || master == "",
 		MasterName:      master,
@@ -135,7 +140,8 @@ func newClient(rawURL string, opts *Options) (goredis.UniversalClient, error) {
 		ConnMaxIdleTime: o.ConnMaxIdleTime,
 		ConnMaxLifetime: o.ConnMaxLifetime,
 		TLSConfig:       o.TLSConfig,
-	}), nil
+	})
+	return client, addrs, nil
 }
 
 // applyTLS adds t's files and settings to c.
@@ -194,6 +200,31 @@ func RedactURL(rawURL string) string {
 	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
+// isTimeout reports a timeout or deadline error.
+func isTimeout(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout())
+}
+
+// speaksPlainRedis reports whether addr answers a plain-text PING like a
+// Redis server (with +PONG, or an error such as -NOAUTH).
+func speaksPlainRedis(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		return false
+	}
+	return buf[0] == '+' || buf[0] == '-'
+}
+
 // connError explains a failed connection to target (a redacted URL).
 func connError(target string, err error) error {
 	msg := err.Error()
@@ -201,7 +232,6 @@ func connError(target string, err error) error {
 		unknownCA x509.UnknownAuthorityError
 		hostErr   x509.HostnameError
 		invalid   x509.CertificateInvalidError
-		netErr    net.Error
 	)
 	var hint string
 	switch {
@@ -224,7 +254,7 @@ func connError(target string, err error) error {
 		hint = "connection refused: is Redis running and listening on this host and port?"
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
 		hint = "the server closed the connection: if it requires TLS, use rediss://"
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case isTimeout(err):
 		hint = "timed out: the host is unreachable or filtered, or the port expects TLS (use rediss://)"
 	}
 	if hint == "" {

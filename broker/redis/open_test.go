@@ -1,0 +1,119 @@
+package redis_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
+)
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"redis://localhost:6379", "redis://localhost:6379"},
+		{"redis://:s3cret@localhost:6379/2", "redis://:xxxxx@localhost:6379/2"},
+		{"rediss://user:s3cret@host:6380", "rediss://user:xxxxx@host:6380"},
+		{"redis://user:p@ss:w/rd#x@host:6379/0", "redis://user:xxxxx@host:6379/0"},
+		{"redis://user@host", "redis://user@host"},
+		{"not a url", "not a url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := redis.RedactURL(tt.in); got != tt.want {
+				t.Fatalf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// openErr opens url and returns the error text, failing if Open succeeds or
+// the text holds secret.
+func openErr(t *testing.T, url string, opts *redis.Options, secret string) string {
+	t.Helper()
+	b, err := redis.Open(url, opts)
+	if err == nil {
+		b.Close()
+		t.Fatalf("Open(%s) succeeded", redis.RedactURL(url))
+	}
+	if secret != "" && strings.Contains(err.Error(), secret) {
+		t.Fatalf("error shows the password: %v", err)
+	}
+	return err.Error()
+}
+
+func TestOpenErrors(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithPassword("pa@ss:wo/rd"))
+	tests := []struct {
+		name, url, want string
+		opts            *redis.Options
+	}{
+		{name: "bad scheme", url: "http://u:topsecret@localhost", want: "scheme must be redis:// or rediss://"},
+		{name: "unencoded password", url: "redis://u:top#secret@localhost:6379", want: "URL-encode"},
+		{name: "bad db", url: "redis://u:topsecret@localhost:6379/x", want: "invalid Redis URL"},
+		{name: "refused", url: "redis://u:topsecret@127.0.0.1:1", want: "connection refused"},
+		{name: "wrong password", url: "redis://:topsecret@" + srv.Addr(), want: "authentication failed"},
+		{name: "tls options on redis://", url: "redis://:topsecret@" + srv.Addr(), opts: &redis.Options{TLS: &redis.TLSOptions{CAFile: "x"}}, want: "not a rediss:// URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if msg := openErr(t, tt.url, tt.opts, "topsecret"); !strings.Contains(msg, tt.want) {
+				t.Fatalf("error %q does not say %q", msg, tt.want)
+			}
+		})
+	}
+	t.Run("encoded password works", func(t *testing.T) {
+		b, err := redis.Open(srv.URL(), &redis.Options{Namespace: srv.Namespace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if _, err := b.Publish(context.Background(), broker.Message{Topic: "t", Payload: []byte("p")}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestOpenTLS(t *testing.T) {
+	srv := redistest.StartTLS(t)
+	t.Run("with CA", func(t *testing.T) {
+		b, err := redis.Open(srv.TLSURL, &redis.Options{Namespace: srv.Namespace, TLS: &redis.TLSOptions{CAFile: srv.CAFile}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		ctx := context.Background()
+		if _, err := b.Publish(ctx, broker.Message{Topic: "t", Payload: []byte("p")}); err != nil {
+			t.Fatal(err)
+		}
+		ds := fetchN(t, b, []string{"t"}, 1)
+		if err := b.Ack(ctx, ds...); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("with client certificate", func(t *testing.T) {
+		b, err := redis.Open(srv.TLSURL, &redis.Options{TLS: &redis.TLSOptions{CAFile: srv.CAFile, CertFile: srv.CertFile, KeyFile: srv.KeyFile}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	})
+	tests := []struct {
+		name, url, want string
+		opts            *redis.Options
+	}{
+		{"without CA", srv.TLSURL, "unknown authority: give its CA file", nil},
+		{"rediss to the plain port", strings.Replace(srv.PlainURL, "redis://", "rediss://", 1) + "?dial_timeout=300ms", "does not speak TLS on this port", nil},
+		{"redis to the TLS port", strings.Replace(srv.TLSURL, "rediss://", "redis://", 1), "use rediss://", nil},
+		{"wrong server name", srv.TLSURL, "does not match the host name", &redis.Options{TLS: &redis.TLSOptions{CAFile: srv.CAFile, ServerName: "example.com"}}},
+		{"half a client certificate", srv.TLSURL, "needs both CertFile and KeyFile", &redis.Options{TLS: &redis.TLSOptions{CertFile: srv.CertFile}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if msg := openErr(t, tt.url, tt.opts, ""); !strings.Contains(msg, tt.want) {
+				t.Fatalf("error %q does not say %q", msg, tt.want)
+			}
+		})
+	}
+}
