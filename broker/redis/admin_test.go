@@ -14,6 +14,7 @@ import (
 )
 
 func TestTrimNeverRemovesPending(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		opts broker.TrimOptions
@@ -78,6 +79,7 @@ func TestTrimNeverRemovesPending(t *testing.T) {
 }
 
 func TestInspectReportsConsumersAndLag(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	b := e.broker(t, "worker-1", nil)
@@ -126,6 +128,7 @@ func TestInspectReportsConsumersAndLag(t *testing.T) {
 }
 
 func TestTopicsRegistry(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	b := e.broker(t, "a", nil)
@@ -143,6 +146,7 @@ func TestTopicsRegistry(t *testing.T) {
 }
 
 func TestReplayMovesEachDeadLetterOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	b := e.broker(t, "a", nil)
@@ -185,6 +189,7 @@ func TestReplayMovesEachDeadLetterOnce(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	b := e.broker(t, "a", nil)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
@@ -15,6 +17,7 @@ import (
 // TestCluster runs the round trip, retry, delayed, dead-letter, recovery and
 // admin paths on a 3-master Redis Cluster, with topics in different slots.
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	c := redistest.StartCluster(t, 3)
 	rdb := c.Client(t)
 	ctx := context.Background()
@@ -122,22 +125,20 @@ func TestCluster(t *testing.T) {
 	if err := a.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-}
 
-// TestOpenCluster opens a cluster from a URL with comma-separated seeds.
-func TestOpenCluster(t *testing.T) {
-	c := redistest.StartCluster(t, 3)
-	b, err := redis.Open("redis://"+strings.Join(c.Addrs, ","), &redis.Options{Namespace: c.Namespace, Block: 50 * time.Millisecond})
+	// Open with comma-separated seed addresses makes a cluster client.
+	o, err := redis.Open("redis://"+strings.Join(c.Addrs, ","), &redis.Options{Namespace: c.Namespace + "-open", Block: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	ctx := context.Background()
-	if _, err := b.Publish(ctx, broker.Message{Topic: "t", Payload: []byte("p")}); err != nil {
+	defer o.Close()
+	if _, ok := o.Client().(*goredis.ClusterClient); !ok {
+		t.Fatalf("Open made a %T", o.Client())
+	}
+	if _, err := o.Publish(ctx, broker.Message{Topic: "t", Payload: []byte("p")}); err != nil {
 		t.Fatal(err)
 	}
-	ds := fetchN(t, b, []string{"t", "u"}, 1)
-	if err := b.Ack(ctx, ds...); err != nil {
+	if err := o.Ack(ctx, fetchN(t, o, []string{"t", "u"}, 1)...); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -37,5 +37,6 @@ func conformanceFactory(srv *redistest.Server) brokertest.Factory {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	brokertest.Run(t, conformanceFactory(redistest.Start(t)))
 }

@@ -15,6 +15,7 @@ import (
 )
 
 func TestPublishFetchAck(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.broker(t, "c1", nil)
 	ctx := context.Background()
@@ -46,6 +47,7 @@ func TestPublishFetchAck(t *testing.T) {
 }
 
 func TestPublishBatchKeepsOrderAndIDs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.broker(t, "c1", nil)
 	ctx := context.Background()
@@ -73,6 +75,7 @@ func TestPublishBatchKeepsOrderAndIDs(t *testing.T) {
 }
 
 func TestFetchNeverReturnsMoreThanMax(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.broker(t, "c1", nil)
 	ctx := context.Background()
@@ -106,6 +109,7 @@ func TestFetchNeverReturnsMoreThanMax(t *testing.T) {
 }
 
 func TestRawXAddIsAJob(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.broker(t, "c1", nil)
 	ctx := context.Background()
@@ -122,6 +126,7 @@ func TestRawXAddIsAJob(t *testing.T) {
 }
 
 func TestMalformedEntries(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		fields      []string
@@ -179,6 +184,7 @@ func TestMalformedEntries(t *testing.T) {
 }
 
 func TestRetrySnoozeDeadLetter(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	clk := newClock()
 	b := e.broker(t, "c1", func(o *redis.Options) { o.Now = clk.Now })
@@ -248,6 +254,7 @@ func TestRetrySnoozeDeadLetter(t *testing.T) {
 }
 
 func TestDelayedPublishNotEarly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	clk := newClock()
 	b := e.broker(t, "c1", func(o *redis.Options) { o.Now = clk.Now })
@@ -276,6 +283,7 @@ func TestDelayedPublishNotEarly(t *testing.T) {
 }
 
 func TestCloseUnblocksFetch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.broker(t, "c1", func(o *redis.Options) { o.Block = 300 * time.Millisecond })
 	ctx := context.Background()
@@ -310,6 +318,7 @@ func TestCloseUnblocksFetch(t *testing.T) {
 }
 
 func TestFetchReturnsCtxErr(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.broker(t, "c1", nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -320,6 +329,7 @@ func TestFetchReturnsCtxErr(t *testing.T) {
 }
 
 func TestOptionsValidation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		o    redis.Options

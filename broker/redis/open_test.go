@@ -11,6 +11,7 @@ import (
 )
 
 func TestRedactURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"redis://localhost:6379", "redis://localhost:6379"},
 		{"redis://:s3cret@localhost:6379/2", "redis://:xxxxx@localhost:6379/2"},
@@ -44,6 +45,7 @@ func openErr(t *testing.T, url string, opts *redis.Options, secret string) strin
 }
 
 func TestOpenErrors(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.WithPassword("pa@ss:wo/rd"))
 	tests := []struct {
 		name, url, want string
@@ -76,6 +78,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestOpenTLS(t *testing.T) {
+	t.Parallel()
 	srv := redistest.StartTLS(t)
 	t.Run("with CA", func(t *testing.T) {
 		b, err := redis.Open(srv.TLSURL, &redis.Options{Namespace: srv.Namespace, TLS: &redis.TLSOptions{CAFile: srv.CAFile}})

@@ -17,6 +17,7 @@ import (
 func shortLease(o *redis.Options) { o.Lease = 150 * time.Millisecond }
 
 func TestRecoveryCountsAttemptsAndDeadLettersPoison(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	a := e.broker(t, "a", shortLease)
@@ -49,6 +50,7 @@ func TestRecoveryCountsAttemptsAndDeadLettersPoison(t *testing.T) {
 }
 
 func TestRecoveryReportsDeletedEntriesAsLost(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	a := e.broker(t, "a", shortLease)
@@ -76,6 +78,7 @@ func TestRecoveryReportsDeletedEntriesAsLost(t *testing.T) {
 }
 
 func TestExtendDoesNotStealBack(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	a := e.broker(t, "a", shortLease)
@@ -120,6 +123,7 @@ func TestExtendDoesNotStealBack(t *testing.T) {
 }
 
 func TestStaleSettleDoesNotDuplicate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		settle func(ctx context.Context, b *redis.Broker, d *broker.Delivery) error
@@ -167,6 +171,7 @@ func TestStaleSettleDoesNotDuplicate(t *testing.T) {
 }
 
 func TestAtomicSettleLeavesExactlyOneRecord(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name                 string
 		settle               func(ctx context.Context, b *redis.Broker, d *broker.Delivery) error
@@ -215,6 +220,7 @@ func TestAtomicSettleLeavesExactlyOneRecord(t *testing.T) {
 }
 
 func TestMissingGroupIsRecreated(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		breakIt func(ctx context.Context, e *env) error
@@ -246,6 +252,7 @@ func TestMissingGroupIsRecreated(t *testing.T) {
 }
 
 func TestDeadLetterCapReportsOverflow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	b := e.broker(t, "a", func(o *redis.Options) { o.DeadLetterMaxLen = 2 })
