@@ -108,10 +108,23 @@ func CheckURL(s string) error {
 	if scheme != "unix" && u.Host == "" {
 		return errors.New("missing host: write redis://[user:password@]host:port/db")
 	}
-	if _, err := goredis.ParseURL(s); err != nil {
+	if _, err := goredis.ParseURL(firstHost(u)); err != nil {
 		return errors.New(Redact(err.Error(), s))
 	}
 	return nil
+}
+
+// firstHost returns u as a single-server URL: the first of several
+// comma-separated hosts (Cluster seeds, Sentinels), without conveyor's own
+// query options (cluster, master_name), for go-redis's ParseURL.
+func firstHost(u *url.URL) string {
+	single := *u
+	single.Host, _, _ = strings.Cut(u.Host, ",")
+	q := u.Query()
+	q.Del("cluster")
+	q.Del("master_name")
+	single.RawQuery = q.Encode()
+	return single.String()
 }
 
 // checkEncoded returns an error naming the characters of part (a password
@@ -157,12 +170,17 @@ func (c *Config) TLSEnabled() bool {
 }
 
 // RedisOptions returns go-redis options for the configured URL, with the
-// TLS settings and dial timeout applied.
+// TLS settings and dial timeout applied. For a URL listing several hosts
+// (Cluster seeds, Sentinels) they connect to the first.
 func (c *Config) RedisOptions() (*goredis.Options, error) {
 	if err := CheckURL(c.Redis.URL); err != nil {
 		return nil, &Error{Key: "redis.url", Value: RedactURL(c.Redis.URL), Source: c.Source("redis.url"), Err: err}
 	}
-	opts, err := goredis.ParseURL(c.Redis.URL)
+	u, err := url.Parse(c.Redis.URL)
+	if err != nil {
+		return nil, errors.New(Redact(err.Error(), c.Redis.URL))
+	}
+	opts, err := goredis.ParseURL(firstHost(u))
 	if err != nil {
 		return nil, errors.New(Redact(err.Error(), c.Redis.URL))
 	}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// jobView is a job as consume and dlq show print it.
+type jobView struct {
+	ID         string            `json:"id"`
+	Topic      string            `json:"topic"`
+	Attempt    int               `json:"attempt"`
+	EnqueuedAt time.Time         `json:"enqueued_at"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	Payload    json.RawMessage   `json:"payload"`
+	Failure    *failureView      `json:"failure,omitempty"`
+}
+
+type failureView struct {
+	Error   string    `json:"error"`
+	Reason  string    `json:"reason"`
+	Handler string    `json:"handler,omitempty"`
+	Origin  string    `json:"origin,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+func viewOf(j *job.Job) jobView {
+	v := jobView{ID: j.ID, Topic: j.Topic, Attempt: j.Attempt, EnqueuedAt: j.EnqueuedAt.UTC(), Headers: j.Headers, Payload: payloadJSON(j.Payload)}
+	if f := j.Failure; f != nil {
+		v.Failure = &failureView{Error: f.Error, Reason: f.Reason, Handler: f.Handler, Origin: f.Origin, At: f.At.UTC()}
+	}
+	return v
+}
+
+// payloadJSON returns p itself when it is JSON, else p as a JSON string.
+func payloadJSON(p []byte) json.RawMessage {
+	if len(p) > 0 && json.Valid(p) {
+		return json.RawMessage(p)
+	}
+	b, _ := json.Marshal(string(p))
+	return b
+}
+
+// printJob writes j for people: a line of facts, its headers, its payload.
+func printJob(w io.Writer, j *job.Job) {
+	fmt.Fprintf(w, "job %s  topic=%s  attempt=%d  enqueued=%s\n", j.ID, j.Topic, j.Attempt, j.EnqueuedAt.UTC().Format(time.RFC3339))
+	if len(j.Headers) > 0 {
+		var hs []string
+		for _, k := range slices.Sorted(maps.Keys(j.Headers)) {
+			hs = append(hs, k+"="+j.Headers[k])
+		}
+		fmt.Fprintf(w, "  headers: %s\n", strings.Join(hs, " "))
+	}
+	fmt.Fprintf(w, "  payload: %s\n", j.Payload)
+}
+
+func newConsumeCmd(a *app) *cobra.Command {
+	var (
+		topics  []string
+		count   int
+		timeout time.Duration
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "consume",
+		Short: "Read jobs from a topic, print them and acknowledge them",
+		Long: `consume fetches jobs from one or more topics as a member of the consumer group
+(redis.group, REDIS_CONSUMER), prints each one (ID, attempt, headers,
+payload) and acknowledges it: the job is done and removed. It stops after
+--count jobs (0: no limit) or when --timeout passes.
+
+It exits with status 1 when the timeout passes before --count jobs arrived.
+Use it to check that producers and workers agree on REDIS_NAMESPACE and the
+topic name; on a topic that workers serve, it takes jobs away from them.`,
+		Example: `  conveyor consume --topic orchestrate
+  conveyor consume --topic orchestrate --count 10 --timeout 1m
+  conveyor consume --topic orchestrate.dlq --json     # read dead letters as jobs`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if len(topics) == 0 {
+				return usagef("--topic is required")
+			}
+			if count < 0 {
+				return usagef("--count must not be negative")
+			}
+			return a.withBroker(func(b broker.Broker) error {
+				ctx, cancel := commandContext(cmd.Context(), timeout)
+				defer cancel()
+				n := 0
+				for count == 0 || n < count {
+					max := 10
+					if count > 0 {
+						max = min(max, count-n)
+					}
+					ds, err := b.Fetch(ctx, topics, max)
+					if err != nil {
+						if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || ctx.Err() != nil {
+							break
+						}
+						return err
+					}
+					for _, d := range ds {
+						if asJSON {
+							if err := json.NewEncoder(a.stdout).Encode(viewOf(&d.Job)); err != nil {
+								return err
+							}
+						} else {
+							printJob(a.stdout, &d.Job)
+						}
+					}
+					if len(ds) > 0 {
+						// Acknowledge even when ctx has just ended: these
+						// jobs were printed.
+						if err := b.Ack(context.WithoutCancel(ctx), ds...); err != nil {
+							return fmt.Errorf("acknowledge: %w", err)
+						}
+					}
+					n += len(ds)
+				}
+				if count > 0 && n < count {
+					return fmt.Errorf("timed out after %v: consumed %d of %d jobs from %s", timeout, n, count, strings.Join(topics, ", "))
+				}
+				if !asJSON && count == 0 {
+					fmt.Fprintf(a.stderr, "consumed %d jobs\n", n)
+				}
+				return nil
+			})
+		}),
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&topics, "topic", "t", nil, "topic to read (repeatable)")
+	f.IntVarP(&count, "count", "n", 1, "stop after this many jobs (0: no limit)")
+	f.DurationVar(&timeout, "timeout", 30*time.Second, "stop waiting after this long (0: never)")
+	f.BoolVar(&asJSON, "json", false, "print each job as a line of JSON")
+	return cmd
+}

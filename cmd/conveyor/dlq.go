@@ -1,0 +1,407 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// dlqFlags are the flags the dlq subcommands share.
+type dlqFlags struct {
+	topic  string
+	ids    []string
+	all    bool
+	dryRun bool
+	limit  int
+	asJSON bool
+}
+
+// origin returns the topic whose dead letters to manage: --topic, with a
+// trailing ".dlq" accepted.
+func (f *dlqFlags) origin() (string, error) {
+	t := strings.TrimSuffix(f.topic, job.DeadLetterSuffix)
+	if t == "" {
+		return "", usagef("--topic is required (the topic the jobs failed on, such as orchestrate)")
+	}
+	return t, nil
+}
+
+// selection checks that exactly one of --id and --all is given.
+func (f *dlqFlags) selection() error {
+	switch {
+	case len(f.ids) > 0 && f.all:
+		return usagef("give --id or --all, not both")
+	case len(f.ids) == 0 && !f.all:
+		return usagef("say which dead letters: --id ID (repeatable) or --all")
+	}
+	return nil
+}
+
+// deadLetterAdminProvider is how brokers expose their dead-letter
+// administration: a Broker cannot implement broker.DeadLetterAdmin itself,
+// since both interfaces have a DeadLetter method with different signatures.
+type deadLetterAdminProvider interface {
+	DeadLetterAdmin() broker.DeadLetterAdmin
+}
+
+// deadLetterAdmin returns b's DeadLetterAdmin, or an error saying the
+// backend has none.
+func deadLetterAdmin(b broker.Broker) (broker.DeadLetterAdmin, error) {
+	if p, ok := b.(deadLetterAdminProvider); ok {
+		if adm := p.DeadLetterAdmin(); adm != nil {
+			return adm, nil
+		}
+	}
+	return nil, fmt.Errorf("the %T broker cannot manage dead letters", b)
+}
+
+func newDLQCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "List, show, replay and purge dead letters",
+		Long: `dlq manages the dead letters of a topic: jobs that failed on their last
+attempt, failed permanently, could not be decoded, had no handler, or were
+delivered too many times. They live in <topic>.dlq with the error, the
+reason, the attempts and the time of the failure.
+
+  list    a table of dead letters, oldest first
+  show    one dead letter in full, payload pretty-printed
+  replay  move dead letters back to the topic, attempts reset to 1
+  purge   delete dead letters for good`,
+		Example: `  conveyor dlq list --topic orchestrate
+  conveyor dlq show --topic orchestrate --id 1732590000000-0
+  conveyor dlq replay --topic orchestrate --all --dry-run
+  conveyor dlq replay --topic orchestrate --all
+  conveyor dlq purge --topic orchestrate --id 1732590000000-0`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newDLQListCmd(a), newDLQShowCmd(a), newDLQReplayCmd(a), newDLQPurgeCmd(a))
+	return cmd
+}
+
+func addTopicFlag(cmd *cobra.Command, f *dlqFlags) {
+	cmd.Flags().StringVarP(&f.topic, "topic", "t", "", "topic the jobs failed on (required); orchestrate and orchestrate.dlq both work")
+}
+
+func newDLQListCmd(a *app) *cobra.Command {
+	var f dlqFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List dead letters: id, job id, attempts, reason, error, failed at",
+		Example: `  conveyor dlq list --topic orchestrate
+  conveyor dlq list --topic orchestrate --limit 500 --json`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			topic, err := f.origin()
+			if err != nil {
+				return err
+			}
+			if f.limit < 1 {
+				return usagef("--limit must be at least 1")
+			}
+			return a.withBroker(func(b broker.Broker) error {
+				adm, err := deadLetterAdmin(b)
+				if err != nil {
+					return err
+				}
+				dls, err := adm.DeadLetters(cmd.Context(), topic, "", f.limit)
+				if err != nil {
+					return err
+				}
+				if f.asJSON {
+					views := make([]deadLetterView, len(dls))
+					for i := range dls {
+						views[i] = deadLetterView{ID: dls[i].ID, Job: viewOf(&dls[i].Job)}
+					}
+					return writeJSON(a.stdout, views)
+				}
+				if len(dls) == 0 {
+					_, err := fmt.Fprintf(a.stdout, "no dead letters for %s\n", topic)
+					return err
+				}
+				printDeadLetters(a, dls)
+				if len(dls) == f.limit {
+					fmt.Fprintf(a.stderr, "(first %d shown; use --limit to see more)\n", f.limit)
+				}
+				return nil
+			})
+		}),
+	}
+	addTopicFlag(cmd, &f)
+	cmd.Flags().IntVar(&f.limit, "limit", 50, "list at most this many")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+// deadLetterView is a dead letter as --json prints it.
+type deadLetterView struct {
+	ID  string  `json:"id"`
+	Job jobView `json:"job"`
+}
+
+func printDeadLetters(a *app, dls []broker.DeadLetter) {
+	tw := newTable(a.stdout)
+	fmt.Fprintln(tw, "ID\tJOB ID\tATTEMPTS\tREASON\tERROR\tFAILED AT")
+	for _, dl := range dls {
+		reason, errText, at := "-", "-", "-"
+		if f := dl.Job.Failure; f != nil {
+			reason, errText = orDash(f.Reason), orDash(truncate(f.Error, 50))
+			if !f.At.IsZero() {
+				at = f.At.UTC().Format(time.RFC3339)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", dl.ID, dl.Job.ID, dl.Job.Attempt, reason, errText, at)
+	}
+	_ = tw.Flush()
+}
+
+func newDLQShowCmd(a *app) *cobra.Command {
+	var f dlqFlags
+	cmd := &cobra.Command{
+		Use:     "show",
+		Short:   "Show dead letters in full, payload pretty-printed",
+		Example: "  conveyor dlq show --topic orchestrate --id 1732590000000-0",
+		Args:    cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			topic, err := f.origin()
+			if err != nil {
+				return err
+			}
+			if len(f.ids) == 0 {
+				return usagef("--id is required (see conveyor dlq list)")
+			}
+			return a.withBroker(func(b broker.Broker) error {
+				adm, err := deadLetterAdmin(b)
+				if err != nil {
+					return err
+				}
+				var views []deadLetterView
+				for i, id := range f.ids {
+					dl, err := adm.DeadLetter(cmd.Context(), topic, id)
+					if errors.Is(err, broker.ErrNotFound) {
+						return fmt.Errorf("no dead letter %s for %s", id, topic)
+					}
+					if err != nil {
+						return err
+					}
+					if f.asJSON {
+						views = append(views, deadLetterView{ID: dl.ID, Job: viewOf(&dl.Job)})
+						continue
+					}
+					if i > 0 {
+						fmt.Fprintln(a.stdout)
+					}
+					printDeadLetter(a, dl)
+				}
+				if f.asJSON {
+					return writeJSON(a.stdout, views)
+				}
+				return nil
+			})
+		}),
+	}
+	addTopicFlag(cmd, &f)
+	cmd.Flags().StringArrayVar(&f.ids, "id", nil, "dead letter ID (repeatable)")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func printDeadLetter(a *app, dl *broker.DeadLetter) {
+	j := &dl.Job
+	tw := newTable(a.stdout)
+	fmt.Fprintf(tw, "dead letter\t%s\n", dl.ID)
+	fmt.Fprintf(tw, "job id\t%s\n", j.ID)
+	fmt.Fprintf(tw, "topic\t%s\n", j.Topic)
+	fmt.Fprintf(tw, "attempts\t%d\n", j.Attempt)
+	fmt.Fprintf(tw, "enqueued at\t%s\n", j.EnqueuedAt.UTC().Format(time.RFC3339))
+	if f := j.Failure; f != nil {
+		fmt.Fprintf(tw, "failed at\t%s\n", f.At.UTC().Format(time.RFC3339))
+		fmt.Fprintf(tw, "reason\t%s\n", f.Reason)
+		fmt.Fprintf(tw, "origin\t%s\n", f.Origin)
+		if f.Handler != "" {
+			fmt.Fprintf(tw, "handler\t%s\n", f.Handler)
+		}
+		fmt.Fprintf(tw, "error\t%s\n", f.Error)
+	}
+	for _, k := range slices.Sorted(maps.Keys(j.Headers)) {
+		fmt.Fprintf(tw, "header\t%s=%s\n", k, j.Headers[k])
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(a.stdout, "payload:")
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, j.Payload, "  ", "  ") == nil {
+		fmt.Fprintf(a.stdout, "  %s\n", pretty.Bytes())
+	} else {
+		fmt.Fprintf(a.stdout, "  %q\n", j.Payload)
+	}
+}
+
+// dlqChunk is how many IDs one replay or purge call carries when IDs are
+// given, so that long runs show progress.
+const dlqChunk = 500
+
+// collect returns the dead letters --id or --all select, for --dry-run.
+func collect(ctx context.Context, adm broker.DeadLetterAdmin, topic string, f *dlqFlags) ([]broker.DeadLetter, error) {
+	if f.all {
+		var out []broker.DeadLetter
+		after := ""
+		for {
+			page, err := adm.DeadLetters(ctx, topic, after, 1000)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, page...)
+			if len(page) < 1000 {
+				return out, nil
+			}
+			after = page[len(page)-1].ID
+		}
+	}
+	out := make([]broker.DeadLetter, 0, len(f.ids))
+	for _, id := range f.ids {
+		dl, err := adm.DeadLetter(ctx, topic, id)
+		if errors.Is(err, broker.ErrNotFound) {
+			return nil, fmt.Errorf("no dead letter %s for %s", id, topic)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *dl)
+	}
+	return out, nil
+}
+
+// newDLQMoveCmd builds replay and purge, which differ only in the verb and
+// the broker call.
+func newDLQMoveCmd(a *app, use, short, long, example, verb, done string,
+	do func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error)) *cobra.Command {
+	var f dlqFlags
+	cmd := &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Long:    long,
+		Example: example,
+		Args:    cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			topic, err := f.origin()
+			if err != nil {
+				return err
+			}
+			if err := f.selection(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			return a.withBroker(func(b broker.Broker) error {
+				adm, err := deadLetterAdmin(b)
+				if err != nil {
+					return err
+				}
+				if f.dryRun {
+					dls, err := collect(ctx, adm, topic, &f)
+					if err != nil {
+						return err
+					}
+					if f.asJSON {
+						return writeJSON(a.stdout, struct {
+							DryRun bool     `json:"dry_run"`
+							Topic  string   `json:"topic"`
+							Count  int      `json:"count"`
+							IDs    []string `json:"ids"`
+						}{true, topic, len(dls), idsOf(dls)})
+					}
+					fmt.Fprintf(a.stdout, "dry run: would %s %d dead letters of %s\n", verb, len(dls), topic)
+					if len(dls) > 0 {
+						printDeadLetters(a, dls)
+					}
+					return nil
+				}
+				n := 0
+				if f.all {
+					if a.isTerminal != nil && a.isTerminal(a.stderr) {
+						fmt.Fprintf(a.stderr, "%s: all dead letters of %s…\n", verb, topic)
+					}
+					n, err = do(adm, ctx, topic, nil) // the broker snapshots the IDs first
+				} else {
+					bar := newProgress(a.stderr, verb, len(f.ids), len(f.ids) >= dlqChunk && a.isTerminal != nil && a.isTerminal(a.stderr))
+					for ids := range slices.Chunk(f.ids, dlqChunk) {
+						var m int
+						m, err = do(adm, ctx, topic, ids)
+						n += m
+						bar.add(len(ids))
+						if err != nil {
+							break
+						}
+					}
+					bar.finish()
+				}
+				if err != nil {
+					return fmt.Errorf("%s after %d dead letters: %w", verb, n, err)
+				}
+				if f.asJSON {
+					return writeJSON(a.stdout, struct {
+						Topic string `json:"topic"`
+						Count int    `json:"count"`
+					}{topic, n})
+				}
+				_, err = fmt.Fprintf(a.stdout, done+"\n", n, topic)
+				return err
+			})
+		}),
+	}
+	addTopicFlag(cmd, &f)
+	cmd.Flags().StringArrayVar(&f.ids, "id", nil, "dead letter ID (repeatable)")
+	cmd.Flags().BoolVar(&f.all, "all", false, "every dead letter of the topic")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "list what would be done, change nothing")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func idsOf(dls []broker.DeadLetter) []string {
+	ids := make([]string, len(dls))
+	for i, dl := range dls {
+		ids[i] = dl.ID
+	}
+	return ids
+}
+
+func newDLQReplayCmd(a *app) *cobra.Command {
+	return newDLQMoveCmd(a, "replay",
+		"Move dead letters back to their topic with attempts reset",
+		`replay moves dead letters back to the topic they failed on, as new jobs with
+attempt 1 and no failure recorded; payload, ID, headers and first-enqueued
+time are kept. With --all the IDs are snapshotted first, so a job that fails
+again during the replay is not replayed twice. --dry-run lists what would
+move. Fix the cause first, or the jobs will come back.`,
+		`  conveyor dlq replay --topic orchestrate --all --dry-run
+  conveyor dlq replay --topic orchestrate --all
+  conveyor dlq replay --topic orchestrate --id 1732590000000-0 --id 1732590000001-0`,
+		"replay", "replayed %d dead letters to %s",
+		func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error) {
+			return adm.ReplayDeadLetters(ctx, topic, ids)
+		})
+}
+
+func newDLQPurgeCmd(a *app) *cobra.Command {
+	return newDLQMoveCmd(a, "purge",
+		"Delete dead letters for good",
+		`purge deletes dead letters. It needs --id or --all; --dry-run lists what
+would be deleted.`,
+		`  conveyor dlq purge --topic orchestrate --id 1732590000000-0
+  conveyor dlq purge --topic orchestrate --all --dry-run
+  conveyor dlq purge --topic orchestrate --all`,
+		"purge", "purged %d dead letters of %s",
+		func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error) {
+			return adm.PurgeDeadLetters(ctx, topic, ids)
+		})
+}

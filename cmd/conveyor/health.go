@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+)
+
+// inspector returns b's Inspector, or an error saying the backend has none.
+func inspector(b broker.Broker) (broker.Inspector, error) {
+	in, ok := b.(broker.Inspector)
+	if !ok {
+		return nil, fmt.Errorf("the %T broker cannot describe its topics", b)
+	}
+	return in, nil
+}
+
+func newHealthCmd(a *app) *cobra.Command {
+	var (
+		topics []string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "health",
+		Short: "Show stream length, lag, pending, delayed and dead-letter counts per topic",
+		Long: `health describes topics: the stream length (unread plus pending jobs), the
+last entry ID, how many jobs are pending (delivered, not yet settled), the lag
+(not yet delivered to the group), delayed jobs waiting for their time, and the
+dead-letter depth; then each consumer group and consumer with its pending
+count and idle time.
+
+Without --topic it describes every topic in the namespace. If a topic you
+produce to is missing, producer and worker probably use different
+REDIS_NAMESPACE values.`,
+		Example: `  conveyor health
+  conveyor health --topic orchestrate
+  conveyor health --topic orchestrate --json`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			return a.withBroker(func(b broker.Broker) error {
+				in, err := inspector(b)
+				if err != nil {
+					return err
+				}
+				ctx := cmd.Context()
+				if len(topics) == 0 {
+					if topics, err = in.Topics(ctx); err != nil {
+						return err
+					}
+				}
+				infos := make([]*broker.TopicInfo, 0, len(topics))
+				for _, t := range topics {
+					info, err := in.Inspect(ctx, t)
+					if err != nil {
+						if errors.Is(err, broker.ErrNotFound) {
+							return fmt.Errorf("topic %s not found in namespace %s", t, a.cfg.Redis.Namespace)
+						}
+						return fmt.Errorf("inspect %s: %w", t, err)
+					}
+					infos = append(infos, info)
+				}
+				if asJSON {
+					return writeJSON(a.stdout, infos)
+				}
+				if len(infos) == 0 {
+					_, err := fmt.Fprintf(a.stdout, "no topics in namespace %s\n", a.cfg.Redis.Namespace)
+					return err
+				}
+				printHealth(a, infos)
+				return nil
+			})
+		}),
+	}
+	cmd.Flags().StringArrayVarP(&topics, "topic", "t", nil, "topic to describe (repeatable; default: all)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func printHealth(a *app, infos []*broker.TopicInfo) {
+	tw := newTable(a.stdout)
+	fmt.Fprintln(tw, "TOPIC\tLENGTH\tPENDING\tLAG\tDELAYED\tDEAD LETTERS\tLAST ID")
+	for _, in := range infos {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", in.Topic, in.Length, in.Pending, in.Lag, in.Delayed, in.DeadLetters, orDash(in.LastID))
+	}
+	_ = tw.Flush()
+
+	fmt.Fprintln(a.stdout)
+	tw = newTable(a.stdout)
+	fmt.Fprintln(tw, "TOPIC\tGROUP\tCONSUMER\tPENDING\tIDLE")
+	rows := 0
+	for _, in := range infos {
+		for _, g := range in.Groups {
+			if len(g.Consumers) == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", in.Topic, g.Name, "-", g.Pending, "-")
+				rows++
+			}
+			for _, c := range g.Consumers {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", in.Topic, g.Name, c.Name, c.Pending, c.Idle.Round(time.Millisecond))
+				rows++
+			}
+		}
+	}
+	if rows == 0 {
+		fmt.Fprintln(tw, "(no consumer groups yet: no worker has read these topics)")
+	}
+	_ = tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

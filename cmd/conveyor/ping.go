@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+
+	"github.com/conveyor-jobs/conveyor/config"
+)
+
+// pingResult is what conveyor ping reports.
+type pingResult struct {
+	OK          bool    `json:"ok"`
+	URL         string  `json:"url"`
+	Version     string  `json:"server_version,omitempty"`
+	Mode        string  `json:"server_mode,omitempty"`
+	ConnectMS   float64 `json:"connect_ms,omitempty"`
+	RoundTripMS float64 `json:"round_trip_ms,omitempty"`
+	TLS         bool    `json:"tls"`
+	User        string  `json:"user"`
+	Namespace   string  `json:"namespace"`
+	Error       string  `json:"error,omitempty"`
+	Diagnosis   string  `json:"diagnosis,omitempty"`
+}
+
+func newPingCmd(a *app) *cobra.Command {
+	var (
+		asJSON  bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "ping",
+		Short: "Check the connection to Redis and explain failures",
+		Long: `ping connects to the Redis at REDIS_URL, sends PING and prints the server
+version, the round-trip time, whether TLS is on, the user and the namespace.
+
+When the connection fails it exits with status 1 and says what to do:
+rediss:// on a port without TLS, redis:// on a TLS port, a wrong password or
+ACL user, a missing password, an untrusted certificate, a host that does not
+resolve, a closed port, a host that does not answer, unencoded special
+characters in the password. The password is never printed.`,
+		Example: `  conveyor ping
+  REDIS_URL=rediss://default:PASSWORD@redis.example.com:6380/0 conveyor ping
+  conveyor ping --json`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if timeout <= 0 {
+				timeout = a.cfg.Redis.DialTimeout
+			}
+			res := ping(cmd.Context(), a.cfg, timeout)
+			if asJSON {
+				if err := writeJSON(a.stdout, res); err != nil {
+					return err
+				}
+			} else if res.OK {
+				printPing(a, res)
+			}
+			if !res.OK {
+				msg := "ping " + res.URL + ": " + res.Error
+				if res.Diagnosis != "" {
+					msg += "\n  what to do: " + res.Diagnosis
+				}
+				return errors.New(msg)
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "connect and read timeout (default redis.dial_timeout)")
+	return cmd
+}
+
+// ping connects once (no retries) and describes the server.
+func ping(ctx context.Context, c *config.Config, timeout time.Duration) pingResult {
+	res := pingResult{URL: config.RedactURL(c.Redis.URL), TLS: c.TLSEnabled(), User: c.User(), Namespace: c.Redis.Namespace}
+	fail := func(err error) pingResult {
+		res.Error = config.Redact(err.Error(), c.Redis.URL)
+		res.Diagnosis = config.Diagnose(err, c.Redis.URL)
+		return res
+	}
+	opts, err := c.RedisOptions()
+	if err != nil {
+		return fail(err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
+	opts.DialerRetries = 1
+	opts.MaxRetries = -1
+	opts.PoolSize = 1
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+
+	start := time.Now()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fail(err)
+	}
+	res.ConnectMS = ms(time.Since(start))
+	start = time.Now()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fail(err)
+	}
+	res.RoundTripMS = ms(time.Since(start))
+	res.OK = true
+	if info, err := rdb.Info(ctx, "server").Result(); err == nil {
+		res.Version, res.Mode = infoField(info, "redis_version"), infoField(info, "redis_mode")
+	}
+	if user, err := rdb.Do(ctx, "ACL", "WHOAMI").Text(); err == nil && user != "" {
+		res.User = user
+	}
+	return res
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// infoField returns the value of name in an INFO reply.
+func infoField(info, name string) string {
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func printPing(a *app, r pingResult) {
+	tw := newTable(a.stdout)
+	fmt.Fprintf(tw, "PONG from\t%s\n", r.URL)
+	server := "Redis " + r.Version
+	if r.Mode != "" {
+		server += " (" + r.Mode + ")"
+	}
+	fmt.Fprintf(tw, "server\t%s\n", server)
+	fmt.Fprintf(tw, "round trip\t%.2fms (connect %.2fms)\n", r.RoundTripMS, r.ConnectMS)
+	fmt.Fprintf(tw, "tls\t%s\n", onOff(r.TLS))
+	fmt.Fprintf(tw, "user\t%s\n", r.User)
+	fmt.Fprintf(tw, "namespace\t%s\n", r.Namespace)
+	_ = tw.Flush()
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+)
+
+// produceBatch is how many jobs one PublishBatch call carries.
+const produceBatch = 500
+
+// progressMin is the smallest count that shows a progress bar.
+const progressMin = 1000
+
+// listMax is the largest count whose IDs produce prints one per line;
+// above it, it prints the count.
+const listMax = 20
+
+func newProduceCmd(a *app) *cobra.Command {
+	var (
+		topic, payload, file, id string
+		count                    int
+		delay                    time.Duration
+		headers                  []string
+		raw, asJSON              bool
+	)
+	cmd := &cobra.Command{
+		Use:   "produce",
+		Short: "Publish jobs to a topic",
+		Long: `produce publishes a job to a topic: the payload from --payload, from a file
+(--file F, or --file - for standard input). Payloads must be JSON unless
+--raw is given. With --count N it publishes N copies in batches (a progress
+bar shows on a terminal for large counts); --delay makes them due later.
+
+It prints the job IDs (one per line), or the count when there are more than
+20; --json prints {"topic", "count", "ids"}.`,
+		Example: `  conveyor produce --topic orchestrate --payload '{"prompt":"summarise the report"}'
+  conveyor produce --topic orchestrate --file job.json --header tenant=acme
+  conveyor produce --topic orchestrate --payload '{"fail":true}'      # demo a retry, then a dead letter
+  conveyor produce --topic ingest --payload '{"n":1}' --count 10000 --delay 1m
+  echo 'plain text' | conveyor produce --topic notes --file - --raw`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if topic == "" {
+				return usagef("--topic is required")
+			}
+			if count < 1 {
+				return usagef("--count must be at least 1, not %d", count)
+			}
+			if delay < 0 {
+				return usagef("--delay must not be negative")
+			}
+			body, err := readPayload(a, payload, file, cmd.Flags().Changed("payload"))
+			if err != nil {
+				return err
+			}
+			if !raw && !json.Valid(body) {
+				return usagef("the payload is not valid JSON (use --raw to send it as it is)")
+			}
+			hs, err := parseHeaders(headers)
+			if err != nil {
+				return err
+			}
+			if id != "" && count > 1 {
+				return usagef("--id names one job: it cannot be used with --count")
+			}
+			return a.withBroker(func(b broker.Broker) error {
+				p := broker.NewProducer(b)
+				bar := newProgress(a.stderr, "publishing", count, count >= progressMin && a.isTerminal != nil && a.isTerminal(a.stderr))
+				ids := make([]string, 0, count)
+				for len(ids) < count {
+					n := min(produceBatch, count-len(ids))
+					ms := make([]broker.Message, n)
+					for i := range ms {
+						ms[i] = broker.Message{Topic: topic, Payload: body, Headers: hs, Delay: delay, ID: id}
+					}
+					got, err := p.PublishBatch(cmd.Context(), ms)
+					ids = append(ids, got...)
+					bar.add(len(got))
+					if err != nil {
+						bar.finish()
+						return fmt.Errorf("published %d of %d jobs to %s: %w", len(ids), count, topic, err)
+					}
+				}
+				bar.finish()
+				switch {
+				case asJSON:
+					return writeJSON(a.stdout, struct {
+						Topic string   `json:"topic"`
+						Count int      `json:"count"`
+						IDs   []string `json:"ids"`
+					}{topic, len(ids), ids})
+				case len(ids) > listMax:
+					_, err := fmt.Fprintf(a.stdout, "published %d jobs to %s\n", len(ids), topic)
+					return err
+				default:
+					_, err := fmt.Fprintln(a.stdout, strings.Join(ids, "\n"))
+					return err
+				}
+			})
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVarP(&topic, "topic", "t", "", "topic to publish to (required)")
+	f.StringVarP(&payload, "payload", "p", "", "the job's payload (JSON unless --raw)")
+	f.StringVarP(&file, "file", "f", "", "read the payload from this file (- for standard input)")
+	f.IntVarP(&count, "count", "n", 1, "number of jobs to publish")
+	f.DurationVar(&delay, "delay", 0, "make the jobs due after this long (such as 30s)")
+	f.StringArrayVarP(&headers, "header", "H", nil, "header name=value (repeatable)")
+	f.StringVar(&id, "id", "", "job ID (default: generated)")
+	f.BoolVar(&raw, "raw", false, "send the payload as it is, without checking that it is JSON")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// readPayload returns the payload from --payload or --file.
+func readPayload(a *app, payload, file string, payloadSet bool) ([]byte, error) {
+	switch {
+	case payloadSet && file != "":
+		return nil, usagef("give --payload or --file, not both")
+	case payloadSet:
+		return []byte(payload), nil
+	case file == "-":
+		b, err := io.ReadAll(a.stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read standard input: %w", err)
+		}
+		return b, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, usageError(err)
+			}
+			return nil, err
+		}
+		return b, nil
+	default:
+		return nil, usagef("give the payload with --payload JSON or --file F")
+	}
+}
+
+// parseHeaders turns name=value flags into a map.
+func parseHeaders(hs []string) (map[string]string, error) {
+	if len(hs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(hs))
+	for _, h := range hs {
+		name, value, ok := strings.Cut(h, "=")
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, usagef("--header %q: write name=value", h)
+		}
+		out[strings.TrimSpace(name)] = value
+	}
+	return out, nil
+}

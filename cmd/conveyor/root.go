@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/memory"
+	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/config"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the command ran and failed: Redis unreachable, job not found…
+	exitUsage = 2 // the command line or the configuration is wrong
+)
+
+// subcommands lists the constructors of conveyor's subcommands, in the order
+// help shows them. To add a command, write newXCmd(*app) *cobra.Command in
+// its own file and add it here: nothing else needs to change.
+var subcommands = []func(*app) *cobra.Command{
+	newPingCmd,
+	newProduceCmd,
+	newConsumeCmd,
+	newWorkerCmd,
+	newHealthCmd,
+	newDLQCmd,
+	newTrimCmd,
+	newBenchCmd,
+	newConfigCmd,
+	newVersionCmd,
+}
+
+// app is what every command shares: its streams, the configuration, and
+// how to reach the environment (replaced in tests).
+type app struct {
+	stdout, stderr io.Writer
+	stdin          io.Reader
+
+	// configFile is the --config flag.
+	configFile string
+	// lookupEnv and dir locate the environment and .env; nil and "" mean
+	// the process's.
+	lookupEnv func(string) (string, bool)
+	dir       string
+	// isTerminal reports whether w is a terminal (for progress bars).
+	isTerminal func(w io.Writer) bool
+
+	cfg *config.Config
+}
+
+// exitError carries an exit code with the error that causes it.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks err as a mistake in the command line or configuration
+// (exit code 2).
+func usageError(err error) error { return &exitError{code: exitUsage, err: err} }
+
+// usagef is usageError(fmt.Errorf(...)).
+func usagef(format string, args ...any) error { return usageError(fmt.Errorf(format, args...)) }
+
+// newRootCmd builds the command tree for a.
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "conveyor",
+		Short: "Operate conveyor job queues on Redis Streams",
+		Long: `conveyor runs and operates job queues: check the connection to Redis,
+publish and read jobs, run a worker, inspect topics, replay dead letters and
+trim streams.
+
+Configuration comes from built-in defaults, then a YAML file (--config or
+CONVEYOR_CONFIG), then .env in the working directory, then the environment
+(REDIS_URL, REDIS_NAMESPACE, REDIS_CONSUMER, QUEUE_BACKEND, CONVEYOR_…).
+See "conveyor config print" and config.yaml.example.
+
+Exit codes: 0 success, 1 the operation failed, 2 wrong usage or configuration.`,
+		Example: `  export REDIS_URL=redis://default:PASSWORD@localhost:6379/0
+  conveyor ping
+  conveyor produce --topic orchestrate --payload '{"prompt":"hello"}'
+  conveyor worker --topic orchestrate`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Annotations[annotationNoConfig] != "" {
+				return nil
+			}
+			return a.loadConfig()
+		},
+	}
+	root.PersistentFlags().StringVar(&a.configFile, "config", "", "config file (default $CONVEYOR_CONFIG; none when unset)")
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetIn(a.stdin)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	root.CompletionOptions.DisableDefaultCmd = true
+	for _, newCmd := range subcommands {
+		root.AddCommand(newCmd(a))
+	}
+	return root
+}
+
+// annotationNoConfig marks commands that run without loading the
+// configuration.
+const annotationNoConfig = "conveyor/no-config"
+
+// run wraps a command's body: errors it returns are operational failures
+// (exit 1) unless marked as usage errors.
+func run(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := fn(cmd, args)
+		var ee *exitError
+		if err != nil && !errors.As(err, &ee) {
+			err = &exitError{code: exitFail, err: err}
+		}
+		return err
+	}
+}
+
+// execute runs conveyor with args and returns the exit code.
+func execute(ctx context.Context, a *app, args []string) int {
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitUsage // cobra's own errors: unknown command, bad arguments
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	fmt.Fprintf(a.stderr, "conveyor: %v\n", err)
+	if code == exitUsage && cmd != nil && !errors.Is(err, config.ErrInvalid) {
+		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	return code
+}
+
+// loadConfig loads the configuration into a.cfg; its errors are usage
+// errors.
+func (a *app) loadConfig() error {
+	cfg, err := config.Load(&config.Options{File: a.configFile, Dir: a.dir, LookupEnv: a.lookupEnv})
+	if err != nil {
+		return usageError(err)
+	}
+	a.cfg = cfg
+	return nil
+}
+
+// openBroker opens the configured broker. Connection failures come with
+// advice (config.Diagnose).
+func (a *app) openBroker() (broker.Broker, error) {
+	switch a.cfg.Backend {
+	case config.BackendMemory:
+		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease}), nil
+	default:
+		c := a.cfg
+		opts := &redis.Options{
+			Namespace:   c.Redis.Namespace,
+			Group:       c.Redis.Group,
+			Consumer:    c.Redis.Consumer,
+			Lease:       c.Redis.Lease,
+			MaxAttempts: c.Retry.MaxAttempts,
+			Logger:      c.NewLogger(a.stderr),
+		}
+		if c.TLSEnabled() {
+			opts.TLS = &redis.TLSOptions{
+				CAFile:             c.TLS.CAFile,
+				CertFile:           c.TLS.CertFile,
+				KeyFile:            c.TLS.KeyFile,
+				InsecureSkipVerify: c.TLS.InsecureSkipVerify,
+			}
+		}
+		b, err := redis.Open(dialURL(c), opts)
+		if err != nil {
+			return nil, connectError(err, c.Redis.URL)
+		}
+		return b, nil
+	}
+}
+
+// dialURL returns the Redis URL with the configured dial timeout, unless the
+// URL sets one itself.
+func dialURL(c *config.Config) string {
+	u := c.Redis.URL
+	if strings.Contains(u, "dial_timeout=") || c.Redis.DialTimeout <= 0 {
+		return u
+	}
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + "dial_timeout=" + c.Redis.DialTimeout.String()
+}
+
+// connectError is err (password redacted) followed by what to do about it.
+func connectError(err error, rawURL string) error {
+	msg := config.Redact(err.Error(), rawURL)
+	if advice := config.Diagnose(err, rawURL); advice != "" {
+		msg += "\n  what to do: " + advice
+	}
+	return errors.New(msg)
+}
+
+// withBroker opens the broker, runs fn and closes the broker.
+func (a *app) withBroker(fn func(b broker.Broker) error) error {
+	b, err := a.openBroker()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return fn(b)
+}
+
+// commandContext returns ctx bounded by timeout (none when zero).
+func commandContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// newApp returns the app of the real process.
+func newApp() *app {
+	return &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, isTerminal: isTerminal}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
