@@ -198,7 +198,9 @@ func (p *Policy) delay(attempt int) time.Duration {
 //   - when p.RetryIf rejects err, it returns job.Permanent(err).
 //
 // Outcome errors the handler chose itself — job.RetryIn, job.Snooze,
-// job.Permanent — pass through untouched, as does nil.
+// job.Permanent — pass through untouched, as does nil. A handler that returns
+// job.RetryIn therefore chooses its own limit too: it should check j.Attempt
+// (or return a plain error and let the policy count).
 func Retry(p Policy) job.Middleware {
 	np := p.normalize()
 	return RetryFunc(func(string) Policy { return np })
