@@ -1,0 +1,176 @@
+package memory_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/memory"
+)
+
+var benchPayload = []byte(`{"prompt":"summarise the ticket","n":1}`)
+
+// BenchmarkPublish measures one Publish per op.
+func BenchmarkPublish(b *testing.B) {
+	br := memory.New(&memory.Options{FetchWait: -1})
+	defer br.Close()
+	ctx := context.Background()
+	m := broker.Message{Topic: "bench", Payload: benchPayload}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := br.Publish(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+		if i%4096 == 4095 { // keep the queue from growing without bound
+			drain(b, br)
+		}
+	}
+}
+
+// BenchmarkPublishBatch measures PublishBatch of 100 messages; ns/op and
+// allocs/op are per job.
+func BenchmarkPublishBatch(b *testing.B) {
+	const batch = 100
+	br := memory.New(&memory.Options{FetchWait: -1})
+	defer br.Close()
+	ctx := context.Background()
+	ms := make([]broker.Message, batch)
+	for i := range ms {
+		ms[i] = broker.Message{Topic: "bench", Payload: benchPayload}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%batch == 0 {
+			if _, err := br.PublishBatch(ctx, ms); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if i%4096 == 4095 {
+			drain(b, br)
+		}
+	}
+}
+
+// BenchmarkFetchAck measures the consumer side per job: Fetch of 64, Ack of
+// the 64. The jobs are published (in batches) outside the timer.
+func BenchmarkFetchAck(b *testing.B) {
+	const batch = 64
+	br := memory.New(&memory.Options{FetchWait: -1})
+	defer br.Close()
+	ctx := context.Background()
+	ms := make([]broker.Message, batch)
+	for i := range ms {
+		ms[i] = broker.Message{Topic: "bench", Payload: benchPayload}
+	}
+	topics := []string{"bench"}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i += batch {
+		b.StopTimer()
+		if _, err := br.PublishBatch(ctx, ms); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		ds, err := br.Fetch(ctx, topics, batch)
+		if err != nil || len(ds) != batch {
+			b.Fatal(len(ds), err)
+		}
+		if err := br.Ack(ctx, ds...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCycle measures a whole job per op: PublishBatch, Fetch and Ack in
+// batches of 64.
+func BenchmarkCycle(b *testing.B) {
+	const batch = 64
+	br := memory.New(&memory.Options{FetchWait: -1})
+	defer br.Close()
+	ctx := context.Background()
+	ms := make([]broker.Message, batch)
+	for i := range ms {
+		ms[i] = broker.Message{Topic: "bench", Payload: benchPayload}
+	}
+	topics := []string{"bench"}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		if n == 0 {
+			if _, err := br.PublishBatch(ctx, ms); err != nil {
+				b.Fatal(err)
+			}
+			ds, err := br.Fetch(ctx, topics, batch)
+			if err != nil || len(ds) != batch {
+				b.Fatal(len(ds), err)
+			}
+			if err := br.Ack(ctx, ds...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n = (n + 1) % batch
+	}
+}
+
+// BenchmarkConcurrent runs one producer publishing batches and two consumers
+// fetching and acking at once, and reports jobs/s.
+func BenchmarkConcurrent(b *testing.B) {
+	const batch = 64
+	br := memory.New(&memory.Options{FetchWait: 10 * time.Millisecond})
+	defer br.Close()
+	ctx := context.Background()
+	ms := make([]broker.Message, batch)
+	for i := range ms {
+		ms[i] = broker.Message{Topic: "bench", Payload: benchPayload}
+	}
+	total := int64(b.N)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for c := range 2 {
+		cons := br.Consumer("c" + string(rune('0'+c)))
+		wg.Go(func() {
+			for done.Load() < total {
+				ds, err := cons.Fetch(ctx, []string{"bench"}, batch)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if err := cons.Ack(ctx, ds...); err != nil {
+					b.Error(err)
+					return
+				}
+				done.Add(int64(len(ds)))
+			}
+		})
+	}
+	for sent := int64(0); sent < total; sent += batch {
+		if _, err := br.PublishBatch(ctx, ms[:min(batch, total-sent)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "jobs/s")
+}
+
+func drain(b *testing.B, br *memory.Broker) {
+	b.StopTimer()
+	defer b.StartTimer()
+	ctx := context.Background()
+	for {
+		ds, err := br.Fetch(ctx, []string{"bench"}, 1024)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ds) == 0 {
+			return
+		}
+		if err := br.Ack(ctx, ds...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package memory
+
+import (
+	"testing"
+	"time"
+)
+
+// wake signals only as many waiters as the ready jobs need, counting each
+// woken waiter as taking its max, and is idempotent.
+func TestWakeBudget(t *testing.T) {
+	cases := []struct {
+		name   string
+		ready  int
+		maxes  []int
+		topics [][]string
+		want   []bool
+	}{
+		{"one job wakes one waiter", 1, []int{1, 1, 1}, nil, []bool{true, false, false}},
+		{"three jobs wake three", 3, []int{1, 1, 1}, nil, []bool{true, true, true}},
+		{"a big max covers all", 5, []int{10, 10}, nil, []bool{true, false}},
+		{"max 2 each", 3, []int{2, 2, 2}, nil, []bool{true, true, false}},
+		{"other topics are skipped", 1, []int{1, 1}, [][]string{{"other"}, {"x", "t"}}, []bool{false, true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := New(&Options{FetchWait: time.Second})
+			defer b.Close()
+			st := b.st
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			tp := st.topic("t")
+			for range tc.ready {
+				tp.ready.pushBack(&entry{state: stReady, topic: tp})
+			}
+			ws := make([]*waiter, len(tc.maxes))
+			for i, m := range tc.maxes {
+				ws[i] = &waiter{ch: make(chan struct{}, 1), topics: []string{"t"}, max: m}
+				if tc.topics != nil {
+					ws[i].topics = tc.topics[i]
+				}
+				st.waiters.pushBack(ws[i])
+			}
+			for range 3 { // repeated wakes signal nobody new
+				st.touch(tp)
+				st.flush(time.Now())
+			}
+			for i, w := range ws {
+				if w.signalled != tc.want[i] || (len(w.ch) == 1) != tc.want[i] {
+					t.Errorf("waiter %d signalled %v (chan %d), want %v", i, w.signalled, len(w.ch), tc.want[i])
+				}
+			}
+			if st.timer != nil {
+				st.timer.Stop()
+			}
+		})
+	}
+}
+
+// A woken waiter that leaves without taking its job passes the wake-up on.
+func TestWakePassedOn(t *testing.T) {
+	b := New(&Options{FetchWait: time.Second})
+	defer b.Close()
+	st := b.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	tp := st.topic("t")
+	tp.ready.pushBack(&entry{state: stReady, topic: tp})
+	w0 := &waiter{ch: make(chan struct{}, 1), topics: []string{"t"}, max: 1}
+	w1 := &waiter{ch: make(chan struct{}, 1), topics: []string{"t"}, max: 1}
+	st.waiters.pushBack(w0)
+	st.waiters.pushBack(w1)
+	st.touch(tp)
+	st.flush(time.Now())
+	if !w0.signalled || w1.signalled {
+		t.Fatalf("signalled %v %v, want the first only", w0.signalled, w1.signalled)
+	}
+	st.removeWaiter(w0, time.Now()) // cancelled before taking
+	if !w1.signalled || len(w1.ch) != 1 {
+		t.Errorf("the second waiter was not woken when the first left")
+	}
+	st.removeWaiter(w1, time.Now())
+	if st.timerSet {
+		t.Errorf("timer armed with no waiter")
+	}
+}
+
+func TestDequeAndHeap(t *testing.T) {
+	var q deque
+	es := make([]*entry, 40)
+	for i := range es {
+		es[i] = &entry{seq: uint64(i), state: stReady}
+	}
+	for _, e := range es[10:] {
+		q.pushBack(e)
+	}
+	for i := 9; i >= 0; i-- {
+		q.pushFront(es[i])
+	}
+	for i := range es {
+		if q.at(i) != es[i] {
+			t.Fatalf("at(%d) = seq %d", i, q.at(i).seq)
+		}
+	}
+	for i := 0; i < 40; i += 2 {
+		es[i].state = stGone
+	}
+	q.compact()
+	if q.len() != 20 {
+		t.Fatalf("len after compact = %d", q.len())
+	}
+	for i := 1; i < 40; i += 2 {
+		if e := q.popFront(); e != es[i] {
+			t.Fatalf("popFront = seq %d, want %d", e.seq, i)
+		}
+	}
+
+	var h entryHeap
+	base := time.Now()
+	for i, d := range []int{5, 3, 9, 1, 7, 3} {
+		h.push(&entry{seq: uint64(i), due: base.Add(time.Duration(d))})
+	}
+	h.remove(2) // whatever sits there
+	prev := time.Time{}
+	for len(h) > 0 {
+		e := h.remove(0)
+		if e.due.Before(prev) {
+			t.Fatalf("heap out of order")
+		}
+		prev = e.due
+	}
+}
