@@ -30,9 +30,9 @@ var ErrNoRedis = errors.New("bench: no Redis: pass --redis-url (e.g. --redis-url
 // startRedis starts redis-server from PATH on a free loopback port, with no
 // persistence, and waits until it answers PING.
 func startRedis(ctx context.Context) (*throwaway, error) {
-	bin, err := exec.LookPath("redis-server")
+	bin, err := redisServerPath()
 	if err != nil {
-		return nil, ErrNoRedis
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "conveyor-bench-redis-")
 	if err != nil {
@@ -53,6 +53,15 @@ func startRedis(ctx context.Context) (*throwaway, error) {
 	}
 	_ = os.RemoveAll(dir)
 	return nil, fmt.Errorf("bench: throwaway redis-server: %w", lastErr)
+}
+
+// redisServerPath returns redis-server's path on PATH, or ErrNoRedis.
+func redisServerPath() (string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", ErrNoRedis
+	}
+	return bin, nil
 }
 
 func launchRedis(ctx context.Context, bin, dir string, port int) (*throwaway, error) {

@@ -26,6 +26,20 @@ var scenarioFuncs = map[string]func(context.Context, *env) error{
 	ScenarioMemory:       runMemory,
 }
 
+// newEnv returns the environment of a run of cfg (defaults applied), with an
+// empty report.
+func newEnv(cfg Config) *env {
+	return &env{
+		cfg:   cfg,
+		quiet: slog.New(slog.DiscardHandler),
+		report: &Report{
+			N: cfg.N, Runs: cfg.Runs, Concurrency: cfg.Concurrency, PayloadSize: cfg.PayloadSize, Rate: cfg.Rate,
+			Go: runtime.Version(), CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+			Started: time.Now().UTC().Truncate(time.Second),
+		},
+	}
+}
+
 // Run runs the scenarios of cfg, Runs times each (run 1 of every scenario,
 // then run 2, …, so that every scenario sees the same machine conditions),
 // and returns the report with medians and ratios. It returns at the first
@@ -57,15 +71,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}()
 	}
 
-	e := &env{
-		cfg:   cfg,
-		quiet: slog.New(slog.DiscardHandler),
-		report: &Report{
-			N: cfg.N, Runs: cfg.Runs, Concurrency: cfg.Concurrency, PayloadSize: cfg.PayloadSize, Rate: cfg.Rate,
-			Go: runtime.Version(), CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-			Started: time.Now().UTC().Truncate(time.Second),
-		},
-	}
+	e := newEnv(cfg)
 	if cfg.needsRedis() {
 		e.url = cfg.RedisURL
 		if e.url == "" {
