@@ -141,8 +141,9 @@ var normalizers = []struct {
 }
 
 // normalize replaces what changes from run to run (IDs, times, durations,
-// ports, namespaces) with placeholders. It keeps column alignment stable by
-// re-aligning nothing: golden tables are compared after normalising spaces.
+// ports, namespaces) with placeholders, and collapses runs of spaces inside
+// lines (placeholders are not as wide as the values, so table columns move);
+// indentation is kept.
 func normalize(s string) string {
 	for _, n := range normalizers {
 		s = n.re.ReplaceAllString(s, n.repl)
@@ -150,7 +151,8 @@ func normalize(s string) string {
 	// Collapse runs of spaces: placeholder widths differ from the values'.
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
-		lines[i] = strings.Join(strings.Fields(l), " ")
+		indent := l[:len(l)-len(strings.TrimLeft(l, " "))]
+		lines[i] = indent + strings.Join(strings.Fields(l), " ")
 	}
 	return strings.Join(lines, "\n")
 }

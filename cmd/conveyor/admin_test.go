@@ -1,0 +1,201 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// openBroker opens a Redis broker on e's URL and namespace, closed when the
+// test ends.
+func openBroker(t *testing.T, e env, consumer string) *redis.Broker {
+	t.Helper()
+	b, err := redis.Open(e["REDIS_URL"], &redis.Options{Namespace: e["REDIS_NAMESPACE"], Consumer: consumer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// fetch fetches n jobs of topic, waiting up to 10s.
+func fetch(t *testing.T, b broker.Broker, topic string, n int) []*broker.Delivery {
+	t.Helper()
+	var out []*broker.Delivery
+	deadline := time.Now().Add(10 * time.Second)
+	for len(out) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("fetched %d of %d jobs of %s", len(out), n, topic)
+		}
+		ds, err := b.Fetch(t.Context(), []string{topic}, n-len(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ds...)
+	}
+	return out
+}
+
+// deadLetters publishes payloads to topic and dead-letters them as a worker
+// would, with error text "boom <i>".
+func deadLetters(t *testing.T, e env, topic string, payloads ...string) {
+	t.Helper()
+	b := openBroker(t, e, "dead-letterer")
+	for _, p := range payloads {
+		if _, err := b.Publish(t.Context(), broker.Message{Topic: topic, Payload: []byte(p), Headers: map[string]string{"tenant": "acme"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, d := range fetch(t, b, topic, len(payloads)) {
+		f := job.FailureOf(&d.Job, errors.New("boom "+strings.Repeat("x", i*40)), job.ReasonExhausted, time.Now())
+		if err := b.DeadLetter(t.Context(), d, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// dlqIDs returns the dead-letter IDs dlq list --json prints.
+func dlqIDs(t *testing.T, inv invocation, topic string) []string {
+	t.Helper()
+	r := mustRun(t, exitOK, inv, "dlq", "list", "--topic", topic, "--json")
+	var views []deadLetterView
+	if err := json.Unmarshal([]byte(r.stdout), &views); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	ids := make([]string, len(views))
+	for i, v := range views {
+		ids[i] = v.ID
+	}
+	return ids
+}
+
+func TestDLQ(t *testing.T) {
+	e, _ := redisEnv(t)
+	inv := invocation{env: e}
+	deadLetters(t, e, "orchestrate", `{"prompt":"one"}`, `{"prompt":"two","nested":{"k":[1,2]}}`, `not json`)
+
+	r := mustRun(t, exitOK, inv, "dlq", "list", "--topic", "orchestrate")
+	golden(t, "dlq-list", r.stdout)
+	ids := dlqIDs(t, inv, "orchestrate.dlq") // the .dlq form is accepted too
+	if len(ids) != 3 {
+		t.Fatalf("dlq list: %d dead letters, want 3", len(ids))
+	}
+
+	r = mustRun(t, exitOK, inv, "dlq", "show", "--topic", "orchestrate", "--id", ids[1])
+	golden(t, "dlq-show", r.stdout)
+	mustRun(t, exitFail, inv, "dlq", "show", "--topic", "orchestrate", "--id", "0-1")
+
+	// Dry runs change nothing.
+	r = mustRun(t, exitOK, inv, "dlq", "replay", "--topic", "orchestrate", "--all", "--dry-run")
+	if !strings.Contains(r.stdout, "dry run: would replay 3 dead letters of orchestrate") {
+		t.Fatalf("replay --dry-run:\n%s", r.stdout)
+	}
+	mustRun(t, exitUsage, inv, "dlq", "replay", "--topic", "orchestrate")
+	mustRun(t, exitUsage, inv, "dlq", "purge", "--topic", "orchestrate")
+	mustRun(t, exitUsage, inv, "dlq", "purge", "--topic", "orchestrate", "--all", "--id", ids[0])
+	if got := dlqIDs(t, inv, "orchestrate"); len(got) != 3 {
+		t.Fatalf("after dry runs: %d dead letters", len(got))
+	}
+
+	// Replay one: it is back on the topic as attempt 1, without failure.
+	r = mustRun(t, exitOK, inv, "dlq", "replay", "--topic", "orchestrate", "--id", ids[0])
+	if strings.TrimSpace(r.stdout) != "replayed 1 dead letters to orchestrate" {
+		t.Fatalf("replay: %q", r.stdout)
+	}
+	r = mustRun(t, exitOK, inv, "consume", "--topic", "orchestrate", "--json", "--timeout", "10s")
+	var v jobView
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Attempt != 1 || v.Failure != nil || string(v.Payload) != `{"prompt":"one"}` || v.Headers["tenant"] != "acme" {
+		t.Fatalf("replayed job = %+v", v)
+	}
+
+	r = mustRun(t, exitOK, inv, "dlq", "purge", "--topic", "orchestrate", "--all", "--dry-run", "--json")
+	if !strings.Contains(r.stdout, `"count": 2`) {
+		t.Fatalf("purge --dry-run --json:\n%s", r.stdout)
+	}
+	r = mustRun(t, exitOK, inv, "dlq", "purge", "--topic", "orchestrate", "--all")
+	if strings.TrimSpace(r.stdout) != "purged 2 dead letters of orchestrate" {
+		t.Fatalf("purge: %q", r.stdout)
+	}
+	r = mustRun(t, exitOK, inv, "dlq", "list", "--topic", "orchestrate")
+	if strings.TrimSpace(r.stdout) != "no dead letters for orchestrate" {
+		t.Fatalf("list after purge: %q", r.stdout)
+	}
+}
+
+func TestDLQReplayAll(t *testing.T) {
+	e, _ := redisEnv(t)
+	inv := invocation{env: e}
+	deadLetters(t, e, "ingest", `{"n":1}`, `{"n":2}`)
+	r := mustRun(t, exitOK, inv, "dlq", "replay", "--topic", "ingest", "--all", "--json")
+	if !strings.Contains(r.stdout, `"count": 2`) {
+		t.Fatalf("replay --all --json:\n%s", r.stdout)
+	}
+	mustRun(t, exitOK, inv, "consume", "--topic", "ingest", "--count", "2", "--timeout", "10s")
+}
+
+func TestHealth(t *testing.T) {
+	e, _ := redisEnv(t)
+	inv := invocation{env: e}
+	r := mustRun(t, exitOK, inv, "health")
+	if !strings.Contains(r.stdout, "no topics in namespace") {
+		t.Fatalf("health on an empty namespace:\n%s", r.stdout)
+	}
+	deadLetters(t, e, "orchestrate", `{"n":0}`)
+	mustRun(t, exitOK, inv, "produce", "--topic", "orchestrate", "--payload", `{"n":1}`, "--count", "3")
+	mustRun(t, exitOK, inv, "produce", "--topic", "orchestrate", "--payload", `{"n":2}`, "--delay", "1h")
+	// One job delivered and not settled: pending 1.
+	b := openBroker(t, e, "holder")
+	fetch(t, b, "orchestrate", 1)
+
+	r = mustRun(t, exitOK, inv, "health", "--topic", "orchestrate")
+	golden(t, "health", r.stdout)
+	r = mustRun(t, exitOK, inv, "health") // all topics: the same one
+	if !strings.Contains(r.stdout, "orchestrate") {
+		t.Fatalf("health without --topic:\n%s", r.stdout)
+	}
+	r = mustRun(t, exitOK, inv, "health", "--json")
+	var infos []broker.TopicInfo
+	if err := json.Unmarshal([]byte(r.stdout), &infos); err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 1 || infos[0].Length != 3 || infos[0].Pending != 1 || infos[0].Delayed != 1 || infos[0].DeadLetters != 1 {
+		t.Fatalf("health --json = %+v", infos)
+	}
+}
+
+func TestTrim(t *testing.T) {
+	e, _ := redisEnv(t)
+	inv := invocation{env: e}
+	mustRun(t, exitOK, inv, "produce", "--topic", "logs", "--payload", `{}`, "--count", "10")
+
+	r := mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4", "--dry-run")
+	if !strings.Contains(r.stdout, "holds 10 entries") || !strings.Contains(r.stdout, "at most 6") {
+		t.Fatalf("trim --dry-run: %q", r.stdout)
+	}
+	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4")
+	if strings.TrimSpace(r.stdout) != "removed 6 entries from logs" {
+		t.Fatalf("trim: %q", r.stdout)
+	}
+
+	// The oldest remaining entry is now pending: trim must keep it and
+	// everything after it.
+	b := openBroker(t, e, "holder")
+	fetch(t, b, "logs", 1)
+	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "1", "--json")
+	if !strings.Contains(r.stdout, `"removed": 0`) {
+		t.Fatalf("trim below the oldest pending entry: %s", r.stdout)
+	}
+	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--older-than", "1ns")
+	if strings.TrimSpace(r.stdout) != "removed 0 entries from logs" {
+		t.Fatalf("trim --older-than: %q", r.stdout)
+	}
+}
