@@ -130,7 +130,7 @@ func (st *state) remove(t *topic, es []*entry) {
 		case stLeased:
 			st.unlease(e)
 		case stDelayed:
-			st.delayed.remove(e.heapIdx)
+			st.delayed.remove(int(e.heapIdx))
 			t.delayed--
 			e.state = stGone
 		}
@@ -300,7 +300,7 @@ func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions
 		}
 	}
 	excess := int64(t.ready.len()) + t.pending - opts.MaxLen
-	cutoff := now.Add(-opts.OlderThan)
+	cutoff := st.tick(now) - int64(opts.OlderThan)
 	var removed int64
 	for i := 0; i < t.ready.len(); i++ {
 		e := t.ready.at(i)
@@ -310,7 +310,7 @@ func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions
 		if opts.MaxLen > 0 && removed >= excess {
 			break
 		}
-		if opts.OlderThan > 0 && !e.due.Before(cutoff) {
+		if opts.OlderThan > 0 && e.at >= cutoff {
 			break
 		}
 		e.state = stGone

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ func BenchmarkPublish(b *testing.B) {
 	ctx := context.Background()
 	m := broker.Message{Topic: "bench", Payload: benchPayload}
 	b.ReportAllocs()
+	cpu0 := cpuTime()
+	defer func() { reportCPU(b, cpu0) }()
 	for i := 0; b.Loop(); i++ {
 		if _, err := br.Publish(ctx, m); err != nil {
 			b.Fatal(err)
@@ -42,6 +45,8 @@ func BenchmarkPublishBatch(b *testing.B) {
 		ms[i] = broker.Message{Topic: "bench", Payload: benchPayload}
 	}
 	b.ReportAllocs()
+	cpu0 := cpuTime()
+	defer func() { reportCPU(b, cpu0) }()
 	for i := 0; b.Loop(); i++ {
 		if i%batch == 0 {
 			if _, err := br.PublishBatch(ctx, ms); err != nil {
@@ -67,6 +72,8 @@ func BenchmarkFetchAck(b *testing.B) {
 	}
 	topics := []string{"bench"}
 	b.ReportAllocs()
+	cpu0 := cpuTime()
+	defer func() { reportCPU(b, cpu0) }()
 	for i := 0; b.Loop(); i += batch {
 		b.StopTimer()
 		if _, err := br.PublishBatch(ctx, ms); err != nil {
@@ -96,6 +103,8 @@ func BenchmarkCycle(b *testing.B) {
 	}
 	topics := []string{"bench"}
 	b.ReportAllocs()
+	cpu0 := cpuTime()
+	defer func() { reportCPU(b, cpu0) }()
 	n := 0
 	for b.Loop() {
 		if n == 0 {
@@ -130,6 +139,7 @@ func BenchmarkConcurrent(b *testing.B) {
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	for c := range 2 {
 		cons := br.Consumer("c" + string(rune('0'+c)))
@@ -155,6 +165,7 @@ func BenchmarkConcurrent(b *testing.B) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "jobs/s")
+	reportCPU(b, cpu0)
 }
 
 func drain(b *testing.B, br *memory.Broker) {
@@ -173,4 +184,19 @@ func drain(b *testing.B, br *memory.Broker) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// cpuTime is the process's user + system CPU time: on a shared machine it
+// moves less with other load than wall time does.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports CPU nanoseconds per op since cpu0.
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }

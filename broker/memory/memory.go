@@ -92,7 +92,8 @@ type state struct {
 	maxAttempts int
 	fetchWait   time.Duration
 	now         func() time.Time
-	prefix      string // random, ends with '-': receipts are prefix+base36(seq)
+	epoch       time.Time // entry times are nanoseconds since epoch
+	prefix      string    // random, ends with '-': receipts are prefix+base36(seq)
 	seq         atomic.Uint64
 
 	pos       uint64
@@ -106,7 +107,7 @@ type state struct {
 	waiters  waiterList
 	touched  []*topic // topics that got ready jobs while someone waits
 	timer    *time.Timer
-	timerAt  time.Time
+	timerAt  int64
 	timerSet bool
 	pool     sync.Pool // *waiter
 
@@ -163,6 +164,7 @@ func New(opts *Options) *Broker {
 		maxAttempts: o.MaxAttempts,
 		fetchWait:   o.FetchWait,
 		now:         o.Now,
+		epoch:       o.Now(),
 		prefix:      string(p[:]),
 		topics:      make(map[string]*topic),
 		leased:      make(map[string]*entry),
@@ -244,6 +246,10 @@ func (b *Broker) Check(ctx context.Context) error {
 	}
 	return nil
 }
+
+// tick converts t to nanoseconds since st.epoch (monotonic when both
+// readings are).
+func (st *state) tick(t time.Time) int64 { return int64(t.Sub(st.epoch)) }
 
 // receipt returns a new receipt and its sequence number.
 func (st *state) receipt() (string, uint64) {
@@ -387,8 +393,8 @@ func cloneBytes(p []byte) []byte {
 func (st *state) enqueue(e *entry, t *topic, due, now time.Time) {
 	e.topic = t
 	e.job.Topic = t.name
-	e.due = due
-	if due.After(now) {
+	e.at = st.tick(due)
+	if e.at > st.tick(now) {
 		e.state = stDelayed
 		st.delayed.push(e)
 		t.delayed++
@@ -397,6 +403,8 @@ func (st *state) enqueue(e *entry, t *topic, due, now time.Time) {
 	st.makeReady(e)
 }
 
+// makeReady appends e to its topic. e.at keeps its due time: the time it
+// became ready, for Trim.
 func (st *state) makeReady(e *entry) {
 	t := e.topic
 	e.state = stReady
@@ -409,12 +417,13 @@ func (st *state) makeReady(e *entry) {
 
 // advance promotes due delayed jobs and takes back expired leases.
 func (st *state) advance(now time.Time) {
-	for len(st.delayed) > 0 && !st.delayed[0].due.After(now) {
+	tick := st.tick(now)
+	for len(st.delayed) > 0 && st.delayed[0].at <= tick {
 		e := st.delayed.remove(0)
 		e.topic.delayed--
 		st.makeReady(e)
 	}
-	for e := st.leases.head; e != nil && !e.leaseUntil.After(now); e = st.leases.head {
+	for e := st.leases.head; e != nil && e.at <= tick; e = st.leases.head {
 		st.unlease(e)
 		// The next delivery would be attempt recorded + deliveries.
 		if e.job.Attempt+e.deliveries > st.maxAttempts {
@@ -474,7 +483,7 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 	n := min(avail, max)
 	ds := make([]broker.Delivery, n)
 	out := make([]*broker.Delivery, 0, n)
-	until := now.Add(st.lease)
+	until := st.tick(now) + int64(st.lease)
 	first := int(st.rr % uint32(len(topics)))
 	st.rr++
 	for k := 0; k < len(topics) && len(out) < n; k++ {
@@ -487,7 +496,7 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 			e.deliveries++
 			e.state = stLeased
 			e.holder = b.c
-			e.leaseUntil = until
+			e.at = until
 			st.leases.pushBack(e)
 			st.leased[e.receipt] = e
 			t.pending++
@@ -729,7 +738,7 @@ func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 	if b.closedLocked() {
 		return broker.ErrClosed
 	}
-	until := st.now().Add(st.lease)
+	until := st.tick(st.now()) + int64(st.lease)
 	lost := 0
 	for _, d := range ds {
 		if d == nil {
@@ -740,7 +749,7 @@ func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 			lost++
 			continue
 		}
-		e.leaseUntil = until
+		e.at = until
 		st.leases.moveToBack(e)
 	}
 	if lost > 0 {

@@ -1,10 +1,6 @@
 package memory
 
-import (
-	"time"
-
-	"github.com/conveyor-jobs/conveyor/job"
-)
+import "github.com/conveyor-jobs/conveyor/job"
 
 // Where an entry is. Every stored entry is in exactly one place.
 const (
@@ -18,16 +14,17 @@ const (
 // member) in the Redis broker. A retry or snooze gives it a new receipt, as a
 // new stream entry would get a new ID.
 type entry struct {
-	job        job.Job // job.Attempt is the recorded attempt
-	receipt    string
-	seq        uint64 // from the receipt; orders dead letters
-	pos        uint64 // position in the topic's stream; orders trims
-	topic      *topic
-	due        time.Time // when it became (or becomes) ready
-	leaseUntil time.Time
+	job     job.Job // job.Attempt is the recorded attempt
+	receipt string
+	seq     uint64 // from the receipt; orders dead letters
+	pos     uint64 // position in the topic's stream; orders trims
+	topic   *topic
+	// at is, in nanoseconds since state.epoch: when a delayed entry is due,
+	// when a ready entry became ready, when a leased entry's lease ends.
+	at         int64
 	holder     *consumer
-	deliveries int // deliveries of this stored entry
-	heapIdx    int
+	deliveries int   // deliveries of this stored entry
+	heapIdx    int32 // index in the delayed heap
 	state      uint8
 	prev, next *entry // lease list
 }
@@ -47,6 +44,10 @@ func (q *deque) grow() {
 	if c == 0 {
 		c = 16
 	}
+	q.resize(c)
+}
+
+func (q *deque) resize(c int) {
 	nb := make([]*entry, c)
 	for i := 0; i < q.n; i++ {
 		nb[i] = q.buf[(q.head+i)%len(q.buf)]
@@ -76,8 +77,14 @@ func (q *deque) popFront() *entry {
 	q.buf[q.head] = nil
 	q.head = (q.head + 1) % len(q.buf)
 	q.n--
+	if len(q.buf) > minShrink && q.n < len(q.buf)/8 {
+		q.resize(len(q.buf) / 2) // give back what a burst took
+	}
 	return e
 }
+
+// minShrink is the capacity below which a deque does not shrink.
+const minShrink = 1024
 
 // at returns the i-th entry from the front.
 func (q *deque) at(i int) *entry { return q.buf[(q.head+i)%len(q.buf)] }
@@ -102,22 +109,22 @@ func (q *deque) compact() {
 type entryHeap []*entry
 
 func (h entryHeap) less(i, j int) bool {
-	if h[i].due.Equal(h[j].due) {
+	if h[i].at == h[j].at {
 		return h[i].seq < h[j].seq
 	}
-	return h[i].due.Before(h[j].due)
+	return h[i].at < h[j].at
 }
 
 func (h entryHeap) swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
+	h[i].heapIdx = int32(i)
+	h[j].heapIdx = int32(j)
 }
 
 func (h *entryHeap) push(e *entry) {
-	e.heapIdx = len(*h)
+	e.heapIdx = int32(len(*h))
 	*h = append(*h, e)
-	h.up(e.heapIdx)
+	h.up(len(*h) - 1)
 }
 
 func (h *entryHeap) remove(i int) *entry {

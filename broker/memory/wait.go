@@ -136,17 +136,18 @@ func (st *state) arm(now time.Time) {
 	if st.waiters.n == 0 || st.closed {
 		return
 	}
-	var next time.Time
+	var next int64
+	has := false
 	if len(st.delayed) > 0 {
-		next = st.delayed[0].due
+		next, has = st.delayed[0].at, true
 	}
-	if h := st.leases.head; h != nil && (next.IsZero() || h.leaseUntil.Before(next)) {
-		next = h.leaseUntil
+	if h := st.leases.head; h != nil && (!has || h.at < next) {
+		next, has = h.at, true
 	}
-	if next.IsZero() || (st.timerSet && !st.timerAt.After(next)) {
+	if !has || (st.timerSet && st.timerAt <= next) {
 		return
 	}
-	d := next.Sub(now)
+	d := time.Duration(next - st.tick(now))
 	if d < time.Millisecond {
 		d = time.Millisecond
 	}

@@ -114,18 +114,31 @@ func TestDequeAndHeap(t *testing.T) {
 		}
 	}
 
+	// A burst grows the buffer; draining it gives memory back.
+	var big deque
+	for i := range 10000 {
+		big.pushBack(&entry{seq: uint64(i)})
+	}
+	for i := range 10000 {
+		if e := big.popFront(); e.seq != uint64(i) {
+			t.Fatalf("popFront = %d, want %d", e.seq, i)
+		}
+	}
+	if len(big.buf) > 2*minShrink {
+		t.Errorf("after draining, capacity %d", len(big.buf))
+	}
+
 	var h entryHeap
-	base := time.Now()
-	for i, d := range []int{5, 3, 9, 1, 7, 3} {
-		h.push(&entry{seq: uint64(i), due: base.Add(time.Duration(d))})
+	for i, d := range []int64{5, 3, 9, 1, 7, 3, 3} {
+		h.push(&entry{seq: uint64(i), at: d})
 	}
 	h.remove(2) // whatever sits there
-	prev := time.Time{}
+	prev := &entry{}
 	for len(h) > 0 {
 		e := h.remove(0)
-		if e.due.Before(prev) {
-			t.Fatalf("heap out of order")
+		if e.at < prev.at || (e.at == prev.at && e.seq < prev.seq) {
+			t.Fatalf("heap out of order: %d/%d after %d/%d", e.at, e.seq, prev.at, prev.seq)
 		}
-		prev = e.due
+		prev = e
 	}
 }
