@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,8 +36,9 @@ func namespace(scenario string) string {
 	return "bench-" + scenario + "-" + hex.EncodeToString(b[:])
 }
 
-// openRedis opens conveyor's Redis broker on a fresh namespace.
-func (e *env) openRedis(scenario string) (*redis.Broker, error) {
+// openRedis opens conveyor's Redis broker on a fresh namespace, its round
+// trips counted by rt.
+func (e *env) openRedis(scenario string, rt *roundTrips) (*redis.Broker, error) {
 	b, err := redis.Open(e.url, &redis.Options{
 		Namespace: namespace(scenario),
 		Consumer:  "bench",
@@ -45,6 +47,9 @@ func (e *env) openRedis(scenario string) (*redis.Broker, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: open Redis broker: %w", err)
+	}
+	if rt != nil {
+		b.Client().AddHook(rt)
 	}
 	return b, nil
 }
@@ -106,6 +111,29 @@ func (e *env) topicState(ctx context.Context, b broker.Broker, topic string) (le
 	return info.Length, info.Pending, nil
 }
 
+// redisCPU returns the Redis server's CPU time (used_cpu_user +
+// used_cpu_sys of INFO cpu), or 0 when it cannot be read.
+func (e *env) redisCPU() time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := e.rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0
+			}
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
 // result turns a measurement of jobs into a RunResult.
 func result(jobs int, m measurement) RunResult {
 	r := RunResult{Jobs: jobs, Seconds: m.elapsed.Seconds(), RSSMB: float64(m.rss) / (1 << 20)}
@@ -114,6 +142,10 @@ func result(jobs int, m measurement) RunResult {
 	}
 	if jobs > 0 {
 		r.AllocsPerJob = float64(m.mallocs) / float64(jobs)
+		r.RoundTripsPerJob = float64(m.trips) / float64(jobs)
+		r.CommandsPerJob = float64(m.cmds) / float64(jobs)
+		r.CPUUsPerJob = float64(m.cpu.Microseconds()) / float64(jobs)
+		r.RedisCPUUsPerJob = float64(m.rcpu.Microseconds()) / float64(jobs)
 	}
 	return r
 }

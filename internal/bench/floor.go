@@ -31,12 +31,14 @@ func runFloor(ctx context.Context, e *env) error {
 	}
 	rdb := goredis.NewClient(opts)
 	defer rdb.Close()
+	rt := &roundTrips{}
+	rdb.AddHook(rt)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("bench: floor: %w", err)
 	}
 
 	// Publish.
-	m := startMeter()
+	m := startMeter(e, rt)
 	payload := make([]byte, size)
 	for i := 0; i < n; i += BatchSize {
 		pipe := rdb.Pipeline()
@@ -77,7 +79,7 @@ func runFloor(ctx context.Context, e *env) error {
 		errMu.Unlock()
 		cancel()
 	}
-	m = startMeter()
+	m = startMeter(e, rt)
 	for r := range FloorReaders {
 		wg.Go(func() {
 			consumer := fmt.Sprintf("reader-%d", r)

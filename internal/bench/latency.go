@@ -21,7 +21,8 @@ import (
 // broker's Ack (XACK + XDEL) returned.
 func runLatency(ctx context.Context, e *env) error {
 	n := min(e.cfg.N, e.cfg.LatencyJobs)
-	b, err := e.openRedis("latency")
+	rt := &roundTrips{}
+	b, err := e.openRedis("latency", rt)
 	if err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func runLatency(ctx context.Context, e *env) error {
 	}
 
 	period := time.Second / time.Duration(e.cfg.Rate)
-	m := startMeter()
+	m := startMeter(e, rt)
 	t0 := m.start
 	for i := range n {
 		if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -15,7 +16,13 @@ import (
 type meter struct {
 	start   time.Time
 	mallocs uint64
-	hwm     bool // the kernel's peak RSS (VmHWM) was reset and can be read
+	rt      *roundTrips // nil when the phase talks to no Redis
+	trips   int64
+	cmds    int64
+	hwm     bool                 // the kernel's peak RSS (VmHWM) was reset and can be read
+	cpu     time.Duration        // this process's CPU time (user + system)
+	redis   func() time.Duration // Redis server CPU time; nil when unknown
+	rcpu    time.Duration
 
 	stop chan struct{}
 	done chan struct{}
@@ -27,16 +34,25 @@ type meter struct {
 type measurement struct {
 	elapsed time.Duration
 	mallocs uint64
-	rss     int64 // peak resident set size during the phase, bytes
+	rss     int64         // peak resident set size during the phase, bytes
+	trips   int64         // Redis round trips
+	cmds    int64         // Redis commands
+	cpu     time.Duration // CPU time of this process
+	rcpu    time.Duration // CPU time of the Redis server (0 when unknown)
 }
 
 // startMeter settles the heap (so that RSS left over from the untimed set-up
 // is returned to the OS), resets the kernel's peak-RSS counter and starts
-// the clock.
-func startMeter() *meter {
+// the clock. rt, when not nil, counts the phase's Redis round trips; e's
+// admin client, when set, reads the Redis server's CPU time.
+func startMeter(e *env, rt *roundTrips) *meter {
 	runtime.GC()
 	debug.FreeOSMemory()
-	m := &meter{stop: make(chan struct{}), done: make(chan struct{})}
+	m := &meter{rt: rt, stop: make(chan struct{}), done: make(chan struct{})}
+	if e != nil && e.rdb != nil {
+		m.redis = e.redisCPU
+		m.rcpu = m.redis()
+	}
 	// Writing 5 to clear_refs resets VmHWM to the current RSS (Linux 4.0+).
 	m.hwm = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 	m.peak = rssBytes("VmRSS:")
@@ -48,6 +64,8 @@ func startMeter() *meter {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m.mallocs = ms.Mallocs
+	m.trips, m.cmds = rt.snapshot()
+	m.cpu = processCPU()
 	m.start = time.Now()
 	return m
 }
@@ -79,11 +97,18 @@ func (m *meter) end() measurement { return m.endAt(time.Now()) }
 // Call end or endAt exactly once.
 func (m *meter) endAt(t time.Time) measurement {
 	elapsed := t.Sub(m.start)
+	cpu := processCPU()
+	trips, cmds := m.rt.snapshot()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	close(m.stop)
 	<-m.done
-	out := measurement{elapsed: elapsed, mallocs: ms.Mallocs - m.mallocs}
+	out := measurement{elapsed: elapsed, mallocs: ms.Mallocs - m.mallocs, trips: trips - m.trips, cmds: cmds - m.cmds, cpu: cpu - m.cpu}
+	if m.redis != nil {
+		if r := m.redis(); r > 0 && m.rcpu > 0 {
+			out.rcpu = r - m.rcpu
+		}
+	}
 	m.mu.Lock()
 	out.rss = m.peak
 	m.mu.Unlock()
@@ -93,6 +118,15 @@ func (m *meter) endAt(t time.Time) measurement {
 		}
 	}
 	return out
+}
+
+// processCPU returns the user + system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rssBytes reads a "Vm…:  123 kB" line of /proc/self/status, in bytes, or

@@ -39,7 +39,7 @@ func runProcessStack(ctx context.Context, e *env) error {
 func runMemory(ctx context.Context, e *env) error {
 	b := memory.New(nil)
 	defer b.Close()
-	res, err := e.process(ctx, b, nil)
+	res, err := e.process(ctx, b, nil, nil)
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", RowMemory, err)
 	}
@@ -64,7 +64,8 @@ func recommendedStack() (job.Middleware, error) {
 }
 
 func (e *env) processRedis(ctx context.Context, scenario, row, what string, mw job.Middleware) error {
-	b, err := e.openRedis(scenario)
+	rt := &roundTrips{}
+	b, err := e.openRedis(scenario, rt)
 	if err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func (e *env) processRedis(ctx context.Context, scenario, row, what string, mw j
 		_ = b.Close()
 		_ = e.cleanup(ns)
 	}()
-	res, err := e.process(ctx, b, mw)
+	res, err := e.process(ctx, b, mw, rt)
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", row, err)
 	}
@@ -83,8 +84,8 @@ func (e *env) processRedis(ctx context.Context, scenario, row, what string, mw j
 
 // process enqueues N jobs on b (untimed), then times a server from Run until
 // the broker has acknowledged all of them, and checks that every job ran and
-// the topic is empty.
-func (e *env) process(ctx context.Context, b broker.Broker, mw job.Middleware) (RunResult, error) {
+// the topic is empty. rt counts b's round trips (nil for no Redis).
+func (e *env) process(ctx context.Context, b broker.Broker, mw job.Middleware, rt *roundTrips) (RunResult, error) {
 	n := e.cfg.N
 	if err := enqueue(ctx, b, n, e.cfg.PayloadSize); err != nil {
 		return RunResult{}, err
@@ -107,7 +108,7 @@ func (e *env) process(ctx context.Context, b broker.Broker, mw job.Middleware) (
 	defer stop()
 	runErr := make(chan error, 1)
 
-	m := startMeter()
+	m := startMeter(e, rt)
 	go func() { runErr <- srv.Run(runCtx) }()
 	doneAt, waitErr := w.wait(ctx, stallTimeout)
 	var meas measurement

@@ -33,7 +33,8 @@ func runPublish(ctx context.Context, e *env) error {
 }
 
 func (e *env) publishOnce(ctx context.Context, row, what string, pub func(context.Context, *redis.Broker) error) error {
-	b, err := e.openRedis("publish")
+	rt := &roundTrips{}
+	b, err := e.openRedis("publish", rt)
 	if err != nil {
 		return err
 	}
@@ -42,7 +43,7 @@ func (e *env) publishOnce(ctx context.Context, row, what string, pub func(contex
 		_ = b.Close()
 		_ = e.cleanup(ns)
 	}()
-	m := startMeter()
+	m := startMeter(e, rt)
 	if err := pub(ctx, b); err != nil {
 		m.end()
 		return fmt.Errorf("bench: %s: %w", row, err)

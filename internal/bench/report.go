@@ -81,6 +81,12 @@ type Row struct {
 	// RSSMB is the median peak resident set size of the process during the
 	// timed phase, in MiB.
 	RSSMB float64 `json:"rss_mb"`
+	// RoundTripsPerJob and CommandsPerJob are medians of the runs' figures.
+	RoundTripsPerJob float64 `json:"round_trips_per_job"`
+	CommandsPerJob   float64 `json:"commands_per_job"`
+	// CPUUsPerJob and RedisCPUUsPerJob are medians of the runs' figures.
+	CPUUsPerJob      float64 `json:"cpu_us_per_job"`
+	RedisCPUUsPerJob float64 `json:"redis_cpu_us_per_job"`
 	// Runs holds every run's figures.
 	Runs []RunResult `json:"runs"`
 }
@@ -99,6 +105,17 @@ type RunResult struct {
 	// AllocsPerJob and RSSMB: see Row.
 	AllocsPerJob float64 `json:"allocs_per_job"`
 	RSSMB        float64 `json:"rss_mb"`
+	// RoundTripsPerJob and CommandsPerJob count the Redis round trips (a
+	// command, or a pipeline) and commands this process sent during the
+	// timed phase, per job; zero on the memory broker.
+	RoundTripsPerJob float64 `json:"round_trips_per_job"`
+	CommandsPerJob   float64 `json:"commands_per_job"`
+	// CPUUsPerJob is this process's CPU time (user + system) per job, in
+	// microseconds; RedisCPUUsPerJob the Redis server's (INFO cpu), zero on
+	// the memory broker. Unlike jobs/s they hardly depend on what else the
+	// machine runs.
+	CPUUsPerJob      float64 `json:"cpu_us_per_job"`
+	RedisCPUUsPerJob float64 `json:"redis_cpu_us_per_job"`
 	// Processed counts handler calls (processing scenarios only); above
 	// Jobs means some jobs were delivered twice.
 	Processed int64 `json:"processed,omitempty"`
@@ -163,6 +180,10 @@ func (r *Report) summarize() {
 		row.JobsPerSec = pick(func(x RunResult) float64 { return x.JobsPerSec })
 		row.AllocsPerJob = pick(func(x RunResult) float64 { return x.AllocsPerJob })
 		row.RSSMB = pick(func(x RunResult) float64 { return x.RSSMB })
+		row.RoundTripsPerJob = pick(func(x RunResult) float64 { return x.RoundTripsPerJob })
+		row.CommandsPerJob = pick(func(x RunResult) float64 { return x.CommandsPerJob })
+		row.CPUUsPerJob = pick(func(x RunResult) float64 { return x.CPUUsPerJob })
+		row.RedisCPUUsPerJob = pick(func(x RunResult) float64 { return x.RedisCPUUsPerJob })
 		row.P50Ms = pickOpt(func(x RunResult) *float64 { return x.P50Ms })
 		row.P90Ms = pickOpt(func(x RunResult) *float64 { return x.P90Ms })
 		row.P99Ms = pickOpt(func(x RunResult) *float64 { return x.P99Ms })
@@ -210,7 +231,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		r.N, r.Runs, r.Concurrency, r.PayloadSize, r.Rate)
 	fmt.Fprintf(w, "redis %s, %s, %d CPUs (GOMAXPROCS %d)\n\n", redis, r.Go, r.CPUs, r.GOMAXPROCS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tjobs/s\tvs floor\tp50 ms\tp90 ms\tp99 ms\tmax ms\tallocs/job\tRSS MB\t")
+	fmt.Fprintln(tw, "scenario\tjobs/s\tvs floor\tp50 ms\tp90 ms\tp99 ms\tmax ms\tallocs/job\tRSS MB\tRTT/job\tcmds/job\tCPU µs/job\tRedis µs/job\t")
 	for _, row := range r.Scenarios {
 		ratio := "-"
 		if row.RatioToFloor != nil {
@@ -219,8 +240,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 				ratio += "p" // relative to floor-publish
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t\n", row.Name, thousands(row.JobsPerSec), ratio,
-			ms(row.P50Ms), ms(row.P90Ms), ms(row.P99Ms), ms(row.MaxMs), row.AllocsPerJob, row.RSSMB)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.3f\t%.2f\t%.1f\t%.1f\t\n", row.Name, thousands(row.JobsPerSec), ratio,
+			ms(row.P50Ms), ms(row.P90Ms), ms(row.P99Ms), ms(row.MaxMs), row.AllocsPerJob, row.RSSMB, row.RoundTripsPerJob, row.CommandsPerJob, row.CPUUsPerJob, row.RedisCPUUsPerJob)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -229,7 +250,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, row := range r.Scenarios {
 		notes = append(notes, fmt.Sprintf("  %-19s %s", row.Name, row.What))
 	}
-	_, err := fmt.Fprintf(w, "\nvs floor: ratio to the floor row's jobs/s; \"p\" marks publishing rows, compared to floor-publish.\n%s\n",
+	_, err := fmt.Fprintf(w, "\nvs floor: ratio to the floor row's jobs/s; \"p\" marks publishing rows, compared to floor-publish.\nRTT/job, cmds/job: Redis round trips and commands sent by this process per job.\nCPU µs/job: this process's CPU time per job; Redis µs/job: the Redis server's (INFO cpu).\n%s\n",
 		strings.Join(notes, "\n"))
 	return err
 }
