@@ -22,6 +22,24 @@
 // [broker.Inspector], [broker.DeadLetterAdmin] or [broker.Trimmer], their
 // behaviour is checked too; otherwise those subtests are skipped.
 //
+// # Details the suite pins down
+//
+// Beyond the doc comments of [broker.Broker], the suite expects:
+//   - Publish and PublishBatch copy the payload and headers they are given;
+//     PublishBatch(nil) returns no IDs and no error; an empty topic is
+//     [broker.ErrInvalidMessage].
+//   - A job's Topic is the topic it was fetched from: T.dlq for a dead letter,
+//     whose Failure.Origin is T and whose Attempt is the attempt that failed.
+//   - A second Ack of a delivery is harmless; Retry or DeadLetter of a
+//     delivery already settled returns an error (the job is not duplicated).
+//   - Poison protection delivers a job exactly MaxAttempts times when every
+//     lease expires, then dead-letters it with Attempt MaxAttempts.
+//   - Dead-letter IDs order the dead letters: DeadLetters(after) pages through
+//     them oldest first. Replayed jobs return to T with Attempt 1, no Failure,
+//     their ID, payload and headers.
+//   - Trim with MaxLen removes exactly the oldest entries beyond MaxLen,
+//     unless that would reach the oldest pending entry.
+//
 // # Timing
 //
 // The suite reads the lease from [broker.Broker.Lease] and expects it to be
