@@ -125,6 +125,8 @@ type Broker struct {
 	closed    atomic.Bool
 	groups    sync.Map // stream key -> struct{}: consumer group known to exist
 	topics    sync.Map // base topic -> struct{}: registered in <ns>:topics
+	keyCache  sync.Map // topic -> keys
+	keyCacheN atomic.Int64
 	lost      atomic.Int64
 	overflows atomic.Int64
 	stale     atomic.Int64
@@ -298,6 +300,20 @@ type keys struct {
 // <ns>:{T}:dlq, delays into <ns>:{T}:dlq:delayed and dead-letters into
 // <ns>:{T}:dlq:dlq, and so on.
 func (b *Broker) keysFor(topic string) keys {
+	if k, ok := b.keyCache.Load(topic); ok {
+		return k.(keys)
+	}
+	k := b.makeKeys(topic)
+	if b.keyCacheN.Add(1) <= maxKeyCache {
+		b.keyCache.Store(topic, k)
+	}
+	return k
+}
+
+// maxKeyCache bounds the topics whose keys are cached.
+const maxKeyCache = 10000
+
+func (b *Broker) makeKeys(topic string) keys {
 	base, depth := topic, 0
 	for strings.HasSuffix(base, job.DeadLetterSuffix) && len(base) > len(job.DeadLetterSuffix) {
 		base = strings.TrimSuffix(base, job.DeadLetterSuffix)

@@ -68,7 +68,10 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	rec, err := b.maintain(ctx, ks, max-len(out))
 	out = append(out, rec...)
 	if err != nil {
-		return out, err
+		// Keep what was leased for the next Fetch rather than leaving it
+		// to wait for the lease to expire.
+		b.keep(out)
+		return nil, err
 	}
 	got, err := b.read(ctx, ks, max-len(out), len(out) == 0)
 	if b.closed.Load() {
@@ -76,7 +79,8 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	}
 	out = append(out, got...)
 	if err != nil {
-		return out, err
+		b.keep(out)
+		return nil, err
 	}
 	if len(out) > max {
 		b.keep(out[max:])
@@ -96,6 +100,26 @@ func (b *Broker) keep(ds []*broker.Delivery) {
 	for _, d := range ds {
 		b.buf = append(b.buf, &buffered{d: d, at: now})
 	}
+}
+
+// unbuffer drops buffered deliveries of topic that recovery has just claimed
+// again (they sat in the buffer past the lease), so they are not handed out
+// twice.
+func (b *Broker) unbuffer(topic string, claimed []goredis.XMessage) {
+	ids := make(map[string]bool, len(claimed))
+	for _, m := range claimed {
+		ids[m.ID] = true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rest := b.buf[:0]
+	for _, e := range b.buf {
+		if e.d.Job.Topic != topic || !ids[e.d.Receipt] {
+			rest = append(rest, e)
+		}
+	}
+	clear(b.buf[len(rest):])
+	b.buf = rest
 }
 
 // takeBuffered returns up to max buffered deliveries of topics. Those held
@@ -270,6 +294,9 @@ func (b *Broker) recover(ctx context.Context, k keys, room int) ([]*broker.Deliv
 			b.lost.Add(int64(len(deleted)))
 			b.log.Error("conveyor/redis: pending entries were deleted from the stream before being settled: jobs lost",
 				"topic", k.topic, "stream", k.stream, "count", len(deleted), "entries", deleted)
+		}
+		if len(entries) > 0 {
+			b.unbuffer(k.topic, entries)
 		}
 		for i, e := range entries {
 			if d := b.redelivery(ctx, k, e, counts[i]); d != nil {
