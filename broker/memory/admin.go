@@ -141,7 +141,9 @@ func (st *state) remove(t *topic, es []*entry) {
 }
 
 func deadLetterOf(e *entry) broker.DeadLetter {
-	return broker.DeadLetter{ID: e.receipt, Job: e.job}
+	dl := broker.DeadLetter{ID: e.receipt, Job: e.job}
+	detach(&dl.Job)
+	return dl
 }
 
 // DeadLetters lists up to limit dead letters of topic (from topic T.dlq),

@@ -504,6 +504,7 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 			d.Job = e.job
 			d.Job.Attempt = e.job.Attempt + e.deliveries - 1
 			d.Receipt = e.receipt
+			detach(&d.Job)
 			out = append(out, d)
 			t.lastDelivered = e.receipt
 		}
@@ -516,6 +517,20 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 	}
 	b.c.lastSeen = now
 	return out
+}
+
+// detach gives a delivered or listed job its own headers and failure, as a
+// job decoded from Redis has, so that a handler writing to them cannot race
+// with another delivery of the same job. The payload stays shared: handlers
+// only read it.
+func detach(j *job.Job) {
+	if j.Headers != nil {
+		j.Headers = maps.Clone(j.Headers)
+	}
+	if j.Failure != nil {
+		f := *j.Failure
+		j.Failure = &f
+	}
 }
 
 func hasReader(rs []*consumer, c *consumer) bool {
@@ -533,6 +548,9 @@ func hasReader(rs []*consumer, c *consumer) bool {
 // ends and [broker.ErrClosed] when b closes while it waits. Jobs of one topic
 // come oldest first (redeliveries before unread jobs); when several topics
 // have jobs, the topic looked at first rotates between calls.
+//
+// Each delivery has its own Headers map and Failure; its Payload shares the
+// stored job's bytes and must not be modified.
 func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker.Delivery, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -416,3 +416,23 @@ func TestDeadLetterIDs(t *testing.T) {
 		t.Errorf("DeadLetters of an empty topic = %v, %v", dls, err)
 	}
 }
+
+// A delivered job's headers and failure are its own: writing to them does
+// not change the stored job or another delivery of it.
+func TestDeliveriesAreDetached(t *testing.T) {
+	ctx := context.Background()
+	b, c := newFake(t)
+	mustPublish(t, b, broker.Message{Topic: "t", Headers: map[string]string{"k": "v"}})
+	d := mustFetch(t, b, "t", 1)[0]
+	if err := b.Retry(ctx, d, 0, job.Failure{Error: "e"}); err != nil {
+		t.Fatal(err)
+	}
+	d1 := mustFetch(t, b, "t", 1)[0]
+	d1.Job.Headers["k"] = "changed"
+	d1.Job.Failure.Error = "changed"
+	c.Add(time.Minute) // lease lost: redelivered
+	d2 := mustFetch(t, b, "t", 1)[0]
+	if d2.Job.Header("k") != "v" || d2.Job.Failure.Error != "e" {
+		t.Errorf("redelivery sees headers %v, failure %q", d2.Job.Headers, d2.Job.Failure.Error)
+	}
+}
