@@ -60,10 +60,12 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 		streams[i] = k.stream
 	}
 	if err := b.ensureGroups(ctx, streams...); err != nil {
-		return out, err
+		b.keep(out)
+		return nil, err
 	}
 	if err := b.registerTopics(ctx, ks); err != nil {
-		return out, err
+		b.keep(out)
+		return nil, err
 	}
 	rec, err := b.maintain(ctx, ks, max-len(out))
 	out = append(out, rec...)
