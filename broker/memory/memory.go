@@ -98,7 +98,7 @@ type state struct {
 
 	pos       uint64
 	topics    map[string]*topic
-	leased    map[string]*entry // by receipt
+	leased    map[uint64]*entry // by receipt sequence number
 	leases    leaseList
 	delayed   entryHeap
 	consumers map[string]*consumer
@@ -167,7 +167,7 @@ func New(opts *Options) *Broker {
 		epoch:       o.Now(),
 		prefix:      string(p[:]),
 		topics:      make(map[string]*topic),
-		leased:      make(map[string]*entry),
+		leased:      make(map[uint64]*entry),
 		consumers:   make(map[string]*consumer),
 		done:        make(chan struct{}),
 	}
@@ -265,8 +265,23 @@ func (st *state) seqOf(receipt string) (uint64, bool) {
 	if len(receipt) <= len(st.prefix) || receipt[:len(st.prefix)] != st.prefix {
 		return 0, false
 	}
-	n, err := strconv.ParseUint(receipt[len(st.prefix):], 36, 64)
-	return n, err == nil
+	var n uint64
+	for _, c := range []byte(receipt[len(st.prefix):]) {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'z':
+			d = c - 'a' + 10
+		default:
+			return 0, false
+		}
+		if n > (1<<64-1-uint64(d))/36 {
+			return 0, false // overflow
+		}
+		n = n*36 + uint64(d)
+	}
+	return n, true
 }
 
 func (st *state) topic(name string) *topic {
@@ -442,7 +457,7 @@ func (st *state) advance(now time.Time) {
 }
 
 func (st *state) unlease(e *entry) {
-	delete(st.leased, e.receipt)
+	delete(st.leased, e.seq)
 	st.leases.remove(e)
 	e.topic.pending--
 	e.holder = nil
@@ -498,7 +513,7 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 			e.holder = b.c
 			e.at = until
 			st.leases.pushBack(e)
-			st.leased[e.receipt] = e
+			st.leased[e.seq] = e
 			t.pending++
 			d := &ds[len(out)]
 			d.Job = e.job
@@ -631,12 +646,24 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	}
 }
 
+// leasedEntry returns the leased entry with receipt, or nil.
+func (st *state) leasedEntry(receipt string) *entry {
+	seq, ok := st.seqOf(receipt)
+	if !ok {
+		return nil
+	}
+	if e := st.leased[seq]; e != nil && e.receipt == receipt {
+		return e
+	}
+	return nil
+}
+
 // settle finds the leased entry of d and takes it out of the lease list.
 func (st *state) settle(d *broker.Delivery) (*entry, error) {
 	if d == nil {
 		return nil, fmt.Errorf("%w: nil delivery", broker.ErrNotFound)
 	}
-	e := st.leased[d.Receipt]
+	e := st.leasedEntry(d.Receipt)
 	if e == nil {
 		return nil, fmt.Errorf("%w: delivery %q is not leased (settled, or its lease expired)", broker.ErrNotFound, d.Receipt)
 	}
@@ -661,7 +688,7 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 		if d == nil {
 			continue
 		}
-		if e := st.leased[d.Receipt]; e != nil {
+		if e := st.leasedEntry(d.Receipt); e != nil {
 			st.unlease(e)
 			e.job = job.Job{} // the entry may share a batch allocation
 		}
@@ -762,7 +789,7 @@ func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 		if d == nil {
 			continue
 		}
-		e := st.leased[d.Receipt]
+		e := st.leasedEntry(d.Receipt)
 		if e == nil || e.holder != b.c {
 			lost++
 			continue

@@ -142,3 +142,21 @@ func TestDequeAndHeap(t *testing.T) {
 		prev = e
 	}
 }
+
+func TestReceiptRoundTrip(t *testing.T) {
+	b := New(nil)
+	defer b.Close()
+	st := b.st
+	st.seq.Store(1<<64 - 3)
+	for range 2 {
+		r, seq := st.receipt()
+		if got, ok := st.seqOf(r); !ok || got != seq {
+			t.Errorf("seqOf(%q) = %d, %v; want %d", r, got, ok, seq)
+		}
+	}
+	for _, bad := range []string{"", st.prefix, "zzzzzz-1", st.prefix + "A1", st.prefix + "-", st.prefix + "zzzzzzzzzzzzzzzzz"} {
+		if _, ok := st.seqOf(bad); ok {
+			t.Errorf("seqOf(%q) ok", bad)
+		}
+	}
+}
