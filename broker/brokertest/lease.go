@@ -12,8 +12,8 @@ func testRedelivery(e *env) {
 	t := e.t
 	a, b := e.open("a"), e.open("b")
 	e.publish(a, broker.Message{Topic: "work", ID: "w1", Payload: []byte("p")})
+	leased := time.Now() // no later than the lease starts
 	d1 := e.fetchOne(a, "work")
-	leased := time.Now()
 	lease := a.Lease()
 
 	// While a's lease lives, b gets nothing; once it expires, b gets the job
