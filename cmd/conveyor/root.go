@@ -34,6 +34,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newWorkerCmd,
 	newHealthCmd,
 	newDLQCmd,
+	newDashboardCmd,
 	newTrimCmd,
 	newBenchCmd,
 	newConfigCmd,
