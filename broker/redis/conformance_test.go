@@ -6,19 +6,22 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/brokertest"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 )
 
-// conformanceFactory returns a brokertest.Factory on srv: every call gets a
-// fresh namespace and its own client.
-func conformanceFactory(srv *redistest.Server) brokertest.Factory {
+// conformanceFactory returns a brokertest.Factory on the Redis that client
+// connects to: every call gets a fresh namespace under prefix and its own
+// client.
+func conformanceFactory(prefix string, client func(t *testing.T) goredis.UniversalClient) brokertest.Factory {
 	var n atomic.Int64
 	return func(t *testing.T, opts brokertest.Options) func(string) broker.Broker {
-		rdb := srv.Client(t)
-		ns := fmt.Sprintf("%s-%d", srv.Namespace, n.Add(1))
+		rdb := client(t)
+		ns := fmt.Sprintf("%s-%d", prefix, n.Add(1))
 		return func(consumer string) broker.Broker {
 			b, err := redis.New(rdb, &redis.Options{
 				Namespace:     ns,
@@ -38,5 +41,13 @@ func conformanceFactory(srv *redistest.Server) brokertest.Factory {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	brokertest.Run(t, conformanceFactory(redistest.Start(t)))
+	srv := redistest.Start(t)
+	brokertest.Run(t, conformanceFactory(srv.Namespace, func(t *testing.T) goredis.UniversalClient { return srv.Client(t) }))
+}
+
+// TestConformanceCluster runs the suite on a 3-master Redis Cluster.
+func TestConformanceCluster(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3)
+	brokertest.Run(t, conformanceFactory(c.Namespace, func(t *testing.T) goredis.UniversalClient { return c.Client(t) }))
 }
