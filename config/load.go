@@ -197,7 +197,8 @@ func parseFile(file string, data []byte) (*viper.Viper, error) {
 	}
 	v.SetConfigType(typ)
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		return nil, newFileError(file, err)
+		// Parse errors quote the offending text, which may hold a URL.
+		return nil, newFileError(file, errors.New(redactURLs(err.Error())))
 	}
 	var errs []error
 	for _, k := range v.AllKeys() {
@@ -205,12 +206,12 @@ func parseFile(file string, data []byte) (*viper.Viper, error) {
 			continue
 		}
 		if isSection(k) {
-			errs = append(errs, &Error{Key: k, Value: fmt.Sprint(v.Get(k)),
+			errs = append(errs, &Error{Key: k, Value: displayValue(k, v.Get(k)),
 				Source: Source{Kind: FromFile, File: file},
 				Err:    fmt.Errorf("is a section: expected keys under it, such as %s", firstKeyUnder(k))})
 			continue
 		}
-		errs = append(errs, &UnknownKeyError{Key: k, File: file, Suggestion: suggest(k)})
+		errs = append(errs, &UnknownKeyError{Key: redactURLs(k), File: file, Suggestion: suggest(k)})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -327,7 +328,8 @@ func cleanDecodeError(t reflect.Type, err error) error {
 // decodePrefix matches the "'name' " or "'[3]' " mapstructure puts first.
 var decodePrefix = regexp.MustCompile(`^'(\[(\d+)\](?:\.)?[^']*|[^']*)' `)
 
-// displayValue renders raw for an error message, redacting secrets.
+// displayValue renders raw for an error message or a listing, redacting
+// the password of any URL in it (a Redis URL put under the wrong key, say).
 func displayValue(key string, raw any) string {
 	var s string
 	switch v := raw.(type) {
@@ -339,7 +341,7 @@ func displayValue(key string, raw any) string {
 		s = fmt.Sprint(v)
 	}
 	if key == "redis.url" {
-		s = RedactURL(s)
+		return RedactURL(s)
 	}
-	return s
+	return redactURLs(s)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -61,6 +62,14 @@ func Redact(msg, rawURL string) string {
 		}
 	}
 	return msg
+}
+
+// userinfoPassword matches the password of URLs inside free text.
+var userinfoPassword = regexp.MustCompile(`(://[^:/@\s]*:)[^\s]*@`)
+
+// redactURLs replaces the passwords of URLs found in s by "xxxxx".
+func redactURLs(s string) string {
+	return userinfoPassword.ReplaceAllString(s, "${1}"+redacted+"@")
 }
 
 // escapes names the characters that must be percent-encoded in a URL's

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// waitFor polls cond every 20ms until it holds, failing the test after 15s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startWorker runs conveyor worker args in the background and returns its
+// live stderr and a channel that yields its result.
+func startWorker(t *testing.T, ctx context.Context, e env, args ...string) (*syncBuffer, <-chan result) {
+	t.Helper()
+	stderr := &syncBuffer{}
+	dir := t.TempDir()
+	done := make(chan result, 1)
+	go func() {
+		done <- conveyor(t, invocation{env: e, ctx: ctx, stderr: stderr, dir: dir}, append([]string{"worker"}, args...)...)
+	}()
+	waitFor(t, "the worker to start", func() bool {
+		select {
+		case r := <-done:
+			t.Fatalf("worker exited %d:\n%s", r.code, r.stderr)
+		default:
+		}
+		return strings.Contains(stderr.String(), "worker started")
+	})
+	return stderr, done
+}
+
+var addrRE = regexp.MustCompile(`"?addr"?[=:]"?http://([0-9.:]+)`)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// metric returns the value of the sample line starting with name (labels
+// included), or -1.
+func metric(body, name string) float64 {
+	for _, l := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(l, name+" "); ok {
+			var v float64
+			if _, err := fmt.Sscan(rest, &v); err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+// TestWorker runs the worker against Redis with quick retries and checks the
+// demonstration handler's outcomes, the probes and the metrics.
+func TestWorker(t *testing.T) {
+	e, _ := redisEnv(t)
+	e = e.with("CONVEYOR_RETRY_SCHEDULE", "50ms", "CONVEYOR_RETRY_MAX_ATTEMPTS", "2", "CONVEYOR_RETRY_JITTER", "0",
+		"CONVEYOR_LOG_FORMAT", "json")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stderr, done := startWorker(t, ctx, e, "--topic", "orchestrate", "--metrics-addr", "127.0.0.1:0", "--concurrency", "2")
+	m := addrRE.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", stderr.String())
+	}
+	base := "http://" + strings.Trim(m[1], `"`)
+
+	inv := invocation{env: e}
+	for _, p := range []string{`{"prompt":"hello"}`, `{"fail":true}`, `{"permanent":true}`, `[1,2]`} {
+		mustRun(t, exitOK, inv, "produce", "--topic", "orchestrate", "--payload", p)
+	}
+	var body string
+	waitFor(t, "one ack and three dead letters in /metrics", func() bool {
+		_, body = get(t, base+"/metrics")
+		return metric(body, `conveyor_jobs_acked_total{topic="orchestrate"}`) == 1 &&
+			metric(body, `conveyor_jobs_dead_lettered_total{topic="orchestrate"}`) == 3
+	})
+	if metric(body, `conveyor_jobs_retried_total{topic="orchestrate"}`) != 1 {
+		t.Errorf("want one retry of the failing job:\n%s", body)
+	}
+	for _, probe := range []string{"/healthz", "/readyz"} {
+		if code, b := get(t, base+probe); code != http.StatusOK {
+			t.Errorf("%s = %d %s", probe, code, b)
+		}
+	}
+
+	r := mustRun(t, exitOK, inv, "dlq", "list", "--topic", "orchestrate", "--json")
+	var dls []deadLetterView
+	if err := json.Unmarshal([]byte(r.stdout), &dls); err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]int{}
+	for _, dl := range dls {
+		reasons[dl.Job.Failure.Reason] = dl.Job.Attempt
+	}
+	if want := map[string]int{"exhausted": 2, "permanent": 1, "undecodable": 1}; fmt.Sprint(reasons) != fmt.Sprint(want) {
+		t.Errorf("dead letters (reason: attempts) = %v, want %v", reasons, want)
+	}
+	if !strings.Contains(stderr.String(), `"prompt":"hello"`) {
+		t.Errorf("the handler did not log the prompt:\n%s", stderr.String())
+	}
+
+	cancel()
+	res := <-done
+	if res.code != exitOK || !strings.Contains(res.stderr, "worker stopped") {
+		t.Fatalf("worker exit %d:\n%s", res.code, res.stderr)
+	}
+}
+
+// TestWorkerDrainsOnSIGTERM sends a real SIGTERM while a job runs: the worker
+// stops fetching, lets the job finish and acknowledges it before exiting 0.
+func TestWorkerDrainsOnSIGTERM(t *testing.T) {
+	e, _ := redisEnv(t)
+	stderr, done := startWorker(t, t.Context(), e, "--topic", "slow")
+	inv := invocation{env: e}
+	mustRun(t, exitOK, inv, "produce", "--topic", "slow", "--payload", `{"prompt":"take your time","sleep":"700ms"}`)
+	waitFor(t, "the job to start", func() bool { return strings.Contains(stderr.String(), "handling job") })
+
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the worker did not stop on SIGTERM")
+	}
+	if res.code != exitOK {
+		t.Fatalf("worker exit %d:\n%s", res.code, res.stderr)
+	}
+	r := mustRun(t, exitOK, inv, "health", "--topic", "slow", "--json")
+	var infos []struct{ Length, Pending int64 }
+	if err := json.Unmarshal([]byte(r.stdout), &infos); err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 1 || infos[0].Length != 0 || infos[0].Pending != 0 {
+		t.Fatalf("after the drain the job must be acknowledged and gone: %+v\n%s", infos, res.stderr)
+	}
+}
+
+func TestWorkerMemoryBackend(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	_, done := startWorker(t, ctx, env{"CONVEYOR_METRICS_ADDR": ""}, "--backend", "memory", "--topic", "demo")
+	cancel()
+	if res := <-done; res.code != exitOK {
+		t.Fatalf("worker exit %d:\n%s", res.code, res.stderr)
+	}
+}
+
+func TestWorkerCannotConnect(t *testing.T) {
+	r := mustRun(t, exitFail, invocation{env: env{"REDIS_URL": "redis://" + closedPort(t) + "/0"}}, "worker", "--topic", "t")
+	if !strings.Contains(r.stderr, "cannot connect") || !strings.Contains(r.stderr, "what to do:") {
+		t.Fatalf("stderr:\n%s", r.stderr)
+	}
+}
