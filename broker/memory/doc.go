@@ -30,6 +30,14 @@
 // group. Closing a view stops only that view (its leases expire as a crashed
 // worker's would); closing the root stops all.
 //
+// # Administration
+//
+// A Broker is a [broker.Inspector] (Topics, Inspect), a [broker.Trimmer] and
+// a [broker.HealthChecker]. Its dead letters are listed, replayed and purged
+// through [Broker.DeadLetterAdmin], which returns a [broker.DeadLetterAdmin]:
+// *Broker cannot be one itself, because [broker.Broker] already has a
+// DeadLetter method with another signature.
+//
 // # Waiting
 //
 // A Fetch that finds nothing waits for [Options.FetchWait]. Publishing wakes
