@@ -249,17 +249,52 @@ func (b *Broker) StaleSettles() int64 { return b.stale.Load() }
 
 // Close marks the broker closed: every later call returns broker.ErrClosed
 // and a Fetch waiting in Redis returns ErrClosed within Options.Block. A
-// client created by [Open] is closed too. Unsettled deliveries stay pending
-// and are recovered by another consumer after the lease. Close is
-// idempotent.
+// client created by [Open] is closed too. Deliveries returned by Fetch and
+// not settled stay pending and are recovered by another consumer after the
+// lease; deliveries read but not yet returned are put back at once, without
+// spending an attempt. Close is idempotent.
 func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
+	b.mu.Lock()
+	buf := b.buf
+	b.buf = nil
+	b.mu.Unlock()
+	ds := make([]*broker.Delivery, len(buf))
+	for i, e := range buf {
+		ds[i] = e.d
+	}
+	b.release(ds)
 	if b.owned {
 		return b.rdb.Close()
 	}
 	return nil
+}
+
+// release puts deliveries that were leased but never handed out (read
+// beyond a Fetch's max, or read as Close happened) back at the end of their
+// stream, keeping their attempt, so a shutdown does not spend an attempt of
+// jobs that never ran. It is best effort: what it cannot release is
+// recovered after the lease as usual.
+func (b *Broker) release(ds []*broker.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	calls := make([]scriptCall, len(ds))
+	for i, d := range ds {
+		k := b.keysFor(d.Job.Topic)
+		args := []any{b.o.Group, d.Receipt, "stream", "", ""}
+		for _, f := range encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure) {
+			args = append(args, f)
+		}
+		calls[i] = scriptCall{settleScript, []string{k.stream, k.stream}, args}
+	}
+	if _, err := b.runScripts(ctx, calls); err != nil {
+		b.log.Warn("conveyor/redis: could not release unreturned deliveries; they are recovered after the lease", "count", len(ds), "err", err)
+	}
 }
 
 // check returns ErrClosed when b is closed, else ctx.Err().

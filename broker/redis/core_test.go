@@ -357,3 +357,41 @@ func TestOptionsValidation(t *testing.T) {
 		t.Fatalf("defaults %+v", o)
 	}
 }
+
+func TestCloseReleasesUnreturnedDeliveries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	a := e.broker(t, "a", func(o *redis.Options) { o.Lease = time.Hour })
+	topics := []string{"x", "y", "z"}
+	for _, topic := range topics {
+		for i := range 3 {
+			if _, err := a.Publish(ctx, broker.Message{Topic: topic, Payload: []byte(strconv.Itoa(i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// One XREADGROUP over three streams reads up to 2 from each: 4 are
+	// kept for the next Fetch.
+	got, err := a.Fetch(ctx, topics, 2)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Fetch = %d, %v", len(got), err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The 2 returned stay leased (for an hour); the rest are back, unspent.
+	bb := e.broker(t, "b", nil)
+	rest := fetchN(t, bb, topics, 7)
+	for _, d := range rest {
+		if d.Job.Attempt != 1 {
+			t.Fatalf("released job has attempt %d", d.Job.Attempt)
+		}
+		for _, g := range got {
+			if g.Job.ID == d.Job.ID {
+				t.Fatalf("job %s delivered to both", d.Job.ID)
+			}
+		}
+	}
+	fetchNone(t, bb, topics, 100*time.Millisecond)
+}

@@ -77,6 +77,9 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	}
 	got, err := b.read(ctx, ks, max-len(out), len(out) == 0)
 	if b.closed.Load() {
+		if !b.owned {
+			b.release(append(out, got...))
+		}
 		return nil, broker.ErrClosed
 	}
 	out = append(out, got...)
