@@ -69,6 +69,12 @@ type Row struct {
 	RatioToFloor *float64 `json:"ratio_to_floor"`
 	// Baseline names the row RatioToFloor divides by.
 	Baseline string `json:"baseline"`
+	// CPURatioToFloor is the baseline row's CPU time per job (this process
+	// plus Redis) over this row's: the throughput ratio to expect when CPU
+	// is the only limit. On a busy shared machine, where jobs/s depend on
+	// what else runs, it is the steadier comparison. Null when either side
+	// has no CPU figure.
+	CPURatioToFloor *float64 `json:"cpu_ratio_to_floor"`
 	// Latency percentiles in milliseconds (medians over runs); null for
 	// throughput rows.
 	P50Ms *float64 `json:"p50_ms"`
@@ -191,10 +197,18 @@ func (r *Report) summarize() {
 	}
 	for i := range r.Scenarios {
 		row := &r.Scenarios[i]
-		row.RatioToFloor = nil
-		if base := r.row(row.Baseline); base != nil && base.JobsPerSec > 0 {
+		row.RatioToFloor, row.CPURatioToFloor = nil, nil
+		base := r.row(row.Baseline)
+		if base == nil {
+			continue
+		}
+		if base.JobsPerSec > 0 {
 			ratio := row.JobsPerSec / base.JobsPerSec
 			row.RatioToFloor = &ratio
+		}
+		if cpu, baseCPU := row.CPUUsPerJob+row.RedisCPUUsPerJob, base.CPUUsPerJob+base.RedisCPUUsPerJob; cpu > 0 && baseCPU > 0 {
+			ratio := baseCPU / cpu
+			row.CPURatioToFloor = &ratio
 		}
 	}
 }
@@ -231,17 +245,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		r.N, r.Runs, r.Concurrency, r.PayloadSize, r.Rate)
 	fmt.Fprintf(w, "redis %s, %s, %d CPUs (GOMAXPROCS %d)\n\n", redis, r.Go, r.CPUs, r.GOMAXPROCS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tjobs/s\tvs floor\tp50 ms\tp90 ms\tp99 ms\tmax ms\tallocs/job\tRSS MB\tRTT/job\tcmds/job\tCPU µs/job\tRedis µs/job\t")
+	fmt.Fprintln(tw, "scenario\tjobs/s\tvs floor\tp50 ms\tp90 ms\tp99 ms\tmax ms\tallocs/job\tRSS MB\tRTT/job\tcmds/job\tCPU µs/job\tRedis µs/job\tCPU ratio\t")
 	for _, row := range r.Scenarios {
-		ratio := "-"
-		if row.RatioToFloor != nil {
-			ratio = strconv.FormatFloat(*row.RatioToFloor, 'f', 2, 64) + "x"
-			if row.Baseline != RowFloor {
-				ratio += "p" // relative to floor-publish
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.3f\t%.2f\t%.1f\t%.1f\t\n", row.Name, thousands(row.JobsPerSec), ratio,
-			ms(row.P50Ms), ms(row.P90Ms), ms(row.P99Ms), ms(row.MaxMs), row.AllocsPerJob, row.RSSMB, row.RoundTripsPerJob, row.CommandsPerJob, row.CPUUsPerJob, row.RedisCPUUsPerJob)
+		ratio := ratioText(row.RatioToFloor, row.Baseline)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.3f\t%.2f\t%.1f\t%.1f\t%s\t\n", row.Name, thousands(row.JobsPerSec), ratio,
+			ms(row.P50Ms), ms(row.P90Ms), ms(row.P99Ms), ms(row.MaxMs), row.AllocsPerJob, row.RSSMB, row.RoundTripsPerJob, row.CommandsPerJob, row.CPUUsPerJob, row.RedisCPUUsPerJob, ratioText(row.CPURatioToFloor, row.Baseline))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -250,9 +258,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, row := range r.Scenarios {
 		notes = append(notes, fmt.Sprintf("  %-19s %s", row.Name, row.What))
 	}
-	_, err := fmt.Fprintf(w, "\nvs floor: ratio to the floor row's jobs/s; \"p\" marks publishing rows, compared to floor-publish.\nRTT/job, cmds/job: Redis round trips and commands sent by this process per job.\nCPU µs/job: this process's CPU time per job; Redis µs/job: the Redis server's (INFO cpu).\n%s\n",
+	_, err := fmt.Fprintf(w, "\nvs floor: ratio to the floor row's jobs/s; \"p\" marks publishing rows, compared to floor-publish.\nRTT/job, cmds/job: Redis round trips and commands sent by this process per job.\nCPU µs/job: this process's CPU time per job; Redis µs/job: the Redis server's (INFO cpu);\nCPU ratio: the floor's CPU per job (both) over the row's, the expected ratio when CPU is the only limit.\n%s\n",
 		strings.Join(notes, "\n"))
 	return err
+}
+
+// ratioText formats a ratio, marked "p" when its baseline is floor-publish.
+func ratioText(r *float64, baseline string) string {
+	if r == nil {
+		return "-"
+	}
+	s := strconv.FormatFloat(*r, 'f', 2, 64) + "x"
+	if baseline != RowFloor {
+		s += "p"
+	}
+	return s
 }
 
 func ms(p *float64) string {

@@ -189,3 +189,17 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+func TestCPURatio(t *testing.T) {
+	r := &Report{}
+	r.add(ScenarioFloor, RowFloor, "floor", RunResult{Jobs: 1, JobsPerSec: 100, CPUUsPerJob: 3, RedisCPUUsPerJob: 7})
+	r.add(ScenarioProcess, RowProcess, "process", RunResult{Jobs: 1, JobsPerSec: 80, CPUUsPerJob: 12, RedisCPUUsPerJob: 8})
+	r.add(ScenarioMemory, RowMemory, "memory", RunResult{Jobs: 1, JobsPerSec: 500})
+	r.summarize()
+	if p := r.Row(RowProcess); p.CPURatioToFloor == nil || *p.CPURatioToFloor != 0.5 {
+		t.Errorf("process CPU ratio %v, want 0.5 (10 µs over 20 µs)", p.CPURatioToFloor)
+	}
+	if m := r.Row(RowMemory); m.CPURatioToFloor != nil {
+		t.Errorf("memory CPU ratio %v without CPU figures, want null", *m.CPURatioToFloor)
+	}
+}
