@@ -224,6 +224,7 @@ func TestFaultBadInputURL(t *testing.T) {
 		{name: "empty", url: "", want: "scheme"},
 		{name: "wrong scheme", url: "http://:" + secret + "@127.0.0.1:6379", want: "scheme"},
 		{name: "no scheme", url: "127.0.0.1:6379", want: "invalid Redis URL"},
+		{name: "no scheme, with a password", url: "default:" + secret + "@127.0.0.1:6379", want: "invalid Redis URL"},
 		// The last '@' ends the user info, so this parses (the password
 		// is secret+"@x") and fails only at the connection.
 		{name: "unencoded @ in password", url: "redis://user:" + secret + "@x@127.0.0.1:1", want: "connection refused"},
@@ -328,6 +329,8 @@ func TestFaultBadInputConfig(t *testing.T) {
 		{name: "not a number", yaml: "worker:\n  concurrency: many\n", want: []string{"worker.concurrency"}},
 		{name: "namespace with braces", yaml: "redis:\n  namespace: \"a{b}\"\n", want: []string{"redis.namespace"}},
 		{name: "URL with unencoded password", yaml: "redis:\n  url: \"redis://:" + secret + "@x@localhost:6379\"\n", want: []string{"redis.url"}},
+		{name: "URL with / in the password", yaml: "redis:\n  url: \"redis://:" + secret + "/x@localhost:6379\"\n", want: []string{"redis.url"}},
+		{name: "URL without a scheme", yaml: "redis:\n  url: \"default:" + secret + "@localhost:6379\"\n", want: []string{"redis.url"}},
 		{name: "TLS file with a plain URL", yaml: "redis:\n  url: redis://localhost:6379\ntls:\n  ca_file: /ca.pem\n", want: []string{"tls.ca_file", "rediss://"}},
 		{name: "not YAML", yaml: "redis: [\n", want: []string{}},
 	}

@@ -135,3 +135,39 @@ func FuzzDecodeMember(f *testing.F) {
 		}
 	})
 }
+
+// pwMarker is part of every fuzzed password, so that the password can be
+// told apart from the rest of the URL in an error text.
+const pwMarker = "PWmark"
+
+// FuzzParseURL builds Redis URLs with a password (scheme, user, password and
+// the rest fuzzed) and parses them as Open does, without connecting. Parsing
+// never panics, and an error never quotes the password, however malformed
+// the URL (unencoded @ : / # ? % in the password included).
+func FuzzParseURL(f *testing.F) {
+	f.Add("redis://", "", "secret", "127.0.0.1:6379")
+	f.Add("rediss://", "user", "p@ss", "127.0.0.1:6380/0?dial_timeout=1s")
+	f.Add("redis://", "u", "with/slash", "localhost:6379")
+	f.Add("redis://", "", "with#hash", "localhost")
+	f.Add("redis://", "", "with?query", "h1:1,h2:2?cluster=true")
+	f.Add("redis://", "", "per%cent", "s1:26379,s2:26379?master_name=m")
+	f.Add("redis://", "", "colon:inside", "[::1]:6379/15")
+	f.Add("http://", "", "pw", "localhost:6379")
+	f.Add("redis://", "", "x", "localhost:6379/notadb?pool_size=-1")
+	f.Fuzz(func(t *testing.T, scheme, user, password, rest string) {
+		// Without "://" nothing marks where a password would start (that
+		// case is in the URL table of the reliability tests).
+		if strings.Contains(scheme+user+rest, pwMarker) || !strings.HasSuffix(scheme, "://") {
+			t.Skip()
+		}
+		raw := scheme + user + ":" + pwMarker + password + "@" + rest
+		client, _, err := newClient(raw, nil)
+		if err != nil {
+			if strings.Contains(err.Error(), pwMarker) {
+				t.Fatalf("error quotes the password: %v", err)
+			}
+			return
+		}
+		_ = client.Close()
+	})
+}
