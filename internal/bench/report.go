@@ -51,6 +51,10 @@ type Report struct {
 	GOMAXPROCS int `json:"gomaxprocs"`
 	// Started is when the run began (UTC).
 	Started time.Time `json:"started"`
+	// LoadAvg is the machine's 1-minute load average at the start and at
+	// the end of the run (from /proc/loadavg; 0 when unknown). Above the
+	// CPU count, other processes competed for the CPUs.
+	LoadAvg [2]float64 `json:"load_avg"`
 }
 
 // Row is one measured quantity: its median over runs and each run.
@@ -243,7 +247,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "conveyor bench: n=%d runs=%d (median) concurrency=%d payload=%dB rate=%d/s\n",
 		r.N, r.Runs, r.Concurrency, r.PayloadSize, r.Rate)
-	fmt.Fprintf(w, "redis %s, %s, %d CPUs (GOMAXPROCS %d)\n\n", redis, r.Go, r.CPUs, r.GOMAXPROCS)
+	fmt.Fprintf(w, "redis %s, %s, %d CPUs (GOMAXPROCS %d), load average %.1f at start, %.1f at end\n\n",
+		redis, r.Go, r.CPUs, r.GOMAXPROCS, r.LoadAvg[0], r.LoadAvg[1])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tjobs/s\tvs floor\tp50 ms\tp90 ms\tp99 ms\tmax ms\tallocs/job\tRSS MB\tRTT/job\tcmds/job\tCPU µs/job\tRedis µs/job\tCPU ratio\t")
 	for _, row := range r.Scenarios {

@@ -135,7 +135,7 @@ func TestJSONShape(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &top); err != nil {
 		t.Fatalf("not one JSON object: %v", err)
 	}
-	for _, k := range []string{"scenarios", "n", "runs", "redis_version", "go", "cpus", "concurrency", "payload_size", "rate"} {
+	for _, k := range []string{"scenarios", "n", "runs", "redis_version", "go", "cpus", "concurrency", "payload_size", "rate", "load_avg"} {
 		if _, ok := top[k]; !ok {
 			t.Errorf("top level has no %q", k)
 		}
@@ -146,7 +146,7 @@ func TestJSONShape(t *testing.T) {
 	}
 	for _, r := range rows {
 		row := r.(map[string]any)
-		for _, k := range []string{"name", "jobs_per_sec", "ratio_to_floor", "p50_ms", "p90_ms", "p99_ms", "max_ms", "allocs_per_job", "rss_mb", "runs"} {
+		for _, k := range []string{"name", "jobs_per_sec", "ratio_to_floor", "p50_ms", "p90_ms", "p99_ms", "max_ms", "allocs_per_job", "rss_mb", "cpu_ratio_to_floor", "runs"} {
 			if _, ok := row[k]; !ok {
 				t.Errorf("row %v has no %q", row["name"], k)
 			}

@@ -36,6 +36,7 @@ func newEnv(cfg Config) *env {
 			N: cfg.N, Runs: cfg.Runs, Concurrency: cfg.Concurrency, PayloadSize: cfg.PayloadSize, Rate: cfg.Rate,
 			Go: runtime.Version(), CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 			Started: time.Now().UTC().Truncate(time.Second),
+			LoadAvg: [2]float64{loadAvg(), 0},
 		},
 	}
 }
@@ -125,6 +126,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}
 	}
 	e.report.summarize()
+	e.report.LoadAvg[1] = loadAvg()
 
 	if cfg.MemProfile != "" {
 		f, err := os.Create(cfg.MemProfile)
