@@ -69,11 +69,7 @@ func newClient(rawURL string, opts *Options) (goredis.UniversalClient, []string,
 	safe := RedactURL(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL, password included
-		}
-		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %v (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", safe, err)
+		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %s (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", safe, parseProblem(err))
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: scheme must be redis:// or rediss://", safe)
@@ -98,7 +94,7 @@ func newClient(rawURL string, opts *Options) (goredis.UniversalClient, []string,
 	single.RawQuery = q.Encode()
 	o, err := goredis.ParseURL(single.String())
 	if err != nil {
-		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %s", safe, strings.TrimPrefix(err.Error(), "redis: "))
+		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %s (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", safe, parseProblem(err))
 	}
 	if o.TLSConfig != nil {
 		if err := applyTLS(o.TLSConfig, tlsOpts); err != nil {
@@ -142,6 +138,29 @@ func newClient(rawURL string, opts *Options) (goredis.UniversalClient, []string,
 		TLSConfig:       o.TLSConfig,
 	})
 	return client, addrs, nil
+}
+
+// parseProblem describes a URL parse error without quoting any part of the
+// URL: the parsers quote the fragment they choke on, which can be a piece
+// of a password holding an unencoded reserved character.
+func parseProblem(err error) string {
+	msg := err.Error()
+	for _, p := range []struct{ key, say string }{
+		{"invalid port", "invalid port after the host"},
+		{"invalid database number", "the path must be a database number, like /0"},
+		{"invalid URL path", "the path must be a database number, like /0"},
+		{"unexpected option", "unknown query option"},
+		{"invalid userinfo", "invalid user or password"},
+		{"invalid URL escape", "invalid %-escape"},
+		{"invalid character", "invalid character in the host"},
+		{"missing protocol scheme", "missing redis:// or rediss://"},
+		{"first path segment in URL cannot contain colon", "missing redis:// or rediss://"},
+	} {
+		if strings.Contains(msg, p.key) {
+			return p.say
+		}
+	}
+	return "malformed URL"
 }
 
 // applyTLS adds t's files and settings to c.
