@@ -94,35 +94,45 @@ func (s *Server) acker(ctx context.Context, q *ackQueue, stop <-chan struct{}) {
 		clear(buf)
 		return rest
 	}
+	drain := func() {
+		for flush() > 0 {
+		}
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		select {
 		case <-q.kick:
 		case <-stop:
-			for flush() > 0 {
-			}
+			drain()
 			return
 		}
-		for n := q.len(); n > 0; {
+		n := q.len()
+		if n == 0 {
+			continue // a stale kick
+		}
+		// A batch has started: send it when it is full or when its first
+		// acknowledgement has waited AckInterval.
+		timer.Reset(s.opts.AckInterval)
+		for n > 0 {
 			if n < s.opts.AckBatch {
-				// Wait for the batch to fill, or for its oldest ack's time.
-				timer.Reset(s.opts.AckInterval)
 				select {
 				case <-q.kick:
-					timer.Stop()
 					if n = q.len(); n < s.opts.AckBatch {
-						continue // a new batch started: keep waiting
+						continue
 					}
 				case <-timer.C:
 				case <-stop:
 					timer.Stop()
-					for flush() > 0 {
-					}
+					drain()
 					return
 				}
 			}
-			n = flush()
+			if n = flush(); n > 0 {
+				// What arrived during the Ack call starts the next batch.
+				timer.Reset(s.opts.AckInterval)
+			}
 		}
+		timer.Stop()
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/memory"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/server"
 )
@@ -57,24 +58,27 @@ func TestConcurrencyNeverExceeded(t *testing.T) {
 	}
 }
 
-// TestHeartbeat runs a job for more than three leases on one server while a
-// second server fetches the same topic: with heartbeats the job is never
-// redelivered; without (a heartbeat far longer than the lease) it is.
+// TestHeartbeat runs a job for five leases on one server while a second
+// server fetches the same topic. The broker's clock is fake: it moves half a
+// lease at a time, each time after the first server has renewed its leases,
+// so the test does not depend on how fast the machine is. With heartbeats the
+// job is never redelivered; without them it is.
 func TestHeartbeat(t *testing.T) {
-	const lease = 60 * time.Millisecond
+	const lease = 30 * time.Second // on the fake clock
 	tests := []struct {
 		name          string
-		heartbeat     time.Duration // 0: the default, lease/3
+		heartbeat     time.Duration // real time
 		wantRedeliver bool
 	}{
-		{"default heartbeat keeps the lease", 0, false},
+		{"heartbeat keeps the lease", 2 * time.Millisecond, false},
 		{"no heartbeat loses it", time.Hour, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root := newBroker(t, withLease(lease))
+			clock := newFakeClock()
+			root := newBroker(t, withLease(lease), withClock(clock))
 			// Each server fetches as its own consumer; extends counts the
-			// first server's lease renewals of the job.
+			// first server's renewals of the job.
 			var extends atomic.Int64
 			one := &wrapped{Broker: root.Consumer("one"), onExtend: func(ds []*broker.Delivery) {
 				for _, d := range ds {
@@ -86,25 +90,18 @@ func TestHeartbeat(t *testing.T) {
 			two := &wrapped{Broker: root.Consumer("two")}
 
 			var calls atomic.Int64
+			finish := make(chan struct{})
 			redelivered := make(chan struct{})
 			h := job.HandlerFunc(func(ctx context.Context, j *job.Job) error {
 				if calls.Add(1) > 1 {
 					close(redelivered)
 					return nil
 				}
-				if tt.wantRedeliver {
-					<-redelivered
-					return nil
-				}
-				// Outlive three leases: 10 renewals, a third of a lease apart.
-				for extends.Load() < 10 {
-					select {
-					case <-ctx.Done():
-						return ctx.Err()
-					case <-redelivered: // the lease was lost: fail fast
-						return nil
-					case <-time.After(time.Millisecond):
-					}
+				select {
+				case <-finish:
+				case <-redelivered:
+				case <-ctx.Done():
+					return ctx.Err()
 				}
 				return nil
 			})
@@ -115,6 +112,20 @@ func TestHeartbeat(t *testing.T) {
 			publish(t, root, broker.Message{Topic: "t", ID: "long"})
 			waitFor(t, "the first server to take the job", func() bool { return first.Stats().InFlight == 1 })
 			second := start(t, two, h, opts())
+
+			if tt.wantRedeliver {
+				clock.Advance(lease)
+				waitFor(t, "the redelivery", func() bool { return calls.Load() == 2 })
+			} else {
+				for range 10 { // five leases
+					// Heartbeats are serial, so the second renewal counted
+					// from now started after the last Advance.
+					seen := extends.Load()
+					waitFor(t, "a lease renewal", func() bool { return extends.Load() >= seen+2 })
+					clock.Advance(lease / 2)
+				}
+				close(finish)
+			}
 			waitFor(t, "the job to be acked", func() bool { return first.Stats().Acked+second.Stats().Acked >= 1 })
 			if err := first.stop(t); err != nil {
 				t.Fatal(err)
@@ -124,9 +135,6 @@ func TestHeartbeat(t *testing.T) {
 			}
 			if got := calls.Load(); (got > 1) != tt.wantRedeliver {
 				t.Fatalf("handler called %d times; want redelivery %v", got, tt.wantRedeliver)
-			}
-			if !tt.wantRedeliver && extends.Load() < 10 {
-				t.Fatalf("only %d lease renewals", extends.Load())
 			}
 			if info := inspect(t, root, "t"); info.Length != 0 {
 				t.Fatalf("job left in the topic: %+v", info)
@@ -145,6 +153,8 @@ func TestGracefulShutdownWaitsForInFlight(t *testing.T) {
 		return ctx.Err() // nil: a graceful drain does not cancel handlers
 	})
 	srv := start(t, b, h, &server.Options{Concurrency: 2, Topics: []string{"t"}})
+	releaseAll := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseAll) // runs before the server's cleanup if the test fails
 	publish(t, b, broker.Message{Topic: "t"})
 	publish(t, b, broker.Message{Topic: "t"})
 	waitFor(t, "both jobs to start", func() bool { return started.Load() == 2 })
@@ -161,7 +171,7 @@ func TestGracefulShutdownWaitsForInFlight(t *testing.T) {
 	if code := probe(t, srv.Handler(), "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz while draining: %d", code)
 	}
-	close(release)
+	releaseAll()
 	if err := srv.stop(t); err != nil {
 		t.Fatalf("Run after a graceful drain: %v", err)
 	}
@@ -175,7 +185,8 @@ func TestGracefulShutdownWaitsForInFlight(t *testing.T) {
 }
 
 func TestShutdownTimeoutLeavesJobsForRedelivery(t *testing.T) {
-	root := newBroker(t, withLease(50*time.Millisecond))
+	clock := newFakeClock()
+	root := newBroker(t, withClock(clock))
 	var attempts []int
 	var mu sync.Mutex
 	h := job.HandlerFunc(func(ctx context.Context, j *job.Job) error {
@@ -196,14 +207,15 @@ func TestShutdownTimeoutLeavesJobsForRedelivery(t *testing.T) {
 	if !errors.Is(err, server.ErrJobsAbandoned) || !strings.Contains(err.Error(), "1 job(s)") {
 		t.Fatalf("Run: %v, want 1 abandoned job", err)
 	}
-	if st := first.Stats(); st.Abandoned != 1 || st.Acked != 0 || st.Retried != 0 {
+	if st := first.Stats(); st.Abandoned != 1 || st.Acked != 0 || st.Retried != 0 || st.Processed != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if info := inspect(t, root, "t"); info.Pending+info.Lag != 1 {
-		t.Fatalf("abandoned job not left in its topic: %+v", info)
+	if info := inspect(t, root, "t"); info.Pending != 1 {
+		t.Fatalf("abandoned job not left pending: %+v", info)
 	}
 
 	second := start(t, root.Consumer("two"), h, &server.Options{Topics: []string{"t"}})
+	clock.Advance(root.Lease()) // the abandoned job's lease runs out
 	waitFor(t, "the job to be redelivered and acked", func() bool { return second.Stats().Acked == 1 })
 	mu.Lock()
 	defer mu.Unlock()
@@ -248,11 +260,13 @@ func TestAckBatchSize(t *testing.T) {
 		<-release
 		return nil
 	}), &server.Options{Topics: []string{"t"}, Concurrency: jobs, AckBatch: batch, AckInterval: time.Hour})
+	releaseAll := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseAll)
 	for range jobs {
 		publish(t, b, broker.Message{Topic: "t"})
 	}
 	waitFor(t, "all jobs in flight", func() bool { return srv.Stats().InFlight == jobs })
-	close(release)
+	releaseAll()
 	waitFor(t, "full batches acked", func() bool { return srv.Stats().Acked == jobs/batch*batch })
 	if err := srv.stop(t); err != nil {
 		t.Fatal(err)
@@ -282,7 +296,8 @@ func (s *sizedAcks) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 }
 
 func TestAckFailureLeavesJobForRedelivery(t *testing.T) {
-	w := &wrapped{Broker: newBroker(t, withLease(30*time.Millisecond))}
+	clock := newFakeClock()
+	w := &wrapped{Broker: newBroker(t, withClock(clock))}
 	w.ackFail.Store(1)
 	var attempts atomic.Int64
 	srv := start(t, w, job.HandlerFunc(func(context.Context, *job.Job) error {
@@ -290,6 +305,11 @@ func TestAckFailureLeavesJobForRedelivery(t *testing.T) {
 		return nil
 	}), &server.Options{Topics: []string{"t"}})
 	publish(t, w, broker.Message{Topic: "t"})
+	waitFor(t, "the failed ack", func() bool { return srv.Stats().SettleErrors == 1 })
+	if info := inspect(t, w.Broker.(*memory.Broker), "t"); info.Pending != 1 {
+		t.Fatalf("job not left pending after a failed ack: %+v", info)
+	}
+	clock.Advance(w.Lease())
 	waitFor(t, "the job to be acked after redelivery", func() bool { return srv.Stats().Acked == 1 })
 	if st := srv.Stats(); st.SettleErrors != 1 || attempts.Load() != 2 {
 		t.Fatalf("stats %+v after %d attempts, want one settle error and two attempts", st, attempts.Load())
