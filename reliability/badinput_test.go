@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -357,11 +356,4 @@ func TestFaultBadInputConfig(t *testing.T) {
 			}
 		})
 	}
-}
-
-// deadline is a short context for one-shot commands.
-func deadline(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -261,13 +260,6 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(poll) // polling another process or goroutine's progress
 		poll = min(poll*2, 200*time.Millisecond)
 	}
-}
-
-// sortedKeys returns m's keys sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	out := slices.Collect(maps.Keys(m))
-	sort.Strings(out)
-	return out
 }
 
 // logLines is a concurrency-safe slog sink for asserting on log output.
