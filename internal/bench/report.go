@@ -68,10 +68,11 @@ type Row struct {
 	// JobsPerSec is the median throughput.
 	JobsPerSec float64 `json:"jobs_per_sec"`
 	// RatioToFloor is JobsPerSec over the baseline row's median (Baseline):
-	// floor-publish for publishing rows, floor for the others. It is null
-	// when the floor scenario did not run.
+	// floor-publish for publishing rows, none for the latency rows (their
+	// rate is --rate), floor for the others. It is null when there is no
+	// baseline or the floor scenario did not run.
 	RatioToFloor *float64 `json:"ratio_to_floor"`
-	// Baseline names the row RatioToFloor divides by.
+	// Baseline names the row RatioToFloor divides by ("" for none).
 	Baseline string `json:"baseline"`
 	// CPURatioToFloor is the baseline row's CPU time per job (this process
 	// plus Redis) over this row's: the throughput ratio to expect when CPU
@@ -154,11 +155,14 @@ func (r *Report) add(scenario, name, what string, run RunResult) {
 	row.Runs = append(row.Runs, run)
 }
 
-// baselineOf names the floor row a row is compared to.
+// baselineOf names the floor row a row is compared to; "" for the latency
+// rows, whose rate is set by --rate and so has nothing to compare.
 func baselineOf(name string) string {
 	switch name {
 	case RowFloorPublish, RowPublishSingle, RowPublishConcurrent, RowPublishBatch:
 		return RowFloorPublish
+	case RowLatency, RowLatencyAck:
+		return ""
 	}
 	return RowFloor
 }

@@ -40,15 +40,22 @@ func TestSummarize(t *testing.T) {
 		{RowFloor, 200, 1, 3, 12, nil, nil},
 		{RowPublishBatch, 150, 0.5, 0, 0, nil, nil}, // against floor-publish
 		{RowProcess, 50, 0.25, 21, 12, nil, nil},
-		{RowLatency, 10, 0.05, 0, 0, ptr(2), ptr(10)},
+		{RowLatency, 10, -1, 0, 0, ptr(2), ptr(10)}, // no baseline: null ratio
 	} {
 		t.Run(tc.row, func(t *testing.T) {
 			row := r.Row(tc.row)
 			if row == nil {
 				t.Fatal("missing")
 			}
-			if row.JobsPerSec != tc.jobsPerSec || row.RatioToFloor == nil || *row.RatioToFloor != tc.ratio {
-				t.Errorf("jobs/s %v ratio %v, want %v and %v", row.JobsPerSec, row.RatioToFloor, tc.jobsPerSec, tc.ratio)
+			if tc.ratio < 0 {
+				if row.RatioToFloor != nil {
+					t.Errorf("ratio %v, want null", *row.RatioToFloor)
+				}
+			} else if row.RatioToFloor == nil || *row.RatioToFloor != tc.ratio {
+				t.Errorf("ratio %v, want %v", row.RatioToFloor, tc.ratio)
+			}
+			if row.JobsPerSec != tc.jobsPerSec {
+				t.Errorf("jobs/s %v, want %v", row.JobsPerSec, tc.jobsPerSec)
 			}
 			if row.AllocsPerJob != tc.allocs || row.RSSMB != tc.rss {
 				t.Errorf("allocs %v rss %v, want %v and %v", row.AllocsPerJob, row.RSSMB, tc.allocs, tc.rss)

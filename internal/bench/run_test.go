@@ -37,8 +37,8 @@ func TestRunAllScenarios(t *testing.T) {
 		{RowPublishBatch, ScenarioPublish, RowFloorPublish, tinyN, false, false},
 		{RowProcess, ScenarioProcess, RowFloor, tinyN, true, false},
 		{RowProcessStack, ScenarioProcessStack, RowFloor, tinyN, true, false},
-		{RowLatency, ScenarioLatency, RowFloor, 500, false, true},
-		{RowLatencyAck, ScenarioLatency, RowFloor, 500, false, true},
+		{RowLatency, ScenarioLatency, "", 500, false, true},
+		{RowLatencyAck, ScenarioLatency, "", 500, false, true},
 		{RowMemory, ScenarioMemory, RowFloor, tinyN, true, false},
 	}
 	if len(rep.Scenarios) != len(wantRows) {
@@ -64,8 +64,8 @@ func TestRunAllScenarios(t *testing.T) {
 		if row.JobsPerSec <= 0 || row.JobsPerSec != run.JobsPerSec || run.Seconds <= 0 {
 			t.Errorf("%s: jobs/s %v (run %v, %vs)", row.Name, row.JobsPerSec, run.JobsPerSec, run.Seconds)
 		}
-		if row.RatioToFloor == nil || *row.RatioToFloor <= 0 {
-			t.Errorf("%s: ratio to floor %v", row.Name, row.RatioToFloor)
+		if hasRatio := row.RatioToFloor != nil && *row.RatioToFloor > 0; hasRatio != (want.baseline != "") {
+			t.Errorf("%s: ratio to floor %v with baseline %q", row.Name, row.RatioToFloor, want.baseline)
 		}
 		if row.RSSMB <= 0 || row.AllocsPerJob < 0 {
 			t.Errorf("%s: rss %v MB, allocs/job %v", row.Name, row.RSSMB, row.AllocsPerJob)
