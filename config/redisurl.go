@@ -80,7 +80,7 @@ var escapes = []struct{ char, enc string }{
 
 // ErrUnencodedPassword is matched by the error [CheckURL] returns for a
 // password (or user name) with characters that must be URL-encoded.
-var ErrUnencodedPassword = errors.New("the password contains characters that must be URL-encoded")
+var ErrUnencodedPassword = errors.New("special characters in the user name or password of a URL must be URL-encoded")
 
 // CheckURL checks a Redis URL and returns an error that says how to fix it,
 // never quoting the password.
@@ -151,7 +151,7 @@ func checkEncoded(what, part string) error {
 	if len(found) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: the %s contains unencoded special characters; write %s (keep the other characters as they are)",
+	return fmt.Errorf("%w: in the %s, write %s (keep the other characters as they are)",
 		ErrUnencodedPassword, what, strings.Join(found, ", "))
 }
 

@@ -214,7 +214,8 @@ func runWorker(ctx context.Context, a *app, c *config.Config) error {
 		"namespace", c.Redis.Namespace, "group", c.Redis.Group, "consumer", c.Redis.Consumer,
 		"topics", c.Worker.Topics, "concurrency", c.Worker.Concurrency)
 	runErr := srv.Run(ctx)
-	log.Info("worker stopped", "processed", srv.Stats())
+	st := srv.Stats()
+	log.Info("worker stopped", "acked", st.Acked, "retried", st.Retried, "dead_lettered", st.DeadLettered, "abandoned", st.Abandoned)
 
 	if httpSrv != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
