@@ -3,6 +3,8 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"log"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -46,6 +48,12 @@ func (g *goredisLog) Printf(_ context.Context, format string, v ...any) {
 	fmt.Fprintf(&g.logLines, format+"\n", v...)
 }
 
+// stderrLog prints go-redis's log lines to stderr, as its default logger
+// does (that one cannot be restored once replaced).
+type stderrLog struct{ l *log.Logger }
+
+func (s stderrLog) Printf(_ context.Context, format string, v ...any) { s.l.Printf(format, v...) }
+
 var goredisLogMu sync.Mutex // go-redis's logger is global: one capturing test at a time
 
 func captureGoredisLog(t *testing.T) *goredisLog {
@@ -54,7 +62,7 @@ func captureGoredisLog(t *testing.T) *goredisLog {
 	g := &goredisLog{}
 	goredis.SetLogger(g)
 	t.Cleanup(func() {
-		goredis.SetLogger(&goredisLog{}) // discard: the default printed to stderr
+		goredis.SetLogger(stderrLog{log.New(os.Stderr, "redis: ", log.LstdFlags)}) // like go-redis's default
 		goredisLogMu.Unlock()
 	})
 	return g
