@@ -9,14 +9,22 @@ import (
 
 // Defaults applied to the zero fields of [Options].
 const (
-	DefaultConcurrency     = 10
+	// DefaultConcurrency is the default number of workers.
+	DefaultConcurrency = 10
+	// DefaultShutdownTimeout is how long Run waits for in-flight jobs by
+	// default.
 	DefaultShutdownTimeout = 30 * time.Second
-	DefaultAckBatch        = 64
-	DefaultAckInterval     = 2 * time.Millisecond
-	// DefaultErrorBackoffInitial and DefaultErrorBackoffMax bound the wait
-	// between failed fetches.
+	// DefaultAckBatch is the default most deliveries per Ack call.
+	DefaultAckBatch = 64
+	// DefaultAckInterval is the default longest wait of an acknowledgement
+	// for its batch.
+	DefaultAckInterval = 2 * time.Millisecond
+	// DefaultErrorBackoffInitial is the default first wait after a failed
+	// fetch.
 	DefaultErrorBackoffInitial = 100 * time.Millisecond
-	DefaultErrorBackoffMax     = 5 * time.Second
+	// DefaultErrorBackoffMax is the default longest wait between failed
+	// fetches.
+	DefaultErrorBackoffMax = 5 * time.Second
 )
 
 // Options configures a [Server]. A nil *Options, and every zero field, means

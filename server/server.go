@@ -40,6 +40,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error returns the panic value and the stack.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("conveyor: handler panic: %v\n%s", e.Value, e.Stack)
 }
