@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	goredis "github.com/redis/go-redis/v9"
@@ -46,18 +47,20 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			ids[i] = u.String()
 		}
 	}
+	if len(ms) == 1 {
+		if _, ok := b.topics.Load(b.keysFor(ms[0].Topic).base); ok {
+			// The common case needs no pipeline: one command.
+			if err := b.add(ctx, b.rdb, &ms[0], ids[0], now).Err(); err != nil {
+				return nil, b.wrap("publish", err)
+			}
+			return ids, nil
+		}
+	}
 	pipe := b.rdb.Pipeline()
 	var newTopics []string
 	for i := range ms {
-		m := &ms[i]
-		k := b.keysFor(m.Topic)
-		j := job.Job{ID: ids[i], Payload: m.Payload, Headers: m.Headers, EnqueuedAt: now}
-		fields := encodeFields(&j, 1, nil)
-		if due := m.Due(now); due.After(now) {
-			pipe.ZAdd(ctx, k.delayed, goredis.Z{Score: float64(due.UnixMilli()), Member: encodeMember(fields)})
-		} else {
-			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: k.stream, Values: fields})
-		}
+		k := b.keysFor(ms[i].Topic)
+		b.add(ctx, pipe, &ms[i], ids[i], now)
 		if _, ok := b.topics.Load(k.base); !ok {
 			newTopics = append(newTopics, k.base)
 		}
@@ -76,4 +79,16 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		b.topics.Store(t, struct{}{})
 	}
 	return ids, nil
+}
+
+// add queues (or runs) the command storing m: XADD to its stream, or ZADD to
+// its delayed set when it is due later.
+func (b *Broker) add(ctx context.Context, c goredis.Cmdable, m *broker.Message, id string, now time.Time) goredis.Cmder {
+	k := b.keysFor(m.Topic)
+	j := job.Job{ID: id, Payload: m.Payload, Headers: m.Headers, EnqueuedAt: now}
+	fields := encodeFields(&j, 1, nil)
+	if due := m.Due(now); due.After(now) {
+		return c.ZAdd(ctx, k.delayed, goredis.Z{Score: float64(due.UnixMilli()), Member: encodeMember(fields)})
+	}
+	return c.XAdd(ctx, &goredis.XAddArgs{Stream: k.stream, Values: fields})
 }
