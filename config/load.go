@@ -88,6 +88,7 @@ type Error struct {
 	Err    error
 }
 
+// Error returns "config: <key> = <value> (from <source>): <reason>".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("config: ")
@@ -114,6 +115,7 @@ type UnknownKeyError struct {
 	Suggestion string
 }
 
+// Error names the key, the file and the closest known key.
 func (e *UnknownKeyError) Error() string {
 	msg := fmt.Sprintf("config: unknown key %q in %s", e.Key, e.File)
 	if e.Suggestion != "" {
