@@ -395,3 +395,33 @@ func TestCloseReleasesUnreturnedDeliveries(t *testing.T) {
 	}
 	fetchNone(t, bb, topics, 100*time.Millisecond)
 }
+
+func TestPublishRejectsTooManyHeaders(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.broker(t, "a", nil)
+	h := map[string]string{}
+	for i := range redis.MaxHeaders + 1 {
+		h[strconv.Itoa(i)] = "v"
+	}
+	if _, err := b.Publish(context.Background(), broker.Message{Topic: "t", Headers: h}); !errors.Is(err, broker.ErrInvalidMessage) {
+		t.Fatalf("got %v", err)
+	}
+	delete(h, "0")
+	id, err := b.Publish(context.Background(), broker.Message{Topic: "t", Headers: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A job with the most headers allowed can still be retried (its fields
+	// go through Lua).
+	d := fetchN(t, b, []string{"t"}, 1)[0]
+	if d.Job.ID != id || len(d.Job.Headers) != redis.MaxHeaders {
+		t.Fatalf("got %s with %d headers", d.Job.ID, len(d.Job.Headers))
+	}
+	if err := b.Retry(context.Background(), d, time.Millisecond, job.Failure{Error: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := fetchN(t, b, []string{"t"}, 1)[0]; len(d.Job.Headers) != redis.MaxHeaders || d.Job.Attempt != 2 {
+		t.Fatalf("after retry: %d headers, attempt %d", len(d.Job.Headers), d.Job.Attempt)
+	}
+}

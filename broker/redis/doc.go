@@ -32,4 +32,15 @@
 // XDEL, pipelined; Retry, Snooze and DeadLetter are each one Lua script, so a
 // crash cannot lose or duplicate a job. Extend renews leases with XCLAIM
 // JUSTID, only for entries this consumer still owns.
+//
+// # Administration
+//
+// A Broker is also a broker.Inspector (Topics, Inspect), a broker.Trimmer
+// (Trim never removes a pending entry) and a broker.HealthChecker (Check).
+// Its dead letters are administered through [Broker.DeadLetterAdmin], which
+// returns a broker.DeadLetterAdmin: the Broker cannot implement that
+// interface itself, because its DeadLetter method (settling a delivery)
+// has the same name. PendingEntries, DelayedJobs and DeleteDelayed show
+// in-flight and delayed jobs; Lost, DeadLetterOverflows and StaleSettles
+// count the events an operator should know about.
 package redis

@@ -12,6 +12,11 @@ import (
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
+// MaxHeaders is the most headers a published message may carry: the Lua
+// scripts that move a job pass its fields as arguments, and Lua unpacks at
+// most a few thousand.
+const MaxHeaders = 1000
+
 // Publish enqueues m with XADD (or ZADD to the delayed set when m is due
 // later) and returns its ID, generated (a UUIDv7) when m.ID is empty.
 func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) {
@@ -37,6 +42,9 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 	for i := range ms {
 		if ms[i].Topic == "" {
 			return nil, fmt.Errorf("%w: message %d has an empty topic", broker.ErrInvalidMessage, i)
+		}
+		if len(ms[i].Headers) > MaxHeaders {
+			return nil, fmt.Errorf("%w: message %d has %d headers, more than %d", broker.ErrInvalidMessage, i, len(ms[i].Headers), MaxHeaders)
 		}
 		ids[i] = ms[i].ID
 		if ids[i] == "" {
