@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,29 @@ func TestCluster(t *testing.T) {
 	}
 	if err := a.Check(ctx); err != nil {
 		t.Fatal(err)
+	}
+
+	// Close ends a Fetch polling several slots.
+	p := newBroker("poller")
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			ds, err := p.Fetch(ctx, []string{"empty-1", "empty-2"}, 1)
+			if err != nil || len(ds) > 0 {
+				errc <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond) // let it poll
+	_ = p.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, broker.ErrClosed) {
+			t.Fatalf("Fetch after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Fetch did not return after Close")
 	}
 
 	// Open with comma-separated seed addresses makes a cluster client.
