@@ -82,6 +82,9 @@ func startProcess(t testing.TB, cfg *config) (*Server, string, error) {
 func (p *proc) launch() (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return "", errors.New("the server is already running: Stop it first")
+	}
 	const tries = 5
 	var last error
 	for i := range tries {
@@ -136,6 +139,7 @@ func (p *proc) launchOn(ports []int) (string, error) {
 	cmd := exec.Command(p.bin, args...)
 	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = logf, logf // *os.File: no copying goroutines
+	cmd.SysProcAttr = childAttr()       // dies with the test binary where the OS allows
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("start %s: %w", p.bin, err)
 	}

@@ -104,6 +104,7 @@ type Server struct {
 
 	password string
 	opts     *goredis.Options // url path: parsed REDIS_URL
+	rawURL   string           // url path: REDIS_URL as given
 	b        backend          // nil on the url path
 
 	mu   sync.Mutex
@@ -129,7 +130,7 @@ func (s *Server) Addr() string {
 // after Start: read it again after a restart.
 func (s *Server) URL() string {
 	if s.opts != nil { // url path: hand back what the user gave us
-		return os.Getenv(EnvURL)
+		return s.rawURL
 	}
 	u := "redis://"
 	if s.password != "" {

@@ -40,7 +40,7 @@ func startURL(t testing.TB, cfg *config, ns string) (*Server, string, error) {
 			t.Logf("redistest: delete namespace %s: %v", ns, err)
 		}
 	})
-	return &Server{opts: opts, addr: opts.Addr}, "the Redis at " + EnvURL + " (" + opts.Addr + ")", nil
+	return &Server{opts: opts, rawURL: raw, addr: opts.Addr}, "the Redis at " + EnvURL + " (" + opts.Addr + ")", nil
 }
 
 // deleteNamespace removes every key starting with ns.
