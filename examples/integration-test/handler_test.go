@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
@@ -24,6 +26,11 @@ type fakeModel struct {
 	failFirst int32
 }
 
+func TestMain(m *testing.M) {
+	// The server's goroutines must all be gone when the tests end.
+	goleak.VerifyTestMain(m)
+}
+
 func (m *fakeModel) Summarise(_ context.Context, text string) (string, error) {
 	if m.calls.Add(1) <= m.failFirst {
 		return "", errors.New("model overloaded")
@@ -36,8 +43,15 @@ func (m *fakeModel) Summarise(_ context.Context, text string) (string, error) {
 // returns the broker, for publishing and inspecting.
 func startWorker(t *testing.T, srv *redistest.Server, h job.Handler) *redis.Broker {
 	t.Helper()
-	// Namespace isolates this test's keys, even on a shared Redis.
-	b, err := redis.Open(srv.URL(), &redis.Options{Namespace: srv.Namespace, Consumer: t.Name()})
+	// Namespace isolates this test's keys, even on a shared Redis. Short
+	// Block and ClaimInterval make delayed retries come back in
+	// milliseconds instead of about two seconds.
+	b, err := redis.Open(srv.URL(), &redis.Options{
+		Namespace:     srv.Namespace,
+		Consumer:      t.Name(),
+		Block:         50 * time.Millisecond,
+		ClaimInterval: 20 * time.Millisecond,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
