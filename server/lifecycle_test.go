@@ -469,3 +469,61 @@ func probeBody(t testing.TB, h http.Handler, path string) (int, string) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	return rec.Code, rec.Body.String()
 }
+
+func TestHeartbeatRenewsAllHeldLeasesInOneCall(t *testing.T) {
+	const jobs = 3
+	var widest atomic.Int64
+	w := &wrapped{Broker: newBroker(t), onExtend: func(ds []*broker.Delivery) {
+		for {
+			n := widest.Load()
+			if int64(len(ds)) <= n || widest.CompareAndSwap(n, int64(len(ds))) {
+				return
+			}
+		}
+	}}
+	release := make(chan struct{})
+	srv := start(t, w, job.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}), &server.Options{Topics: []string{"t"}, Concurrency: jobs, HeartbeatInterval: time.Millisecond})
+	releaseAll := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseAll)
+	for range jobs {
+		publish(t, w, broker.Message{Topic: "t"})
+	}
+	waitFor(t, "all jobs in flight", func() bool { return srv.Stats().InFlight == jobs })
+	waitFor(t, "one Extend call with every held job", func() bool { return widest.Load() == jobs })
+	releaseAll()
+	waitFor(t, "all jobs acked", func() bool { return srv.Stats().Acked == jobs })
+	if st := srv.Stats(); st.Extended < jobs || st.ExtendErrors != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestShutdownContextEndsFirst(t *testing.T) {
+	release := make(chan struct{})
+	b := newBroker(t)
+	srv := start(t, b, job.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
+		<-release
+		return nil
+	}), &server.Options{Topics: []string{"t"}})
+	releaseAll := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseAll)
+	publish(t, b, broker.Message{Topic: "t"})
+	waitFor(t, "the job to start", func() bool { return srv.Stats().InFlight == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown with an ended context: %v", err)
+	}
+	releaseAll()
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if st := srv.Stats(); st.Acked != 1 {
+		t.Fatalf("stats %+v: the drain went on after Shutdown returned", st)
+	}
+}
