@@ -405,7 +405,9 @@ func (b *Broker) PendingEntries(ctx context.Context, topic string, limit int) ([
 
 // DelayedJob is a job waiting in a topic's delayed set.
 type DelayedJob struct {
-	Job job.Job   `json:"job"`
+	// Job is the job as it will be delivered (Attempt included).
+	Job job.Job `json:"job"`
+	// Due is when it becomes ready.
 	Due time.Time `json:"due"`
 }
 
