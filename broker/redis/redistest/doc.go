@@ -35,8 +35,9 @@
 //
 // # Restarts
 //
-// A Server started with Restartable (or WithAOF) can be stopped, killed and started again;
-// with WithAOF every write is fsynced, so data survives even Kill. After Start the address
+// A container or process Server can be stopped, killed and started again; Restartable
+// (implied by WithAOF) makes Start refuse the REDIS_URL path, which cannot. With WithAOF
+// every write is fsynced, so data survives even Kill. After Start the address
 // may change (containers get a new mapped port), which is why URL and Addr are methods.
 // Clients returned by Server.Client dial the current address, so they keep working across
 // restarts; code configured with a URL string must re-read URL.

@@ -81,11 +81,13 @@ func (c *config) serverArgs() []string {
 // acknowledged write survives Stop, Kill and Start. It implies Restartable.
 func WithAOF() Option { return func(c *config) { c.aof, c.restartable = true, true } }
 
-// Restartable asks for a server that can be stopped and started again (not REDIS_URL).
+// Restartable asks for a server that can be stopped and started again: a container or a
+// process, never REDIS_URL.
 func Restartable() Option { return func(c *config) { c.restartable = true } }
 
 // WithArgs appends redis-server arguments, e.g. WithArgs("--maxmemory", "10mb"). They
-// come after the harness's own and so override them. Not available with REDIS_URL.
+// come after the harness's own and so override them. File paths are read by the server:
+// inside the container on the container path. Not available with REDIS_URL.
 func WithArgs(args ...string) Option {
 	return func(c *config) { c.args = append(c.args, args...) }
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 )
 
@@ -88,38 +90,42 @@ func TestNamespacesDiffer(t *testing.T) {
 }
 
 func TestPassword(t *testing.T) {
-	requirePath(t, redistest.PathProcess)
-	srv := redistest.Start(t, redistest.WithPassword("p@ss:word/#"))
-	if err := srv.Client(t).Ping(t.Context()).Err(); err != nil {
-		t.Fatalf("PING with password: %v", err)
-	}
-	if !strings.HasPrefix(srv.URL(), "redis://:p%40ss%3Aword%2F%23@") {
-		t.Fatalf("URL() = %q: password not escaped", srv.URL())
-	}
-	c, err := net.Dial("tcp", srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte("GET x\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64)
-	n, _ := c.Read(buf)
-	if !strings.HasPrefix(string(buf[:n]), "-NOAUTH") {
-		t.Fatalf("GET without password answered %q, want -NOAUTH", buf[:n])
+	for _, path := range []string{redistest.PathContainer, redistest.PathProcess} {
+		t.Run(path, func(t *testing.T) {
+			requirePath(t, path)
+			srv := redistest.Start(t, redistest.WithPassword("p@ss:word/#"))
+			if err := srv.Client(t).Ping(t.Context()).Err(); err != nil {
+				t.Fatalf("PING with password: %v", err)
+			}
+			if !strings.HasPrefix(srv.URL(), "redis://:p%40ss%3Aword%2F%23@") {
+				t.Fatalf("URL() = %q: password not escaped", srv.URL())
+			}
+			o, err := goredis.ParseURL(srv.URL())
+			if err != nil || o.Password != "p@ss:word/#" {
+				t.Fatalf("ParseURL(URL()) password = %q, %v", o.Password, err)
+			}
+			noAuth := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), MaxRetries: -1})
+			defer noAuth.Close()
+			if err := noAuth.Get(t.Context(), srv.Key("x")).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOAUTH") {
+				t.Fatalf("GET without password: %v, want NOAUTH", err)
+			}
+		})
 	}
 }
 
 func TestWithArgs(t *testing.T) {
-	requirePath(t, redistest.PathProcess)
-	srv := redistest.Start(t, redistest.WithArgs("--maxmemory-policy", "noeviction", "--databases", "3"))
-	got, err := srv.Client(t).ConfigGet(t.Context(), "databases").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got["databases"] != "3" {
-		t.Fatalf("CONFIG GET databases = %v, want 3", got)
+	for _, path := range []string{redistest.PathContainer, redistest.PathProcess} {
+		t.Run(path, func(t *testing.T) {
+			requirePath(t, path)
+			srv := redistest.Start(t, redistest.WithArgs("--maxmemory-policy", "noeviction", "--databases", "3"))
+			got, err := srv.Client(t).ConfigGet(t.Context(), "databases").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got["databases"] != "3" {
+				t.Fatalf("CONFIG GET databases = %v, want 3", got)
+			}
+		})
 	}
 }
 
