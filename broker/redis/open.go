@@ -201,12 +201,12 @@ func applyTLS(c *tls.Config, t *TLSOptions) error {
 
 // RedactURL returns rawURL with its password replaced by "xxxxx", for logs
 // and errors. It works on URLs that do not parse (an unencoded '@' or '/' in
-// the password, say): everything between "://" and the last '@' before the
-// host is treated as user:password.
+// the password, a missing scheme): everything between "://" (or the start)
+// and the last '@' is treated as user:password.
 func RedactURL(rawURL string) string {
-	scheme, rest, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		return rawURL
+	prefix, rest := "", rawURL
+	if i := strings.Index(rawURL, "://"); i >= 0 {
+		prefix, rest = rawURL[:i+3], rawURL[i+3:]
 	}
 	at := strings.LastIndex(rest, "@")
 	if at < 0 {
@@ -216,7 +216,7 @@ func RedactURL(rawURL string) string {
 	if !hasPass {
 		return rawURL
 	}
-	return scheme + "://" + user + ":xxxxx" + rest[at:]
+	return prefix + user + ":xxxxx" + rest[at:]
 }
 
 // isTimeout reports a timeout or deadline error.

@@ -19,6 +19,8 @@ func TestRedactURL(t *testing.T) {
 		{"redis://user:p@ss:w/rd#x@host:6379/0", "redis://user:xxxxx@host:6379/0"},
 		{"redis://user@host", "redis://user@host"},
 		{"not a url", "not a url"},
+		{"default:s3cret@127.0.0.1:6379", "default:xxxxx@127.0.0.1:6379"},
+		{"localhost:6379", "localhost:6379"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -52,6 +54,7 @@ func TestOpenErrors(t *testing.T) {
 		opts            *redis.Options
 	}{
 		{name: "bad scheme", url: "http://u:topsecret@localhost", want: "scheme must be redis:// or rediss://"},
+		{name: "no scheme", url: "default:topsecret@localhost:6379", want: "scheme must be redis:// or rediss://"},
 		{name: "unencoded password", url: "redis://u:top#secret@localhost:6379", want: "URL-encode"},
 		{name: "bad db", url: "redis://u:topsecret@localhost:6379/x", want: "invalid Redis URL"},
 		{name: "refused", url: "redis://u:topsecret@127.0.0.1:1", want: "connection refused"},
