@@ -119,6 +119,7 @@ func TestPingDiagnoses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // most cases wait for a timeout
 			start := time.Now()
 			r := mustRun(t, exitFail, invocation{env: tt.env.with("CONVEYOR_REDIS_DIAL_TIMEOUT", "1s")}, "ping")
 			if took := time.Since(start); took > 15*time.Second {
