@@ -24,9 +24,9 @@ const (
 	exitUsage = 2 // the command line or the configuration is wrong
 )
 
-// subcommands lists the constructors of conveyor's subcommands, in the order
-// help shows them. To add a command, write newXCmd(*app) *cobra.Command in
-// its own file and add it here: nothing else needs to change.
+// subcommands lists the constructors of conveyor's subcommands (help lists
+// them alphabetically). To add a command, write newXCmd(*app) *cobra.Command
+// in its own file and add it here: nothing else needs to change.
 var subcommands = []func(*app) *cobra.Command{
 	newPingCmd,
 	newProduceCmd,
