@@ -3,7 +3,6 @@ package dashboard_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -262,5 +261,3 @@ func TestPasswordNeverRendered(t *testing.T) {
 func brokerFailure() job.Failure {
 	return job.Failure{Error: "disk full", Reason: job.ReasonPermanent, At: time.Now()}
 }
-
-var _ = httptest.NewRecorder

@@ -138,8 +138,9 @@ func TestBrowserReplayByClicking(t *testing.T) {
 	}
 
 	// Open the topic and replay its first dead letter by clicking.
-	if _, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`tr[data-topic="orchestrate"] a.topic`))); err != nil {
-		t.Fatal(err)
+	if err := clickAndWait(ctx, chromedp.CSS(`tr[data-topic="orchestrate"] a.topic`)); err != nil {
+		url, _ := chromedp.Run(ctx, chromedp.Location())
+		t.Fatalf("click topic: %v (page %s)", err, url)
 	}
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#dead tr[id^="dl-"]`))); err != nil {
 		t.Fatal(err)
@@ -158,8 +159,9 @@ func TestBrowserReplayByClicking(t *testing.T) {
 		t.Fatal(err)
 	}
 	button := chromedp.CSS(`tr[id="dl-` + dl.ID + `"] button[data-action="replay"]`)
-	if _, err := chromedp.RunResponse(ctx, chromedp.Click(button)); err != nil {
-		t.Fatal(err)
+	if err := clickAndWait(ctx, button); err != nil {
+		url, _ := chromedp.Run(ctx, chromedp.Location())
+		t.Fatalf("click replay: %v (dialogs %q, page %s)", err, *dialogs, url)
 	}
 	flash, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".flash")))
 	if err != nil {
@@ -195,6 +197,15 @@ func TestBrowserReplayByClicking(t *testing.T) {
 	if a, ok := newest[0].Values["attempt"]; ok && a != "1" {
 		t.Errorf("replayed job's attempt %v, want 1", a)
 	}
+}
+
+// clickAndWait clicks sel and waits for the page it leads to, for at most
+// 8 seconds.
+func clickAndWait(ctx context.Context, sel chromedp.CSS) error {
+	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	_, err := chromedp.RunResponse(cctx, chromedp.Click(sel))
+	return err
 }
 
 // seedMore adds topics and traffic for a realistic screenshot.

@@ -38,6 +38,13 @@
   var live = document.getElementById("live");
   var busy = false;
 
+  // Never swap the DOM under a pressed pointer: a click whose press and
+  // release land on different (replaced) elements is lost.
+  var pressed = false;
+  document.addEventListener("pointerdown", function () { pressed = true; }, true);
+  document.addEventListener("pointerup", function () { pressed = false; }, true);
+  document.addEventListener("pointercancel", function () { pressed = false; }, true);
+
   function refresh() {
     if (busy || document.hidden) return;
     busy = true;
@@ -47,7 +54,9 @@
           if (!res.ok) throw new Error(res.status + " " + res.statusText);
           return res.text();
         })
-        .then(function (html) { el.innerHTML = html; });
+        .then(function (html) {
+          if (!pressed && el.innerHTML !== html) el.innerHTML = html;
+        });
     });
     Promise.all(jobs).then(function () {
       if (live) { live.classList.remove("stale"); live.textContent = "live"; live.title = "updated " + new Date().toLocaleTimeString(); }
