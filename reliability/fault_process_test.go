@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -160,6 +161,15 @@ func TestFaultCrashLoop(t *testing.T) {
 	if collateral := acc.DeadLettered - 1; collateral > 0 {
 		t.Logf("%d job(s) besides the crashing one were dead-lettered with it after succeeding (their acks were still batched at each crash): %v",
 			collateral, acc.Both)
+		for _, e := range final.Events {
+			if slices.Contains(acc.Both, e.ID) || e.ID == poison {
+				if e.Kind == "start" {
+					t.Logf("  pid %d: start %s, attempt %d", e.Pid, e.ID, e.Attempt)
+				} else {
+					t.Logf("  pid %d: done %s", e.Pid, e.ID)
+				}
+			}
+		}
 	}
 }
 
