@@ -199,3 +199,24 @@ func TestTrim(t *testing.T) {
 		t.Fatalf("trim --older-than: %q", r.stdout)
 	}
 }
+
+// TestHealthNamespaceMismatch: jobs published under one namespace, health
+// run under another points at the namespace that holds them.
+func TestHealthNamespaceMismatch(t *testing.T) {
+	e, _ := redisEnv(t)
+	producer := e.with("REDIS_NAMESPACE", e["REDIS_NAMESPACE"]+"-prod")
+	mustRun(t, exitOK, invocation{env: producer}, "produce", "--topic", "orchestrate", "--payload", `{}`)
+
+	r := mustRun(t, exitOK, invocation{env: e}, "health", "--topic", "orchestrate")
+	if !strings.Contains(r.stderr, "exists in namespace "+producer["REDIS_NAMESPACE"]) {
+		t.Fatalf("no namespace hint:\n%s", r.stderr)
+	}
+	r = mustRun(t, exitOK, invocation{env: e}, "health")
+	if !strings.Contains(r.stderr, "holds topics in namespace "+producer["REDIS_NAMESPACE"]) {
+		t.Fatalf("no namespace hint:\n%s", r.stderr)
+	}
+	r = mustRun(t, exitOK, invocation{env: producer}, "health", "--topic", "orchestrate")
+	if strings.Contains(r.stderr, "hint:") {
+		t.Fatalf("hint on a topic that has jobs:\n%s", r.stderr)
+	}
+}

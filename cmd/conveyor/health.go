@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,8 +34,9 @@ last entry ID, how many jobs are pending (delivered, not yet settled), the lag
 dead-letter depth; then each consumer group and consumer with its pending
 count and idle time.
 
-Without --topic it describes every topic in the namespace. If a topic you
-produce to is missing, producer and worker probably use different
+Without --topic it describes every topic in the namespace. When a topic (or
+the whole namespace) is empty but other namespaces on the same Redis hold it,
+health says so on stderr: producer and worker probably use different
 REDIS_NAMESPACE values.`,
 		Example: `  conveyor health
   conveyor health --topic orchestrate
@@ -62,13 +64,22 @@ REDIS_NAMESPACE values.`,
 						return fmt.Errorf("inspect %s: %w", t, err)
 					}
 					infos = append(infos, info)
+					if isEmpty(info) {
+						if other := namespacesWith(ctx, b, a.cfg.Redis.Namespace, t); len(other) > 0 {
+							fmt.Fprintf(a.stderr, "hint: topic %s is empty in namespace %s but exists in namespace %s: do producer and worker use the same REDIS_NAMESPACE?\n",
+								t, a.cfg.Redis.Namespace, strings.Join(other, ", "))
+						}
+					}
 				}
 				if asJSON {
 					return writeJSON(a.stdout, infos)
 				}
 				if len(infos) == 0 {
-					_, err := fmt.Fprintf(a.stdout, "no topics in namespace %s\n", a.cfg.Redis.Namespace)
-					return err
+					fmt.Fprintf(a.stdout, "no topics in namespace %s\n", a.cfg.Redis.Namespace)
+					if other := namespacesWith(ctx, b, a.cfg.Redis.Namespace, ""); len(other) > 0 {
+						fmt.Fprintf(a.stderr, "hint: this Redis holds topics in namespace %s: is REDIS_NAMESPACE right?\n", strings.Join(other, ", "))
+					}
+					return nil
 				}
 				printHealth(a, infos)
 				return nil
