@@ -23,9 +23,10 @@
 //     and finishes.
 //   - TestFaultNetworkCut: a TCP proxy between worker and Redis drops every
 //     connection and refuses new ones, twice; the server recovers by itself.
-//   - TestFaultGracefulShutdown: cancellation (in process) and SIGTERM (to a
-//     worker process using signal.NotifyContext) with many jobs in flight;
-//     Run returns, and what did not finish is recovered by another worker.
+//   - TestFaultGracefulShutdown and TestFaultGracefulShutdownInProcess:
+//     SIGTERM to a worker process using signal.NotifyContext, and context
+//     cancellation in process, with many jobs in flight; Run returns, and
+//     what did not finish is recovered by another worker.
 //   - TestFaultLongJob: a handler running three leases keeps its job by
 //     heartbeat; a second consumer never receives it.
 //   - TestFaultPanicStorm: handlers panic on every third job; the worker
