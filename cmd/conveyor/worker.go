@@ -155,6 +155,8 @@ func runWorker(ctx context.Context, a *app, c *config.Config) error {
 	if err != nil {
 		return err
 	}
+	warnOtherNamespaces(ctx, b, c, log)
+
 	var queues *promc.QueueCollector
 	if in, ok := b.(broker.Inspector); ok {
 		queues = promc.NewQueueCollector(in, &promc.QueueCollectorOptions{Topics: c.Worker.Topics, Logger: log})
@@ -229,4 +231,24 @@ func runWorker(ctx context.Context, a *app, c *config.Config) error {
 		return runErr
 	}
 	return nil
+}
+
+// warnOtherNamespaces logs a warning for each topic that is empty in the
+// worker's namespace but exists in another one on the same Redis: the
+// producer probably uses a different REDIS_NAMESPACE.
+func warnOtherNamespaces(ctx context.Context, b broker.Broker, c *config.Config, log *slog.Logger) {
+	in, ok := b.(broker.Inspector)
+	if !ok {
+		return
+	}
+	for _, t := range c.Worker.Topics {
+		info, err := in.Inspect(ctx, t)
+		if err != nil || !isEmpty(info) {
+			continue
+		}
+		if other := namespacesWith(ctx, b, c.Redis.Namespace, t); len(other) > 0 {
+			log.Warn("topic is empty in this namespace but exists in others: do producers use the same REDIS_NAMESPACE?",
+				"topic", t, "namespace", c.Redis.Namespace, "other_namespaces", other)
+		}
+	}
 }

@@ -164,6 +164,19 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	}
 }
 
+func TestWorkerWarnsAboutOtherNamespaces(t *testing.T) {
+	e, _ := redisEnv(t)
+	other := e["REDIS_NAMESPACE"] + "-other"
+	mustRun(t, exitOK, invocation{env: e.with("REDIS_NAMESPACE", other)}, "produce", "--topic", "orchestrate", "--payload", `{}`)
+	ctx, cancel := context.WithCancel(t.Context())
+	stderr, done := startWorker(t, ctx, e, "--topic", "orchestrate")
+	cancel()
+	<-done
+	if !strings.Contains(stderr.String(), "exists in others") || !strings.Contains(stderr.String(), other) {
+		t.Fatalf("no warning about namespace %s:\n%s", other, stderr.String())
+	}
+}
+
 func TestWorkerMemoryBackend(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	_, done := startWorker(t, ctx, env{"CONVEYOR_METRICS_ADDR": ""}, "--backend", "memory", "--topic", "demo")
