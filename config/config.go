@@ -182,7 +182,7 @@ type keyInfo struct {
 	typ   reflect.Type
 }
 
-// keys lists the leaves of Config in declaration order. It is computed from
+// keyTable lists the leaves of Config in declaration order. It is computed from
 // the struct so that the list cannot drift from it.
 var keyTable = buildKeys()
 
@@ -241,7 +241,7 @@ func lookupKey(key string) *keyInfo {
 	return nil
 }
 
-// sections returns the names of the struct-valued fields ("redis", …).
+// isSection reports whether key names a group of keys ("redis", …).
 func isSection(key string) bool {
 	for _, k := range keyTable {
 		if strings.HasPrefix(k.key, key+".") {

@@ -67,7 +67,9 @@ func Redact(msg, rawURL string) string {
 // userinfoPassword matches the password of URLs inside free text.
 var userinfoPassword = regexp.MustCompile(`(://[^:/@\s]*:)[^\s]*@`)
 
-// redactURLs replaces the passwords of URLs found in s by "xxxxx".
+// redactURLs replaces the passwords of URLs found in s by "xxxxx". Unlike
+// middleware.RedactURLs it needs no scheme before "://": parse errors quote
+// fragments of a line, which may start in the middle of a URL.
 func redactURLs(s string) string {
 	return userinfoPassword.ReplaceAllString(s, "${1}"+redacted+"@")
 }
