@@ -58,7 +58,7 @@ func browser(t *testing.T) context.Context {
 	)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	tctx, tcancel := context.WithTimeout(ctx, 25*time.Second)
+	tctx, tcancel := context.WithTimeout(ctx, 40*time.Second) // a hard cap; a run takes about 10 s
 	t.Cleanup(func() {
 		tcancel()
 		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
@@ -200,9 +200,9 @@ func TestBrowserReplayByClicking(t *testing.T) {
 }
 
 // clickAndWait clicks sel and waits for the page it leads to, for at most
-// 8 seconds.
+// 15 seconds.
 func clickAndWait(ctx context.Context, sel chromedp.CSS) error {
-	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	_, err := chromedp.RunResponse(cctx, chromedp.Click(sel))
 	return err
@@ -257,7 +257,7 @@ func screenshot(t *testing.T, ctx context.Context, f *fixture, path string) {
 	defer func() { stop(); wg.Wait() }()
 	err := chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-topic="notify"] svg.chart`)),
-		chromedp.Sleep(3*time.Second), // a few seconds of chart
+		chromedp.Sleep(5*time.Second), // a few seconds of chart
 	)
 	if err != nil {
 		t.Fatal(err)
