@@ -41,7 +41,9 @@ cp "$real" "$root/usr/bin/redis-server"
 
 # Every shared library it links, at the path the loader will look for it, plus the loader.
 libs=$(ldd "$real" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
-for lib in $libs /lib64/ld-linux-x86-64.so.2; do
+# (ldd lists the loader too; name the x86-64 one explicitly in case it is missed.)
+[ -e /lib64/ld-linux-x86-64.so.2 ] && libs="$libs /lib64/ld-linux-x86-64.so.2"
+for lib in $libs; do
 	mkdir -p "$root$(dirname "$lib")"
 	cp -L "$lib" "$root$lib"
 done
