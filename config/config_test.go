@@ -284,6 +284,7 @@ func TestBadURLs(t *testing.T) {
 		{"unencoded colon", "redis://default:pa:ss@h:6379/0", []string{`":" as %3A`}},
 		{"bad percent", "redis://default:100%sure@h:6379/0", []string{`"%" as %25`}},
 		{"no scheme", "localhost:6379", []string{"missing scheme", "redis://"}},
+		{"no scheme, with a password", "default:100%sure@localhost:6379", []string{"missing scheme"}},
 		{"wrong scheme", "http://localhost:6379", []string{`scheme "http"`, "rediss://"}},
 		{"no host", "redis:///0", []string{"missing host"}},
 		{"bad db", "redis://localhost:6379/abc", []string{"database"}},
@@ -317,6 +318,8 @@ func TestRedaction(t *testing.T) {
 		{"redis://default:p@ss/w#rd@h:6379/0", "redis://default:xxxxx@h:6379/0"},
 		{"redis://h:6379/0", "redis://h:6379/0"},
 		{"redis://user@h:6379/0", "redis://user@h:6379/0"},
+		{"default:s3cret@h:6379", "default:xxxxx@h:6379"}, // no scheme
+		{"h:6379", "h:6379"},
 	}
 	for _, tt := range tests {
 		if got := config.RedactURL(tt.in); got != tt.want {

@@ -17,21 +17,22 @@ import (
 const redacted = "xxxxx"
 
 // splitUserinfo finds the user and password of a redis URL without parsing
-// it, so that it works on URLs that do not parse. at is the index in s of the
-// "@" ending the userinfo, or -1.
+// it, so that it works on URLs that do not parse. A string without "://" is
+// read as userinfo@host (a URL missing its scheme). at is the index in s of
+// the "@" ending the userinfo, or -1.
 func splitUserinfo(s string) (prefix, user, password string, hasPassword bool, at int) {
-	i := strings.Index(s, "://")
-	if i < 0 {
-		return "", "", "", false, -1
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 {
+		start = i + 3
 	}
-	prefix = s[:i+3]
-	rest := s[i+3:]
+	prefix = s[:start]
+	rest := s[start:]
 	a := strings.LastIndex(rest, "@")
 	if a < 0 {
 		return prefix, "", "", false, -1
 	}
 	user, password, hasPassword = strings.Cut(rest[:a], ":")
-	return prefix, user, password, hasPassword, i + 3 + a
+	return prefix, user, password, hasPassword, start + a
 }
 
 // RedactURL returns s with its password replaced by "xxxxx". It works on
