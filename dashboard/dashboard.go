@@ -677,42 +677,60 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// redactURL returns rawURL without its password (nor any query, which may
-// carry one), for display.
+// redactURL returns rawURL without its password, nor any query or fragment
+// (which may carry one), for display. It works on URLs that do not parse (a
+// password with an unencoded '@', '/' or '#'): the user information runs to
+// the last '@'.
 func redactURL(rawURL string) string {
-	if rawURL == "" {
-		return ""
+	r := redis.RedactURL(rawURL)
+	start := strings.LastIndex(r, "@") + 1
+	if start == 0 {
+		if _, rest, ok := strings.Cut(r, "://"); ok {
+			start = len(r) - len(rest)
+		}
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return redis.RedactURL(strings.SplitN(rawURL, "?", 2)[0])
+	if i := strings.IndexAny(r[start:], "?#"); i >= 0 {
+		r = r[:start+i]
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	u.RawQuery, u.ForceQuery, u.Fragment = "", false, ""
-	return u.String()
+	return r
 }
 
-// redactIn replaces every form of rawURL's password in msg.
-func redactIn(msg, rawURL string) string {
-	u, err := url.Parse(rawURL)
-	var pw string
-	if err == nil {
-		pw, _ = u.User.Password()
-		if pw == "" {
-			pw = u.Query().Get("password")
+// passwordOf returns the password in rawURL's user information (up to the
+// last '@'), or in its password query parameter.
+func passwordOf(rawURL string) string {
+	_, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return ""
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
+			return pw
 		}
-	} else if _, rest, ok := strings.Cut(rawURL, "://"); ok {
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			_, pw, _ = strings.Cut(rest[:at], ":")
+		rest = rest[at+1:]
+	}
+	if _, q, ok := strings.Cut(rest, "?"); ok {
+		if v, err := url.ParseQuery(q); err == nil {
+			return v.Get("password")
 		}
 	}
+	return ""
+}
+
+// redactIn replaces every form of rawURL's password in msg (as written,
+// decoded and encoded).
+func redactIn(msg, rawURL string) string {
+	pw := passwordOf(rawURL)
 	if len(pw) < 3 {
 		return msg
 	}
-	for _, f := range []string{pw, url.QueryEscape(pw), url.PathEscape(pw)} {
-		msg = strings.ReplaceAll(msg, f, "xxxxx")
+	forms := []string{pw, url.QueryEscape(pw), url.PathEscape(pw)}
+	if dec, err := url.PathUnescape(pw); err == nil {
+		forms = append(forms, dec, url.QueryEscape(dec), url.PathEscape(dec))
+	}
+	for _, f := range forms {
+		if len(f) >= 3 {
+			msg = strings.ReplaceAll(msg, f, "xxxxx")
+		}
 	}
 	return msg
 }
