@@ -144,11 +144,13 @@ func TestFaultCrashLoop(t *testing.T) {
 		t.Errorf("%d crashes, want %d", crashes, maxAttempts)
 	}
 	// Every other job ran to success at least once. A job that finished
-	// just before a crash may still have its acknowledgement waiting in the
-	// server's ack batch; it is then redelivered together with the crashing
-	// job, crashes with it, and can reach the delivery limit too: dead-
-	// lettered although it succeeded. At-least-once allows that; it is
-	// reported, never a lost job.
+	// just before a crash can lose its acknowledgement and come back with
+	// the crashing job; the server sends the acks of such later attempts at
+	// once rather than in a batch, so it is not redelivered again and again
+	// until it reaches the delivery limit. Only the window between a
+	// handler's return and its ack's round trip remains, so a job dead-
+	// lettered alongside the crashing one is reported (at-least-once allows
+	// it), never a lost job.
 	for _, id := range all {
 		if id == poison {
 			continue

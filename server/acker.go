@@ -17,7 +17,8 @@ type ackQueue struct {
 	pending []*broker.Delivery
 	limit   int           // workers wait while this many acks are pending
 	batch   int           // AckBatch
-	kick    chan struct{} // buffered 1: a batch started or filled up
+	urgent  bool          // a pending ack is for a job past its first attempt
+	kick    chan struct{} // buffered 1: a batch started or filled up, or urgent
 }
 
 func newAckQueue(batch int) *ackQueue {
@@ -34,6 +35,12 @@ func newAckQueue(batch int) *ackQueue {
 // add queues d for acknowledgement. It blocks while the acker is too far
 // behind, so that a slow broker slows the workers down instead of letting
 // acknowledgements pile up past their leases.
+//
+// The acknowledgement of a job past its first attempt is urgent: it is sent at
+// once with whatever is pending. Such a job may have been redelivered after a
+// crash, next to a job that crashes its worker every time; holding its ack
+// for a batch would let the next crash redeliver it again, until it reached
+// the delivery limit and was dead-lettered although it had succeeded.
 func (q *ackQueue) add(d *broker.Delivery) {
 	q.mu.Lock()
 	for len(q.pending) >= q.limit {
@@ -41,8 +48,10 @@ func (q *ackQueue) add(d *broker.Delivery) {
 	}
 	q.pending = append(q.pending, d)
 	n := len(q.pending)
+	urgent := d.Job.Attempt > 1
+	q.urgent = q.urgent || urgent
 	q.mu.Unlock()
-	if n == 1 || n == q.batch {
+	if n == 1 || n == q.batch || urgent {
 		select {
 		case q.kick <- struct{}{}:
 		default:
@@ -60,16 +69,18 @@ func (q *ackQueue) take(buf []*broker.Delivery) ([]*broker.Delivery, int) {
 	rest := copy(q.pending, q.pending[n:])
 	clear(q.pending[rest:])
 	q.pending = q.pending[:rest]
+	q.urgent = false
 	if n > 0 {
 		q.space.Broadcast()
 	}
 	return buf, rest
 }
 
-func (q *ackQueue) len() int {
+// state returns how many acks are pending and whether one of them is urgent.
+func (q *ackQueue) state() (int, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.pending)
+	return len(q.pending), q.urgent
 }
 
 // acker sends the queued acknowledgements in batches of up to AckBatch, each
@@ -107,18 +118,19 @@ func (s *Server) acker(ctx context.Context, q *ackQueue, stop <-chan struct{}) {
 			drain()
 			return
 		}
-		n := q.len()
+		n, urgent := q.state()
 		if n == 0 {
 			continue // a stale kick
 		}
-		// A batch has started: send it when it is full or when its first
-		// acknowledgement has waited AckInterval.
+		// A batch has started: send it when it is full, when one of its
+		// acknowledgements is urgent, or when its first acknowledgement has
+		// waited AckInterval.
 		timer.Reset(s.opts.AckInterval)
 		for n > 0 {
-			if n < s.opts.AckBatch {
+			if n < s.opts.AckBatch && !urgent {
 				select {
 				case <-q.kick:
-					if n = q.len(); n < s.opts.AckBatch {
+					if n, urgent = q.state(); n < s.opts.AckBatch && !urgent {
 						continue
 					}
 				case <-timer.C:
@@ -129,6 +141,7 @@ func (s *Server) acker(ctx context.Context, q *ackQueue, stop <-chan struct{}) {
 				}
 			}
 			if n = flush(); n > 0 {
+				_, urgent = q.state()
 				// What arrived during the Ack call starts the next batch.
 				timer.Reset(s.opts.AckInterval)
 			}

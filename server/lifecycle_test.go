@@ -527,3 +527,33 @@ func TestShutdownContextEndsFirst(t *testing.T) {
 		t.Fatalf("stats %+v: the drain went on after Shutdown returned", st)
 	}
 }
+
+// A job past its first attempt may be a redelivery after a crash, sitting next
+// to a job that crashes the worker every time: its ack must not wait for a
+// batch that the next crash would lose.
+func TestAckOfLaterAttemptIsSentAtOnce(t *testing.T) {
+	b := newBroker(t)
+	failed := false
+	srv := start(t, b, job.HandlerFunc(func(_ context.Context, j *job.Job) error {
+		if !failed {
+			failed = true
+			return job.RetryIn(0, errors.New("once"))
+		}
+		return nil
+	}), &server.Options{Topics: []string{"t"}, Concurrency: 1, AckBatch: 1000, AckInterval: time.Hour})
+	publish(t, b, broker.Message{Topic: "t"})
+	waitFor(t, "the second attempt acked although the batch is neither full nor due",
+		func() bool { return srv.Stats().Acked == 1 })
+	if info := inspect(t, b, "t"); info.Length != 0 {
+		t.Fatalf("job still stored: %+v", info)
+	}
+	// A first attempt still waits for its batch.
+	publish(t, b, broker.Message{Topic: "t"})
+	waitFor(t, "the first-attempt job processed", func() bool { return srv.Stats().Processed == 3 })
+	if info := inspect(t, b, "t"); info.Pending != 1 {
+		t.Fatalf("first-attempt ack was not batched: %+v", info)
+	}
+	if err := srv.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}
