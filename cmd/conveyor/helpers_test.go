@@ -73,6 +73,8 @@ type invocation struct {
 	ctx   context.Context
 	// stderr, when set, receives stderr as it is written.
 	stderr *syncBuffer
+	// terminal makes stderr count as a terminal (progress bars).
+	terminal bool
 }
 
 // conveyor runs the CLI in-process with args and returns its exit code and
@@ -98,7 +100,7 @@ func conveyor(t *testing.T, inv invocation, args ...string) result {
 		stdin:      strings.NewReader(inv.stdin),
 		lookupEnv:  inv.env.lookup,
 		dir:        dir,
-		isTerminal: func(io.Writer) bool { return false },
+		isTerminal: func(io.Writer) bool { return inv.terminal },
 	}
 	code := execute(ctx, a, args)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}

@@ -76,7 +76,19 @@ func TestProduceMany(t *testing.T) {
 	}
 }
 
-func TestProduceProgressOnTerminal(t *testing.T) {
+func TestProduceProgressBar(t *testing.T) {
+	e, _ := redisEnv(t)
+	r := mustRun(t, exitOK, invocation{env: e, terminal: true}, "produce", "--topic", "bulk", "--payload", "{}", "--count", "1000")
+	if !strings.Contains(r.stderr, "publishing [") || !strings.Contains(r.stderr, "1000/1000") {
+		t.Fatalf("no progress bar on a terminal:\n%q", r.stderr)
+	}
+	r = mustRun(t, exitOK, invocation{env: e}, "produce", "--topic", "bulk", "--payload", "{}", "--count", "1000")
+	if r.stderr != "" {
+		t.Fatalf("progress bar when stderr is not a terminal:\n%q", r.stderr)
+	}
+}
+
+func TestProgress(t *testing.T) {
 	var buf syncBuffer
 	p := newProgress(&buf, "publishing", 2000, true)
 	p.add(1000)
