@@ -261,3 +261,30 @@ func TestPasswordNeverRendered(t *testing.T) {
 func brokerFailure() job.Failure {
 	return job.Failure{Error: "disk full", Reason: job.ReasonPermanent, At: time.Now()}
 }
+
+func TestUntrustedTextIsEscaped(t *testing.T) {
+	t.Parallel()
+	b := memory.New(nil)
+	t.Cleanup(func() { _ = b.Close() })
+	const evil = `<script>alert("x")</script><img src=x onerror=alert(1)>`
+	if _, err := b.Publish(context.Background(), broker.Message{Topic: "t", Payload: []byte(evil), Headers: map[string]string{"x": evil}}); err != nil {
+		t.Fatal(err)
+	}
+	ds := fetch(t, b, "t", 1)
+	if err := b.DeadLetter(context.Background(), ds[0], job.Failure{Error: evil, Reason: evil, Handler: evil, Origin: evil}); err != nil {
+		t.Fatal(err)
+	}
+	h := dashboard.New(b, nil)
+	for _, target := range []string{"/topics/t", "/"} {
+		res := get(t, h, target)
+		if strings.Contains(res.body, "<script>alert") || strings.Contains(res.body, "<img src=x") {
+			t.Errorf("%s renders untrusted text as HTML", target)
+		}
+	}
+	if body := get(t, h, "/topics/t").body; !strings.Contains(body, "&lt;script&gt;alert") {
+		t.Error("the escaped payload or error is not shown")
+	}
+	if csp := get(t, h, "/").Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("CSP %q", csp)
+	}
+}

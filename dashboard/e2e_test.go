@@ -76,7 +76,7 @@ func browser(t *testing.T) context.Context {
 }
 
 // acceptDialogs accepts every confirm dialog of the tab, until the test ends.
-func acceptDialogs(t *testing.T, ctx context.Context) *[]string {
+func acceptDialogs(t *testing.T, ctx context.Context) func() []string {
 	t.Helper()
 	var (
 		mu   sync.Mutex
@@ -101,7 +101,11 @@ func acceptDialogs(t *testing.T, ctx context.Context) *[]string {
 		}
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	return &msgs
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(msgs)
+	}
 }
 
 func TestBrowserReplayByClicking(t *testing.T) {
@@ -161,7 +165,7 @@ func TestBrowserReplayByClicking(t *testing.T) {
 	button := chromedp.CSS(`tr[id="dl-` + dl.ID + `"] button[data-action="replay"]`)
 	if err := clickAndWait(ctx, button); err != nil {
 		url, _ := chromedp.Run(ctx, chromedp.Location())
-		t.Fatalf("click replay: %v (dialogs %q, page %s)", err, *dialogs, url)
+		t.Fatalf("click replay: %v (dialogs %q, page %s)", err, dialogs(), url)
 	}
 	flash, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(".flash")))
 	if err != nil {
@@ -170,11 +174,8 @@ func TestBrowserReplayByClicking(t *testing.T) {
 	if !strings.Contains(flash, "Replayed 1 dead letter") {
 		t.Errorf("message after replay: %q", flash)
 	}
-	if len(*dialogs) != 1 || !strings.Contains((*dialogs)[0], dl.ID) {
-		t.Errorf("confirm dialogs %q, want one naming %s", *dialogs, dl.ID)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSS(`tr[id="dl-`+dl.ID+`"]`), chromedp.AtLeast(0))); err != nil {
-		t.Fatal(err)
+	if len(dialogs()) != 1 || !strings.Contains(dialogs()[0], dl.ID) {
+		t.Errorf("confirm dialogs %q, want one naming %s", dialogs(), dl.ID)
 	}
 
 	// The job is back in the stream: one more entry, one dead letter fewer,
@@ -196,6 +197,18 @@ func TestBrowserReplayByClicking(t *testing.T) {
 	}
 	if a, ok := newest[0].Values["attempt"]; ok && a != "1" {
 		t.Errorf("replayed job's attempt %v, want 1", a)
+	}
+
+	// Replay all: the confirmation states the count, and the rest go back.
+	left := after.DeadLetters
+	if err := clickAndWait(ctx, chromedp.CSS(`#replay-all`)); err != nil {
+		t.Fatalf("click replay all: %v (dialogs %q)", err, dialogs())
+	}
+	if want := fmt.Sprintf("Replay all %d dead letters", left); len(dialogs()) != 2 || !strings.Contains(dialogs()[1], want) {
+		t.Errorf("confirm dialogs %q, want a second one saying %q", dialogs(), want)
+	}
+	if info := inspect(t, f.b, "orchestrate"); info.DeadLetters != 0 || info.Length != after.Length+left {
+		t.Errorf("after replay all: %d dead letters, length %d; want 0 and %d", info.DeadLetters, info.Length, after.Length+left)
 	}
 }
 
