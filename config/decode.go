@@ -67,12 +67,12 @@ func rulesHook(from reflect.Type, to reflect.Type, data any) (any, error) {
 	if to != rulesType || from.Kind() != reflect.String {
 		return data, nil
 	}
-	return ParseRules(data.(string))
+	return parseRules(data.(string))
 }
 
-// ParseRules parses rate-limit rules in the environment-variable form (see
+// parseRules parses rate-limit rules in the environment-variable form (see
 // CONVEYOR_RATELIMIT_RULES in config.yaml.example) into maps ready to decode.
-func ParseRules(s string) ([]map[string]any, error) {
+func parseRules(s string) ([]map[string]any, error) {
 	out := []map[string]any{}
 	for i, part := range strings.Split(s, ";") {
 		part = strings.TrimSpace(part)

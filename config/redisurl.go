@@ -207,16 +207,6 @@ func (c *Config) RedisOptions() (*goredis.Options, error) {
 	return opts, nil
 }
 
-// Config returns a TLS configuration for a server named serverName, with t's
-// CA, client certificate and verification setting.
-func (t TLS) Config(serverName string) (*tls.Config, error) {
-	tc := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
-	if err := t.apply(tc); err != nil {
-		return nil, err
-	}
-	return tc, nil
-}
-
 func (t TLS) apply(tc *tls.Config) error {
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
