@@ -3,9 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -79,13 +83,20 @@ characters in the password. The password is never printed.`,
 // ping connects once (no retries) and describes the server.
 func ping(ctx context.Context, c *config.Config, timeout time.Duration) pingResult {
 	res := pingResult{URL: config.RedactURL(c.Redis.URL), TLS: c.TLSEnabled(), User: c.User(), Namespace: c.Redis.Namespace}
+	var opts *goredis.Options
 	fail := func(err error) pingResult {
 		res.Error = config.Redact(err.Error(), c.Redis.URL)
 		res.Diagnosis = config.Diagnose(err, c.Redis.URL)
+		if opts != nil {
+			if confirmed := probeTLSMismatch(ctx, opts.Addr, res.TLS, err, timeout); confirmed != "" {
+				res.Diagnosis = confirmed
+			}
+		}
 		return res
 	}
 	opts, err := c.RedisOptions()
 	if err != nil {
+		opts = nil
 		return fail(err)
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
@@ -148,4 +159,58 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
+}
+
+// probeTLSMismatch checks the likeliest cause of a failed connection when it
+// looks like a TLS mismatch, by asking the port itself: with rediss://, does
+// it answer a plain PING? With redis://, does it complete a TLS handshake? It
+// returns a confirmed diagnosis, or "" when the probe proves nothing.
+func probeTLSMismatch(ctx context.Context, addr string, tlsOn bool, err error, timeout time.Duration) string {
+	var ne net.Error
+	timedOut := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+	closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+	var rec tls.RecordHeaderError
+	timeout = min(timeout, 2*time.Second)
+	switch {
+	case tlsOn && (timedOut || errors.As(err, &rec)) && speaksPlainRedis(ctx, addr, timeout):
+		return fmt.Sprintf("%s speaks plain Redis, it does not speak TLS: use redis:// with this port, or rediss:// with the server's TLS port", addr)
+	case !tlsOn && (timedOut || closed) && speaksTLS(ctx, addr, timeout):
+		return fmt.Sprintf("%s expects TLS (it completed a TLS handshake): use rediss:// with this port", addr)
+	}
+	return ""
+}
+
+// speaksPlainRedis reports whether addr answers an inline PING the way
+// Redis does ("+PONG", or an error such as "-NOAUTH").
+func speaksPlainRedis(ctx context.Context, addr string, timeout time.Duration) bool {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(conn, b); err != nil {
+		return false
+	}
+	return b[0] == '+' || b[0] == '-'
+}
+
+// speaksTLS reports whether addr completes a TLS handshake. The certificate
+// is not verified: the question is only whether the port speaks TLS, and no
+// command or credential is sent.
+func speaksTLS(ctx context.Context, addr string, timeout time.Duration) bool {
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}} //nolint:gosec // probe only
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }

@@ -97,9 +97,9 @@ func TestPingDiagnoses(t *testing.T) {
 		want []string
 	}{
 		{"rediss to a plain port", env{"REDIS_URL": "rediss://" + tlsSrv.PlainAddr + "/0", "CONVEYOR_TLS_CA_FILE": tlsSrv.CAFile},
-			[]string{"does not speak TLS", "use redis://"}},
+			[]string{"speaks plain Redis", "does not speak TLS", "use redis://"}},
 		{"redis to a TLS port", env{"REDIS_URL": "redis://" + tlsSrv.TLSAddr + "/0"},
-			[]string{"expects TLS", "use rediss://"}},
+			[]string{"expects TLS (it completed a TLS handshake)", "use rediss://"}},
 		{"certificate not trusted", env{"REDIS_URL": "rediss://" + tlsSrv.TLSAddr + "/0"},
 			[]string{"unknown authority", "CONVEYOR_TLS_CA_FILE"}},
 		{"wrong password", env{"REDIS_URL": withPass("default", "not-the-"+password)},
