@@ -94,9 +94,8 @@ func ping(ctx context.Context, c *config.Config, timeout time.Duration) pingResu
 		}
 		return res
 	}
-	opts, err := c.RedisOptions()
+	opts, err := c.RedisOptions() // on error opts is nil: no probe
 	if err != nil {
-		opts = nil
 		return fail(err)
 	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
