@@ -168,8 +168,9 @@ type DeadLetterAdmin interface {
 	// DeadLetters lists up to limit dead letters of topic, oldest first,
 	// starting after the dead letter with ID after ("" for the start).
 	DeadLetters(ctx context.Context, topic string, after string, limit int) ([]DeadLetter, error)
-	// DeadLetter returns one dead letter of topic by ID, or ErrNotFound.
-	DeadLetter(ctx context.Context, topic, id string) (*DeadLetter, error)
+	// DeadLetterByID returns one dead letter of topic by ID, or
+	// ErrNotFound.
+	DeadLetterByID(ctx context.Context, topic, id string) (*DeadLetter, error)
 	// ReplayDeadLetters moves the dead letters with ids back to topic with
 	// their attempts reset; nil ids means all of them, as a snapshot taken
 	// first, so jobs that fail again during the replay are not replayed

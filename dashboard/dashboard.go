@@ -123,13 +123,6 @@ type CounterSource interface {
 	StreamCounters(ctx context.Context, topic string) (added, read int64, err error)
 }
 
-// deadLetterAdminProvider is how brokers expose their dead-letter
-// administration (a Broker cannot implement broker.DeadLetterAdmin itself:
-// both have a DeadLetter method).
-type deadLetterAdminProvider interface {
-	DeadLetterAdmin() broker.DeadLetterAdmin
-}
-
 //go:embed templates/*.html
 var templateFS embed.FS
 
@@ -163,8 +156,7 @@ type Dashboard struct {
 
 // New returns a dashboard over b, which must implement [broker.Inspector].
 // Further powers are found by type assertion on b: dead-letter
-// administration ([broker.DeadLetterAdmin], or a DeadLetterAdmin() method
-// returning one), [PendingLister], [DelayedLister], [DelayedDeleter] and
+// administration ([broker.DeadLetterAdmin]), [PendingLister], [DelayedLister], [DelayedDeleter] and
 // [CounterSource]. With fewer powers the dashboard shows fewer panels. New
 // panics if opts.Auth sets both basic auth and a token, or a user without a
 // password (a programming error).
@@ -181,11 +173,7 @@ func New(b broker.Inspector, opts *Options) *Dashboard {
 	}
 	d := &Dashboard{insp: b, o: o.withDefaults()}
 	d.log = d.o.Logger
-	if p, ok := b.(deadLetterAdminProvider); ok {
-		d.dlq = p.DeadLetterAdmin()
-	} else if a, ok := b.(broker.DeadLetterAdmin); ok {
-		d.dlq = a
-	}
+	d.dlq, _ = b.(broker.DeadLetterAdmin)
 	d.pending, _ = b.(PendingLister)
 	d.delayed, _ = b.(DelayedLister)
 	d.deleter, _ = b.(DelayedDeleter)

@@ -62,11 +62,10 @@ func (l *ledger) DoneCount() int {
 }
 
 // store is what the accounting needs from a broker: topic state and dead
-// letters. The Redis broker is an Inspector and hands out its dead-letter
-// admin through a method (its own DeadLetter settles a delivery).
+// letters.
 type store interface {
 	broker.Inspector
-	DeadLetterAdmin() broker.DeadLetterAdmin
+	broker.DeadLetterAdmin
 }
 
 // accounting is the final tally of a run.
@@ -105,7 +104,7 @@ func tally(ctx context.Context, s store, topic string, published []string, done 
 	a.Info = info
 	after := ""
 	for {
-		page, err := s.DeadLetterAdmin().DeadLetters(ctx, topic, after, 1000)
+		page, err := s.DeadLetters(ctx, topic, after, 1000)
 		if err != nil {
 			return nil, fmt.Errorf("list dead letters of %s: %w", topic, err)
 		}

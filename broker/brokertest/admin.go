@@ -87,7 +87,7 @@ func testDeadLettersPaging(e *env) {
 	if !slices.Equal(gotIDs, published) {
 		t.Errorf("dead letters listed as %q, want oldest first %q", gotIDs, published)
 	}
-	one, err := a.DeadLetter(e.ctx, "pages", all[2].ID)
+	one, err := a.DeadLetterByID(e.ctx, "pages", all[2].ID)
 	if err != nil {
 		t.Fatalf("DeadLetter(%q): %v", all[2].ID, err)
 	}
@@ -176,7 +176,7 @@ func testPurge(e *env) {
 	if err != nil || n != 1 {
 		t.Fatalf("PurgeDeadLetters(1 id) = %d, %v; want 1", n, err)
 	}
-	if _, err := a.DeadLetter(e.ctx, "purge", dls[1].ID); !errors.Is(err, broker.ErrNotFound) {
+	if _, err := a.DeadLetterByID(e.ctx, "purge", dls[1].ID); !errors.Is(err, broker.ErrNotFound) {
 		t.Errorf("DeadLetter of a purged id: err = %v, want ErrNotFound", err)
 	}
 	left := e.deadLetters(a, "purge", 10)

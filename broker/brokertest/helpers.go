@@ -210,34 +210,10 @@ func trimmer(t testing.TB, b broker.Broker) broker.Trimmer {
 	return tr
 }
 
-// DeadLetterAdminProvider is implemented by brokers that hand out their
-// [broker.DeadLetterAdmin] separately. A type cannot implement both
-// [broker.Broker] and [broker.DeadLetterAdmin], whose DeadLetter methods have
-// different signatures, so the suite looks for this method as well as for
-// the interface itself.
-type DeadLetterAdminProvider interface {
-	DeadLetterAdmin() broker.DeadLetterAdmin
-}
-
-// DeadLetterAdminOf returns the dead-letter administration of b: b itself if
-// it implements [broker.DeadLetterAdmin], else what its DeadLetterAdmin method
-// returns. ok is false when b has neither.
-func DeadLetterAdminOf(b broker.Broker) (a broker.DeadLetterAdmin, ok bool) {
-	if a, ok := any(b).(broker.DeadLetterAdmin); ok {
-		return a, true
-	}
-	if p, ok := b.(DeadLetterAdminProvider); ok {
-		if a := p.DeadLetterAdmin(); a != nil {
-			return a, true
-		}
-	}
-	return nil, false
-}
-
 // dlAdmin returns b's DeadLetterAdmin or skips the test.
 func dlAdmin(t testing.TB, b broker.Broker) broker.DeadLetterAdmin {
 	t.Helper()
-	a, ok := DeadLetterAdminOf(b)
+	a, ok := b.(broker.DeadLetterAdmin)
 	if !ok {
 		t.Skip("broker does not implement broker.DeadLetterAdmin")
 	}

@@ -196,17 +196,6 @@ func (b *Broker) DeadLetterByID(ctx context.Context, topic, id string) (*broker.
 	return nil, fmt.Errorf("%w: dead letter %q of %q", broker.ErrNotFound, id, topic)
 }
 
-// DeadLetterAdmin returns b's dead-letter administration as a
-// [broker.DeadLetterAdmin]. (*Broker cannot implement that interface itself:
-// its DeadLetter method would clash with [broker.Broker]'s.)
-func (b *Broker) DeadLetterAdmin() broker.DeadLetterAdmin { return deadLetterAdmin{b} }
-
-type deadLetterAdmin struct{ *Broker }
-
-func (a deadLetterAdmin) DeadLetter(ctx context.Context, topic, id string) (*broker.DeadLetter, error) {
-	return a.DeadLetterByID(ctx, topic, id)
-}
-
 // selectEntries returns the entries of t with the given receipts, or all for nil
 // ids, in receipt order.
 func (st *state) selectEntries(t *topic, ids []string) []*entry {

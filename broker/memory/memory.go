@@ -81,7 +81,7 @@ var (
 	_ broker.Broker          = (*Broker)(nil)
 	_ broker.Inspector       = (*Broker)(nil)
 	_ broker.Trimmer         = (*Broker)(nil)
-	_ broker.DeadLetterAdmin = deadLetterAdmin{}
+	_ broker.DeadLetterAdmin = (*Broker)(nil)
 	_ broker.HealthChecker   = (*Broker)(nil)
 )
 

@@ -380,7 +380,7 @@ func TestReplayLeasedDeadLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := mustFetch(t, b, "t.dlq", 1)[0] // being handled on the DLQ
-	n, err := b.DeadLetterAdmin().ReplayDeadLetters(ctx, "t", nil)
+	n, err := b.ReplayDeadLetters(ctx, "t", nil)
 	if err != nil || n != 1 {
 		t.Fatalf("Replay = %d, %v", n, err)
 	}
@@ -405,8 +405,8 @@ func TestTrimOptions(t *testing.T) {
 func TestDeadLetterIDs(t *testing.T) {
 	ctx := context.Background()
 	b, _ := newFake(t)
-	a := b.DeadLetterAdmin()
-	if _, err := a.DeadLetter(ctx, "t", "nope"); !errors.Is(err, broker.ErrNotFound) {
+	a := b
+	if _, err := a.DeadLetterByID(ctx, "t", "nope"); !errors.Is(err, broker.ErrNotFound) {
 		t.Errorf("DeadLetter(unknown): %v", err)
 	}
 	if _, err := a.DeadLetters(ctx, "t", "bad-id", 10); !errors.Is(err, broker.ErrNotFound) {

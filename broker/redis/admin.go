@@ -137,18 +137,6 @@ func isNoSuchKey(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no such key")
 }
 
-// DeadLetterAdmin returns b's dead-letter administration as a
-// [broker.DeadLetterAdmin]. (*Broker cannot implement that interface itself:
-// its DeadLetter method would clash with [broker.Broker.DeadLetter].) The
-// value's DeadLetter method is [Broker.DeadLetterByID].
-func (b *Broker) DeadLetterAdmin() broker.DeadLetterAdmin { return deadLetterAdmin{b} }
-
-type deadLetterAdmin struct{ *Broker }
-
-func (a deadLetterAdmin) DeadLetter(ctx context.Context, topic, id string) (*broker.DeadLetter, error) {
-	return a.DeadLetterByID(ctx, topic, id)
-}
-
 // DeadLetters lists up to limit dead letters of topic (from its dead-letter
 // stream, XRANGE), oldest first, starting after the entry with ID after (""
 // for the start). limit <= 0 means all. A DeadLetter's ID is its entry ID in
@@ -183,8 +171,7 @@ func (b *Broker) DeadLetters(ctx context.Context, topic, after string, limit int
 }
 
 // DeadLetterByID returns the dead letter of topic with entry ID id, or an
-// error wrapping broker.ErrNotFound. It is [broker.DeadLetterAdmin]'s
-// DeadLetter method (see [Broker.DeadLetterAdmin]).
+// error wrapping broker.ErrNotFound.
 func (b *Broker) DeadLetterByID(ctx context.Context, topic, id string) (*broker.DeadLetter, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err

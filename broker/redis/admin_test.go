@@ -163,7 +163,7 @@ func TestReplayMovesEachDeadLetterOnce(t *testing.T) {
 	// A consumer of t.dlq holds one dead letter when the replay happens: it
 	// is replayed and acknowledged, not left pending.
 	held := fetchN(t, b, []string{"t.dlq"}, 1)[0]
-	admin := b.DeadLetterAdmin()
+	admin := b
 	n, err := admin.ReplayDeadLetters(ctx, "t", []string{held.Receipt, "not-an-id", "1-1"})
 	if err != nil || n != 1 {
 		t.Fatalf("replay = %d, %v", n, err)
@@ -183,7 +183,7 @@ func TestReplayMovesEachDeadLetterOnce(t *testing.T) {
 	if q := xlen(t, e.rdb, e.key("t", "dlq")); q != 0 {
 		t.Fatalf("dlq %d", q)
 	}
-	if _, err := admin.DeadLetter(ctx, "t", "bogus"); !errors.Is(err, broker.ErrNotFound) {
+	if _, err := admin.DeadLetterByID(ctx, "t", "bogus"); !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("DeadLetter(bogus): %v", err)
 	}
 }

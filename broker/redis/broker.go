@@ -19,14 +19,11 @@ import (
 
 // Compile-time checks of the capabilities the Redis broker offers.
 var (
-	_ broker.Broker        = (*Broker)(nil)
-	_ broker.Inspector     = (*Broker)(nil)
-	_ broker.Trimmer       = (*Broker)(nil)
-	_ broker.HealthChecker = (*Broker)(nil)
-	_ interface {
-		DeadLetterAdmin() broker.DeadLetterAdmin
-	} = (*Broker)(nil)
-	_ broker.DeadLetterAdmin = deadLetterAdmin{}
+	_ broker.Broker          = (*Broker)(nil)
+	_ broker.Inspector       = (*Broker)(nil)
+	_ broker.Trimmer         = (*Broker)(nil)
+	_ broker.HealthChecker   = (*Broker)(nil)
+	_ broker.DeadLetterAdmin = (*Broker)(nil)
 )
 
 // ReasonMalformed is the [job.Failure.Reason] of a stream entry that is not a

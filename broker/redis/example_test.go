@@ -50,23 +50,23 @@ func ExampleRedactURL() {
 	// Output: rediss://worker:xxxxx@redis.internal:6380/0
 }
 
-// Dead letters can be listed and replayed through the DeadLetterAdmin.
-func ExampleBroker_DeadLetterAdmin() {
+// Dead letters can be listed and replayed: the broker is a
+// broker.DeadLetterAdmin.
+func ExampleBroker_ReplayDeadLetters() {
 	b, err := redis.Open(os.Getenv("REDIS_URL"), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer b.Close()
 	ctx := context.Background()
-	admin := b.DeadLetterAdmin()
-	dls, err := admin.DeadLetters(ctx, "orchestrate", "", 20)
+	dls, err := b.DeadLetters(ctx, "orchestrate", "", 20)
 	if err != nil {
 		log.Fatal(err)
 	}
 	for _, dl := range dls {
 		fmt.Println(dl.ID, dl.Job.ID, dl.Job.Failure.Reason, dl.Job.Failure.Error)
 	}
-	n, err := admin.ReplayDeadLetters(ctx, "orchestrate", nil) // all of them, attempts reset
+	n, err := b.ReplayDeadLetters(ctx, "orchestrate", nil) // all of them, attempts reset
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -48,20 +48,11 @@ func (f *dlqFlags) selection() error {
 	return nil
 }
 
-// deadLetterAdminProvider is how brokers expose their dead-letter
-// administration: a Broker cannot implement broker.DeadLetterAdmin itself,
-// since both interfaces have a DeadLetter method with different signatures.
-type deadLetterAdminProvider interface {
-	DeadLetterAdmin() broker.DeadLetterAdmin
-}
-
 // deadLetterAdmin returns b's DeadLetterAdmin, or an error saying the
 // backend has none.
 func deadLetterAdmin(b broker.Broker) (broker.DeadLetterAdmin, error) {
-	if p, ok := b.(deadLetterAdminProvider); ok {
-		if adm := p.DeadLetterAdmin(); adm != nil {
-			return adm, nil
-		}
+	if adm, ok := b.(broker.DeadLetterAdmin); ok {
+		return adm, nil
 	}
 	return nil, fmt.Errorf("the %T broker cannot manage dead letters", b)
 }
@@ -188,7 +179,7 @@ func newDLQShowCmd(a *app) *cobra.Command {
 				}
 				var views []deadLetterView
 				for i, id := range f.ids {
-					dl, err := adm.DeadLetter(cmd.Context(), topic, id)
+					dl, err := adm.DeadLetterByID(cmd.Context(), topic, id)
 					if errors.Is(err, broker.ErrNotFound) {
 						return fmt.Errorf("no dead letter %s for %s", id, topic)
 					}
@@ -270,7 +261,7 @@ func collect(ctx context.Context, adm broker.DeadLetterAdmin, topic string, f *d
 	}
 	out := make([]broker.DeadLetter, 0, len(f.ids))
 	for _, id := range f.ids {
-		dl, err := adm.DeadLetter(ctx, topic, id)
+		dl, err := adm.DeadLetterByID(ctx, topic, id)
 		if errors.Is(err, broker.ErrNotFound) {
 			return nil, fmt.Errorf("no dead letter %s for %s", id, topic)
 		}
