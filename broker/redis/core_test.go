@@ -388,7 +388,8 @@ func TestCloseReleasesUnreturnedDeliveries(t *testing.T) {
 			t.Fatalf("released job has attempt %d", d.Job.Attempt)
 		}
 		for _, g := range got {
-			if g.Job.ID == d.Job.ID {
+			// Job IDs are stream entry IDs: unique within a topic.
+			if g.Job.Topic == d.Job.Topic && g.Job.ID == d.Job.ID {
 				t.Fatalf("job %s delivered to both", d.Job.ID)
 			}
 		}

@@ -526,19 +526,28 @@ func (b *Broker) warn(k keys, entry string, dec decoded) {
 // deadLetterMalformed moves an entry that is not a valid job to the topic's
 // dead-letter stream with its original fields and reason ReasonMalformed.
 func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, m goredis.XMessage, dec decoded) {
-	fields := make([]string, 0, 2*len(m.Values)+12)
-	hasID := false
+	fields := make([]string, 0, 2*len(m.Values)+14)
+	hasID, hasEnq := false, false
 	for _, f := range slices.Sorted(maps.Keys(m.Values)) {
 		switch f {
 		case fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
 			continue
 		case fieldID:
 			hasID = true
+		case fieldEnqueuedAt:
+			hasEnq = true
 		}
 		fields = append(fields, f, fmt.Sprint(m.Values[f]))
 	}
+	// The dead letter is a new entry: it carries the job's ID and enqueue
+	// time explicitly when the original entry implied them.
 	if !hasID {
 		fields = append(fields, fieldID, m.ID)
+	}
+	if !hasEnq {
+		if t, ok := entryTime(m.ID); ok {
+			fields = append(fields, fieldEnqueuedAt, strconv.FormatInt(t.UnixMilli(), 10))
+		}
 	}
 	fields = append(fields, failureFields(job.Failure{
 		Error:  dec.problem,

@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,8 +19,7 @@ import (
 // most a few thousand.
 const MaxHeaders = 1000
 
-// Publish enqueues m with XADD (or ZADD to the delayed set when m is due
-// later) and returns its ID, generated (a UUIDv7) when m.ID is empty.
+// Publish enqueues m and returns its job ID; see [Broker.PublishBatch].
 func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) {
 	ids, err := b.PublishBatch(ctx, []broker.Message{m})
 	if err != nil {
@@ -28,8 +29,16 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 }
 
 // PublishBatch enqueues ms in one pipelined round trip (one per Cluster
-// node) and returns their IDs in order. Every message is validated before
+// node) and returns their job IDs in order. Every message is validated before
 // anything is sent; on a Redis error some messages may have been enqueued.
+//
+// A message due now is added to its topic's stream with the minimal entry
+// of the wire format: XADD <stream> * payload <p> [h.<name> <v>]…, plus id
+// when m.ID is set. Its job ID is m.ID, or else the stream entry ID that
+// XADD returns; its attempt is 1 and its enqueue time is the entry ID's
+// time (Redis's clock), both implied by the entry. A message due later
+// (Delay, ProcessAt) is added to the topic's delayed set with an explicit
+// id (m.ID, or a generated UUIDv7), attempt and enqueued_at (Options.Now).
 func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]string, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -47,7 +56,8 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			return nil, fmt.Errorf("%w: message %d has %d headers, more than %d", broker.ErrInvalidMessage, i, len(ms[i].Headers), MaxHeaders)
 		}
 		ids[i] = ms[i].ID
-		if ids[i] == "" {
+		if ids[i] == "" && ms[i].Due(now).After(now) {
+			// A delayed job needs its ID before it has a stream entry.
 			u, err := uuid.NewV7()
 			if err != nil {
 				return nil, fmt.Errorf("conveyor/redis: generate job ID: %w", err)
@@ -56,32 +66,43 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		}
 	}
 	if len(ms) == 1 {
-		if _, ok := b.topics.Load(b.keysFor(ms[0].Topic).base); ok {
+		if k := b.keysFor(ms[0].Topic); b.registered(k.base) {
 			// The common case needs no pipeline: one command.
-			if err := b.add(ctx, b.rdb, &ms[0], ids[0], now).Err(); err != nil {
+			cmd := b.add(ctx, b.rdb, &ms[0], ids[0], now, k.stream)
+			if err := cmd.Err(); err != nil {
 				return nil, b.wrap("publish", err)
+			}
+			if ids[0] == "" {
+				ids[0] = cmd.(*goredis.StringCmd).Val()
 			}
 			return ids, nil
 		}
 	}
 	pipe := b.rdb.Pipeline()
-	var newTopics []string
+	cmds := make([]goredis.Cmder, len(ms))
+	var newTopics []any
+	var k keys
+	var stream any // k.stream, boxed once per run of one topic
 	for i := range ms {
-		k := b.keysFor(ms[i].Topic)
-		b.add(ctx, pipe, &ms[i], ids[i], now)
-		if _, ok := b.topics.Load(k.base); !ok {
-			newTopics = append(newTopics, k.base)
+		if i == 0 || ms[i].Topic != ms[i-1].Topic {
+			k = b.keysFor(ms[i].Topic)
+			stream = k.stream
+			if !b.registered(k.base) && !slices.Contains(newTopics, any(k.base)) {
+				newTopics = append(newTopics, k.base)
+			}
 		}
+		cmds[i] = b.add(ctx, pipe, &ms[i], ids[i], now, stream)
 	}
 	if len(newTopics) > 0 {
-		members := make([]any, len(newTopics))
-		for i, t := range newTopics {
-			members[i] = t
-		}
-		pipe.SAdd(ctx, b.registryKey(), members...)
+		pipe.SAdd(ctx, b.registryKey(), newTopics...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, b.wrap("publish", err)
+	}
+	for i, c := range cmds {
+		if ids[i] == "" {
+			ids[i] = c.(*goredis.StringCmd).Val()
+		}
 	}
 	for _, t := range newTopics {
 		b.topics.Store(t, struct{}{})
@@ -89,14 +110,61 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 	return ids, nil
 }
 
-// add queues (or runs) the command storing m: XADD to its stream, or ZADD to
-// its delayed set when it is due later.
-func (b *Broker) add(ctx context.Context, c goredis.Cmdable, m *broker.Message, id string, now time.Time) goredis.Cmder {
-	k := b.keysFor(m.Topic)
-	j := job.Job{ID: id, Payload: m.Payload, Headers: m.Headers, EnqueuedAt: now}
-	fields := encodeFields(&j, 1, nil)
+// registered reports whether base is known to be in the topic registry.
+func (b *Broker) registered(base string) bool {
+	_, ok := b.topics.Load(base)
+	return ok
+}
+
+// adder queues (a pipeline) or runs (a client) a command.
+type adder interface {
+	Process(ctx context.Context, cmd goredis.Cmder) error
+}
+
+// add queues (or runs) the command storing m: XADD to its stream (given,
+// boxed, as stream), or ZADD to its delayed set when it is due later. For an
+// XADD, the returned command is a *goredis.StringCmd whose value is the
+// entry ID.
+func (b *Broker) add(ctx context.Context, c adder, m *broker.Message, id string, now time.Time, stream any) goredis.Cmder {
 	if due := m.Due(now); due.After(now) {
-		return c.ZAdd(ctx, k.delayed, goredis.Z{Score: float64(due.UnixMilli()), Member: encodeMember(fields)})
+		j := job.Job{ID: id, Payload: m.Payload, Headers: m.Headers, EnqueuedAt: now}
+		member := encodeMember(encodeFields(&j, 1, nil))
+		cmd := goredis.NewIntCmd(ctx, "zadd", b.keysFor(m.Topic).delayed, due.UnixMilli(), member)
+		_ = c.Process(ctx, cmd)
+		return cmd
 	}
-	return c.XAdd(ctx, &goredis.XAddArgs{Stream: k.stream, Values: fields})
+	cmd := goredis.NewStringCmd(ctx, xaddArgs(m, id, stream)...)
+	_ = c.Process(ctx, cmd)
+	return cmd
+}
+
+// xaddArgs returns the XADD command of a new job due now, built directly as
+// the command's arguments: the payload is written as bytes (not copied), id
+// only when the caller gave one, headers sorted by name.
+func xaddArgs(m *broker.Message, id string, stream any) []any {
+	n := 5
+	if id != "" {
+		n += 2
+	}
+	n += 2 * len(m.Headers)
+	args := make([]any, 0, n)
+	args = append(args, "xadd", stream, "*", fieldPayload, payloadArg(m.Payload))
+	if id != "" {
+		args = append(args, fieldID, id)
+	}
+	if len(m.Headers) > 0 {
+		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
+			args = append(args, headerPrefix+name, m.Headers[name])
+		}
+	}
+	return args
+}
+
+// payloadArg returns p for go-redis to write as a bulk string; a nil
+// payload is written as the empty string.
+func payloadArg(p []byte) any {
+	if p == nil {
+		return ""
+	}
+	return p
 }

@@ -140,7 +140,10 @@ return out
 // replayScript moves dead letters back to their origin stream, each in one
 // atomic step: the new entry keeps payload, id, headers and enqueued_at, has
 // attempt 1 and no failure fields; the dead letter is acknowledged in the
-// group (if a consumer of the dead-letter topic holds it) and deleted.
+// group (if a consumer of the dead-letter topic holds it) and deleted. A dead
+// letter without id or enqueued_at gets them explicitly from its own entry
+// ID (the ID, and its milliseconds), the values a reader of the dead letter
+// sees, since the new entry's ID differs.
 //
 // KEYS[1] dead-letter stream
 // KEYS[2] origin stream
@@ -154,17 +157,22 @@ local moved = 0
 for i = 2, #ARGV do
   local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
   if #e > 0 then
-    local f, out, hasID = e[1][2], {}, false
+    local f, out, hasID, hasEnq = e[1][2], {}, false, false
     for j = 1, #f, 2 do
       if not skip[f[j]] then
         out[#out + 1] = f[j]
         out[#out + 1] = f[j + 1]
         if f[j] == 'id' then hasID = true end
+        if f[j] == 'enqueued_at' then hasEnq = true end
       end
     end
     if not hasID then
       out[#out + 1] = 'id'
-      out[#out + 1] = ARGV[i]
+      out[#out + 1] = e[1][1]
+    end
+    if not hasEnq then
+      out[#out + 1] = 'enqueued_at'
+      out[#out + 1] = string.match(e[1][1], '^(%d+)')
     end
     out[#out + 1] = 'attempt'
     out[#out + 1] = '1'
