@@ -159,6 +159,14 @@ type wrapped struct {
 	checkErr   atomic.Pointer[error]
 	onExtend   func(ds []*broker.Delivery)
 	extendCall atomic.Int64
+	lease      time.Duration // reported by Lease when set
+}
+
+func (w *wrapped) Lease() time.Duration {
+	if w.lease > 0 {
+		return w.lease
+	}
+	return w.Broker.Lease()
 }
 
 var errDown = errors.New("store unreachable")

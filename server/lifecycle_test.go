@@ -80,14 +80,21 @@ func TestHeartbeat(t *testing.T) {
 			// Each server fetches as its own consumer; extends counts the
 			// first server's renewals of the job.
 			var extends atomic.Int64
-			one := &wrapped{Broker: root.Consumer("one"), onExtend: func(ds []*broker.Delivery) {
+			// Without heartbeats, the servers are told of a lease long
+			// enough to allow the hour-long interval; the broker still
+			// expires leases after the real one.
+			var told time.Duration
+			if tt.wantRedeliver {
+				told = 2 * tt.heartbeat
+			}
+			one := &wrapped{lease: told, Broker: root.Consumer("one"), onExtend: func(ds []*broker.Delivery) {
 				for _, d := range ds {
 					if d.Job.ID == "long" {
 						extends.Add(1)
 					}
 				}
 			}}
-			two := &wrapped{Broker: root.Consumer("two")}
+			two := &wrapped{lease: told, Broker: root.Consumer("two")}
 
 			var calls atomic.Int64
 			finish := make(chan struct{})

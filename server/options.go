@@ -119,6 +119,10 @@ func (o *Options) withDefaults(lease time.Duration) (Options, error) {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = lease / 3
 	}
+	if lease > 0 && c.HeartbeatInterval >= lease {
+		return c, fmt.Errorf("%w: HeartbeatInterval %v is not below the broker's lease %v: long jobs would lose their lease and run twice; use at most a third of the lease",
+			ErrInvalidOptions, c.HeartbeatInterval, lease)
+	}
 	if c.RetryPolicy == nil {
 		c.RetryPolicy = DefaultRetryPolicy
 	}

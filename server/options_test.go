@@ -70,6 +70,7 @@ func TestNewRejects(t *testing.T) {
 		{"backoff max below initial", noop, &server.Options{Topics: []string{"t"},
 			ErrorBackoff: server.Backoff{Initial: time.Second, Max: time.Millisecond}}, server.ErrInvalidOptions},
 		{"nil handler", nil, &server.Options{Topics: []string{"t"}}, server.ErrInvalidOptions},
+		{"heartbeat not below the lease", noop, &server.Options{Topics: []string{"t"}, HeartbeatInterval: b.Lease()}, server.ErrInvalidOptions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
