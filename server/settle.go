@@ -10,7 +10,9 @@ import (
 )
 
 // settle carries out the outcome err asks for. A broker error is logged and
-// counted; the job then stays leased and is redelivered after the lease.
+// counted: a settle that failed without effect leaves the job leased, to be
+// redelivered after the lease; broker.ErrNotFound means it was already
+// settled elsewhere.
 func (s *Server) settle(ctx context.Context, d *broker.Delivery, err error) {
 	j := &d.Job
 	outcome, delay := job.Classify(err)
@@ -46,7 +48,11 @@ func (s *Server) settle(ctx context.Context, d *broker.Delivery, err error) {
 		s.count(serr, &s.stats.deadLettered)
 	}
 	if serr != nil {
-		s.log.Error("conveyor: settling job failed: it stays pending and is redelivered after its lease",
+		msg := "conveyor: settling job failed: if the broker wrote nothing, the job stays pending and is redelivered after its lease"
+		if errors.Is(serr, broker.ErrNotFound) {
+			msg = "conveyor: job was no longer pending when settled (its lease expired and it was settled elsewhere); this outcome was not recorded"
+		}
+		s.log.Error(msg,
 			"job_id", j.ID, "topic", j.Topic, "attempt", j.Attempt, "outcome", outcome.String(),
 			"handler_error", err, "error", serr)
 	}

@@ -6,10 +6,16 @@ import goredis "github.com/redis/go-redis/v9"
 // one call share a topic's hash tag, so each script runs on one Cluster slot.
 
 // settleScript moves a delivered entry to its next place in one atomic step:
-// XACK + XDEL of the entry, then XADD to a stream (retry or snooze now), ZADD
-// to the delayed set (retry or snooze later) or XADD to the dead-letter
-// stream. If the entry is no longer pending in the group (someone else
+// XADD to a stream (retry or snooze now), ZADD to the delayed set (retry or
+// snooze later) or XADD to the dead-letter stream, then XACK + XDEL of the
+// entry. If the entry is no longer pending in the group (someone else
 // already settled it after this consumer lost its lease), nothing is written.
+//
+// Redis does not roll a script back when a command fails, so the order
+// matters: the pending check is read-only (XPENDING) and the entry is
+// acknowledged and deleted only after the write that can fail (WRONGTYPE on
+// the target, too many values to unpack) succeeded. A failed settle leaves
+// the entry pending, to be redelivered after its lease.
 //
 // KEYS[1] the stream the entry was read from
 // KEYS[2] the target: a stream, a delayed ZSET, or a dead-letter stream
@@ -27,23 +33,25 @@ import goredis "github.com/redis/go-redis/v9"
 // (nothing written), 1 otherwise; overflow is 1 when a dead letter was
 // added to a stream already at or above the cap.
 var settleScript = goredis.NewScript(`
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(p) ~= 'table' or p.err or #p == 0 then
   return {0, 0}
 end
-redis.call('XDEL', KEYS[1], ARGV[2])
 local mode = ARGV[3]
+local overflow = 0
 if mode == 'delayed' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-  return {1, 0}
-end
-local overflow = 0
-if mode == 'dlq' then
-  local cap = tonumber(ARGV[4])
-  if cap > 0 and redis.call('XLEN', KEYS[2]) >= cap then
-    overflow = 1
+else
+  if mode == 'dlq' then
+    local cap = tonumber(ARGV[4])
+    if cap > 0 and redis.call('XLEN', KEYS[2]) >= cap then
+      overflow = 1
+    end
   end
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
 end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
 return {1, overflow}
 `)
 

@@ -48,7 +48,10 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 // (delay <= 0) or after delay, in one atomic script. If the entry is no longer
 // pending (settled before, or recovered and settled by another consumer after
 // the lease expired), nothing is written and the error wraps
-// broker.ErrNotFound ([Broker.StaleSettles] counts these).
+// broker.ErrNotFound ([Broker.StaleSettles] counts these). A job with more
+// fields than a settle can re-enqueue (only a raw producer can add one) is
+// not re-enqueued and stays pending; the error wraps broker.ErrInvalidMessage.
+// A failed settle never removes the entry.
 func (b *Broker) Retry(ctx context.Context, d *broker.Delivery, delay time.Duration, f job.Failure) error {
 	if err := b.check(ctx); err != nil {
 		return err
@@ -71,7 +74,50 @@ func (b *Broker) Snooze(ctx context.Context, d *broker.Delivery, delay time.Dura
 	return b.requeue(ctx, "snooze", d, delay, encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure))
 }
 
+// maxSettleValues is the most field and value strings a settle passes to
+// Lua as they are. Lua's unpack (in settleScript and in the promotion of
+// delayed members) fails at about 7,900 values; a job published through
+// Publish (at most MaxHeaders headers) stays below this bound. Only an entry
+// added by a raw producer can exceed it.
+const maxSettleValues = 2*MaxHeaders + 32
+
+// packedFields is the header under which a dead letter with more than
+// maxSettleValues values keeps every field beyond the job's own (payload,
+// id, attempt, enqueued_at and the failure), netstring-encoded like a
+// delayed-set member ("<len>:<bytes>," for each field name, with its "h."
+// prefix, and value). The dead letter stays a valid job: its payload, ID,
+// attempts and failure are readable as usual and nothing is dropped.
+const packedFields = "conveyor-packed-fields"
+
+// packFields returns fields with every pair that is not one of the job's
+// own fields moved into the single header packedFields.
+func packFields(fields []string) []string {
+	own := make([]string, 0, 20)
+	var rest []string
+	for i := 0; i+1 < len(fields); i += 2 {
+		switch fields[i] {
+		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt,
+			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
+			own = append(own, fields[i], fields[i+1])
+		default:
+			rest = append(rest, fields[i], fields[i+1])
+		}
+	}
+	return append(own, headerPrefix+packedFields, encodeMember(rest))
+}
+
+// requeue re-enqueues d's job with fields. A job with more values than
+// maxSettleValues is not re-enqueued (Lua could not unpack it, now or when
+// its delayed member is promoted): the error wraps broker.ErrInvalidMessage
+// and the entry stays pending, so it is redelivered after its lease. Each
+// such redelivery counts as an attempt, so the job ends dead-lettered (with
+// its extra fields packed, see packedFields) after MaxAttempts: it is never
+// lost and never loops forever.
 func (b *Broker) requeue(ctx context.Context, op string, d *broker.Delivery, delay time.Duration, fields []string) error {
+	if len(fields) > maxSettleValues {
+		return fmt.Errorf("%w: %s: job %s of %q has %d stream fields (%d headers), more than a settle can re-enqueue (%d values); nothing was written: the entry stays pending, is redelivered after its lease and is dead-lettered once past MaxAttempts",
+			broker.ErrInvalidMessage, op, d.Job.ID, d.Job.Topic, len(fields)/2, len(d.Job.Headers), maxSettleValues)
+	}
 	k := b.keysFor(d.Job.Topic)
 	if delay > 0 {
 		due := b.o.Now().Add(delay).UnixMilli()
@@ -95,7 +141,15 @@ func (b *Broker) DeadLetter(ctx context.Context, d *broker.Delivery, f job.Failu
 	return b.deadLetterFields(ctx, d, encodeFields(&d.Job, d.Job.Attempt, &f))
 }
 
+// deadLetterFields moves d's entry to the dead-letter stream as fields. A
+// job with more values than Lua can unpack has its extra fields packed into
+// one header (see packedFields) so that a dead letter can always be stored.
 func (b *Broker) deadLetterFields(ctx context.Context, d *broker.Delivery, fields []string) error {
+	if len(fields) > maxSettleValues {
+		fields = packFields(fields)
+		b.log.Warn("conveyor/redis: dead letter has too many fields; extra fields packed into one header",
+			"topic", d.Job.Topic, "job_id", d.Job.ID, "header", packedFields)
+	}
 	k := b.keysFor(d.Job.Topic)
 	return b.settle(ctx, "dead-letter", d, k.stream, k.dlq, "dlq", strconv.FormatInt(b.o.DeadLetterMaxLen, 10), "", fields)
 }
