@@ -181,17 +181,26 @@ type DeadLetterAdmin interface {
 	PurgeDeadLetters(ctx context.Context, topic string, ids []string) (int, error)
 }
 
-// TrimOptions says what Trim removes. Set exactly one field.
+// TrimOptions says what Trim removes. Set exactly one of MaxLen and
+// OlderThan; IncludeUnread may be added to either.
 type TrimOptions struct {
 	// MaxLen keeps at most this many newest entries.
 	MaxLen int64
 	// OlderThan removes entries enqueued longer ago than this.
 	OlderThan time.Duration
+	// IncludeUnread lets the trim remove entries not yet delivered to every
+	// consumer group (and, on a stream no group reads, any entry): a
+	// deliberate drop of a backlog of jobs that never ran. Pending entries
+	// are kept even then.
+	IncludeUnread bool
 }
 
-// Trimmer is implemented by brokers whose streams can be trimmed. A trim never
-// removes an entry that is still pending (delivered and not settled), nor any
-// entry newer than it.
+// Trimmer is implemented by brokers whose streams can be trimmed. Settled
+// jobs are deleted from their stream, so every entry left is a live job. A
+// trim never removes an entry that is still pending (delivered and not
+// settled), nor any entry newer than it; unless IncludeUnread is set, it
+// also never removes an entry not yet delivered to every consumer group (nor
+// any entry of a stream no group reads), nor any entry newer than it.
 type Trimmer interface {
 	// Trim removes old entries of topic and returns how many it removed.
 	Trim(ctx context.Context, topic string, opts TrimOptions) (int64, error)

@@ -198,42 +198,70 @@ func testTrim(e *env) {
 	b := e.open("c1")
 	tr := trimmer(t, b)
 
-	// Pending entries, and anything newer, survive any trim.
+	// By default unread entries survive any trim: with nothing in flight,
+	// a trim of 10 unread jobs removes none.
+	e.publishN(b, "trim-u", 10)
+	for _, opts := range []broker.TrimOptions{{MaxLen: 2}, {OlderThan: time.Nanosecond}} {
+		n, err := tr.Trim(e.ctx, "trim-u", opts)
+		if err != nil || n != 0 {
+			t.Errorf("Trim(%+v) of 10 unread jobs = %d, %v; want 0 (unread jobs are kept)", opts, n, err)
+		}
+	}
+	unread := e.fetchN(b, []string{"trim-u"}, 10, 10)
+	if len(unread) != 10 {
+		t.Errorf("after trimming unread jobs by default: %d left, want 10", len(unread))
+	}
+	e.ack(b, unread...)
+
+	// Pending entries, and anything newer, survive any trim, with
+	// IncludeUnread too.
 	e.publishN(b, "trim-p", 3)
 	held := e.fetchN(b, []string{"trim-p"}, 1, 1)
-	n, err := tr.Trim(e.ctx, "trim-p", broker.TrimOptions{MaxLen: 1})
-	if err != nil {
-		t.Fatalf("Trim(MaxLen 1): %v", err)
-	}
-	if n != 0 {
-		t.Errorf("Trim(MaxLen 1) with the oldest entry pending removed %d, want 0", n)
+	for _, opts := range []broker.TrimOptions{{MaxLen: 1}, {MaxLen: 1, IncludeUnread: true}} {
+		n, err := tr.Trim(e.ctx, "trim-p", opts)
+		if err != nil {
+			t.Fatalf("Trim(%+v): %v", opts, err)
+		}
+		if n != 0 {
+			t.Errorf("Trim(%+v) with the oldest entry pending removed %d, want 0", opts, n)
+		}
 	}
 	e.ack(b, held...)
-	rest := e.fetchN(b, []string{"trim-p"}, 2, 10)
-	if got := payloads(rest); !slices.Equal(got, []string{"trim-p-1", "trim-p-2"}) {
-		t.Errorf("after the trim: %q, want trim-p-1 trim-p-2", got)
+	// Once nothing is pending, IncludeUnread removes the older unread job.
+	n, err := tr.Trim(e.ctx, "trim-p", broker.TrimOptions{MaxLen: 1, IncludeUnread: true})
+	if err != nil || n != 1 {
+		t.Errorf("Trim(MaxLen 1, IncludeUnread) of 2 unread jobs = %d, %v; want 1", n, err)
+	}
+	rest := e.fetchN(b, []string{"trim-p"}, 1, 10)
+	if got := payloads(rest); !slices.Equal(got, []string{"trim-p-2"}) {
+		t.Errorf("after the trim: %q, want trim-p-2", got)
 	}
 	e.ack(b, rest...)
 
-	// Without pending entries, MaxLen keeps the newest.
+	// With IncludeUnread, MaxLen keeps the newest.
 	e.publishN(b, "trim-m", 10)
 	acked := e.fetchN(b, []string{"trim-m"}, 3, 3)
 	e.ack(b, acked...)
 	n, err = tr.Trim(e.ctx, "trim-m", broker.TrimOptions{MaxLen: 3})
+	if err != nil || n != 0 {
+		t.Errorf("Trim(MaxLen 3) of 7 unread entries = %d, %v; want 0", n, err)
+	}
+	n, err = tr.Trim(e.ctx, "trim-m", broker.TrimOptions{MaxLen: 3, IncludeUnread: true})
 	if err != nil || n != 4 {
-		t.Errorf("Trim(MaxLen 3) of 7 entries = %d, %v; want 4", n, err)
+		t.Errorf("Trim(MaxLen 3, IncludeUnread) of 7 entries = %d, %v; want 4", n, err)
 	}
 	kept := e.fetchN(b, []string{"trim-m"}, 3, 10)
 	if got := payloads(kept); !slices.Equal(got, []string{"trim-m-7", "trim-m-8", "trim-m-9"}) {
-		t.Errorf("after Trim(MaxLen 3): %q, want the 3 newest", got)
+		t.Errorf("after Trim(MaxLen 3, IncludeUnread): %q, want the 3 newest", got)
 	}
 	e.ack(b, kept...)
 
-	// OlderThan removes entries once they are old enough.
+	// With IncludeUnread, OlderThan removes entries once they are old
+	// enough.
 	e.publishN(b, "trim-o", 2)
 	var removed int64
-	eventually(t, waitLimit, "Trim(OlderThan) did not remove the old entries", func() bool {
-		n, err := tr.Trim(e.ctx, "trim-o", broker.TrimOptions{OlderThan: 20 * time.Millisecond})
+	eventually(t, waitLimit, "Trim(OlderThan, IncludeUnread) did not remove the old entries", func() bool {
+		n, err := tr.Trim(e.ctx, "trim-o", broker.TrimOptions{OlderThan: 20 * time.Millisecond, IncludeUnread: true})
 		if err != nil {
 			t.Fatalf("Trim(OlderThan): %v", err)
 		}
@@ -241,7 +269,7 @@ func testTrim(e *env) {
 		return removed >= 2
 	})
 	if removed != 2 {
-		t.Errorf("Trim(OlderThan) removed %d, want 2", removed)
+		t.Errorf("Trim(OlderThan, IncludeUnread) removed %d, want 2", removed)
 	}
 	e.expectNone(b, []string{"trim-o"}, 0, "after Trim(OlderThan) removed everything")
 }

@@ -266,7 +266,11 @@ var errTrimOptions = errors.New("conveyor: memory: set exactly one of TrimOption
 // than opts.OlderThan ago. Like XTRIM MINID below the oldest pending entry,
 // it never removes a pending job (leased, or taken back after an expired
 // lease and not yet redelivered) nor any job newer than one. Delayed jobs and
-// dead letters are not touched. It returns how many jobs it removed.
+// dead letters of topic are not touched (trim topic's dead-letter topic for
+// those). It returns how many jobs it removed.
+//
+// Settled jobs are removed at once, so every job a topic holds is unread or
+// pending: without opts.IncludeUnread, Trim removes nothing.
 func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions) (int64, error) {
 	if (opts.MaxLen > 0) == (opts.OlderThan > 0) || opts.MaxLen < 0 || opts.OlderThan < 0 {
 		return 0, errTrimOptions
@@ -295,7 +299,7 @@ func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions
 	var removed int64
 	for i := 0; i < t.ready.len(); i++ {
 		e := t.ready.at(i)
-		if e.deliveries > 0 || (bound != 0 && e.pos > bound) {
+		if !opts.IncludeUnread || e.deliveries > 0 || (bound != 0 && e.pos > bound) {
 			break
 		}
 		if opts.MaxLen > 0 && removed >= excess {

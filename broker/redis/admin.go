@@ -283,9 +283,13 @@ func (b *Broker) PurgeDeadLetters(ctx context.Context, topic string, ids []strin
 // in any group nor anything newer than the oldest pending entry (one atomic
 // script: the oldest pending ID comes from XPENDING of each group). MaxLen
 // keeps the newest MaxLen entries; OlderThan removes entries added to the
-// stream (by their entry ID's time, against Options.Now) longer ago. Unread
-// entries are removed like any other: trimming is retention, not a queue
-// operation. It returns how many entries it removed.
+// stream (by their entry ID's time, against Options.Now) longer ago.
+//
+// Settled jobs are deleted, so the entries left are live jobs. Unless
+// opts.IncludeUnread is set, Trim also keeps every entry a group has not
+// been delivered yet (newer than the group's last-delivered-id in XINFO
+// GROUPS) and anything newer, and removes nothing from a stream without a
+// consumer group. It returns how many entries it removed.
 func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions) (int64, error) {
 	if err := b.check(ctx); err != nil {
 		return 0, err
@@ -300,7 +304,11 @@ func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions
 	default:
 		return 0, errors.New("conveyor/redis: trim: set exactly one of TrimOptions.MaxLen and TrimOptions.OlderThan, positive")
 	}
-	n, err := trimScript.Run(ctx, b.rdb, []string{b.keysFor(topic).stream}, mode, arg).Int64()
+	unread := "0"
+	if opts.IncludeUnread {
+		unread = "1"
+	}
+	n, err := trimScript.Run(ctx, b.rdb, []string{b.keysFor(topic).stream}, mode, arg, unread).Int64()
 	if err != nil {
 		return 0, b.wrap("trim "+topic, err)
 	}

@@ -194,11 +194,14 @@ return moved
 `)
 
 // trimScript trims a stream without removing any pending entry (of any
-// group) or anything newer than it.
+// group) or anything newer than it. Unless ARGV[3] is "1", it also keeps
+// every entry not yet delivered to each group (newer than the group's
+// last-delivered-id) and, on a stream without any group, every entry.
 //
 // KEYS[1] stream
 // ARGV[1] mode: "maxlen" or "minid"
 // ARGV[2] mode "maxlen": entries to keep; mode "minid": the target MINID
+// ARGV[3] "1": unread entries may be removed; else they are kept
 //
 // Returns the number of entries removed.
 var trimScript = goredis.NewScript(`
@@ -209,36 +212,49 @@ local function less(a, b)
   if am ~= bm then return am < bm end
   return (tonumber(as) or 0) < (tonumber(bs) or 0)
 end
+-- after returns the smallest ID greater than id (id itself when its
+-- sequence is too large for exact arithmetic: one entry more is kept).
+local function after(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if not ms or #seq > 15 then return id end
+  return ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local oldest = nil
+local unread = ARGV[3] == '1'
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+if #groups == 0 and not unread then return 0 end
+-- Entries with an ID below bound may be removed; nil: no bound.
+local bound = nil
+local function lower(id)
+  if bound == nil or less(id, bound) then bound = id end
+end
 for _, g in ipairs(groups) do
-  local name
+  local name, last
   for j = 1, #g, 2 do
     if g[j] == 'name' then name = g[j + 1] end
+    if g[j] == 'last-delivered-id' then last = g[j + 1] end
   end
   local p = redis.call('XPENDING', KEYS[1], name)
-  if p[1] > 0 and (oldest == nil or less(p[2], oldest)) then
-    oldest = p[2]
-  end
+  if p[1] > 0 then lower(p[2]) end
+  if not unread then lower(after(last or '0-0')) end
 end
 if ARGV[1] == 'maxlen' then
   local keep = tonumber(ARGV[2])
-  if oldest == nil then
+  if bound == nil then
     return redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
   end
   local n = redis.call('XLEN', KEYS[1]) - keep
   if n <= 0 then return 0 end
-  local older = redis.call('XRANGE', KEYS[1], '-', '(' .. oldest, 'COUNT', n)
+  local older = redis.call('XRANGE', KEYS[1], '-', '(' .. bound, 'COUNT', n)
   if #older == 0 then return 0 end
   if #older >= n then
     return redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
   end
-  return redis.call('XTRIM', KEYS[1], 'MINID', oldest)
+  return redis.call('XTRIM', KEYS[1], 'MINID', bound)
 end
 local minid = ARGV[2]
-if oldest ~= nil and less(oldest, minid) then
-  minid = oldest
+if bound ~= nil and less(bound, minid) then
+  minid = bound
 end
 return redis.call('XTRIM', KEYS[1], 'MINID', minid)
 `)
