@@ -17,6 +17,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"github.com/subosito/gotenv"
+
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
 // EnvConfigFile names the environment variable that gives the config file
@@ -200,7 +202,7 @@ func parseFile(file string, data []byte) (*viper.Viper, error) {
 	v.SetConfigType(typ)
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		// Parse errors quote the offending text, which may hold a URL.
-		return nil, newFileError(file, errors.New(redactURLs(err.Error())))
+		return nil, newFileError(file, errors.New(redact.URLsIn(err.Error())))
 	}
 	var errs []error
 	for _, k := range v.AllKeys() {
@@ -213,7 +215,7 @@ func parseFile(file string, data []byte) (*viper.Viper, error) {
 				Err:    fmt.Errorf("is a section: expected keys under it, such as %s", firstKeyUnder(k))})
 			continue
 		}
-		errs = append(errs, &UnknownKeyError{Key: redactURLs(k), File: file, Suggestion: suggest(k)})
+		errs = append(errs, &UnknownKeyError{Key: redact.URLsIn(k), File: file, Suggestion: suggest(k)})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -345,5 +347,5 @@ func displayValue(key string, raw any) string {
 	if key == "redis.url" {
 		return RedactURL(s)
 	}
-	return redactURLs(s)
+	return redact.URLsIn(s)
 }

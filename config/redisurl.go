@@ -7,73 +7,21 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
-
-// redacted replaces passwords in URLs shown to people.
-const redacted = "xxxxx"
-
-// splitUserinfo finds the user and password of a redis URL without parsing
-// it, so that it works on URLs that do not parse. A string without "://" is
-// read as userinfo@host (a URL missing its scheme). at is the index in s of
-// the "@" ending the userinfo, or -1.
-func splitUserinfo(s string) (prefix, user, password string, hasPassword bool, at int) {
-	start := 0
-	if i := strings.Index(s, "://"); i >= 0 {
-		start = i + 3
-	}
-	prefix = s[:start]
-	rest := s[start:]
-	a := strings.LastIndex(rest, "@")
-	if a < 0 {
-		return prefix, "", "", false, -1
-	}
-	user, password, hasPassword = strings.Cut(rest[:a], ":")
-	return prefix, user, password, hasPassword, start + a
-}
 
 // RedactURL returns s with its password replaced by "xxxxx". It works on
 // URLs that do not parse too (a password with an unencoded "/", say).
-func RedactURL(s string) string {
-	prefix, user, _, hasPassword, at := splitUserinfo(s)
-	if !hasPassword {
-		return s
-	}
-	return prefix + user + ":" + redacted + s[at:]
-}
+func RedactURL(s string) string { return redact.URL(s) }
 
 // Redact returns msg with every form of rawURL's password (as written,
 // decoded and encoded) replaced by "xxxxx", for error text that might quote
 // it.
-func Redact(msg, rawURL string) string {
-	_, _, password, ok, _ := splitUserinfo(rawURL)
-	if !ok || password == "" {
-		return msg
-	}
-	forms := []string{password, url.QueryEscape(password), url.PathEscape(password)}
-	if dec, err := url.PathUnescape(password); err == nil {
-		forms = append(forms, dec)
-	}
-	for _, f := range forms {
-		if len(f) >= 3 {
-			msg = strings.ReplaceAll(msg, f, redacted)
-		}
-	}
-	return msg
-}
-
-// userinfoPassword matches the password of URLs inside free text.
-var userinfoPassword = regexp.MustCompile(`(://[^:/@\s]*:)[^\s]*@`)
-
-// redactURLs replaces the passwords of URLs found in s by "xxxxx". Unlike
-// middleware.RedactURLs it needs no scheme before "://": parse errors quote
-// fragments of a line, which may start in the middle of a URL.
-func redactURLs(s string) string {
-	return userinfoPassword.ReplaceAllString(s, "${1}"+redacted+"@")
-}
+func Redact(msg, rawURL string) string { return redact.In(msg, rawURL) }
 
 // escapes names the characters that must be percent-encoded in a URL's
 // userinfo, with their encoding.
@@ -100,8 +48,7 @@ func CheckURL(s string) error {
 	default:
 		return fmt.Errorf("scheme %q is not supported: use redis:// (plain) or rediss:// (TLS)", scheme)
 	}
-	_, user, password, _, at := splitUserinfo(s)
-	if at >= 0 {
+	if user, password, _, ok := redact.Userinfo(s); ok {
 		if err := checkEncoded("password", password); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
 // Defaults of [Options] fields left at their zero value.
@@ -303,9 +304,10 @@ func (d *Dashboard) render(w http.ResponseWriter, status int, name string, data 
 	}
 }
 
-// redact removes the Redis password from error text.
+// redact removes the Redis password from error text, in every form an
+// error may quote it (as written, decoded, escaped).
 func (d *Dashboard) redact(msg string) string {
-	return redactIn(msg, d.o.Display.RedisURL)
+	return redact.In(msg, d.o.Display.RedisURL)
 }
 
 // fail renders an error page for err.
@@ -670,7 +672,7 @@ func plural(n int, one, many string) string {
 // password with an unencoded '@', '/' or '#'): the user information runs to
 // the last '@'.
 func redactURL(rawURL string) string {
-	r := redis.RedactURL(rawURL)
+	r := redact.URL(rawURL)
 	start := strings.LastIndex(r, "@") + 1
 	if start == 0 {
 		if _, rest, ok := strings.Cut(r, "://"); ok {
@@ -681,44 +683,4 @@ func redactURL(rawURL string) string {
 		r = r[:start+i]
 	}
 	return r
-}
-
-// passwordOf returns the password in rawURL's user information (up to the
-// last '@'), or in its password query parameter.
-func passwordOf(rawURL string) string {
-	_, rest, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		return ""
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
-			return pw
-		}
-		rest = rest[at+1:]
-	}
-	if _, q, ok := strings.Cut(rest, "?"); ok {
-		if v, err := url.ParseQuery(q); err == nil {
-			return v.Get("password")
-		}
-	}
-	return ""
-}
-
-// redactIn replaces every form of rawURL's password in msg (as written,
-// decoded and encoded).
-func redactIn(msg, rawURL string) string {
-	pw := passwordOf(rawURL)
-	if len(pw) < 3 {
-		return msg
-	}
-	forms := []string{pw, url.QueryEscape(pw), url.PathEscape(pw)}
-	if dec, err := url.PathUnescape(pw); err == nil {
-		forms = append(forms, dec, url.QueryEscape(dec), url.PathEscape(dec))
-	}
-	for _, f := range forms {
-		if len(f) >= 3 {
-			msg = strings.ReplaceAll(msg, f, "xxxxx")
-		}
-	}
-	return msg
 }

@@ -175,12 +175,17 @@ func TestRedact(t *testing.T) {
 			t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
-	for _, raw := range []string{"redis://u:hunter22@h", "redis://u:hun@ter/22@h", "redis://u:hun%40ter%2F22@h", "redis://h?password=hunter22"} {
-		pw := passwordOf(raw)
-		dec, _ := url.PathUnescape(pw)
-		msg := redactIn("dial "+raw+": auth failed for "+pw+" ("+dec+")", raw)
-		if strings.Contains(msg, "hunter22") || strings.Contains(msg, "hun@ter/22") || strings.Contains(msg, pw) {
-			t.Errorf("redactIn left the password of %s: %s", raw, msg)
+	for _, tt := range []struct{ raw, pw string }{
+		{"redis://u:hunter22@h", "hunter22"},
+		{"redis://u:hun@ter/22@h", "hun@ter/22"},
+		{"redis://u:hun%40ter%2F22@h", "hun%40ter%2F22"},
+		{"redis://h?password=hunter22", "hunter22"},
+	} {
+		d := &Dashboard{o: Options{Display: Display{RedisURL: tt.raw}}}
+		dec, _ := url.PathUnescape(tt.pw)
+		msg := d.redact("dial " + tt.raw + ": auth failed for " + tt.pw + " (" + dec + ")")
+		if strings.Contains(msg, "hunter22") || strings.Contains(msg, "hun@ter/22") || strings.Contains(msg, tt.pw) {
+			t.Errorf("redact left the password of %s: %s", tt.raw, msg)
 		}
 	}
 }

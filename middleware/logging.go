@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"regexp"
 	"time"
 
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -133,27 +133,10 @@ func levelOr(l slog.Leveler, def slog.Level) slog.Level {
 	return l.Level()
 }
 
-// urlUserinfo matches the userinfo of a URL: scheme "://" userinfo "@". The
-// userinfo runs to the last "@" before a space or quote, so that a password
-// with an unencoded "@" is redacted whole.
-var urlUserinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)([^\s"'<>` + "`" + `]*)@`)
-
 // RedactURLs returns s with the passwords of the URLs in it replaced by
 // "xxxxx": "redis://user:secret@host" becomes "redis://user:xxxxx@host", and a
 // userinfo with no colon ("https://token@host"), which is usually a token, is
-// replaced whole. Everything else is unchanged.
-func RedactURLs(s string) string {
-	if !urlUserinfo.MatchString(s) {
-		return s
-	}
-	return urlUserinfo.ReplaceAllStringFunc(s, func(m string) string {
-		sub := urlUserinfo.FindStringSubmatch(m)
-		scheme, info := sub[1], sub[2]
-		for i := 0; i < len(info); i++ {
-			if info[i] == ':' {
-				return scheme + info[:i] + ":xxxxx@"
-			}
-		}
-		return scheme + "xxxxx@"
-	})
-}
+// replaced whole. The userinfo runs to the last "@" before white space, so
+// that a password with an unencoded "@" is redacted whole. Everything else is
+// unchanged.
+func RedactURLs(s string) string { return redact.URLsIn(s) }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
 // Query parameters Open understands beyond go-redis's own.
@@ -203,21 +205,7 @@ func applyTLS(c *tls.Config, t *TLSOptions) error {
 // and errors. It works on URLs that do not parse (an unencoded '@' or '/' in
 // the password, a missing scheme): everything between "://" (or the start)
 // and the last '@' is treated as user:password.
-func RedactURL(rawURL string) string {
-	prefix, rest := "", rawURL
-	if i := strings.Index(rawURL, "://"); i >= 0 {
-		prefix, rest = rawURL[:i+3], rawURL[i+3:]
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return rawURL
-	}
-	user, _, hasPass := strings.Cut(rest[:at], ":")
-	if !hasPass {
-		return rawURL
-	}
-	return prefix + user + ":xxxxx" + rest[at:]
-}
+func RedactURL(rawURL string) string { return redact.URL(rawURL) }
 
 // isTimeout reports a timeout or deadline error.
 func isTimeout(err error) bool {
