@@ -177,26 +177,39 @@ func TestTrim(t *testing.T) {
 	inv := invocation{env: e}
 	mustRun(t, exitOK, inv, "produce", "--topic", "logs", "--payload", `{}`, "--count", "10")
 
+	// By default unread jobs are kept, and the output says so.
 	r := mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4", "--dry-run")
-	if !strings.Contains(r.stdout, "holds 10 entries") || !strings.Contains(r.stdout, "at most 6") {
+	if !strings.Contains(r.stdout, "holds 10 entries (0 pending, 10 unread)") || !strings.Contains(r.stdout, "at most 0,") {
 		t.Fatalf("trim --dry-run: %q", r.stdout)
 	}
 	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4")
+	golden(t, "trim", r.stdout)
+	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4", "--json")
+	if !strings.Contains(r.stdout, `"removed": 0`) || !strings.Contains(r.stdout, `"kept_unread": 10`) {
+		t.Fatalf("trim --json: %s", r.stdout)
+	}
+
+	// --include-unread drops the backlog beyond the newest 4.
+	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4", "--include-unread", "--dry-run")
+	if !strings.Contains(r.stdout, "at most 6,") {
+		t.Fatalf("trim --include-unread --dry-run: %q", r.stdout)
+	}
+	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4", "--include-unread")
 	if strings.TrimSpace(r.stdout) != "removed 6 entries from logs" {
-		t.Fatalf("trim: %q", r.stdout)
+		t.Fatalf("trim --include-unread: %q", r.stdout)
 	}
 
 	// The oldest remaining entry is now pending: trim must keep it and
-	// everything after it.
+	// everything after it, even with --include-unread.
 	b := openBroker(t, e, "holder")
 	fetch(t, b, "logs", 1)
-	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "1", "--json")
+	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "1", "--include-unread", "--json")
 	if !strings.Contains(r.stdout, `"removed": 0`) {
 		t.Fatalf("trim below the oldest pending entry: %s", r.stdout)
 	}
 	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--older-than", "1ns")
-	if strings.TrimSpace(r.stdout) != "removed 0 entries from logs" {
-		t.Fatalf("trim --older-than: %q", r.stdout)
+	if got := strings.TrimSpace(r.stdout); got != "removed 0 entries from logs\nkept 3 unread entries; pass --include-unread to remove them" {
+		t.Fatalf("trim --older-than: %q", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,25 +12,32 @@ import (
 
 func newTrimCmd(a *app) *cobra.Command {
 	var (
-		topic     string
-		maxLen    int64
-		olderThan time.Duration
-		dryRun    bool
-		asJSON    bool
+		topic         string
+		maxLen        int64
+		olderThan     time.Duration
+		includeUnread bool
+		dryRun        bool
+		asJSON        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "trim",
-		Short: "Remove old entries from a topic's stream, never below the oldest pending job",
+		Short: "Remove old entries from a topic's stream, never a pending job and, by default, never an unread one",
 		Long: `trim keeps a topic's stream bounded: --maxlen N keeps the newest N entries,
---older-than D removes entries enqueued more than D ago. It never removes an
-entry that is still pending (delivered to a worker, not yet settled), nor any
-entry newer than it, so no job in flight is lost; it may therefore remove
-fewer entries than asked. Acknowledged jobs are already deleted, so trimming
-mostly matters for streams read by other tools.
+--older-than D removes entries enqueued more than D ago.
+
+Acknowledged jobs are already deleted, so every entry left is a live job.
+trim never removes an entry that is still pending (delivered to a worker,
+not yet settled), nor any entry newer than it, so no job in flight is lost.
+By default it also keeps every entry not yet delivered to every consumer
+group (and every entry of a stream no group reads), and anything newer:
+jobs waiting to run are not dropped. --include-unread removes unread jobs
+too (pending ones are still kept): use it to drop a backlog on purpose, or
+for retention of a dead-letter stream nobody reads (--topic T.dlq). trim may
+therefore remove fewer entries than asked.
 
 --dry-run prints the stream's size and the most that would be removed.`,
-		Example: `  conveyor trim --topic orchestrate --maxlen 100000
-  conveyor trim --topic orchestrate --older-than 168h --dry-run`,
+		Example: `  conveyor trim --topic orchestrate.dlq --older-than 720h --include-unread
+  conveyor trim --topic orchestrate --maxlen 100000 --include-unread --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
 			if topic == "" {
@@ -61,6 +69,11 @@ mostly matters for streams read by other tools.
 						upTo = max(0, info.Length-maxLen)
 						what = fmt.Sprintf("the oldest entries beyond the newest %d", maxLen)
 					}
+					keeping := "every pending entry and all entries after the oldest pending one"
+					if !includeUnread {
+						upTo = max(0, min(upTo, info.Length-info.Lag-info.Pending))
+						keeping = "every pending or unread entry and all entries after the oldest one of those"
+					}
 					if asJSON {
 						return writeJSON(a.stdout, struct {
 							DryRun  bool   `json:"dry_run"`
@@ -71,31 +84,46 @@ mostly matters for streams read by other tools.
 						}{true, topic, info.Length, info.Pending, upTo})
 					}
 					_, err = fmt.Fprintf(a.stdout,
-						"dry run: %s holds %d entries (%d pending); trim would remove %s, at most %d, keeping every pending entry and all entries after the oldest pending one\n",
-						topic, info.Length, info.Pending, what, upTo)
+						"dry run: %s holds %d entries (%d pending, %d unread); trim would remove %s, at most %d, keeping %s\n",
+						topic, info.Length, info.Pending, info.Lag, what, upTo, keeping)
 					return err
 				}
 				tr, ok := b.(broker.Trimmer)
 				if !ok {
 					return fmt.Errorf("the %T broker cannot trim", b)
 				}
-				opts := broker.TrimOptions{MaxLen: maxLen, OlderThan: olderThan}
+				opts := broker.TrimOptions{MaxLen: maxLen, OlderThan: olderThan, IncludeUnread: includeUnread}
 				if byLen && maxLen == 0 {
 					// TrimOptions treats 0 as unset; trimming to zero keeps
-					// nothing but the pending entries.
-					opts = broker.TrimOptions{OlderThan: time.Nanosecond}
+					// nothing but the pending (and, by default, unread)
+					// entries.
+					opts = broker.TrimOptions{OlderThan: time.Nanosecond, IncludeUnread: includeUnread}
 				}
 				n, err := tr.Trim(ctx, topic, opts)
 				if err != nil {
 					return err
 				}
+				unread := int64(-1) // unknown
+				if !includeUnread {
+					unread = keptUnread(cmd, b, topic, byLen, maxLen)
+				}
 				if asJSON {
 					return writeJSON(a.stdout, struct {
-						Topic   string `json:"topic"`
-						Removed int64  `json:"removed"`
-					}{topic, n})
+						Topic      string `json:"topic"`
+						Removed    int64  `json:"removed"`
+						KeptUnread *int64 `json:"kept_unread,omitempty"`
+					}{topic, n, nonNegative(unread)})
 				}
-				_, err = fmt.Fprintf(a.stdout, "removed %d entries from %s\n", n, topic)
+				if _, err := fmt.Fprintf(a.stdout, "removed %d entries from %s\n", n, topic); err != nil {
+					return err
+				}
+				switch {
+				case includeUnread || unread == 0:
+				case unread > 0:
+					_, err = fmt.Fprintf(a.stdout, "kept %d unread entries; pass --include-unread to remove them\n", unread)
+				default:
+					_, err = fmt.Fprintln(a.stdout, "unread entries, if any, were kept; pass --include-unread to remove them")
+				}
 				return err
 			})
 		}),
@@ -104,7 +132,37 @@ mostly matters for streams read by other tools.
 	f.StringVarP(&topic, "topic", "t", "", "topic whose stream to trim (required)")
 	f.Int64Var(&maxLen, "maxlen", 0, "keep at most this many newest entries")
 	f.DurationVar(&olderThan, "older-than", 0, "remove entries enqueued longer ago than this (such as 72h)")
+	f.BoolVar(&includeUnread, "include-unread", false, "also remove entries no consumer group has read yet (jobs that never ran); pending entries are always kept")
 	f.BoolVar(&dryRun, "dry-run", false, "report what would be removed, change nothing")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// keptUnread returns how many unread entries topic still holds after a trim
+// that kept them, when that may have limited the trim (0 when it did not),
+// or -1 when the broker cannot tell.
+func keptUnread(cmd *cobra.Command, b broker.Broker, topic string, byLen bool, maxLen int64) int64 {
+	in, ok := b.(broker.Inspector)
+	if !ok {
+		return -1
+	}
+	info, err := in.Inspect(cmd.Context(), topic)
+	if errors.Is(err, broker.ErrNotFound) {
+		return 0 // no such topic: nothing kept
+	}
+	if err != nil {
+		return -1
+	}
+	if byLen && info.Length <= maxLen {
+		return 0 // the trim got what it asked for
+	}
+	return info.Lag
+}
+
+// nonNegative returns &n, or nil when n is negative (unknown).
+func nonNegative(n int64) *int64 {
+	if n < 0 {
+		return nil
+	}
+	return &n
 }
