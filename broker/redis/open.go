@@ -176,7 +176,9 @@ func applyTLS(c *tls.Config, t *TLSOptions) error {
 	if t.ServerName != "" {
 		c.ServerName = t.ServerName
 	}
-	c.InsecureSkipVerify = t.InsecureSkipVerify
+	if t.InsecureSkipVerify { // never turns off a skip_verify=true the URL asked for
+		c.InsecureSkipVerify = true
+	}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {

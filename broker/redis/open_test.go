@@ -98,6 +98,21 @@ func TestOpenTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	// Turning verification off is explicit: in the options or in the URL,
+	// and TLS options given for other reasons do not turn it back on.
+	for name, url := range map[string]string{
+		"skip_verify in the URL":        srv.TLSURL + "?skip_verify=true",
+		"InsecureSkipVerify in options": srv.TLSURL,
+	} {
+		t.Run(name, func(t *testing.T) {
+			tlsOpts := &redis.TLSOptions{ServerName: "127.0.0.1", InsecureSkipVerify: !strings.Contains(url, "skip_verify")}
+			b, err := redis.Open(url, &redis.Options{TLS: tlsOpts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+		})
+	}
 	t.Run("with client certificate", func(t *testing.T) {
 		b, err := redis.Open(srv.TLSURL, &redis.Options{TLS: &redis.TLSOptions{CAFile: srv.CAFile, CertFile: srv.CertFile, KeyFile: srv.KeyFile}})
 		if err != nil {
