@@ -127,6 +127,7 @@ type Broker struct {
 	lost      atomic.Int64
 	overflows atomic.Int64
 	stale     atomic.Int64
+	readTurn  atomic.Uint64 // rotates which topics get a larger read share
 
 	mu        sync.Mutex
 	lastMaint map[string]time.Time // topic -> last recovery/promotion

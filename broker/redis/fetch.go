@@ -24,12 +24,17 @@ const recoverRounds = 8
 
 // Fetch returns up to max jobs from topics, each leased to this consumer.
 //
-// In order, it returns deliveries read beyond an earlier Fetch's max; every
+// In order, it returns deliveries an earlier Fetch kept after an error; every
 // ClaimInterval, promotes due delayed jobs and recovers entries whose lease
 // expired (XAUTOCLAIM), dead-lettering poison entries; then reads new
-// entries with XREADGROUP … BLOCK Options.Block. On Redis Cluster, a Fetch of
-// several topics reads each topic's stream separately (they live in different
-// slots) in one pipeline, polling until Block has passed.
+// entries with XREADGROUP. It never leases more than max entries: with
+// several topics, max is shared out among their streams (each stream read
+// with its own COUNT, the topic served first rotating between calls), so a
+// Fetch may return fewer than max although more jobs are waiting; when none
+// is waiting it blocks up to Options.Block on the topics with a share, one
+// entry each. Within a topic, jobs come in FIFO order. On Redis Cluster each
+// topic's stream is read separately (they live in different slots) in one
+// pipeline, polling until Block has passed.
 //
 // Cancelling ctx does not interrupt a blocking read: Fetch returns ctx.Err()
 // when it comes back empty. Close makes a waiting Fetch return ErrClosed
@@ -84,11 +89,17 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	}
 	out = append(out, got...)
 	if err != nil {
-		b.keep(out)
-		return nil, err
+		if len(out) == 0 {
+			return nil, err
+		}
+		// What was read is leased to this consumer: hand it out now rather
+		// than let its lease expire and spend an attempt.
+		b.log.Error("conveyor/redis: read failed for some topics; returning the jobs read from the others", "err", err)
 	}
 	if len(out) > max {
-		b.keep(out[max:])
+		// Not expected (read stays within its count); put extras back
+		// rather than hold leases nothing renews.
+		b.release(out[max:])
 		out = out[:max]
 	}
 	if len(out) == 0 {
@@ -388,21 +399,38 @@ func parseRecover(res []any) (next string, entries []goredis.XMessage, counts []
 	return next, entries, counts, deleted, nil
 }
 
-// read reads new entries of ks (XREADGROUP >), waiting up to Block when
-// block is set.
+// read reads new entries of ks (XREADGROUP >), at most count in all,
+// waiting up to Block when block is set. Every entry read is leased to this
+// consumer, so read never reads more than it returns: XREADGROUP's COUNT
+// applies per stream, so count is shared out among the streams (see shares)
+// and each stream is read with its own share. Within a topic, entries come in
+// stream order.
+//
+// On an error reading one stream, the entries read from the others are
+// returned together with the error.
 func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool) ([]*broker.Delivery, error) {
-	if count <= 0 {
+	if count <= 0 || len(ks) == 0 {
 		return nil, nil
 	}
 	var streams []goredis.XStream
 	var err error
-	if b.cluster && len(ks) > 1 {
-		streams, err = b.readCluster(ctx, ks, count, block)
-	} else {
+	if len(ks) == 1 {
 		streams, err = b.readGroup(ctx, ks, count, block)
-	}
-	if err != nil {
-		return nil, err
+	} else {
+		counts := b.shares(len(ks), count)
+		streams, err = b.readEach(ctx, ks, counts, b.cluster && block)
+		if err == nil && len(streams) == 0 && block && !b.cluster {
+			// Nothing is waiting: block on the streams that have a share,
+			// one entry each, so that even entries arriving on several
+			// streams at once stay within count.
+			var win []keys
+			for i, k := range ks {
+				if counts[i] > 0 {
+					win = append(win, k)
+				}
+			}
+			streams, err = b.readGroup(ctx, win, 1, true)
+		}
 	}
 	byStream := make(map[string]keys, len(ks))
 	for _, k := range ks {
@@ -421,11 +449,27 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool) ([]
 			out = append(out, &broker.Delivery{Job: dec.job, Receipt: m.ID})
 		}
 	}
-	return out, nil
+	return out, err
 }
 
-// readGroup runs one XREADGROUP over all streams of ks, recreating missing
-// groups once.
+// shares splits count among n streams: each gets count/n, and count%n of
+// them one more, starting at a position that rotates from one call to the
+// next so that no topic is always served last. The shares sum to count.
+func (b *Broker) shares(n, count int) []int {
+	start := int(b.readTurn.Add(1) % uint64(n))
+	out := make([]int, n)
+	for i := range out {
+		out[i] = count / n
+		if (i-start+n)%n < count%n {
+			out[i]++
+		}
+	}
+	return out
+}
+
+// readGroup runs one XREADGROUP over all streams of ks with COUNT count,
+// recreating missing groups once. It may return up to count entries per
+// stream.
 func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block bool) ([]goredis.XStream, error) {
 	args := &goredis.XReadGroupArgs{
 		Group:    b.o.Group,
@@ -463,25 +507,34 @@ func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block bool
 	}
 }
 
-// readCluster reads each topic's stream with its own non-blocking
-// XREADGROUP, pipelined, polling until Block has passed when block is set and
-// nothing came.
-func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bool) ([]goredis.XStream, error) {
+// readEach reads each stream of ks with its own non-blocking XREADGROUP
+// COUNT counts[i] (streams with a zero share are skipped), pipelined; on
+// Redis Cluster they live in different slots. When poll is set and nothing
+// came, it polls until Block has passed. An error of one stream does not
+// discard what the others returned: they are returned with the first error.
+func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int, poll bool) ([]goredis.XStream, error) {
 	deadline := time.Now().Add(b.o.Block)
-	poll := min(max(b.o.Block/10, 10*time.Millisecond), 100*time.Millisecond)
+	every := min(max(b.o.Block/10, 10*time.Millisecond), 100*time.Millisecond)
 	for {
 		pipe := b.rdb.Pipeline()
 		cmds := make([]*goredis.XStreamSliceCmd, len(ks))
 		for i, k := range ks {
+			if counts[i] <= 0 {
+				continue
+			}
 			cmds[i] = pipe.XReadGroup(ctx, &goredis.XReadGroupArgs{
 				Group: b.o.Group, Consumer: b.o.Consumer,
-				Streams: []string{k.stream, ">"}, Count: int64(count), Block: -1,
+				Streams: []string{k.stream, ">"}, Count: int64(counts[i]), Block: -1,
 			})
 		}
 		_, _ = pipe.Exec(ctx)
 		var out []goredis.XStream
 		var missing []string
+		var first error
 		for i, c := range cmds {
+			if c == nil {
+				continue
+			}
 			s, err := c.Result()
 			switch {
 			case err == nil:
@@ -490,19 +543,21 @@ func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bo
 			case isNoGroup(err):
 				missing = append(missing, ks[i].stream)
 			default:
-				return out, b.wrap("read", err)
+				if first == nil {
+					first = b.wrap("read "+ks[i].topic, err)
+				}
 			}
 		}
 		if len(missing) > 0 {
 			b.forgetGroups(missing...)
-			if err := b.ensureGroups(ctx, missing...); err != nil {
-				return out, err
+			if err := b.ensureGroups(ctx, missing...); err != nil && first == nil {
+				first = err
 			}
 		}
-		if len(out) > 0 || !block || len(missing) > 0 {
-			return out, nil
+		if len(out) > 0 || first != nil || !poll || len(missing) > 0 {
+			return out, first
 		}
-		wait := min(poll, time.Until(deadline))
+		wait := min(every, time.Until(deadline))
 		if wait <= 0 || b.closed.Load() {
 			return nil, nil
 		}

@@ -1,0 +1,91 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/redis"
+)
+
+// pendingOf returns how many entries of stream are leased to consumer.
+func pendingOf(t *testing.T, e *env, stream, consumer string) int64 {
+	t.Helper()
+	ps, err := e.rdb.XPendingExt(context.Background(), &goredis.XPendingExtArgs{
+		Stream: stream, Group: "conveyor", Start: "-", End: "+", Count: 1000, Consumer: consumer,
+	}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(ps))
+}
+
+// TestFetchSeveralTopicsLeasesOnlyWhatItReturns: a Fetch of several topics
+// leases no more entries than max, so entries it does not return are never
+// recovered by another consumer with a spent attempt.
+func TestFetchSeveralTopicsLeasesOnlyWhatItReturns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	short := func(o *redis.Options) { o.Lease = 100 * time.Millisecond }
+	a, other := e.broker(t, "a", short), e.broker(t, "b", short)
+	topics := []string{"t1", "t2", "t3"}
+	var ms []broker.Message
+	for _, topic := range topics {
+		for i := range 3 {
+			ms = append(ms, broker.Message{Topic: topic, Payload: fmt.Appendf(nil, "%s-%d", topic, i)})
+		}
+	}
+	if _, err := a.PublishBatch(ctx, ms); err != nil {
+		t.Fatal(err)
+	}
+	for _, max := range []int{1, 2, 4} {
+		t.Run(fmt.Sprint("max", max), func(t *testing.T) {
+			ds, err := a.Fetch(ctx, topics, max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ds) == 0 || len(ds) > max {
+				t.Fatalf("Fetch(max=%d) returned %d", max, len(ds))
+			}
+			var leased int64
+			for _, topic := range topics {
+				leased += pendingOf(t, e, e.key(topic, "stream"), "a")
+			}
+			if leased != int64(len(ds)) {
+				t.Fatalf("Fetch(max=%d) returned %d but leased %d", max, len(ds), leased)
+			}
+			if err := a.Ack(ctx, ds...); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// a keeps busy past the lease; whatever b gets never ran and must
+	// carry attempt 1, in FIFO order within each topic.
+	time.Sleep(150 * time.Millisecond) // let a lease pass so recovery would claim leftovers
+	rest := fetchN(t, other, topics, len(ms)-int(xlenAcked(t, e, topics)))
+	last := map[string]string{}
+	for _, d := range rest {
+		if d.Job.Attempt != 1 {
+			t.Fatalf("job %s delivered with attempt %d, want 1 (it never ran)", d.Job.Payload, d.Job.Attempt)
+		}
+		if p := string(d.Job.Payload); p <= last[d.Job.Topic] {
+			t.Fatalf("topic %s: %s after %s", d.Job.Topic, p, last[d.Job.Topic])
+		}
+		last[d.Job.Topic] = string(d.Job.Payload)
+	}
+}
+
+// xlenAcked returns how many jobs of topics were acknowledged (deleted).
+func xlenAcked(t *testing.T, e *env, topics []string) int64 {
+	t.Helper()
+	var left int64
+	for _, topic := range topics {
+		left += xlen(t, e.rdb, e.key(topic, "stream"))
+	}
+	return 9 - left
+}
