@@ -72,14 +72,10 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 		b.keep(out)
 		return nil, err
 	}
-	rec, err := b.maintain(ctx, ks, max-len(out))
+	// Maintenance errors are logged per topic by maintain; they do not fail
+	// the Fetch, which still returns what was recovered and reads new jobs.
+	rec, _ := b.maintain(ctx, ks, max-len(out))
 	out = append(out, rec...)
-	if err != nil {
-		// Keep what was leased for the next Fetch rather than leaving it
-		// to wait for the lease to expire.
-		b.keep(out)
-		return nil, err
-	}
 	got, err := b.read(ctx, ks, max-len(out), len(out) == 0)
 	if b.closed.Load() {
 		if !b.owned {
@@ -221,7 +217,10 @@ func (b *Broker) stillOwned(ctx context.Context, ds []*broker.Delivery) (map[str
 
 // maintain promotes due delayed jobs and recovers expired leases for the
 // topics whose ClaimInterval has passed (or whose last recovery scan was cut
-// short), returning up to room recovered deliveries.
+// short), returning up to room recovered deliveries. Each topic is handled
+// on its own: an error of one topic (logged with the topic) neither skips
+// the others nor skips recovery of the topic whose promotion failed. The
+// errors are returned joined, with what was recovered.
 func (b *Broker) maintain(ctx context.Context, ks []keys, room int) ([]*broker.Delivery, error) {
 	now := time.Now()
 	var due []keys
@@ -237,8 +236,9 @@ func (b *Broker) maintain(ctx context.Context, ks []keys, room int) ([]*broker.D
 	if len(due) == 0 {
 		return nil, nil
 	}
-	if err := b.promote(ctx, due); err != nil {
-		return nil, err
+	var errs []error
+	for _, err := range b.promote(ctx, due) {
+		errs = append(errs, err)
 	}
 	var out []*broker.Delivery
 	for _, k := range due {
@@ -248,15 +248,19 @@ func (b *Broker) maintain(ctx context.Context, ks []keys, room int) ([]*broker.D
 		got, err := b.recover(ctx, k, room-len(out))
 		out = append(out, got...)
 		if err != nil {
-			return out, err
+			b.log.Error("conveyor/redis: recover expired leases", "topic", k.topic, "err", err)
+			errs = append(errs, err)
 		}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // promote moves due delayed jobs of ks to their streams: one script per
-// topic, pipelined, repeated for topics that had more than a batch due.
-func (b *Broker) promote(ctx context.Context, ks []keys) error {
+// topic, pipelined, repeated for topics that had more than a batch due. It
+// returns the error of each topic that failed (logged with the topic); the
+// other topics are promoted regardless.
+func (b *Broker) promote(ctx context.Context, ks []keys) map[string]error {
+	errs := map[string]error{}
 	now := strconv.FormatInt(b.o.Now().UnixMilli(), 10)
 	for round := 0; round < 10 && len(ks) > 0; round++ {
 		calls := make([]scriptCall, len(ks))
@@ -265,13 +269,21 @@ func (b *Broker) promote(ctx context.Context, ks []keys) error {
 		}
 		cmds, err := b.runScripts(ctx, calls)
 		if err != nil {
-			return b.wrap("promote delayed jobs", err)
+			err = b.wrap("promote delayed jobs", err)
+			b.log.Error("conveyor/redis: promote delayed jobs", "err", err)
+			for _, k := range ks {
+				errs[k.topic] = err
+			}
+			return errs
 		}
 		var more []keys
 		for i, c := range cmds {
 			n, err := c.Int64()
 			if err != nil {
-				return b.wrap("promote delayed jobs of "+ks[i].topic, err)
+				err = b.wrap("promote delayed jobs of "+ks[i].topic, err)
+				b.log.Error("conveyor/redis: promote delayed jobs", "topic", ks[i].topic, "err", err)
+				errs[ks[i].topic] = err
+				continue
 			}
 			if n >= promoteBatch {
 				more = append(more, ks[i])
@@ -279,7 +291,7 @@ func (b *Broker) promote(ctx context.Context, ks []keys) error {
 		}
 		ks = more
 	}
-	return nil
+	return errs
 }
 
 // recover claims up to room entries of k idle longer than the lease.

@@ -89,3 +89,36 @@ func xlenAcked(t *testing.T, e *env, topics []string) int64 {
 	}
 	return 9 - left
 }
+
+// TestMaintenanceErrorOfOneTopicSparesTheOthers: a topic whose delayed key
+// has the wrong type fails promotion at every Fetch, yet an expired lease of
+// another topic is still recovered, and Fetch returns it without an error.
+func TestMaintenanceErrorOfOneTopicSparesTheOthers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	short := func(o *redis.Options) { o.Lease = 100 * time.Millisecond }
+	crashed, b := e.broker(t, "crashed", short), e.broker(t, "b", short)
+	if err := e.rdb.Set(ctx, e.key("bad", "delayed"), "not a sorted set", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(ctx, broker.Message{Topic: "good", Payload: []byte("orphan")}); err != nil {
+		t.Fatal(err)
+	}
+	// The first consumer takes the job and never settles it.
+	fetchN(t, crashed, []string{"good"}, 1)
+	var got *broker.Delivery
+	eventually(t, "recovery of the orphaned job", func() bool {
+		ds, err := b.Fetch(ctx, []string{"bad", "good"}, 10)
+		if err != nil {
+			t.Fatalf("Fetch failed because of another topic's maintenance: %v", err)
+		}
+		if len(ds) > 0 {
+			got = ds[0]
+		}
+		return got != nil
+	})
+	if string(got.Job.Payload) != "orphan" || got.Job.Attempt != 2 {
+		t.Fatalf("recovered %q attempt %d, want orphan attempt 2", got.Job.Payload, got.Job.Attempt)
+	}
+}
