@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 )
 
 // pendingOf returns how many entries of stream are leased to consumer.
@@ -120,5 +122,64 @@ func TestMaintenanceErrorOfOneTopicSparesTheOthers(t *testing.T) {
 	})
 	if string(got.Job.Payload) != "orphan" || got.Job.Attempt != 2 {
 		t.Fatalf("recovered %q attempt %d, want orphan attempt 2", got.Job.Payload, got.Job.Attempt)
+	}
+}
+
+// TestReadErrorOfOneStreamKeepsTheOthers: when reading one topic's stream
+// fails, the jobs read from the other topics (now leased) are returned, on a
+// single server and on Redis Cluster.
+func TestReadErrorOfOneStreamKeepsTheOthers(t *testing.T) {
+	t.Parallel()
+	for _, cluster := range []bool{false, true} {
+		t.Run(map[bool]string{false: "standalone", true: "cluster"}[cluster], func(t *testing.T) {
+			t.Parallel()
+			var rdb goredis.UniversalClient
+			var ns string
+			if cluster {
+				c := redistest.StartCluster(t, 1)
+				rdb, ns = c.Client(t), c.Namespace
+			} else {
+				s := redistest.Start(t)
+				rdb, ns = s.Client(t), s.Namespace
+			}
+			ctx := context.Background()
+			b, err := redis.New(rdb, &redis.Options{
+				Namespace: ns, Consumer: "a", Lease: time.Minute,
+				Block: 20 * time.Millisecond, ClaimInterval: time.Hour, // maintenance only at the first Fetch
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			topics := []string{"bad", "good"}
+			// Create both groups, then break the stream of "bad".
+			if _, err := b.Fetch(ctx, topics, 10); err != nil {
+				t.Fatal(err)
+			}
+			bad := ns + ":{bad}:stream"
+			if err := rdb.Del(ctx, bad).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.Set(ctx, bad, "not a stream", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Publish(ctx, broker.Message{Topic: "good", Payload: []byte("kept")}); err != nil {
+				t.Fatal(err)
+			}
+			ds, err := b.Fetch(ctx, topics, 10)
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			if len(ds) != 1 || string(ds[0].Job.Payload) != "kept" || ds[0].Job.Attempt != 1 {
+				t.Fatalf("Fetch returned %d deliveries, want the job of the good topic", len(ds))
+			}
+			if err := b.Ack(ctx, ds...); err != nil {
+				t.Fatal(err)
+			}
+			// With nothing read elsewhere, the error is returned.
+			if _, err := b.Fetch(ctx, topics, 10); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+				t.Fatalf("Fetch with only a broken stream: err %v, want WRONGTYPE", err)
+			}
+		})
 	}
 }
