@@ -318,6 +318,18 @@ func (b *Broker) wrap(op string, err error) error {
 	return fmt.Errorf("conveyor/redis: %s: %w", op, err)
 }
 
+// ValidateTopic reports whether topic can be used with a Broker: it must not
+// be empty, nor contain '{' or '}', which would change the Redis Cluster hash
+// tag {topic} that keeps a topic's keys in one slot. The error wraps
+// broker.ErrInvalidMessage and names the topic and the rule.
+func ValidateTopic(topic string) error {
+	if topic == "" || strings.ContainsAny(topic, "{}") {
+		return fmt.Errorf("%w: topic %q: a topic name must be non-empty and must not contain '{' or '}' (they would break the Redis Cluster hash tag of its keys)",
+			broker.ErrInvalidMessage, topic)
+	}
+	return nil
+}
+
 // keys are the Redis keys of one topic. All share the topic's hash tag, so
 // they sit in one Cluster slot.
 type keys struct {

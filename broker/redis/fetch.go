@@ -39,7 +39,9 @@ const recoverRounds = 8
 // Cancelling ctx does not interrupt a blocking read: Fetch returns ctx.Err()
 // when it comes back empty. Close makes a waiting Fetch return ErrClosed
 // within Block. Entries without a payload are dead-lettered with reason
-// [ReasonMalformed] instead of being returned.
+// [ReasonMalformed] instead of being returned. A topic that is empty or
+// contains '{' or '}' is rejected with an error wrapping
+// broker.ErrInvalidMessage (see [ValidateTopic]).
 func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker.Delivery, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -50,7 +52,10 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	ks := make([]keys, 0, len(topics))
 	seen := map[string]bool{}
 	for _, t := range topics {
-		if t == "" || seen[t] {
+		if err := ValidateTopic(t); err != nil {
+			return nil, err
+		}
+		if seen[t] {
 			continue
 		}
 		seen[t] = true

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -181,5 +182,43 @@ func TestReadErrorOfOneStreamKeepsTheOthers(t *testing.T) {
 				t.Fatalf("Fetch with only a broken stream: err %v, want WRONGTYPE", err)
 			}
 		})
+	}
+}
+
+// TestFetchRejectsTopicsThatBreakHashTags: topic names with '{' or '}' (or
+// empty) would put a topic's keys in different Cluster slots; Fetch rejects
+// them with an error naming the topic, and ValidateTopic states the rule.
+func TestFetchRejectsTopicsThatBreakHashTags(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.broker(t, "a", nil)
+	for _, tc := range []struct {
+		topic string
+		ok    bool
+	}{
+		{"orders", true},
+		{"orders.dlq", true},
+		{"a:b-c_d", true},
+		{"", false},
+		{"{}x}", false},
+		{"x{y", false},
+		{"y}", false},
+	} {
+		err := redis.ValidateTopic(tc.topic)
+		if (err == nil) != tc.ok {
+			t.Fatalf("ValidateTopic(%q) = %v, want ok=%v", tc.topic, err, tc.ok)
+		}
+		_, ferr := b.Fetch(context.Background(), []string{"orders", tc.topic}, 1)
+		if tc.ok {
+			if ferr != nil {
+				t.Fatalf("Fetch(%q): %v", tc.topic, ferr)
+			}
+			continue
+		}
+		for _, err := range []error{err, ferr} {
+			if !errors.Is(err, broker.ErrInvalidMessage) || !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.topic)) || !strings.Contains(err.Error(), "'{'") {
+				t.Fatalf("topic %q: error %v, want ErrInvalidMessage naming the topic and the rule", tc.topic, err)
+			}
+		}
 	}
 }
