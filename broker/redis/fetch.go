@@ -209,7 +209,7 @@ func (b *Broker) stillOwned(ctx context.Context, ds []*broker.Delivery) (map[str
 	}
 	owned := map[string]bool{}
 	for i, c := range cmds {
-		ids, err := c.StringSlice()
+		ids, err := b.extendReply(c, b.keysFor(order[i]).stream)
 		if err != nil {
 			return nil, b.wrap("renew buffered leases", err)
 		}

@@ -125,24 +125,31 @@ return {r[1], entries, counts, deleted}
 // extendScript renews the lease of entries this consumer still owns: for
 // each ID whose pending entry belongs to the consumer, XCLAIM … 0 … JUSTID
 // (idle reset, delivery count unchanged). An entry recovered by another
-// consumer is left alone, so a heartbeat never steals a job back.
+// consumer is left alone, so a heartbeat never steals a job back. An ID
+// counts as renewed only if XCLAIM's reply contains it: XCLAIM drops from the
+// pending list, without returning them, entries deleted from the stream
+// while pending (their jobs are lost).
 //
 // KEYS[1] stream
 // ARGV[1] group
 // ARGV[2] consumer
 // ARGV[3..] entry IDs
 //
-// Returns the IDs whose lease was renewed.
+// Returns {renewed IDs, IDs deleted from the stream while pending}.
 var extendScript = goredis.NewScript(`
-local out = {}
+local out, deleted = {}, {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if p[1] and p[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-    out[#out + 1] = ARGV[i]
+    local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    if c[1] then
+      out[#out + 1] = ARGV[i]
+    else
+      deleted[#deleted + 1] = ARGV[i]
+    end
   end
 end
-return out
+return {out, deleted}
 `)
 
 // replayScript moves dead letters back to their origin stream, each in one

@@ -187,7 +187,9 @@ func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src,
 // script per stream (XCLAIM … JUSTID only for entries whose pending owner is
 // this consumer), pipelined in one round trip. Deliveries another consumer
 // has recovered are not taken back: if there are any, the others are renewed
-// and the error wraps broker.ErrNotFound.
+// and the error wraps broker.ErrNotFound. An entry deleted from the stream
+// while leased is not renewed either: it is counted in [Broker.Lost] and
+// logged at error level.
 func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 	if err := b.check(ctx); err != nil {
 		return err
@@ -218,17 +220,45 @@ func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 	}
 	lost := 0
 	for i, c := range cmds {
-		got, err := c.StringSlice()
+		got, err := b.extendReply(c, order[i])
 		if err != nil {
 			return b.wrap("extend", err)
 		}
 		lost += len(byStream[order[i]]) - 2 - len(got)
 	}
 	if lost > 0 {
-		return fmt.Errorf("%w: %d of %d deliveries are no longer leased to consumer %s (settled, or recovered by another consumer); the others were renewed",
+		return fmt.Errorf("%w: %d of %d deliveries are no longer leased to consumer %s (settled, recovered by another consumer, or deleted from the stream); the others were renewed",
 			broker.ErrNotFound, lost, len(ds), b.o.Consumer)
 	}
 	return nil
+}
+
+// extendReply reads extendScript's reply for stream and returns the renewed
+// IDs. The IDs deleted from the stream while pending are added to Lost and
+// logged at error level.
+func (b *Broker) extendReply(c *goredis.Cmd, stream string) ([]string, error) {
+	res, err := c.Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != 2 {
+		return nil, fmt.Errorf("unexpected reply of %d elements", len(res))
+	}
+	var renewed, deleted []string
+	for i, dst := range []*[]string{&renewed, &deleted} {
+		ids, _ := res[i].([]any)
+		for _, id := range ids {
+			if s, ok := id.(string); ok {
+				*dst = append(*dst, s)
+			}
+		}
+	}
+	if len(deleted) > 0 {
+		b.lost.Add(int64(len(deleted)))
+		b.log.Error("conveyor/redis: leased entries were deleted from the stream before being settled: jobs lost",
+			"stream", stream, "count", len(deleted), "entries", deleted)
+	}
+	return renewed, nil
 }
 
 // scriptCall is one script run in a pipeline.
