@@ -236,6 +236,13 @@ func TestFaultRedisRestart(t *testing.T) {
 	r := runServer(t, b, mux, &server.Options{Concurrency: 16, Logger: logger})
 
 	for round, stop := range []func(testing.TB){rs.Stop, rs.Kill} {
+		// Each outage starts once the server has recovered from the one
+		// before: a reconnection through a container's port forwarding can
+		// take go-redis's dial, read and retry timeouts (tens of seconds),
+		// and an outage during an outage logs nothing new.
+		waitFor(t, 90*time.Second, "recovery from the previous outage", func() bool {
+			return countLines(logs.String(), "fetching recovered") >= round
+		})
 		waitFor(t, 30*time.Second, "progress before the outage", func() bool { return l.DoneCount() >= (round+1)*third/2 })
 		failedBefore := countLines(logs.String(), "fetch failed")
 		stop(t)

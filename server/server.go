@@ -341,11 +341,16 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 		}
 		s.stats.fetchErrors.Add(1)
 		failures++
-		if failures == 1 {
+		msg := err.Error()
+		switch {
+		case failures == 1:
 			outage = time.Now()
 			s.log.Error("conveyor: fetch failed: backing off until the broker answers", "error", err)
+		case failures%10 == 0 || (s.fetchErr.Load() != nil && *s.fetchErr.Load() != msg):
+			// A long outage, or one whose cause changed, is logged again.
+			s.log.Warn("conveyor: fetch still failing", "failures", failures,
+				"outage", time.Since(outage).Round(time.Millisecond), "error", err)
 		}
-		msg := err.Error()
 		s.fetchErr.Store(&msg)
 		t := time.NewTimer(s.opts.ErrorBackoff.delay(failures))
 		select {
