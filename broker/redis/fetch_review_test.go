@@ -188,7 +188,7 @@ func TestReadErrorOfOneStreamKeepsTheOthers(t *testing.T) {
 // TestFetchRejectsTopicsThatBreakHashTags: topic names with '{' or '}' (or
 // empty) would put a topic's keys in different Cluster slots; Fetch rejects
 // them with an error naming the topic, and ValidateTopic states the rule.
-func TestFetchRejectsTopicsThatBreakHashTags(t *testing.T) {
+func TestTopicsThatBreakHashTagsAreRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	b := e.broker(t, "a", nil)
@@ -209,13 +209,20 @@ func TestFetchRejectsTopicsThatBreakHashTags(t *testing.T) {
 			t.Fatalf("ValidateTopic(%q) = %v, want ok=%v", tc.topic, err, tc.ok)
 		}
 		_, ferr := b.Fetch(context.Background(), []string{"orders", tc.topic}, 1)
+		_, perr := b.Publish(context.Background(), broker.Message{Topic: tc.topic, Payload: []byte("{}")})
 		if tc.ok {
-			if ferr != nil {
-				t.Fatalf("Fetch(%q): %v", tc.topic, ferr)
+			if ferr != nil || perr != nil {
+				t.Fatalf("topic %q: Fetch: %v, Publish: %v", tc.topic, ferr, perr)
 			}
 			continue
 		}
-		for _, err := range []error{err, ferr} {
+		if tc.topic == "" { // Publish names the message rather than the empty topic
+			if !errors.Is(perr, broker.ErrInvalidMessage) {
+				t.Fatalf("Publish to an empty topic: %v", perr)
+			}
+			perr = ferr
+		}
+		for _, err := range []error{err, ferr, perr} {
 			if !errors.Is(err, broker.ErrInvalidMessage) || !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.topic)) || !strings.Contains(err.Error(), "'{'") {
 				t.Fatalf("topic %q: error %v, want ErrInvalidMessage naming the topic and the rule", tc.topic, err)
 			}

@@ -52,6 +52,9 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		if ms[i].Topic == "" {
 			return nil, fmt.Errorf("%w: message %d has an empty topic", broker.ErrInvalidMessage, i)
 		}
+		if err := ValidateTopic(ms[i].Topic); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
 		if len(ms[i].Headers) > MaxHeaders {
 			return nil, fmt.Errorf("%w: message %d has %d headers, more than %d", broker.ErrInvalidMessage, i, len(ms[i].Headers), MaxHeaders)
 		}
