@@ -168,7 +168,7 @@ func (a *app) loadConfig() error {
 func (a *app) openBroker() (broker.Broker, error) {
 	switch a.cfg.Backend {
 	case config.BackendMemory:
-		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease}), nil
+		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease, MaxAttempts: a.cfg.Retry.MaxAttempts}), nil
 	default:
 		c := a.cfg
 		opts := &redis.Options{
