@@ -236,14 +236,10 @@ func (b *Broker) Close() error {
 
 // Check returns [broker.ErrClosed] when b is closed, else nil.
 func (b *Broker) Check(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
-	b.st.mu.Lock()
-	defer b.st.mu.Unlock()
-	if b.closedLocked() {
-		return broker.ErrClosed
-	}
+	b.st.mu.Unlock()
 	return nil
 }
 
@@ -675,15 +671,11 @@ func (st *state) settle(d *broker.Delivery) (*entry, error) {
 // (settled before, or redelivered after its lease expired and settled
 // elsewhere) is ignored, as XACK ignores unknown IDs.
 func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
-	if err := ctx.Err(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
 	st := b.st
-	st.mu.Lock()
 	defer st.mu.Unlock()
-	if b.closedLocked() {
-		return broker.ErrClosed
-	}
 	for _, d := range ds {
 		if d == nil {
 			continue
@@ -710,15 +702,11 @@ func (b *Broker) Snooze(ctx context.Context, d *broker.Delivery, delay time.Dura
 }
 
 func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Duration, f *job.Failure) error {
-	if err := ctx.Err(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
 	st := b.st
-	st.mu.Lock()
 	defer st.mu.Unlock()
-	if b.closedLocked() {
-		return broker.ErrClosed
-	}
 	e, err := st.settle(d)
 	if err != nil {
 		return err
@@ -750,15 +738,11 @@ func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Dur
 // attempt and EnqueuedAt. It returns an error wrapping [broker.ErrNotFound]
 // when d is no longer leased.
 func (b *Broker) DeadLetter(ctx context.Context, d *broker.Delivery, f job.Failure) error {
-	if err := ctx.Err(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
 	st := b.st
-	st.mu.Lock()
 	defer st.mu.Unlock()
-	if b.closedLocked() {
-		return broker.ErrClosed
-	}
 	e, err := st.settle(d)
 	if err != nil {
 		return err
@@ -774,15 +758,11 @@ func (b *Broker) DeadLetter(ctx context.Context, d *broker.Delivery, f job.Failu
 // back), it renews the others and returns an error wrapping
 // [broker.ErrNotFound].
 func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
-	if err := ctx.Err(); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
 	st := b.st
-	st.mu.Lock()
 	defer st.mu.Unlock()
-	if b.closedLocked() {
-		return broker.ErrClosed
-	}
 	until := st.tick(st.now()) + int64(st.lease)
 	lost := 0
 	for _, d := range ds {
