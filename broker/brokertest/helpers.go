@@ -190,34 +190,33 @@ func checkFailure(t testing.TB, got *job.Failure, want job.Failure) {
 	}
 }
 
+// power returns b as the optional interface T, or skips the test when b
+// does not implement it.
+func power[T any](t testing.TB, b broker.Broker, name string) T {
+	t.Helper()
+	p, ok := b.(T)
+	if !ok {
+		t.Skip("broker does not implement broker." + name)
+	}
+	return p
+}
+
 // inspector returns b's Inspector or skips the test.
 func inspector(t testing.TB, b broker.Broker) broker.Inspector {
 	t.Helper()
-	i, ok := b.(broker.Inspector)
-	if !ok {
-		t.Skip("broker does not implement broker.Inspector")
-	}
-	return i
+	return power[broker.Inspector](t, b, "Inspector")
 }
 
 // trimmer returns b's Trimmer or skips the test.
 func trimmer(t testing.TB, b broker.Broker) broker.Trimmer {
 	t.Helper()
-	tr, ok := b.(broker.Trimmer)
-	if !ok {
-		t.Skip("broker does not implement broker.Trimmer")
-	}
-	return tr
+	return power[broker.Trimmer](t, b, "Trimmer")
 }
 
 // dlAdmin returns b's DeadLetterAdmin or skips the test.
 func dlAdmin(t testing.TB, b broker.Broker) broker.DeadLetterAdmin {
 	t.Helper()
-	a, ok := b.(broker.DeadLetterAdmin)
-	if !ok {
-		t.Skip("broker does not implement broker.DeadLetterAdmin")
-	}
-	return a
+	return power[broker.DeadLetterAdmin](t, b, "DeadLetterAdmin")
 }
 
 // deadLetters lists all dead letters of topic, page by page.
