@@ -43,6 +43,12 @@ type LoggingOptions struct {
 // Error (see [LoggingOptions] to change them). Put Logging outermost so that it
 // logs the final outcome, after retry and dead-letter decisions.
 //
+// A job that fails after its own context ended is logged at the retry level
+// as "job interrupted: …" with the context's error, whatever the chain
+// decided: a server ends a job's context when it gives up on the job at its
+// shutdown timeout, and then leaves the job unsettled for redelivery after
+// its lease.
+//
 // Logging never logs headers, nor the payload unless opts.LogPayload is set,
 // and it removes passwords from URLs in error texts (see [RedactURLs]):
 // "redis://user:secret@host" is logged as "redis://user:xxxxx@host".
@@ -85,6 +91,13 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 			default:
 				level, msg = retryLevel, "job failed"
 			}
+			interrupted := err != nil && ctx.Err() != nil
+			if interrupted {
+				// The job's own context ended (a server gives up on a job
+				// this way at its shutdown timeout): what the chain decided
+				// may never be carried out, so do not announce it as done.
+				level, msg = retryLevel, "job interrupted: its context ended before it finished"
+			}
 			if !logger.Enabled(ctx, level) {
 				return err
 			}
@@ -105,6 +118,9 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 				if f.Handler != "" {
 					attrs = append(attrs, slog.String("handler", f.Handler))
 				}
+			}
+			if interrupted {
+				attrs = append(attrs, slog.String("context", ctx.Err().Error()))
 			}
 			if err != nil {
 				attrs = append(attrs, slog.String("error", RedactURLs(err.Error())))

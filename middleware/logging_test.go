@@ -187,3 +187,27 @@ func ExampleRedactURLs() {
 	// Output:
 	// connect rediss://default:xxxxx@redis.example.com:6380: timeout
 }
+
+func TestLoggingInterruptedJob(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	h := middleware.Logging(logger, nil)(job.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
+		cancel() // the server gives up on the job while it runs
+		return job.RetryIn(5*time.Second, ctx.Err())
+	}))
+	err := h.ProcessJob(ctx, &job.Job{ID: "7", Topic: "orchestrate", Attempt: 1})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Logging changed the outcome: %v", err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("want one JSON record, got %q: %v", buf.String(), err)
+	}
+	if msg, _ := rec["msg"].(string); !strings.HasPrefix(msg, "job interrupted") {
+		t.Errorf("msg = %q, want it to say the job was interrupted, not that it will be retried", msg)
+	}
+	if rec["level"] != "WARN" || rec["context"] != "context canceled" {
+		t.Errorf("level = %v, context = %v; want WARN and %q", rec["level"], rec["context"], "context canceled")
+	}
+}
