@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -40,7 +41,11 @@ const (
 // options are go-redis's (dial_timeout, read_timeout, pool_size, …).
 // Reserved characters in the user or password (@ : / # ? %) must be
 // URL-encoded. With rediss://, certificates are verified (system roots, or
-// Options.TLS.CAFile).
+// Options.TLS.CAFile). Every port must be a number from 1 to 65535 (6379
+// when left out).
+//
+// A malformed URL is rejected before any connection is tried, with an error
+// wrapping [ErrInvalidURL] that says what to fix.
 func Open(rawURL string, opts *Options) (*Broker, error) {
 	client, addrs, err := newClient(rawURL, opts)
 	if err != nil {
@@ -65,59 +70,128 @@ func Open(rawURL string, opts *Options) (*Broker, error) {
 	return b, nil
 }
 
-// newClient builds the go-redis client for rawURL and returns it with the
-// addresses it connects to.
-func newClient(rawURL string, opts *Options) (goredis.UniversalClient, []string, error) {
+// ErrInvalidURL is matched (with errors.Is) by the errors [Open] and
+// [CheckURL] return for a Redis URL that is malformed: a wrong scheme, port,
+// database or query option, an unencoded reserved character in the password,
+// TLS options with a redis:// URL. Such an error is a mistake in the
+// configuration, found before any connection is tried; the message says what
+// to fix and never shows the password.
+var ErrInvalidURL = errors.New("conveyor/redis: invalid Redis URL")
+
+// urlError returns an error wrapping ErrInvalidURL for the redacted URL safe:
+// "conveyor/redis: invalid Redis URL <safe>: <problem>".
+func urlError(safe, format string, args ...any) error {
+	return fmt.Errorf("%w %s: %s", ErrInvalidURL, safe, fmt.Sprintf(format, args...))
+}
+
+// CheckURL reports whether rawURL has a form [Open] accepts (see Open for
+// the forms), without connecting: the error wraps [ErrInvalidURL] and says
+// what to fix. Open makes the same checks.
+func CheckURL(rawURL string) error {
+	_, err := parseURL(rawURL)
+	return err
+}
+
+// parsedURL is a Redis URL as Open reads it.
+type parsedURL struct {
+	safe    string           // the URL, password redacted
+	tls     bool             // rediss://
+	o       *goredis.Options // auth, DB, TLS and go-redis's query options; Addr is addrs[0]
+	addrs   []string         // host:port of every server given
+	cluster bool             // ?cluster=true
+	master  string           // ?master_name=…
+}
+
+// parseURL parses and checks rawURL without connecting.
+func parseURL(rawURL string) (*parsedURL, error) {
 	safe := RedactURL(rawURL)
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %s (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", safe, parseProblem(err))
+		return nil, urlError(safe, "%s (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", parseProblem(err))
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: scheme must be redis:// or rediss://", safe)
+		return nil, urlError(safe, "scheme must be redis:// or rediss://")
+	}
+	p := &parsedURL{safe: safe, tls: u.Scheme == "rediss"}
+	q := u.Query()
+	p.cluster = q.Get(queryCluster) == "true" || q.Get(queryCluster) == "1"
+	p.master = q.Get(queryMasterName)
+	q.Del(queryCluster)
+	q.Del(queryMasterName)
+	p.addrs = strings.Split(u.Host, ",")
+	for _, a := range p.addrs {
+		if err := checkPort(safe, a); err != nil {
+			return nil, err
+		}
+	}
+	// Parse a single-host form of the URL with go-redis for auth, DB, TLS
+	// and its query options.
+	single := *u
+	single.Host = p.addrs[0]
+	single.RawQuery = q.Encode()
+	if p.o, err = goredis.ParseURL(single.String()); err != nil {
+		return nil, urlError(safe, "%s (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", parseProblem(err))
+	}
+	if len(p.addrs) == 1 && !p.cluster && p.master == "" {
+		p.addrs[0] = p.o.Addr
+		return p, nil
+	}
+	if (p.cluster || p.master == "") && p.o.DB != 0 {
+		return nil, urlError(safe, "Redis Cluster has only database 0: remove the /%d path", p.o.DB)
+	}
+	for i, a := range p.addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			p.addrs[i] = net.JoinHostPort(a, "6379")
+		}
+	}
+	return p, nil
+}
+
+// checkPort returns an error wrapping ErrInvalidURL when addr (one host of
+// the URL, with or without a port) has a port that is not a number from 1 to
+// 65535. An address without a port uses 6379.
+func checkPort(safe, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil // no port (6379), or a host the parsers report
+	}
+	if port == "" {
+		return urlError(safe, "the port after %q is empty: write %s:6379 (or the server's port), or leave out the ':'", host, host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || strings.Trim(port, "0123456789") != "" || n < 1 || n > 65535 {
+		return urlError(safe, "port %q of %s is not a number from 1 to 65535: fix the port (Redis listens on 6379 unless configured otherwise)", port, host)
+	}
+	return nil
+}
+
+// newClient builds the go-redis client for rawURL and returns it with the
+// addresses it connects to.
+func newClient(rawURL string, opts *Options) (goredis.UniversalClient, []string, error) {
+	p, err := parseURL(rawURL)
+	if err != nil {
+		return nil, nil, err
 	}
 	var tlsOpts *TLSOptions
 	if opts != nil {
 		tlsOpts = opts.TLS
 	}
-	if tlsOpts != nil && *tlsOpts != (TLSOptions{}) && u.Scheme != "rediss" {
-		return nil, nil, fmt.Errorf("conveyor/redis: TLS options are set but %s is not a rediss:// URL", safe)
+	if tlsOpts != nil && *tlsOpts != (TLSOptions{}) && !p.tls {
+		return nil, nil, urlError(p.safe, "TLS options are set but this is not a rediss:// URL: use rediss:// or remove the TLS options")
 	}
-	q := u.Query()
-	cluster := q.Get(queryCluster) == "true" || q.Get(queryCluster) == "1"
-	master := q.Get(queryMasterName)
-	q.Del(queryCluster)
-	q.Del(queryMasterName)
-	addrs := strings.Split(u.Host, ",")
-	// Parse a single-host form of the URL with go-redis for auth, DB, TLS
-	// and its query options.
-	single := *u
-	single.Host = addrs[0]
-	single.RawQuery = q.Encode()
-	o, err := goredis.ParseURL(single.String())
-	if err != nil {
-		return nil, nil, fmt.Errorf("conveyor/redis: invalid Redis URL %s: %s (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", safe, parseProblem(err))
-	}
+	o := p.o
 	if o.TLSConfig != nil {
 		if err := applyTLS(o.TLSConfig, tlsOpts); err != nil {
 			return nil, nil, err
 		}
 	}
-	if len(addrs) == 1 && !cluster && master == "" {
-		return goredis.NewClient(o), []string{o.Addr}, nil
-	}
-	if (cluster || master == "") && o.DB != 0 {
-		return nil, nil, fmt.Errorf("conveyor/redis: %s: Redis Cluster has only database 0", safe)
-	}
-	for i, a := range addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			addrs[i] = net.JoinHostPort(a, "6379")
-		}
+	if len(p.addrs) == 1 && !p.cluster && p.master == "" {
+		return goredis.NewClient(o), p.addrs, nil
 	}
 	client := goredis.NewUniversalClient(&goredis.UniversalOptions{
-		Addrs:           addrs,
-		IsClusterMode:   cluster || master == "",
-		MasterName:      master,
+		Addrs:           p.addrs,
+		IsClusterMode:   p.cluster || p.master == "",
+		MasterName:      p.master,
 		ClientName:      o.ClientName,
 		DB:              o.DB,
 		Username:        o.Username,
@@ -139,7 +213,7 @@ func newClient(rawURL string, opts *Options) (goredis.UniversalClient, []string,
 		ConnMaxLifetime: o.ConnMaxLifetime,
 		TLSConfig:       o.TLSConfig,
 	})
-	return client, addrs, nil
+	return client, p.addrs, nil
 }
 
 // parseProblem describes a URL parse error without quoting any part of the

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -78,6 +79,61 @@ func TestOpenErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestOpenInvalidURL checks that malformed URLs, bad ports among them, are
+// rejected before any connection is tried, with an error matching
+// ErrInvalidURL that names the problem. CheckURL gives the same verdict.
+func TestOpenInvalidURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, url, want string }{
+		{"port too large", "redis://u:topsecret@127.0.0.1:99999/0", `port "99999" of 127.0.0.1 is not a number from 1 to 65535`},
+		{"port too large over TLS", "rediss://u:topsecret@127.0.0.1:99999/0", `port "99999" of 127.0.0.1 is not a number from 1 to 65535`},
+		{"port zero", "redis://127.0.0.1:0", `port "0" of 127.0.0.1`},
+		{"empty port", "redis://127.0.0.1:/0", `the port after "127.0.0.1" is empty`},
+		{"IPv6 port too large", "redis://[::1]:65536", `port "65536" of ::1`},
+		{"cluster seed port too large", "redis://127.0.0.1:7000,127.0.0.1:99999,127.0.0.1:7002", `port "99999" of 127.0.0.1`},
+		{"cluster seed port not a number", "redis://127.0.0.1:abc,127.0.0.1:7001", `port "abc" of 127.0.0.1`},
+		{"cluster middle seed port not a number", "redis://127.0.0.1:7000,127.0.0.1:x1,127.0.0.1:7002", `port "x1" of 127.0.0.1`},
+		{"sentinel port too large", "redis://s1:26379,s2:263790?master_name=mymaster", `port "263790" of s2`},
+		{"sentinel port signed", "redis://s1:+26379,s2:26379?master_name=mymaster", `port "+26379" of s1`},
+		{"port not a number", "redis://u:topsecret@127.0.0.1:abc/0", "invalid port after the host"},
+		{"bad scheme", "http://u:topsecret@localhost", "scheme must be redis:// or rediss://"},
+		{"unencoded password", "redis://u:top#secret@localhost:6379", "URL-encode"},
+		{"bad db", "redis://u:topsecret@localhost:6379/x", "the path must be a database number"},
+		{"cluster with a database", "redis://127.0.0.1:7000,127.0.0.1:7001/2", "Redis Cluster has only database 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := redis.Open(tt.url, nil)
+			if err == nil {
+				b.Close()
+				t.Fatalf("Open(%s) succeeded", redis.RedactURL(tt.url))
+			}
+			msg := err.Error()
+			if !errors.Is(err, redis.ErrInvalidURL) {
+				t.Errorf("Open error %q does not match ErrInvalidURL (it was not rejected as malformed)", msg)
+			}
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("Open error %q does not say %q", msg, tt.want)
+			}
+			if strings.Contains(msg, "topsecret") || strings.Contains(msg, "dial") {
+				t.Errorf("Open error %q shows the password or comes from a connection attempt", msg)
+			}
+			if err := redis.CheckURL(tt.url); !errors.Is(err, redis.ErrInvalidURL) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("CheckURL = %v, want an ErrInvalidURL saying %q", err, tt.want)
+			}
+		})
+	}
+	for _, ok := range []string{
+		"redis://localhost", "redis://localhost:1", "rediss://u:p%40ss@host:65535/3",
+		"redis://[::1]:6379", "redis://h1:7000,h2,h3:7002", "redis://s1,s2:26379?master_name=m",
+	} {
+		if err := redis.CheckURL(ok); err != nil {
+			t.Errorf("CheckURL(%s) = %v, want nil", ok, err)
+		}
+	}
 }
 
 func TestOpenTLS(t *testing.T) {
