@@ -40,6 +40,7 @@ const (
 	DefaultBlock            = time.Second
 	DefaultClaimInterval    = time.Second
 	DefaultDeadLetterMaxLen = 100000
+	DefaultDiscoverInterval = 30 * time.Second
 	// MaxBlock is the longest allowed Options.Block: a blocking read cannot
 	// be interrupted, so Close and ctx cancellation wait up to Block.
 	MaxBlock = 2 * time.Second
@@ -76,14 +77,20 @@ type Options struct {
 	// ([Broker.DeadLetterOverflows]). The dead letter is still stored: the
 	// cap never drops a job. Default 100000; negative disables the check.
 	DeadLetterMaxLen int64
+	// DiscoverInterval is how often [Broker.Topics] scans the keyspace for
+	// streams of the namespace that are not in the topic registry (written
+	// by other producers, such as redis-cli XADD); between scans it lists
+	// what the last scan found. Default 30s; negative: never scan, list only
+	// registered topics.
+	DiscoverInterval time.Duration
 	// TLS configures certificates for rediss:// URLs given to [Open]. It is
 	// ignored by [New], whose client is already configured.
 	TLS *TLSOptions
 	// Logger receives operational logs (lost entries, malformed entries,
 	// dead-letter overflow). Default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock used for enqueue times and delayed jobs. Default
-	// time.Now.
+	// Now is the clock used for enqueue times, delayed jobs and
+	// DiscoverInterval. Default time.Now.
 	Now func() time.Time
 }
 
@@ -128,6 +135,11 @@ type Broker struct {
 	overflows atomic.Int64
 	stale     atomic.Int64
 	readTurn  atomic.Uint64 // rotates which topics get a larger read share
+
+	discMu     sync.Mutex // one topic discovery at a time
+	discAt     time.Time  // when the last discovery scan ended
+	discovered []string   // base topics the last discovery scan found
+	scanDenied atomic.Bool
 
 	mu        sync.Mutex
 	lastMaint map[string]time.Time // topic -> last recovery/promotion
@@ -211,6 +223,9 @@ func (opts *Options) withDefaults() (Options, error) {
 	}
 	if o.DeadLetterMaxLen == 0 {
 		o.DeadLetterMaxLen = DefaultDeadLetterMaxLen
+	}
+	if o.DiscoverInterval == 0 {
+		o.DiscoverInterval = DefaultDiscoverInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

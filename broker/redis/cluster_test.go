@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +165,36 @@ func TestCluster(t *testing.T) {
 	}
 	if err := o.Ack(ctx, fetchN(t, o, []string{"t", "u"}, 1)...); err != nil {
 		t.Fatal(err)
+	}
+
+	// Streams written by XADD alone, on every master, are listed.
+	raw := c.Namespace + "-raw"
+	rawTopics := []string{"r1", "r2", "r3", "r4", "r5", "r6"}
+	masters := map[string]bool{}
+	for _, topic := range rawTopics {
+		key := raw + ":{" + topic + "}:stream"
+		if topic == "r6" {
+			key = raw + ":{" + topic + "}:dlq"
+		}
+		xadd(t, rdb, key)
+		m, err := rdb.MasterForKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[m.Options().Addr] = true
+	}
+	if len(masters) != len(c.Addrs) {
+		t.Fatalf("the raw topics sit on %d of %d masters; pick names spread over all", len(masters), len(c.Addrs))
+	}
+	rb, err := redis.New(rdb, &redis.Options{Namespace: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	if got := listTopics(t, rb); !slices.Equal(got, rawTopics) {
+		t.Fatalf("Topics on the cluster = %v, want %v", got, rawTopics)
+	}
+	if info, err := rb.Inspect(ctx, "r1"); err != nil || info.Length != 1 || info.Lag != 1 {
+		t.Fatalf("Inspect(r1) = %+v, %v; want length 1, lag 1", info, err)
 	}
 }

@@ -17,7 +17,8 @@
 //
 // Topic T uses <ns>:{T}:stream, <ns>:{T}:delayed (score = due unix ms) and
 // <ns>:{T}:dlq; its dead-letter topic T.dlq is read from <ns>:{T}:dlq. The set
-// <ns>:topics lists topics. A stream entry is a job when it has a payload
+// <ns>:topics registers the topics published to or fetched from; Topics also
+// finds, with SCAN, streams written by other producers. A stream entry is a job when it has a payload
 // field; id, attempt, enqueued_at (unix ms) and h.<name> headers are optional,
 // so any client can enqueue with one XADD:
 //
