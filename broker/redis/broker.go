@@ -319,7 +319,8 @@ func (b *Broker) check(ctx context.Context) error {
 }
 
 // wrap turns an error of a command into the error callers see: ErrClosed
-// when the broker was closed meanwhile.
+// when the broker was closed meanwhile; an ACL refusal says which
+// permission is missing (see explainACL).
 func (b *Broker) wrap(op string, err error) error {
 	if err == nil {
 		return nil
@@ -330,7 +331,7 @@ func (b *Broker) wrap(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("conveyor/redis: %s: %w", op, err)
+	return fmt.Errorf("conveyor/redis: %s: %w", op, b.explainACL(err))
 }
 
 // ValidateTopic reports whether topic can be used with a Broker: it must not

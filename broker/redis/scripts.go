@@ -1,9 +1,113 @@
 package redis
 
-import goredis "github.com/redis/go-redis/v9"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+)
 
 // Lua scripts. Every key a script touches is passed in KEYS and all keys of
 // one call share a topic's hash tag, so each script runs on one Cluster slot.
+
+// script is a Lua script with its name and source, kept to say in errors
+// which command of which script Redis refused.
+type script struct {
+	*goredis.Script
+	name, src string
+}
+
+func newScript(name, src string) script {
+	return script{Script: goredis.NewScript(src), name: name, src: src}
+}
+
+// scripts returns every script of the package.
+func scripts() []script {
+	return []script{settleScript, promoteScript, recoverScript, extendScript, replayScript, trimScript}
+}
+
+// commandAt returns the Redis command that line (1-based) of s runs, in ACL
+// form ("xadd", "xinfo|groups"), or "" when the line runs none.
+func (s script) commandAt(line int) string {
+	lines := strings.Split(s.src, "\n")
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	_, call, ok := strings.Cut(lines[line-1], "call('") // redis.call or redis.pcall
+	if !ok {
+		return ""
+	}
+	cmd, rest, _ := strings.Cut(call, "'")
+	cmd = strings.ToLower(cmd)
+	if cmd == "xinfo" || cmd == "xgroup" {
+		if _, sub, ok := strings.Cut(rest, ", '"); ok {
+			sub, _, _ = strings.Cut(sub, "'")
+			cmd += "|" + strings.ToLower(sub)
+		}
+	}
+	return cmd
+}
+
+// Error texts of Redis 7 for commands the ACL refuses. Inside a script the
+// command is not named, only the script's SHA1 and line.
+const (
+	nopermCommand = "NOPERM this user has no permissions to run the '"
+	nopermKey     = "NOPERM this user has no permissions to access one of the keys"
+	scriptRefused = "ERR The user executing the script can't "
+	scriptCommand = "run this command or subcommand"
+)
+
+// explainACL returns err, from a command or script refused by the Redis
+// ACL, wrapped in an error that starts with NOPERM and says which
+// permission to grant: for a script, the command it was refused is read
+// from the script's source at the line Redis reports. Other errors are
+// returned as they are.
+func (b *Broker) explainACL(err error) error {
+	msg := err.Error()
+	keys := fmt.Sprintf("allow the namespace's keys (~%s:*)", b.o.Namespace)
+	if cmd, ok := strings.CutPrefix(msg, nopermCommand); ok {
+		cmd, _, _ = strings.Cut(cmd, "'")
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s: grant it with ACL SETUSER <user> +%s (see the README's Security section): %w",
+			aclDisplay(cmd), cmd, err)
+	}
+	if strings.HasPrefix(msg, nopermKey) {
+		return fmt.Errorf("NOPERM: the Redis ACL user may not access a key of namespace %q: %s: %w", b.o.Namespace, keys, err)
+	}
+	rest, ok := strings.CutPrefix(msg, scriptRefused)
+	if !ok {
+		return err
+	}
+	name, cmd := "a", ""
+	if _, at, ok := strings.Cut(rest, "script: "); ok {
+		sha, lineText, _ := strings.Cut(at, ", on @user_script:")
+		line, _ := strconv.Atoi(strings.TrimRight(lineText, ".\r\n "))
+		for _, s := range scripts() {
+			if s.Hash() == sha {
+				name, cmd = "conveyor's "+s.name, s.commandAt(line)
+			}
+		}
+	}
+	if !strings.HasPrefix(rest, scriptCommand) {
+		what := "a command"
+		if cmd != "" {
+			what = aclDisplay(cmd)
+		}
+		return fmt.Errorf("NOPERM: the Redis ACL user may not access a key that %s in %s script uses: %s: %w", what, name, keys, err)
+	}
+	if cmd == "" {
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command of %s script (ACL LOG on the server names it): grant it with ACL SETUSER (see the README's Security section): %w",
+			name, err)
+	}
+	return fmt.Errorf("NOPERM: the Redis ACL user may not run %s, which %s script runs: grant it with ACL SETUSER <user> +%s (see the README's Security section): %w",
+		aclDisplay(cmd), name, cmd, err)
+}
+
+// aclDisplay writes an ACL command name as a command: "xinfo|groups" as
+// "XINFO GROUPS".
+func aclDisplay(cmd string) string {
+	return strings.ToUpper(strings.ReplaceAll(cmd, "|", " "))
+}
 
 // settleScript moves a delivered entry to its next place in one atomic step:
 // XADD to a stream (retry or snooze now), ZADD to the delayed set (retry or
@@ -32,7 +136,7 @@ import goredis "github.com/redis/go-redis/v9"
 // Returns {settled, overflow}: settled is 0 when the entry was not pending
 // (nothing written), 1 otherwise; overflow is 1 when a dead letter was
 // added to a stream already at or above the cap.
-var settleScript = goredis.NewScript(`
+var settleScript = newScript("settle", `
 local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if type(p) ~= 'table' or p.err or #p == 0 then
   return {0, 0}
@@ -66,7 +170,7 @@ return {1, overflow}
 // ARGV[2] most members to move
 //
 // Returns the number of members moved.
-var promoteScript = goredis.NewScript(`
+var promoteScript = newScript("promote", `
 local function decode(s)
   local out, pos, n = {}, 1, #s
   while pos <= n do
@@ -109,7 +213,7 @@ return #due
 // XAUTOCLAIM returns them ({id, {field, value, ...}}), counts in the same
 // order, and the IDs of pending entries whose stream entry was deleted (they
 // are removed from the pending list by XAUTOCLAIM: those jobs are lost).
-var recoverScript = goredis.NewScript(`
+var recoverScript = newScript("recover", `
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 local entries, counts, deleted = {}, {}, r[3] or {}
 for _, e in ipairs(r[2]) do
@@ -136,7 +240,7 @@ return {r[1], entries, counts, deleted}
 // ARGV[3..] entry IDs
 //
 // Returns {renewed IDs, IDs deleted from the stream while pending}.
-var extendScript = goredis.NewScript(`
+var extendScript = newScript("extend", `
 local out, deleted = {}, {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
@@ -166,7 +270,7 @@ return {out, deleted}
 // ARGV[2..] dead-letter entry IDs (validated by the caller)
 //
 // Returns the number of dead letters moved (IDs not found are skipped).
-var replayScript = goredis.NewScript(`
+var replayScript = newScript("replay", `
 local skip = {attempt = true, error = true, reason = true, handler = true, origin = true, failed_at = true}
 local moved = 0
 for i = 2, #ARGV do
@@ -211,7 +315,7 @@ return moved
 // ARGV[3] "1": unread entries may be removed; else they are kept
 //
 // Returns the number of entries removed.
-var trimScript = goredis.NewScript(`
+var trimScript = newScript("trim", `
 local function less(a, b)
   local am, as = string.match(a, '^(%d+)-?(%d*)$')
   local bm, bs = string.match(b, '^(%d+)-?(%d*)$')

@@ -263,7 +263,7 @@ func (b *Broker) extendReply(c *goredis.Cmd, stream string) ([]string, error) {
 
 // scriptCall is one script run in a pipeline.
 type scriptCall struct {
-	s    *goredis.Script
+	s    script
 	keys []string
 	args []any
 }
