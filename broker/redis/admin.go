@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -407,8 +406,23 @@ func (b *Broker) PurgeDeadLetters(ctx context.Context, topic string, ids []strin
 // opts.IncludeUnread is set, Trim also keeps every entry a group has not
 // been delivered yet (newer than the group's last-delivered-id in XINFO
 // GROUPS) and anything newer, and removes nothing from a stream without a
-// consumer group. It returns how many entries it removed.
+// consumer group. It returns how many entries it removed; [Broker.TrimDryRun]
+// says how many it would remove.
 func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions) (int64, error) {
+	return b.trim(ctx, "trim", topic, opts, false)
+}
+
+// TrimDryRun returns how many entries [Broker.Trim] with opts would remove
+// from topic's stream now, removing nothing: it runs Trim's script in a
+// count-only mode, so the count is exact at that moment (jobs published,
+// read or settled afterwards change what a later Trim removes). Counting an
+// OlderThan trim reads the entries on the shorter side of the cut, so on a
+// long stream it costs more than the trim itself.
+func (b *Broker) TrimDryRun(ctx context.Context, topic string, opts broker.TrimOptions) (int64, error) {
+	return b.trim(ctx, "trim dry run", topic, opts, true)
+}
+
+func (b *Broker) trim(ctx context.Context, op, topic string, opts broker.TrimOptions, dry bool) (int64, error) {
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
@@ -420,15 +434,17 @@ func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions
 		cut := b.o.Now().Add(-opts.OlderThan).UnixMilli()
 		mode, arg = "minid", strconv.FormatInt(max(cut, 0), 10)+"-0"
 	default:
-		return 0, errors.New("conveyor/redis: trim: set exactly one of TrimOptions.MaxLen and TrimOptions.OlderThan, positive")
+		return 0, fmt.Errorf("conveyor/redis: %s: set exactly one of TrimOptions.MaxLen and TrimOptions.OlderThan, positive", op)
 	}
-	unread := "0"
-	if opts.IncludeUnread {
-		unread = "1"
+	flag := func(on bool) string {
+		if on {
+			return "1"
+		}
+		return "0"
 	}
-	n, err := trimScript.Run(ctx, b.rdb, []string{b.keysFor(topic).stream}, mode, arg, unread).Int64()
+	n, err := trimScript.Run(ctx, b.rdb, []string{b.keysFor(topic).stream}, mode, arg, flag(opts.IncludeUnread), flag(dry)).Int64()
 	if err != nil {
-		return 0, b.wrap("trim "+topic, err)
+		return 0, b.wrap(op+" "+topic, err)
 	}
 	return n, nil
 }

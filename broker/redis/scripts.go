@@ -307,14 +307,17 @@ return moved
 // trimScript trims a stream without removing any pending entry (of any
 // group) or anything newer than it. Unless ARGV[3] is "1", it also keeps
 // every entry not yet delivered to each group (newer than the group's
-// last-delivered-id) and, on a stream without any group, every entry.
+// last-delivered-id) and, on a stream without any group, every entry. With
+// ARGV[4] "1" it removes nothing and counts what it would remove (a dry
+// run): the same decisions, so the count is exact at that moment.
 //
 // KEYS[1] stream
 // ARGV[1] mode: "maxlen" or "minid"
 // ARGV[2] mode "maxlen": entries to keep; mode "minid": the target MINID
 // ARGV[3] "1": unread entries may be removed; else they are kept
+// ARGV[4] "1": count only (dry run); else trim
 //
-// Returns the number of entries removed.
+// Returns the number of entries removed (or, in a dry run, that would be).
 var trimScript = newScript("trim", `
 local function less(a, b)
   local am, as = string.match(a, '^(%d+)-?(%d*)$')
@@ -330,8 +333,27 @@ local function after(id)
   if not ms or #seq > 15 then return id end
   return ms .. '-' .. string.format('%d', tonumber(seq) + 1)
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local len = redis.call('XLEN', KEYS[1])
+if len == 0 then return 0 end
 local unread = ARGV[3] == '1'
+local dry = ARGV[4] == '1'
+-- below counts the entries with an ID lower than id (what XTRIM MINID id
+-- removes), reading from whichever end of the stream is nearer the cut.
+local function below(id)
+  if not less('0-0', id) then return 0 end
+  local batch = 1000
+  local lo, hi, nlo, nhi = '-', '+', 0, 0
+  while true do
+    local a = redis.call('XRANGE', KEYS[1], lo, '(' .. id, 'COUNT', batch)
+    nlo = nlo + #a
+    if #a < batch then return nlo end
+    lo = '(' .. a[#a][1]
+    local z = redis.call('XREVRANGE', KEYS[1], hi, id, 'COUNT', batch)
+    nhi = nhi + #z
+    if #z < batch then return len - nhi end
+    hi = '(' .. z[#z][1]
+  end
+end
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
 if #groups == 0 and not unread then return 0 end
 -- Entries with an ID below bound may be removed; nil: no bound.
@@ -351,21 +373,23 @@ for _, g in ipairs(groups) do
 end
 if ARGV[1] == 'maxlen' then
   local keep = tonumber(ARGV[2])
-  if bound == nil then
-    return redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
-  end
-  local n = redis.call('XLEN', KEYS[1]) - keep
+  local n = len - keep
   if n <= 0 then return 0 end
-  local older = redis.call('XRANGE', KEYS[1], '-', '(' .. bound, 'COUNT', n)
-  if #older == 0 then return 0 end
-  if #older >= n then
-    return redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
+  if bound ~= nil then
+    local older = redis.call('XRANGE', KEYS[1], '-', '(' .. bound, 'COUNT', n)
+    if #older < n then
+      -- Only the entries below bound may go.
+      if dry or #older == 0 then return #older end
+      return redis.call('XTRIM', KEYS[1], 'MINID', bound)
+    end
   end
-  return redis.call('XTRIM', KEYS[1], 'MINID', bound)
+  if dry then return n end
+  return redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
 end
 local minid = ARGV[2]
 if bound ~= nil and less(bound, minid) then
   minid = bound
 end
+if dry then return below(minid) end
 return redis.call('XTRIM', KEYS[1], 'MINID', minid)
 `)
