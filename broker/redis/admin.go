@@ -495,6 +495,49 @@ func (b *Broker) Check(ctx context.Context) error {
 	return nil
 }
 
+// ServerInfo describes the Redis server a Broker talks to.
+type ServerInfo struct {
+	// Version is the server's version, such as "7.0.15".
+	Version string `json:"version"`
+	// Mode is "standalone", "cluster" or "sentinel".
+	Mode string `json:"mode"`
+	// Role is "master" or "replica".
+	Role string `json:"role"`
+}
+
+// ServerInfo returns the version, mode and role of the server (of one node
+// of a Cluster) from HELLO without arguments, which changes nothing on the
+// connection. Every client that connects may run HELLO, so this needs no ACL
+// permission beyond those a producer needs (INFO would).
+func (b *Broker) ServerInfo(ctx context.Context) (ServerInfo, error) {
+	if err := b.check(ctx); err != nil {
+		return ServerInfo{}, err
+	}
+	res, err := b.rdb.Do(ctx, "HELLO").Result()
+	if err != nil {
+		return ServerInfo{}, b.wrap("server info", err)
+	}
+	fields := map[string]string{}
+	switch r := res.(type) {
+	case map[any]any: // RESP3
+		for k, v := range r {
+			ks, _ := k.(string)
+			vs, _ := v.(string)
+			fields[ks] = vs
+		}
+	case []any: // RESP2: name, value, …
+		for i := 0; i+1 < len(r); i += 2 {
+			ks, _ := r[i].(string)
+			vs, _ := r[i+1].(string)
+			fields[ks] = vs
+		}
+	}
+	if fields["version"] == "" {
+		return ServerInfo{}, b.wrap("server info", fmt.Errorf("HELLO reply %v has no version", res))
+	}
+	return ServerInfo{Version: fields["version"], Mode: fields["mode"], Role: fields["role"]}, nil
+}
+
 // PendingEntry is a delivered, unsettled entry of a topic.
 type PendingEntry struct {
 	// ID is the stream entry ID (the delivery's receipt).

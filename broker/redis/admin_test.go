@@ -3,6 +3,8 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -209,5 +212,38 @@ func TestCheck(t *testing.T) {
 	fetchNone(t, b, []string{"t"}, 10*time.Millisecond) // recreates it
 	if err := b.Check(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServerInfo checks the version, mode and role read with HELLO, over
+// RESP3 (go-redis's default) and RESP2.
+func TestServerInfo(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	for _, proto := range []int{3, 2} {
+		t.Run(fmt.Sprintf("RESP%d", proto), func(t *testing.T) {
+			o := srv.Options()
+			o.Protocol = proto
+			rdb := goredis.NewClient(o)
+			defer rdb.Close()
+			b, err := redis.New(rdb, &redis.Options{Namespace: srv.Namespace})
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := b.ServerInfo(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := rdb.Info(context.Background(), "server").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(want, "redis_version:"+info.Version+"\r\n") || info.Mode != "standalone" || info.Role != "master" {
+				t.Fatalf("ServerInfo = %+v; INFO says:\n%s", info, want)
+			}
+			if err := rdb.Ping(context.Background()).Err(); err != nil {
+				t.Fatalf("the connection is unusable after HELLO: %v", err)
+			}
+		})
 	}
 }
