@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -123,15 +125,31 @@ func TestFaultSecurityNoPasswordInLogs(t *testing.T) {
 	}
 }
 
-// aclCommands is the precise list of commands a conveyor producer and worker
-// need, as documented in docs/readme/guarantees.md.
+// aclCommands is the precise list of commands conveyor's Redis broker needs
+// for every operation (publish, fetch, settle, recovery, inspection and
+// health, dead-letter administration, trim and its dry run, delayed jobs,
+// server version), as documented in the README's Security section.
+// TestFaultSecurityACLEveryOperation runs each operation with exactly these.
 var aclCommands = []string{
 	"ping", "hello", "auth", "select",
 	"xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup|create",
 	"xinfo|groups", "xinfo|stream", "xinfo|consumers", "xlen", "xrange", "xrevrange", "xtrim",
-	"zadd", "zrangebyscore", "zrem", "zcard",
-	"sadd", "smembers",
-	"evalsha", "eval", "script|load", "script|exists",
+	"zadd", "zrange", "zrangebyscore", "zrem", "zcard",
+	"sadd", "smembers", "scan",
+	"evalsha", "eval",
+}
+
+// setACLUser creates (or replaces) user on the server of admin with
+// password pass, allowed the keys of namespace ns and exactly commands.
+func setACLUser(t testing.TB, admin *goredis.Client, ns, user, pass string, commands []string) {
+	t.Helper()
+	args := []any{"ACL", "SETUSER", user, "reset", "on", ">" + pass, "~" + ns + ":*", "-@all"}
+	for _, c := range commands {
+		args = append(args, "+"+c)
+	}
+	if err := admin.Do(context.Background(), args...).Err(); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
 }
 
 // TestFaultSecurityACL runs a producer and a worker as a Redis ACL user that
@@ -144,13 +162,7 @@ func TestFaultSecurityACL(t *testing.T) {
 	admin := rs.Client(t)
 	ctx := context.Background()
 	const user, pass = "conveyor-worker", "acl-Passw0rd-42"
-	args := []any{"ACL", "SETUSER", user, "reset", "on", ">" + pass, "~" + rs.Namespace + ":*", "-@all"}
-	for _, c := range aclCommands {
-		args = append(args, "+"+c)
-	}
-	if err := admin.Do(ctx, args...).Err(); err != nil {
-		t.Fatalf("ACL SETUSER: %v", err)
-	}
+	setACLUser(t, admin, rs.Namespace, user, pass, aclCommands)
 	url := fmt.Sprintf("redis://%s:%s@%s", user, pass, rs.Addr())
 	logger, _ := testLogger(t)
 	prod := openBroker(t, url, rs.Namespace, "producer", logger, nil)
@@ -197,6 +209,241 @@ func TestFaultSecurityACL(t *testing.T) {
 	_, err = other.Publish(ctx, broker.Message{Topic: topic, Payload: []byte("{}")})
 	if err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Errorf("Publish to another namespace: %v, want a NOPERM error", err)
+	}
+
+	// A command refused inside a script is reported as a missing
+	// permission that names the command, not as a bare script error.
+	setACLUser(t, admin, rs.Namespace, user, pass, slices.DeleteFunc(slices.Clone(aclCommands), func(c string) bool { return c == "xinfo|groups" }))
+	if _, err := prod.Publish(ctx, broker.Message{Topic: "acl-trim", Payload: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = prod.Trim(ctx, "acl-trim", broker.TrimOptions{MaxLen: 1})
+	for _, want := range []string{"NOPERM", "XINFO GROUPS", "+xinfo|groups"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Trim without xinfo|groups: %v, want an error saying %q", err, want)
+		}
+	}
+}
+
+// clock is a settable clock for Options.Now.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestFaultSecurityACLEveryOperation runs every operation of the Redis
+// broker as an ACL user granted exactly aclCommands, on database 1 (so
+// SELECT is needed): a permission missing from the list fails the test with
+// the NOPERM error of the operation that needs it.
+func TestFaultSecurityACLEveryOperation(t *testing.T) {
+	rs := redistest.Start(t, redistest.Restartable()) // our own server: ACL SETUSER must not touch a shared one
+	const user, pass = "conveyor-ops", "acl-Passw0rd-43"
+	setACLUser(t, rs.Client(t), rs.Namespace, user, pass, aclCommands)
+	ro := rs.Options()
+	ro.DB = 1
+	raw := goredis.NewClient(ro) // a producer outside conveyor, as the admin user
+	defer raw.Close()
+	exerciseEveryOperation(t, fmt.Sprintf("redis://%s:%s@%s/1", user, pass, rs.Addr()), rs.Namespace, raw)
+}
+
+// exerciseEveryOperation runs every broker operation through brokers opened
+// with url and fails t at the first error. raw writes to the same database
+// as a producer outside conveyor would.
+func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
+	ctx := context.Background()
+	logger, _ := testLogger(t)
+	clk := &clock{now: time.Now()}
+	mod := func(o *redis.Options) {
+		o.Lease = 200 * time.Millisecond
+		o.ClaimInterval = 20 * time.Millisecond
+		o.Block = 50 * time.Millisecond
+		o.MaxAttempts = 2
+		o.Now = clk.Now
+	}
+	// Open: PING, and HELLO, AUTH and SELECT on every connection.
+	a := openBroker(t, url, ns, "a", logger, mod)
+	bb := openBroker(t, url, ns, "b", logger, mod)
+	must := func(op string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s as the ACL user: %v", op, err)
+		}
+	}
+	// fetch fetches topics through b until n deliveries came, or fails.
+	fetch := func(b *redis.Broker, topics []string, n int) []*broker.Delivery {
+		t.Helper()
+		var out []*broker.Delivery
+		deadline := time.Now().Add(10 * time.Second)
+		for len(out) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("fetched %d deliveries of %v, want %d", len(out), topics, n)
+			}
+			ds, err := b.Fetch(ctx, topics, n-len(out))
+			must("Fetch", err)
+			out = append(out, ds...)
+		}
+		return out
+	}
+
+	info, err := a.ServerInfo(ctx)
+	must("ServerInfo", err)
+	if info.Version == "" {
+		t.Fatalf("ServerInfo = %+v, no version", info)
+	}
+
+	// Publish: one job, a delayed one, a batch over two topics.
+	_, err = a.Publish(ctx, broker.Message{Topic: "orders", Payload: []byte("1")})
+	must("Publish", err)
+	_, err = a.Publish(ctx, broker.Message{Topic: "orders", ID: "later", Payload: []byte("2"), Delay: time.Hour})
+	must("Publish delayed", err)
+	_, err = a.PublishBatch(ctx, []broker.Message{{Topic: "orders", Payload: []byte("3")}, {Topic: "audit", Payload: []byte("4")}})
+	must("PublishBatch", err)
+	// A topic written only by XADD (the README's redis-cli producer).
+	must("raw XADD", raw.XAdd(ctx, &goredis.XAddArgs{Stream: ns + ":{raw}:stream", Values: []string{"payload", "{}"}}).Err())
+
+	// Inspection finds the raw topic too (SCAN).
+	ts, err := a.Topics(ctx)
+	must("Topics", err)
+	for _, want := range []string{"audit", "orders", "raw"} {
+		if !slices.Contains(ts, want) {
+			t.Fatalf("Topics = %v, missing %q", ts, want)
+		}
+	}
+
+	// Fetch, Extend, and every settlement.
+	ds := fetch(a, []string{"orders", "audit", "raw"}, 4)
+	must("Extend", a.Extend(ctx, ds...))
+	byPayload := map[string]*broker.Delivery{}
+	for _, d := range ds {
+		byPayload[d.Job.Topic+"/"+string(d.Job.Payload)] = d
+	}
+	must("Ack", a.Ack(ctx, byPayload["audit/4"]))
+	must("Retry now", a.Retry(ctx, byPayload["orders/1"], 0, job.Failure{Error: "again"}))
+	must("Retry later", a.Retry(ctx, byPayload["orders/3"], time.Minute, job.Failure{Error: "later"}))
+	must("DeadLetter", a.DeadLetter(ctx, byPayload["raw/{}"], job.Failure{Error: "dead", Reason: job.ReasonPermanent}))
+	again := fetch(a, []string{"orders"}, 1)[0]
+	if again.Job.Attempt != 2 {
+		t.Fatalf("retried job has attempt %d, want 2", again.Job.Attempt)
+	}
+	must("Ack", a.Ack(ctx, again))
+
+	// Recovery: b takes over a's expired lease, then a dead-letters the
+	// job whose next delivery would exceed MaxAttempts.
+	_, err = a.Publish(ctx, broker.Message{Topic: "recover", Payload: []byte("r")})
+	must("Publish", err)
+	fetch(a, []string{"recover"}, 1)
+	rec := fetch(bb, []string{"recover"}, 1)[0]
+	if rec.Job.Attempt != 2 {
+		t.Fatalf("recovered job has attempt %d, want 2", rec.Job.Attempt)
+	}
+	must("Snooze", bb.Snooze(ctx, rec, time.Minute))
+	_, err = a.Publish(ctx, broker.Message{Topic: "poison", Payload: []byte("p")})
+	must("Publish", err)
+	fetch(a, []string{"poison"}, 1)
+	fetch(bb, []string{"poison"}, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := a.Fetch(ctx, []string{"poison"}, 1)
+		must("Fetch", err)
+		pi, err := a.Inspect(ctx, "poison")
+		must("Inspect", err)
+		if pi.DeadLetters == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the poison job was not dead-lettered by recovery: %+v", pi)
+		}
+	}
+
+	// Delayed jobs: list, delete, and promotion when due.
+	_, err = a.Publish(ctx, broker.Message{Topic: "orders", ID: "delete-me", Payload: []byte("5"), Delay: time.Hour})
+	must("Publish delayed", err)
+	dj, err := a.DelayedJobs(ctx, "orders", 10)
+	must("DelayedJobs", err)
+	if len(dj) != 3 {
+		t.Fatalf("DelayedJobs = %d jobs, want 3 (later, the retry, delete-me)", len(dj))
+	}
+	must("DeleteDelayed", a.DeleteDelayed(ctx, "orders", "delete-me"))
+	clk.Advance(2 * time.Hour)
+	due := fetch(a, []string{"orders", "recover"}, 3)
+	must("Ack", a.Ack(ctx, due...))
+
+	// Inspection and health.
+	for _, topic := range []string{"orders", "audit", "raw", "recover", "poison"} {
+		_, err := a.Inspect(ctx, topic)
+		must("Inspect "+topic, err)
+		_, _, err = a.StreamCounters(ctx, topic)
+		must("StreamCounters "+topic, err)
+		_, err = a.PendingEntries(ctx, topic, 10)
+		must("PendingEntries "+topic, err)
+	}
+	must("Check", a.Check(ctx))
+
+	// Dead letters: list, show, replay, purge.
+	dls, err := a.DeadLetters(ctx, "raw", "", 10)
+	must("DeadLetters", err)
+	if len(dls) != 1 {
+		t.Fatalf("DeadLetters(raw) = %d, want 1", len(dls))
+	}
+	_, err = a.DeadLetterByID(ctx, "raw", dls[0].ID)
+	must("DeadLetterByID", err)
+	n, err := a.ReplayDeadLetters(ctx, "raw", nil)
+	must("ReplayDeadLetters", err)
+	if n != 1 {
+		t.Fatalf("ReplayDeadLetters moved %d, want 1", n)
+	}
+	replayed := fetch(a, []string{"raw"}, 1)[0]
+	must("DeadLetter", a.DeadLetter(ctx, replayed, job.Failure{Error: "dead again", Reason: job.ReasonPermanent}))
+	n, err = a.PurgeDeadLetters(ctx, "raw", nil)
+	must("PurgeDeadLetters", err)
+	if n != 1 {
+		t.Fatalf("PurgeDeadLetters deleted %d, want 1", n)
+	}
+
+	// Trim and its dry run, with pending and unread entries, and a
+	// dead-letter stream nobody reads.
+	for i := range 6 {
+		_, err := a.Publish(ctx, broker.Message{Topic: "trim", Payload: []byte(strconv.Itoa(i))})
+		must("Publish", err)
+	}
+	fetch(a, []string{"trim"}, 2)
+	for _, c := range []struct {
+		topic string
+		opts  broker.TrimOptions
+	}{
+		{"trim", broker.TrimOptions{MaxLen: 1}},
+		{"trim", broker.TrimOptions{MaxLen: 1, IncludeUnread: true}},
+		{"trim", broker.TrimOptions{OlderThan: time.Millisecond, IncludeUnread: true}},
+		{"poison.dlq", broker.TrimOptions{OlderThan: time.Millisecond, IncludeUnread: true}},
+	} {
+		dry, err := a.TrimDryRun(ctx, c.topic, c.opts)
+		must("TrimDryRun", err)
+		removed, err := a.Trim(ctx, c.topic, c.opts)
+		must("Trim", err)
+		if dry != removed {
+			t.Errorf("Trim(%s, %+v): dry run said %d, the trim removed %d", c.topic, c.opts, dry, removed)
+		}
+	}
+
+	// A dead-letter stream written by another producer is discovered too.
+	must("raw XADD", raw.XAdd(ctx, &goredis.XAddArgs{Stream: ns + ":{dead-only}:dlq", Values: []string{"payload", "{}"}}).Err())
+	clk.Advance(time.Hour) // past the discovery interval
+	ts, err = a.Topics(ctx)
+	must("Topics", err)
+	if !slices.Contains(ts, "dead-only") {
+		t.Fatalf("Topics = %v, missing dead-only", ts)
 	}
 }
 
