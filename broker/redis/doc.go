@@ -36,12 +36,19 @@
 //
 // # Administration
 //
-// A Broker is also a broker.Inspector (Topics, Inspect), a broker.Trimmer
-// (Trim never removes a pending entry) and a broker.HealthChecker (Check).
-// Its dead letters are administered through [Broker.DeadLetterAdmin], which
-// returns a broker.DeadLetterAdmin: the Broker cannot implement that
-// interface itself, because its DeadLetter method (settling a delivery)
-// has the same name. PendingEntries, DelayedJobs and DeleteDelayed show
-// in-flight and delayed jobs; Lost, DeadLetterOverflows and StaleSettles
-// count the events an operator should know about.
+// A Broker is also a broker.Inspector (Topics, Inspect), a
+// broker.DeadLetterAdmin (DeadLetters, DeadLetterByID, ReplayDeadLetters,
+// PurgeDeadLetters), a broker.Trimmer (Trim never removes a pending entry;
+// TrimDryRun counts what it would remove) and a broker.HealthChecker
+// (Check). PendingEntries, DelayedJobs and DeleteDelayed show in-flight and
+// delayed jobs; ServerInfo the server's version; Lost, DeadLetterOverflows
+// and StaleSettles count the events an operator should know about.
+//
+// # Permissions
+//
+// Every operation works as a Redis ACL user confined to the namespace's
+// keys (~<ns>:*) and granted only the commands listed in the README's
+// Security section. A command the user may not run, inside a Lua script or
+// not, gives an error that starts with NOPERM and names the command to
+// grant.
 package redis
