@@ -3,7 +3,11 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,4 +51,52 @@ func TestACLRefusalNamesThePermission(t *testing.T) {
 			t.Errorf("DelayedJobs error %v does not say %q", err, want)
 		}
 	}
+}
+
+// TestACLTopicsWithoutScan checks that a Redis user not allowed to run SCAN
+// still gets the registered topics, with one warning that says what to
+// grant.
+func TestACLTopicsWithoutScan(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Restartable()) // own server: ACL SETUSER must not touch a shared one
+	ctx := context.Background()
+	const user, pass = "noscan", "acl-Passw0rd-8"
+	args := []any{"ACL", "SETUSER", user, "reset", "on", ">" + pass, "~" + srv.Namespace + ":*", "+@all", "-scan"}
+	if err := srv.Client(t).Do(ctx, args...).Err(); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	b, err := redis.Open(fmt.Sprintf("redis://%s:%s@%s", user, pass, srv.Addr()), &redis.Options{Namespace: srv.Namespace, Logger: logger, DiscoverInterval: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Publish(ctx, broker.Message{Topic: "registered", Payload: []byte("p")}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		ts, err := b.Topics(ctx)
+		if err != nil || !slices.Equal(ts, []string{"registered"}) {
+			t.Fatalf("Topics without SCAN = %v, %v; want [registered]", ts, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "grant +scan"); n != 1 {
+		t.Errorf("%d warnings about SCAN, want 1:\n%s", n, logs.String())
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
