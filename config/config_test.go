@@ -288,6 +288,10 @@ func TestBadURLs(t *testing.T) {
 		{"wrong scheme", "http://localhost:6379", []string{`scheme "http"`, "rediss://"}},
 		{"no host", "redis:///0", []string{"missing host"}},
 		{"bad db", "redis://localhost:6379/abc", []string{"database"}},
+		{"port out of range", "redis://localhost:99999/0", []string{`port "99999"`, "1 to 65535"}},
+		{"port zero", "rediss://localhost:0/0", []string{`port "0"`}},
+		{"bad port of a cluster seed", "redis://a:7000,b:70000,c:7002/0?cluster=true", []string{`port "70000" of b`}},
+		{"empty port", "redis://localhost:/0", []string{`port ""`}},
 		{"empty", "", []string{"must not be empty"}},
 	}
 	for _, tt := range tests {

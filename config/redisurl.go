@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -67,8 +69,33 @@ func CheckURL(s string) error {
 	if scheme != "unix" && u.Host == "" {
 		return errors.New("missing host: write redis://[user:password@]host:port/db")
 	}
+	if scheme != "unix" {
+		if err := checkPorts(u.Host); err != nil {
+			return err
+		}
+	}
 	if _, err := goredis.ParseURL(firstHost(u)); err != nil {
 		return errors.New(Redact(err.Error(), s))
+	}
+	return nil
+}
+
+// checkPorts checks the port of every comma-separated host of hosts (one
+// server, or Cluster seeds and Sentinels): when given, it must be a number
+// from 1 to 65535. A host without a port uses 6379.
+func checkPorts(hosts string) error {
+	for _, h := range strings.Split(hosts, ",") {
+		name, port, err := net.SplitHostPort(h)
+		if err != nil {
+			if strings.Contains(err.Error(), "missing port") {
+				continue
+			}
+			return fmt.Errorf("host %q: %v: write host:port", h, err)
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q of %s is not a number from 1 to 65535: fix the port (Redis listens on 6379 unless configured otherwise)", port, name)
+		}
 	}
 	return nil
 }
