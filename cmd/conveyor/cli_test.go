@@ -96,6 +96,9 @@ func TestExitCodes(t *testing.T) {
 			if !strings.Contains(r.stderr, tt.want) {
 				t.Errorf("stderr does not contain %q:\n%s", tt.want, r.stderr)
 			}
+			if strings.Contains(r.stderr, "conveyor: conveyor: ") {
+				t.Errorf("doubled prefix:\n%s", r.stderr)
+			}
 		})
 	}
 }

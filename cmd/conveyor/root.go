@@ -145,11 +145,24 @@ func execute(ctx context.Context, a *app, args []string) int {
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	fmt.Fprintf(a.stderr, "conveyor: %v\n", err)
+	fmt.Fprintln(a.stderr, prefixed(err))
 	if code == exitUsage && cmd != nil && !errors.Is(err, config.ErrInvalid) {
 		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
 	return code
+}
+
+// errPrefix starts every error conveyor prints.
+const errPrefix = "conveyor: "
+
+// prefixed returns err's text starting with errPrefix once: library errors
+// such as server.ErrJobsAbandoned carry it already.
+func prefixed(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, errPrefix) {
+		return msg
+	}
+	return errPrefix + msg
 }
 
 // loadConfig loads the configuration into a.cfg; its errors are usage

@@ -192,3 +192,24 @@ func TestWorkerCannotConnect(t *testing.T) {
 		t.Fatalf("stderr:\n%s", r.stderr)
 	}
 }
+
+// TestWorkerAbandonsJobs checks the exit when the shutdown timeout passes
+// with a job still running: status 1, the error printed once with one
+// "conveyor: " prefix.
+func TestWorkerAbandonsJobs(t *testing.T) {
+	e, _ := redisEnv(t)
+	e = e.with("CONVEYOR_WORKER_SHUTDOWN_TIMEOUT", "50ms")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stderr, done := startWorker(t, ctx, e, "--topic", "slow")
+	mustRun(t, exitOK, invocation{env: e}, "produce", "--topic", "slow", "--payload", `{"sleep":"1h"}`)
+	waitFor(t, "the job to start", func() bool { return strings.Contains(stderr.String(), "handling job") })
+	cancel()
+	res := <-done
+	if res.code != exitFail {
+		t.Fatalf("worker exit %d, want %d:\n%s", res.code, exitFail, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "\nconveyor: jobs abandoned at shutdown: 1 job(s)") || strings.Contains(res.stderr, "conveyor: conveyor: ") {
+		t.Fatalf("stderr:\n%s", res.stderr)
+	}
+}
