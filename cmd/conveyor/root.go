@@ -200,9 +200,10 @@ func (a *app) openBroker() (broker.Broker, error) {
 				InsecureSkipVerify: c.TLS.InsecureSkipVerify,
 			}
 		}
-		b, err := redis.Open(dialURL(c), opts)
+		dial := dialURL(c)
+		b, err := redis.Open(dial, opts)
 		if err != nil {
-			return nil, connectError(err, c.Redis.URL)
+			return nil, connectError(err, dial, c.Redis.URL)
 		}
 		return b, nil
 	}
@@ -223,8 +224,11 @@ func dialURL(c *config.Config) string {
 }
 
 // connectError is err (password redacted) followed by what to do about it.
-func connectError(err error, rawURL string) error {
-	msg := config.Redact(err.Error(), rawURL)
+// err came from dialing dialed, rawURL with options added: the message shows
+// rawURL, as the user wrote it.
+func connectError(err error, dialed, rawURL string) error {
+	msg := strings.ReplaceAll(err.Error(), config.RedactURL(dialed), config.RedactURL(rawURL))
+	msg = config.Redact(msg, rawURL)
 	if advice := config.Diagnose(err, rawURL); advice != "" {
 		msg += "\n  what to do: " + advice
 	}

@@ -144,8 +144,7 @@ func runWorker(ctx context.Context, a *app, c *config.Config) error {
 	log := c.NewLogger(a.stderr)
 	b, err := a.openBroker()
 	if err != nil {
-		log.Error("cannot connect to the broker", "backend", c.Backend, "url", config.RedactURL(c.Redis.URL), "error", err.Error())
-		return err
+		return err // printed once, by execute
 	}
 	defer b.Close()
 

@@ -186,10 +186,17 @@ func TestWorkerMemoryBackend(t *testing.T) {
 	}
 }
 
+// TestWorkerCannotConnect checks that a connection error is printed once,
+// with advice, and with the URL as the user wrote it (password hidden).
 func TestWorkerCannotConnect(t *testing.T) {
-	r := mustRun(t, exitFail, invocation{env: env{"REDIS_URL": "redis://" + closedPort(t) + "/0"}}, "worker", "--topic", "t")
-	if !strings.Contains(r.stderr, "cannot connect") || !strings.Contains(r.stderr, "what to do:") {
-		t.Fatalf("stderr:\n%s", r.stderr)
+	url := "redis://user:s3cret@" + closedPort(t) + "/0"
+	r := mustRun(t, exitFail, invocation{env: env{"REDIS_URL": url}}, "worker", "--topic", "t")
+	want := "conveyor: conveyor/redis: connect to " + strings.Replace(url, "s3cret", "xxxxx", 1) + ": "
+	if !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "connect to") != 1 || strings.Count(r.stderr, "what to do:") != 1 {
+		t.Fatalf("stderr does not start with %q or repeats the error:\n%s", want, r.stderr)
+	}
+	if strings.Contains(r.stderr, "s3cret") || strings.Contains(r.stderr, "dial_timeout") {
+		t.Fatalf("stderr shows the password or the dial timeout:\n%s", r.stderr)
 	}
 }
 
