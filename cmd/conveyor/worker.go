@@ -158,7 +158,7 @@ func runWorker(ctx context.Context, a *app, c *config.Config) error {
 
 	var queues *promc.QueueCollector
 	if in, ok := b.(broker.Inspector); ok {
-		queues = promc.NewQueueCollector(in, &promc.QueueCollectorOptions{Topics: c.Worker.Topics, Logger: log})
+		queues = promc.NewQueueCollector(unknownAsEmpty{in}, &promc.QueueCollectorOptions{Topics: c.Worker.Topics, Logger: log})
 		reg.MustRegister(queues)
 	}
 
@@ -211,9 +211,12 @@ func runWorker(ctx context.Context, a *app, c *config.Config) error {
 		defer queues.Stop()
 	}
 
-	log.Info("worker started", "backend", c.Backend, "url", config.RedactURL(c.Redis.URL),
-		"namespace", c.Redis.Namespace, "group", c.Redis.Group, "consumer", c.Redis.Consumer,
-		"topics", c.Worker.Topics, "concurrency", c.Worker.Concurrency)
+	where := []any{"backend", c.Backend}
+	if c.Backend != config.BackendMemory {
+		where = append(where, "url", config.RedactURL(c.Redis.URL),
+			"namespace", c.Redis.Namespace, "group", c.Redis.Group, "consumer", c.Redis.Consumer)
+	}
+	log.Info("worker started", append(where, "topics", c.Worker.Topics, "concurrency", c.Worker.Concurrency)...)
 	runErr := srv.Run(ctx)
 	st := srv.Stats()
 	log.Info("worker stopped", "acked", st.Acked, "retried", st.Retried, "dead_lettered", st.DeadLettered, "abandoned", st.Abandoned)
@@ -250,4 +253,17 @@ func warnOtherNamespaces(ctx context.Context, b broker.Broker, c *config.Config,
 				"topic", t, "namespace", c.Redis.Namespace, "other_namespaces", other)
 		}
 	}
+}
+
+// unknownAsEmpty describes a topic its Inspector has never seen (the memory
+// broker's ErrNotFound) as empty: a worker's topic with no jobs yet is not a
+// failure of the queue metrics.
+type unknownAsEmpty struct{ broker.Inspector }
+
+func (u unknownAsEmpty) Inspect(ctx context.Context, topic string) (*broker.TopicInfo, error) {
+	info, err := u.Inspector.Inspect(ctx, topic)
+	if errors.Is(err, broker.ErrNotFound) {
+		return &broker.TopicInfo{Topic: topic}, nil
+	}
+	return info, err
 }

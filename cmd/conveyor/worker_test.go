@@ -177,12 +177,49 @@ func TestWorkerWarnsAboutOtherNamespaces(t *testing.T) {
 	}
 }
 
+// TestWorkerMemoryBackend checks that the memory backend starts without
+// Redis, logs no Redis settings, and that the queue metrics of a topic with
+// no jobs yet refresh without a warning.
 func TestWorkerMemoryBackend(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	_, done := startWorker(t, ctx, env{"CONVEYOR_METRICS_ADDR": ""}, "--backend", "memory", "--topic", "demo")
+	defer cancel()
+	stderr, done := startWorker(t, ctx, env{}, "--backend", "memory", "--topic", "demo", "--metrics-addr", "127.0.0.1:0")
+	m := addrRE.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", stderr.String())
+	}
+	var body string
+	waitFor(t, "the first queue metrics refresh", func() bool {
+		_, body = get(t, "http://"+m[1]+"/metrics")
+		return metric(body, "conveyor_queue_last_refresh_timestamp_seconds") > 0 || metric(body, "conveyor_queue_refresh_errors_total") > 0
+	})
+	if n := metric(body, "conveyor_queue_refresh_errors_total"); n != 0 {
+		t.Errorf("conveyor_queue_refresh_errors_total = %v, want 0", n)
+	}
+	if v := metric(body, `conveyor_queue_length{topic="demo"}`); v != 0 {
+		t.Errorf(`conveyor_queue_length{topic="demo"} = %v, want 0`, v)
+	}
 	cancel()
-	if res := <-done; res.code != exitOK {
+	res := <-done
+	if res.code != exitOK {
 		t.Fatalf("worker exit %d:\n%s", res.code, res.stderr)
+	}
+	started := ""
+	for _, l := range strings.Split(res.stderr, "\n") {
+		if strings.Contains(l, "worker started") {
+			started = l
+		}
+	}
+	for _, s := range []string{"url=", "namespace=", "group=", "consumer="} {
+		if strings.Contains(started, s) {
+			t.Errorf("the memory backend logs %s:\n%s", s, started)
+		}
+	}
+	if !strings.Contains(started, "backend=memory") || !strings.Contains(started, "topics=[demo]") {
+		t.Errorf("worker started line: %s", started)
+	}
+	if strings.Contains(res.stderr, "WARN") {
+		t.Errorf("warnings on the memory backend:\n%s", res.stderr)
 	}
 }
 
