@@ -92,6 +92,11 @@ topic name; on a topic that workers serve, it takes jobs away from them.`,
 			if len(topics) == 0 {
 				return usagef("--topic is required")
 			}
+			for _, t := range topics {
+				if err := a.checkTopic(t); err != nil {
+					return err
+				}
+			}
 			if count < 0 {
 				return usagef("--count must not be negative")
 			}

@@ -52,6 +52,9 @@ It prints the job IDs (one per line), or the count when there are more than
 			if topic == "" {
 				return usagef("--topic is required")
 			}
+			if err := a.checkTopic(topic); err != nil {
+				return err
+			}
 			if count < 1 {
 				return usagef("--count must be at least 1, not %d", count)
 			}

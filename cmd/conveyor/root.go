@@ -235,6 +235,18 @@ func connectError(err error, dialed, rawURL string) error {
 	return errors.New(msg)
 }
 
+// checkTopic returns a usage error when topic cannot be used with the
+// configured backend.
+func (a *app) checkTopic(topic string) error {
+	if a.cfg.Backend == config.BackendMemory {
+		return nil
+	}
+	if err := redis.ValidateTopic(topic); err != nil {
+		return usageError(err)
+	}
+	return nil
+}
+
 // withBroker opens the broker, runs fn and closes the broker.
 func (a *app) withBroker(fn func(b broker.Broker) error) error {
 	b, err := a.openBroker()

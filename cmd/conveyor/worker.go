@@ -125,6 +125,11 @@ Flags override the configuration.`,
 			if len(c.Worker.Topics) == 0 {
 				return usagef("give the topics to consume: --topic T (repeatable) or CONVEYOR_WORKER_TOPICS")
 			}
+			for _, t := range c.Worker.Topics {
+				if err := a.checkTopic(t); err != nil {
+					return err
+				}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runWorker(ctx, a, c)
