@@ -129,3 +129,14 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestPlural(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		want string
+	}{{0, "0 dead letters"}, {1, "1 dead letter"}, {2, "2 dead letters"}} {
+		if got := plural(tt.n, "dead letter", "dead letters"); got != tt.want {
+			t.Errorf("plural(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+}

@@ -135,10 +135,10 @@ topic name; on a topic that workers serve, it takes jobs away from them.`,
 					n += len(ds)
 				}
 				if count > 0 && n < count {
-					return fmt.Errorf("timed out after %v: consumed %d of %d jobs from %s", timeout, n, count, strings.Join(topics, ", "))
+					return fmt.Errorf("timed out after %v: consumed %d of %s from %s", timeout, n, plural(count, "job", "jobs"), strings.Join(topics, ", "))
 				}
 				if !asJSON && count == 0 {
-					fmt.Fprintf(a.stderr, "consumed %d jobs\n", n)
+					fmt.Fprintf(a.stderr, "consumed %s\n", plural(n, "job", "jobs"))
 				}
 				return nil
 			})

@@ -21,6 +21,15 @@ func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
 
+// plural returns n followed by one when n is 1 and by many otherwise:
+// plural(1, "job", "jobs") is "1 job".
+func plural[N ~int | ~int64](n N, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // truncate shortens s to n runes, marking the cut with "…", and keeps it on
 // one line.
 func truncate(s string, n int) string {

@@ -90,7 +90,7 @@ It prints the job IDs (one per line), or the count when there are more than
 					bar.add(len(got))
 					if err != nil {
 						bar.finish()
-						return fmt.Errorf("published %d of %d jobs to %s: %w", len(ids), count, topic, err)
+						return fmt.Errorf("published %d of %s to %s: %w", len(ids), plural(count, "job", "jobs"), topic, err)
 					}
 				}
 				bar.finish()
@@ -102,7 +102,7 @@ It prints the job IDs (one per line), or the count when there are more than
 						IDs   []string `json:"ids"`
 					}{topic, len(ids), ids})
 				case len(ids) > listMax:
-					_, err := fmt.Fprintf(a.stdout, "published %d jobs to %s\n", len(ids), topic)
+					_, err := fmt.Fprintf(a.stdout, "published %s to %s\n", plural(len(ids), "job", "jobs"), topic)
 					return err
 				default:
 					_, err := fmt.Fprintln(a.stdout, strings.Join(ids, "\n"))

@@ -30,7 +30,7 @@ func TestProduceConsume(t *testing.T) {
 
 	// The job was acknowledged: nothing is left to consume.
 	r = mustRun(t, exitFail, inv, "consume", "--topic", "orchestrate", "--timeout", "1500ms")
-	if !strings.Contains(r.stderr, "consumed 0 of 1 jobs") {
+	if !strings.Contains(r.stderr, "consumed 0 of 1 job from orchestrate") {
 		t.Fatalf("stderr = %q", r.stderr)
 	}
 

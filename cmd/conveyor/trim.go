@@ -84,8 +84,8 @@ therefore remove fewer entries than asked.
 						}{true, topic, info.Length, info.Pending, upTo})
 					}
 					_, err = fmt.Fprintf(a.stdout,
-						"dry run: %s holds %d entries (%d pending, %d unread); trim would remove %s, at most %d, keeping %s\n",
-						topic, info.Length, info.Pending, info.Lag, what, upTo, keeping)
+						"dry run: %s holds %s (%d pending, %d unread); trim would remove %s, at most %d, keeping %s\n",
+						topic, plural(info.Length, "entry", "entries"), info.Pending, info.Lag, what, upTo, keeping)
 					return err
 				}
 				tr, ok := b.(broker.Trimmer)
@@ -114,13 +114,13 @@ therefore remove fewer entries than asked.
 						KeptUnread *int64 `json:"kept_unread,omitempty"`
 					}{topic, n, nonNegative(unread)})
 				}
-				if _, err := fmt.Fprintf(a.stdout, "removed %d entries from %s\n", n, topic); err != nil {
+				if _, err := fmt.Fprintf(a.stdout, "removed %s from %s\n", plural(n, "entry", "entries"), topic); err != nil {
 					return err
 				}
 				switch {
 				case includeUnread || unread == 0:
 				case unread > 0:
-					_, err = fmt.Fprintf(a.stdout, "kept %d unread entries; pass --include-unread to remove them\n", unread)
+					_, err = fmt.Fprintf(a.stdout, "kept %s; pass --include-unread to remove them\n", plural(unread, "unread entry", "unread entries"))
 				default:
 					_, err = fmt.Fprintln(a.stdout, "unread entries, if any, were kept; pass --include-unread to remove them")
 				}
