@@ -105,7 +105,7 @@ func TestDLQ(t *testing.T) {
 
 	// Replay one: it is back on the topic as attempt 1, without failure.
 	r = mustRun(t, exitOK, inv, "dlq", "replay", "--topic", "orchestrate", "--id", ids[0])
-	if strings.TrimSpace(r.stdout) != "replayed 1 dead letters to orchestrate" {
+	if strings.TrimSpace(r.stdout) != "replayed 1 dead letter to orchestrate" {
 		t.Fatalf("replay: %q", r.stdout)
 	}
 	r = mustRun(t, exitOK, inv, "consume", "--topic", "orchestrate", "--json", "--timeout", "10s")

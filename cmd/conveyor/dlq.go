@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/config"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -242,40 +243,87 @@ func printDeadLetter(a *app, dl *broker.DeadLetter) {
 // given, so that long runs show progress.
 const dlqChunk = 500
 
-// collect returns the dead letters --id or --all select, for --dry-run.
-func collect(ctx context.Context, adm broker.DeadLetterAdmin, topic string, f *dlqFlags) ([]broker.DeadLetter, error) {
-	if f.all {
-		var out []broker.DeadLetter
-		after := ""
-		for {
-			page, err := adm.DeadLetters(ctx, topic, after, 1000)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, page...)
-			if len(page) < 1000 {
-				return out, nil
-			}
-			after = page[len(page)-1].ID
-		}
+// collect returns the dead letters --id or --all select, for --dry-run,
+// and the IDs given with --id that are not dead letters of topic.
+func collect(ctx context.Context, adm broker.DeadLetterAdmin, topic string, f *dlqFlags) ([]broker.DeadLetter, []string, error) {
+	if !f.all {
+		return find(ctx, adm, topic, f.ids)
 	}
-	out := make([]broker.DeadLetter, 0, len(f.ids))
-	for _, id := range f.ids {
-		dl, err := adm.DeadLetterByID(ctx, topic, id)
-		if errors.Is(err, broker.ErrNotFound) {
-			return nil, fmt.Errorf("no dead letter %s for %s", id, topic)
-		}
+	var out []broker.DeadLetter
+	after := ""
+	for {
+		page, err := adm.DeadLetters(ctx, topic, after, 1000)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out = append(out, *dl)
+		out = append(out, page...)
+		if len(page) < 1000 {
+			return out, nil, nil
+		}
+		after = page[len(page)-1].ID
 	}
-	return out, nil
 }
 
-// newDLQMoveCmd builds replay and purge, which differ only in the verb and
-// the broker call.
-func newDLQMoveCmd(a *app, use, short, long, example, verb, done string,
+// find looks ids up among the dead letters of topic: it returns those found
+// and the IDs of the others.
+func find(ctx context.Context, adm broker.DeadLetterAdmin, topic string, ids []string) (found []broker.DeadLetter, missing []string, err error) {
+	for _, id := range ids {
+		dl, err := adm.DeadLetterByID(ctx, topic, id)
+		if errors.Is(err, broker.ErrNotFound) {
+			missing = append(missing, id)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		found = append(found, *dl)
+	}
+	return found, missing, nil
+}
+
+// unique returns ids without repeats, in their first order.
+func unique(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool {
+		dup := seen[id]
+		seen[id] = true
+		return dup
+	})
+}
+
+// notFound is the error for the dead letters --id named that topic does not
+// hold; tail says what was done with the others ("" for none).
+func notFound(topic string, missing []string, tail string) error {
+	msg := fmt.Sprintf("dead letter %s not found in %s (see conveyor dlq list --topic %s)",
+		strings.Join(missing, ", "), job.DeadLetterTopic(topic), topic)
+	if len(missing) > 1 {
+		msg = "dead letters" + strings.TrimPrefix(msg, "dead letter")
+	}
+	if tail != "" {
+		msg += "; " + tail
+	}
+	return errors.New(msg)
+}
+
+// hintUnknownTopic prints a hint on stderr when the namespace holds no
+// trace of topic (no jobs, dead letters or consumer group): a typo, or the
+// wrong REDIS_NAMESPACE. It asks Inspect, a few reads of the topic's keys,
+// rather than Topics, which may scan the keyspace.
+func hintUnknownTopic(ctx context.Context, a *app, b broker.Broker, topic string) {
+	in, ok := b.(broker.Inspector)
+	if !ok || a.cfg.Backend == config.BackendMemory {
+		return
+	}
+	if info, err := in.Inspect(ctx, topic); errors.Is(err, broker.ErrNotFound) || (err == nil && isEmpty(info)) {
+		fmt.Fprintf(a.stderr, "hint: namespace %s holds nothing for topic %s: check the topic and REDIS_NAMESPACE (conveyor health lists the topics)\n",
+			a.cfg.Redis.Namespace, topic)
+	}
+}
+
+// newDLQMoveCmd builds replay and purge, which differ only in the verb, the
+// result line (done: "replayed %s to %s", the count and the topic) and the
+// broker call.
+func newDLQMoveCmd(a *app, use, short, long, example, verb, past, done string,
 	do func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error)) *cobra.Command {
 	var f dlqFlags
 	cmd := &cobra.Command{
@@ -292,6 +340,7 @@ func newDLQMoveCmd(a *app, use, short, long, example, verb, done string,
 			if err := f.selection(); err != nil {
 				return err
 			}
+			f.ids = unique(f.ids)
 			ctx := cmd.Context()
 			return a.withBroker(func(b broker.Broker) error {
 				adm, err := deadLetterAdmin(b)
@@ -299,36 +348,58 @@ func newDLQMoveCmd(a *app, use, short, long, example, verb, done string,
 					return err
 				}
 				if f.dryRun {
-					dls, err := collect(ctx, adm, topic, &f)
+					dls, missing, err := collect(ctx, adm, topic, &f)
 					if err != nil {
 						return err
 					}
-					if f.asJSON {
-						return writeJSON(a.stdout, struct {
-							DryRun bool     `json:"dry_run"`
-							Topic  string   `json:"topic"`
-							Count  int      `json:"count"`
-							IDs    []string `json:"ids"`
-						}{true, topic, len(dls), idsOf(dls)})
+					if len(dls) == 0 {
+						hintUnknownTopic(ctx, a, b, topic)
 					}
-					fmt.Fprintf(a.stdout, "dry run: would %s %d dead letters of %s\n", verb, len(dls), topic)
-					if len(dls) > 0 {
+					switch {
+					case f.asJSON:
+						if err := writeJSON(a.stdout, struct {
+							DryRun  bool     `json:"dry_run"`
+							Topic   string   `json:"topic"`
+							Count   int      `json:"count"`
+							IDs     []string `json:"ids"`
+							Missing []string `json:"missing,omitempty"`
+						}{true, topic, len(dls), idsOf(dls), missing}); err != nil {
+							return err
+						}
+					case f.all && len(dls) == 0:
+						fmt.Fprintf(a.stdout, "dry run: no dead letters in %s: nothing to %s\n", job.DeadLetterTopic(topic), verb)
+					case len(dls) > 0:
+						fmt.Fprintf(a.stdout, "dry run: would %s %s of %s\n", verb, plural(len(dls), "dead letter", "dead letters"), topic)
 						printDeadLetters(a, dls)
+					}
+					if len(missing) > 0 {
+						return notFound(topic, missing, "")
 					}
 					return nil
 				}
 				n := 0
+				var missing []string
 				if f.all {
 					if a.isTerminal != nil && a.isTerminal(a.stderr) {
 						fmt.Fprintf(a.stderr, "%s: all dead letters of %s…\n", verb, topic)
 					}
 					n, err = do(adm, ctx, topic, nil) // the broker snapshots the IDs first
 				} else {
+					// Look the IDs up first: the broker skips unknown IDs
+					// without saying which.
 					bar := newProgress(a.stderr, verb, len(f.ids), len(f.ids) >= dlqChunk && a.isTerminal != nil && a.isTerminal(a.stderr))
 					for ids := range slices.Chunk(f.ids, dlqChunk) {
-						var m int
-						m, err = do(adm, ctx, topic, ids)
-						n += m
+						var found []broker.DeadLetter
+						var lost []string
+						if found, lost, err = find(ctx, adm, topic, ids); err != nil {
+							break
+						}
+						missing = append(missing, lost...)
+						if len(found) > 0 { // never nil: nil means all
+							var m int
+							m, err = do(adm, ctx, topic, idsOf(found))
+							n += m
+						}
 						bar.add(len(ids))
 						if err != nil {
 							break
@@ -337,16 +408,33 @@ func newDLQMoveCmd(a *app, use, short, long, example, verb, done string,
 					bar.finish()
 				}
 				if err != nil {
-					return fmt.Errorf("%s after %d dead letters: %w", verb, n, err)
+					return fmt.Errorf("%s after %s: %w", verb, plural(n, "dead letter", "dead letters"), err)
 				}
-				if f.asJSON {
-					return writeJSON(a.stdout, struct {
-						Topic string `json:"topic"`
-						Count int    `json:"count"`
-					}{topic, n})
+				if n == 0 && (f.all || len(missing) == len(f.ids)) {
+					hintUnknownTopic(ctx, a, b, topic)
 				}
-				_, err = fmt.Fprintf(a.stdout, done+"\n", n, topic)
-				return err
+				switch {
+				case f.asJSON:
+					if err := writeJSON(a.stdout, struct {
+						Topic   string   `json:"topic"`
+						Count   int      `json:"count"`
+						Missing []string `json:"missing,omitempty"`
+					}{topic, n, missing}); err != nil {
+						return err
+					}
+				case f.all && n == 0:
+					fmt.Fprintf(a.stdout, "no dead letters in %s: nothing to %s\n", job.DeadLetterTopic(topic), verb)
+				case n > 0 || len(missing) == 0:
+					fmt.Fprintf(a.stdout, done+"\n", plural(n, "dead letter", "dead letters"), topic)
+				}
+				if len(missing) > 0 {
+					tail := "nothing " + past
+					if n > 0 {
+						tail = past + " " + plural(n, "dead letter", "dead letters")
+					}
+					return notFound(topic, missing, tail)
+				}
+				return nil
 			})
 		}),
 	}
@@ -377,7 +465,7 @@ move. Fix the cause first, or the jobs will come back.`,
 		`  conveyor dlq replay --topic orchestrate --all --dry-run
   conveyor dlq replay --topic orchestrate --all
   conveyor dlq replay --topic orchestrate --id 1732590000000-0 --id 1732590000001-0`,
-		"replay", "replayed %d dead letters to %s",
+		"replay", "replayed", "replayed %s to %s",
 		func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error) {
 			return adm.ReplayDeadLetters(ctx, topic, ids)
 		})
@@ -391,7 +479,7 @@ would be deleted.`,
 		`  conveyor dlq purge --topic orchestrate --id 1732590000000-0
   conveyor dlq purge --topic orchestrate --all --dry-run
   conveyor dlq purge --topic orchestrate --all`,
-		"purge", "purged %d dead letters of %s",
+		"purge", "purged", "purged %s of %s",
 		func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error) {
 			return adm.PurgeDeadLetters(ctx, topic, ids)
 		})
