@@ -1,7 +1,8 @@
 // Package broker defines the contract between conveyor's server and the
 // stores that hold jobs: the [Broker] interface, [Delivery], [Message],
 // optional admin powers found by type assertion ([Inspector],
-// [DeadLetterAdmin], [Trimmer]), and producer-side middleware ([Producer]).
+// [DeadLetterAdmin], [Trimmer], [TrimDryRunner]), and producer-side
+// middleware ([Producer]).
 //
 // Every implementation passes the conformance suite in broker/brokertest.
 // Implementations: broker/memory (in process) and broker/redis (Redis
@@ -204,4 +205,16 @@ type TrimOptions struct {
 type Trimmer interface {
 	// Trim removes old entries of topic and returns how many it removed.
 	Trim(ctx context.Context, topic string, opts TrimOptions) (int64, error)
+}
+
+// TrimDryRunner is implemented by brokers that can say how many entries a
+// trim would remove without removing any, for a dry run that reports the
+// real figure rather than an estimate.
+type TrimDryRunner interface {
+	// TrimDryRun returns how many entries Trim with the same topic and opts
+	// would remove now, and removes nothing. It accepts and rejects the
+	// same opts as Trim. The count is exact at the moment of the call: jobs
+	// published, read or settled afterwards change what a later Trim
+	// removes.
+	TrimDryRun(ctx context.Context, topic string, opts TrimOptions) (int64, error)
 }

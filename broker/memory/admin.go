@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/job"
@@ -261,17 +262,34 @@ func (b *Broker) PurgeDeadLetters(ctx context.Context, topic string, ids []strin
 
 var errTrimOptions = errors.New("conveyor: memory: set exactly one of TrimOptions.MaxLen and TrimOptions.OlderThan, positive")
 
+var _ broker.TrimDryRunner = (*Broker)(nil)
+
 // Trim removes the oldest unread jobs of topic: beyond the newest
 // opts.MaxLen jobs (unread plus pending), or those that became ready more
 // than opts.OlderThan ago. Like XTRIM MINID below the oldest pending entry,
 // it never removes a pending job (leased, or taken back after an expired
 // lease and not yet redelivered) nor any job newer than one. Delayed jobs and
 // dead letters of topic are not touched (trim topic's dead-letter topic for
-// those). It returns how many jobs it removed.
+// those). It returns how many jobs it removed; [Broker.TrimDryRun] says how
+// many it would remove.
 //
 // Settled jobs are removed at once, so every job a topic holds is unread or
 // pending: without opts.IncludeUnread, Trim removes nothing.
 func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions) (int64, error) {
+	return b.trim(ctx, topic, opts, false)
+}
+
+// TrimDryRun returns how many jobs [Broker.Trim] with opts would remove from
+// topic now, removing nothing. It selects them exactly as Trim does, under
+// the same lock, so the count is exact at that moment (jobs published,
+// fetched or settled afterwards change what a later Trim removes).
+func (b *Broker) TrimDryRun(ctx context.Context, topic string, opts broker.TrimOptions) (int64, error) {
+	return b.trim(ctx, topic, opts, true)
+}
+
+// trim counts the jobs of topic that a trim with opts removes and, unless
+// dry, removes them.
+func (b *Broker) trim(ctx context.Context, topic string, opts broker.TrimOptions, dry bool) (int64, error) {
 	if (opts.MaxLen > 0) == (opts.OlderThan > 0) || opts.MaxLen < 0 || opts.OlderThan < 0 {
 		return 0, errTrimOptions
 	}
@@ -287,6 +305,26 @@ func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions
 	if t == nil {
 		return 0, nil
 	}
+	n := st.trimmable(t, opts, now)
+	if dry || n == 0 {
+		return int64(n), nil
+	}
+	for i := range n {
+		e := t.ready.at(i)
+		e.state = stGone
+		e.job = job.Job{}
+	}
+	t.ready.compact()
+	return int64(n), nil
+}
+
+// trimmable returns how many jobs at the front of t's ready queue a trim
+// with opts removes at now: the selection of [Broker.Trim], which removes
+// exactly those.
+func (st *state) trimmable(t *topic, opts broker.TrimOptions, now time.Time) int {
+	if !opts.IncludeUnread {
+		return 0
+	}
 	// The oldest pending position bounds the trim.
 	var bound uint64
 	for e := st.leases.head; e != nil; e = e.next {
@@ -296,24 +334,18 @@ func (b *Broker) Trim(ctx context.Context, topic string, opts broker.TrimOptions
 	}
 	excess := int64(t.ready.len()) + t.pending - opts.MaxLen
 	cutoff := st.tick(now) - int64(opts.OlderThan)
-	var removed int64
-	for i := 0; i < t.ready.len(); i++ {
-		e := t.ready.at(i)
-		if !opts.IncludeUnread || e.deliveries > 0 || (bound != 0 && e.pos > bound) {
+	n := 0
+	for ; n < t.ready.len(); n++ {
+		e := t.ready.at(n)
+		if e.deliveries > 0 || (bound != 0 && e.pos > bound) {
 			break
 		}
-		if opts.MaxLen > 0 && removed >= excess {
+		if opts.MaxLen > 0 && int64(n) >= excess {
 			break
 		}
 		if opts.OlderThan > 0 && e.at >= cutoff {
 			break
 		}
-		e.state = stGone
-		e.job = job.Job{}
-		removed++
 	}
-	if removed > 0 {
-		t.ready.compact()
-	}
-	return removed, nil
+	return n
 }
