@@ -273,3 +273,75 @@ func testTrim(e *env) {
 	}
 	e.expectNone(b, []string{"trim-o"}, 0, "after Trim(OlderThan) removed everything")
 }
+
+func testTrimDryRun(e *env) {
+	t := e.t
+	b := e.open("c1")
+	tr := trimmer(t, b)
+	dr := power[broker.TrimDryRunner](t, b, "TrimDryRunner")
+
+	// check runs TrimDryRun twice (the first must have removed nothing),
+	// then Trim: all three must agree, on want.
+	check := func(topic string, opts broker.TrimOptions, want int64, why string) {
+		t.Helper()
+		dry, err := dr.TrimDryRun(e.ctx, topic, opts)
+		if err != nil {
+			t.Fatalf("TrimDryRun(%+v): %v", opts, err)
+		}
+		again, err := dr.TrimDryRun(e.ctx, topic, opts)
+		if err != nil {
+			t.Fatalf("TrimDryRun(%+v): %v", opts, err)
+		}
+		n, err := tr.Trim(e.ctx, topic, opts)
+		if err != nil {
+			t.Fatalf("Trim(%+v): %v", opts, err)
+		}
+		if dry != n || again != n || n != want {
+			t.Errorf("%s: TrimDryRun(%+v) = %d, then %d; Trim removed %d; want %d each", why, opts, dry, again, n, want)
+		}
+	}
+
+	// Two pending entries ahead of eight unread ones: no trim removes any.
+	e.publishN(b, "dry", 10)
+	held := e.fetchN(b, []string{"dry"}, 2, 2)
+	for _, opts := range []broker.TrimOptions{
+		{MaxLen: 3},
+		{MaxLen: 3, IncludeUnread: true},
+		{OlderThan: time.Nanosecond},
+		{OlderThan: time.Nanosecond, IncludeUnread: true},
+	} {
+		check("dry", opts, 0, "2 pending entries, then 8 unread")
+	}
+	e.ack(b, held...)
+
+	// Nothing pending: only IncludeUnread removes the 3 oldest of 8.
+	check("dry", broker.TrimOptions{MaxLen: 5}, 0, "8 unread entries")
+	check("dry", broker.TrimOptions{MaxLen: 5, IncludeUnread: true}, 3, "8 unread entries")
+
+	// The oldest of the 5 left pending again: nothing goes.
+	held = e.fetchN(b, []string{"dry"}, 1, 1)
+	check("dry", broker.TrimOptions{MaxLen: 1, IncludeUnread: true}, 0, "the oldest of 5 entries pending")
+	e.ack(b, held...)
+
+	// OlderThan: once the 4 left are old enough, both remove all of them.
+	older := broker.TrimOptions{OlderThan: 20 * time.Millisecond, IncludeUnread: true}
+	eventually(t, waitLimit, "TrimDryRun(OlderThan) never counted the 4 old entries", func() bool {
+		n, err := dr.TrimDryRun(e.ctx, "dry", older)
+		if err != nil {
+			t.Fatalf("TrimDryRun(%+v): %v", older, err)
+		}
+		return n == 4
+	})
+	check("dry", older, 4, "4 old unread entries")
+	e.expectNone(b, []string{"dry"}, 0, "after the trim removed everything")
+
+	// A topic never used: nothing to remove.
+	check("dry-none", broker.TrimOptions{MaxLen: 1, IncludeUnread: true}, 0, "a topic never used")
+
+	// The options Trim rejects are rejected.
+	for _, opts := range []broker.TrimOptions{{}, {MaxLen: 1, OlderThan: time.Second}, {MaxLen: -1}} {
+		if _, err := dr.TrimDryRun(e.ctx, "dry", opts); err == nil {
+			t.Errorf("TrimDryRun(%+v): nil error, want the error Trim returns", opts)
+		}
+	}
+}

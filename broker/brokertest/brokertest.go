@@ -19,8 +19,9 @@
 // leases (redelivery to another consumer after expiry, Extend, exclusivity,
 // poison protection with job.ReasonMaxDeliveries), concurrent publishers and
 // consumers, Close and context cancellation. When the broker implements
-// [broker.Inspector], [broker.DeadLetterAdmin] or [broker.Trimmer], their
-// behaviour is checked too; otherwise those subtests are skipped.
+// [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer] or
+// [broker.TrimDryRunner], their behaviour is checked too; otherwise those
+// subtests are skipped.
 //
 // # Details the suite pins down
 //
@@ -39,6 +40,9 @@
 //     their ID, payload and headers.
 //   - Trim with MaxLen removes exactly the oldest entries beyond MaxLen,
 //     unless that would reach the oldest pending entry.
+//   - TrimDryRun removes nothing and returns exactly what Trim with the same
+//     options removes right after it, with pending entries present or not;
+//     it rejects the options Trim rejects.
 //
 // # Timing
 //
@@ -114,6 +118,7 @@ var cases = []struct {
 	{"ReplayDeadLetters", testReplay},
 	{"PurgeDeadLetters", testPurge},
 	{"Trim", testTrim},
+	{"TrimDryRun", testTrimDryRun},
 }
 
 // env is one subtest's queue space.
