@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -179,7 +180,7 @@ func TestTrim(t *testing.T) {
 
 	// By default unread jobs are kept, and the output says so.
 	r := mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4", "--dry-run")
-	if !strings.Contains(r.stdout, "holds 10 entries (0 pending, 10 unread)") || !strings.Contains(r.stdout, "at most 0,") {
+	if !strings.Contains(r.stdout, "holds 10 entries (0 pending, 10 unread); trim would remove 0 entries now (the oldest entries beyond the newest 4), keeping every pending or unread entry") {
 		t.Fatalf("trim --dry-run: %q", r.stdout)
 	}
 	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4")
@@ -191,7 +192,7 @@ func TestTrim(t *testing.T) {
 
 	// --include-unread drops the backlog beyond the newest 4.
 	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4", "--include-unread", "--dry-run")
-	if !strings.Contains(r.stdout, "at most 6,") {
+	if !strings.Contains(r.stdout, "trim would remove 6 entries now (the oldest entries beyond the newest 4), keeping every pending entry") {
 		t.Fatalf("trim --include-unread --dry-run: %q", r.stdout)
 	}
 	r = mustRun(t, exitOK, inv, "trim", "--topic", "logs", "--maxlen", "4", "--include-unread")
@@ -211,6 +212,73 @@ func TestTrim(t *testing.T) {
 	if got := strings.TrimSpace(r.stdout); got != "removed 0 entries from logs\nkept 3 unread entries; pass --include-unread to remove them" {
 		t.Fatalf("trim --older-than: %q", got)
 	}
+}
+
+// TestTrimDryRunExact checks that trim --dry-run reports what the real trim
+// then removes, with pending entries ahead of unread ones (which keep every
+// entry) and without, for --maxlen 0 too.
+func TestTrimDryRunExact(t *testing.T) {
+	e, _ := redisEnv(t)
+	inv := invocation{env: e}
+	mustRun(t, exitOK, inv, "produce", "--topic", "logs", "--payload", `{}`, "--count", "8")
+	b := openBroker(t, e, "holder")
+	held := fetch(t, b, "logs", 2)
+
+	// dryRun runs trim --dry-run with args, in text and JSON, checks that
+	// both report want, and returns the text.
+	dryRun := func(want int64, args ...string) string {
+		t.Helper()
+		args = append([]string{"trim", "--topic", "logs", "--dry-run"}, args...)
+		r := mustRun(t, exitOK, inv, args...)
+		text := r.stdout
+		if w := fmt.Sprintf("; trim would remove %s now (", plural(want, "entry", "entries")); !strings.Contains(text, w) {
+			t.Errorf("conveyor %s: stdout does not contain %q:\n%s", strings.Join(args, " "), w, text)
+		}
+		r = mustRun(t, exitOK, inv, append(args, "--json")...)
+		var out map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+			t.Fatalf("%v: %s", err, r.stdout)
+		}
+		if out["would_remove"] != float64(want) || out["dry_run"] != true || out["length"] == nil || out["pending"] == nil {
+			t.Errorf("conveyor %s --json = %s, want would_remove %d", strings.Join(args, " "), r.stdout, want)
+		}
+		if _, ok := out["at_most"]; ok {
+			t.Errorf("conveyor %s --json still has at_most: %s", strings.Join(args, " "), r.stdout)
+		}
+		return text
+	}
+	// trim runs the real trim and checks it removed want.
+	trim := func(want int64, args ...string) {
+		t.Helper()
+		r := mustRun(t, exitOK, inv, append([]string{"trim", "--topic", "logs", "--json"}, args...)...)
+		var out struct{ Removed int64 }
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+			t.Fatalf("%v: %s", err, r.stdout)
+		}
+		if out.Removed != want {
+			t.Errorf("conveyor trim %s removed %d, want %d", strings.Join(args, " "), out.Removed, want)
+		}
+	}
+
+	// 2 pending entries, then 6 unread: nothing can go, whatever the
+	// options.
+	text := dryRun(0, "--maxlen", "1", "--include-unread")
+	if !strings.Contains(text, "holds 8 entries (2 pending, 6 unread)") {
+		t.Errorf("trim --dry-run: %q", text)
+	}
+	dryRun(0, "--maxlen", "0", "--include-unread")
+	dryRun(0, "--older-than", "1ms", "--include-unread")
+	trim(0, "--maxlen", "0", "--include-unread")
+
+	// Nothing pending: --maxlen 0 --include-unread removes the 6 left.
+	if err := b.Ack(t.Context(), held...); err != nil {
+		t.Fatal(err)
+	}
+	dryRun(0, "--maxlen", "0")
+	dryRun(4, "--maxlen", "2", "--include-unread")
+	dryRun(6, "--maxlen", "0", "--include-unread")
+	trim(6, "--maxlen", "0", "--include-unread")
+	dryRun(0, "--maxlen", "0", "--include-unread")
 }
 
 // TestHealthNamespaceMismatch: jobs published under one namespace, health

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -8,6 +9,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/redis"
+)
+
+// The dry run relies on these powers of the Redis broker.
+var (
+	_ broker.Trimmer       = (*redis.Broker)(nil)
+	_ broker.TrimDryRunner = (*redis.Broker)(nil)
 )
 
 func newTrimCmd(a *app) *cobra.Command {
@@ -35,7 +43,9 @@ too (pending ones are still kept): use it to drop a backlog on purpose, or
 for retention of a dead-letter stream nobody reads (--topic T.dlq). trim may
 therefore remove fewer entries than asked.
 
---dry-run prints the stream's size and the most that would be removed.`,
+--dry-run prints the stream's size and exactly how many entries the trim would
+remove now (jobs published, read or settled meanwhile change what a later
+trim removes).`,
 		Example: `  conveyor trim --topic orchestrate.dlq --older-than 720h --include-unread
   conveyor trim --topic orchestrate --maxlen 100000 --include-unread --dry-run`,
 		Args: cobra.NoArgs,
@@ -52,52 +62,25 @@ therefore remove fewer entries than asked.
 			case byAge && olderThan <= 0:
 				return usagef("--older-than must be positive")
 			}
+			opts := broker.TrimOptions{MaxLen: maxLen, OlderThan: olderThan, IncludeUnread: includeUnread}
+			if byLen && maxLen == 0 {
+				// TrimOptions treats 0 as unset; trimming to zero keeps
+				// nothing but the pending (and, by default, unread)
+				// entries.
+				opts = broker.TrimOptions{OlderThan: time.Nanosecond, IncludeUnread: includeUnread}
+			}
 			return a.withBroker(func(b broker.Broker) error {
 				ctx := cmd.Context()
 				if dryRun {
-					in, err := inspector(b)
-					if err != nil {
-						return err
-					}
-					info, err := in.Inspect(ctx, topic)
-					if err != nil {
-						return err
-					}
-					upTo := info.Length
 					what := fmt.Sprintf("entries enqueued before %s", time.Now().Add(-olderThan).UTC().Format(time.RFC3339))
 					if byLen {
-						upTo = max(0, info.Length-maxLen)
 						what = fmt.Sprintf("the oldest entries beyond the newest %d", maxLen)
 					}
-					keeping := "every pending entry and all entries after the oldest pending one"
-					if !includeUnread {
-						upTo = max(0, min(upTo, info.Length-info.Lag-info.Pending))
-						keeping = "every pending or unread entry and all entries after the oldest one of those"
-					}
-					if asJSON {
-						return writeJSON(a.stdout, struct {
-							DryRun  bool   `json:"dry_run"`
-							Topic   string `json:"topic"`
-							Length  int64  `json:"length"`
-							Pending int64  `json:"pending"`
-							AtMost  int64  `json:"at_most"`
-						}{true, topic, info.Length, info.Pending, upTo})
-					}
-					_, err = fmt.Fprintf(a.stdout,
-						"dry run: %s holds %s (%d pending, %d unread); trim would remove %s, at most %d, keeping %s\n",
-						topic, plural(info.Length, "entry", "entries"), info.Pending, info.Lag, what, upTo, keeping)
-					return err
+					return trimDryRun(ctx, a, b, topic, opts, what, asJSON)
 				}
 				tr, ok := b.(broker.Trimmer)
 				if !ok {
 					return fmt.Errorf("the %T broker cannot trim", b)
-				}
-				opts := broker.TrimOptions{MaxLen: maxLen, OlderThan: olderThan, IncludeUnread: includeUnread}
-				if byLen && maxLen == 0 {
-					// TrimOptions treats 0 as unset; trimming to zero keeps
-					// nothing but the pending (and, by default, unread)
-					// entries.
-					opts = broker.TrimOptions{OlderThan: time.Nanosecond, IncludeUnread: includeUnread}
 				}
 				n, err := tr.Trim(ctx, topic, opts)
 				if err != nil {
@@ -133,9 +116,48 @@ therefore remove fewer entries than asked.
 	f.Int64Var(&maxLen, "maxlen", 0, "keep at most this many newest entries")
 	f.DurationVar(&olderThan, "older-than", 0, "remove entries enqueued longer ago than this (such as 72h)")
 	f.BoolVar(&includeUnread, "include-unread", false, "also remove entries no consumer group has read yet (jobs that never ran); pending entries are always kept")
-	f.BoolVar(&dryRun, "dry-run", false, "report what would be removed, change nothing")
+	f.BoolVar(&dryRun, "dry-run", false, "report how many entries the trim would remove now, change nothing")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// trimDryRun prints topic's size and how many entries a trim with opts
+// would remove now (the broker runs the trim's own selection and removes
+// nothing); what describes the entries the trim asks for.
+func trimDryRun(ctx context.Context, a *app, b broker.Broker, topic string, opts broker.TrimOptions, what string, asJSON bool) error {
+	dr, ok := b.(broker.TrimDryRunner)
+	if !ok {
+		return fmt.Errorf("the %T broker cannot count what a trim would remove", b)
+	}
+	in, err := inspector(b)
+	if err != nil {
+		return err
+	}
+	info, err := in.Inspect(ctx, topic)
+	if err != nil {
+		return err
+	}
+	n, err := dr.TrimDryRun(ctx, topic, opts)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(a.stdout, struct {
+			DryRun      bool   `json:"dry_run"`
+			Topic       string `json:"topic"`
+			Length      int64  `json:"length"`
+			Pending     int64  `json:"pending"`
+			WouldRemove int64  `json:"would_remove"`
+		}{true, topic, info.Length, info.Pending, n})
+	}
+	keeping := "every pending entry and all entries after the oldest pending one"
+	if !opts.IncludeUnread {
+		keeping = "every pending or unread entry and all entries after the oldest one of those"
+	}
+	_, err = fmt.Fprintf(a.stdout,
+		"dry run: %s holds %s (%d pending, %d unread); trim would remove %s now (%s), keeping %s\n",
+		topic, plural(info.Length, "entry", "entries"), info.Pending, info.Lag, plural(n, "entry", "entries"), what, keeping)
+	return err
 }
 
 // keptUnread returns how many unread entries topic still holds after a trim
