@@ -1,20 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/config"
 )
 
@@ -116,9 +115,7 @@ func ping(ctx context.Context, c *config.Config, timeout time.Duration) pingResu
 	}
 	res.RoundTripMS = ms(time.Since(start))
 	res.OK = true
-	if info, err := rdb.Info(ctx, "server").Result(); err == nil {
-		res.Version, res.Mode = infoField(info, "redis_version"), infoField(info, "redis_mode")
-	}
+	res.Version, res.Mode = serverInfo(ctx, rdb, c.Redis.URL)
 	if user, err := rdb.Do(ctx, "ACL", "WHOAMI").Text(); err == nil && user != "" {
 		res.User = user
 	}
@@ -127,15 +124,20 @@ func ping(ctx context.Context, c *config.Config, timeout time.Duration) pingResu
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// infoField returns the value of name in an INFO reply.
-func infoField(info, name string) string {
-	sc := bufio.NewScanner(strings.NewReader(info))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), name+":"); ok {
-			return v
+// serverInfo returns the server's version and mode, read by the Redis
+// broker with HELLO, which every ACL user may run (INFO needs a grant the
+// least-privilege user lacks). When HELLO fails, the version is "unknown"
+// with the reason (password redacted) and the mode is empty.
+func serverInfo(ctx context.Context, rdb *goredis.Client, rawURL string) (version, mode string) {
+	b, err := redis.New(rdb, nil) // does not own rdb: Close leaves it open
+	if err == nil {
+		defer b.Close()
+		var si redis.ServerInfo
+		if si, err = b.ServerInfo(ctx); err == nil {
+			return si.Version, si.Mode
 		}
 	}
-	return ""
+	return "unknown (" + config.Redact(err.Error(), rawURL) + ")", ""
 }
 
 func printPing(a *app, r pingResult) {
