@@ -63,6 +63,9 @@ type app struct {
 type exitError struct {
 	code int
 	err  error
+	// config marks a usage error in the configuration, not in the
+	// command line: no "--help" hint is printed after it.
+	config bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -74,6 +77,10 @@ func usageError(err error) error { return &exitError{code: exitUsage, err: err} 
 
 // usagef is usageError(fmt.Errorf(...)).
 func usagef(format string, args ...any) error { return usageError(fmt.Errorf(format, args...)) }
+
+// configError marks err as a mistake in the configuration (exit code 2)
+// that the command's help would not fix.
+func configError(err error) error { return &exitError{code: exitUsage, err: err, config: true} }
 
 // newRootCmd builds the command tree for a.
 func newRootCmd(a *app) *cobra.Command {
@@ -142,11 +149,13 @@ func execute(ctx context.Context, a *app, args []string) int {
 	}
 	code := exitUsage // cobra's own errors: unknown command, bad arguments
 	var ee *exitError
+	inConfig := errors.Is(err, config.ErrInvalid)
 	if errors.As(err, &ee) {
 		code = ee.code
+		inConfig = inConfig || ee.config
 	}
 	fmt.Fprintln(a.stderr, prefixed(err))
-	if code == exitUsage && cmd != nil && !errors.Is(err, config.ErrInvalid) {
+	if code == exitUsage && cmd != nil && !inConfig {
 		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
 	return code
@@ -203,7 +212,13 @@ func (a *app) openBroker() (broker.Broker, error) {
 		dial := dialURL(c)
 		b, err := redis.Open(dial, opts)
 		if err != nil {
-			return nil, connectError(err, dial, c.Redis.URL)
+			err = connectError(err, dial, c.Redis.URL)
+			if errors.Is(err, redis.ErrInvalidURL) {
+				// A malformed URL is a mistake in the configuration,
+				// found before connecting.
+				return nil, configError(err)
+			}
+			return nil, err
 		}
 		return b, nil
 	}
@@ -225,15 +240,25 @@ func dialURL(c *config.Config) string {
 
 // connectError is err (password redacted) followed by what to do about it.
 // err came from dialing dialed, rawURL with options added: the message shows
-// rawURL, as the user wrote it.
+// rawURL, as the user wrote it. The result still matches what err matches
+// (redis.ErrInvalidURL, say).
 func connectError(err error, dialed, rawURL string) error {
 	msg := strings.ReplaceAll(err.Error(), config.RedactURL(dialed), config.RedactURL(rawURL))
 	msg = config.Redact(msg, rawURL)
 	if advice := config.Diagnose(err, rawURL); advice != "" {
 		msg += "\n  what to do: " + advice
 	}
-	return errors.New(msg)
+	return &rewordedError{msg: msg, err: err}
 }
+
+// rewordedError is err with its message replaced by msg.
+type rewordedError struct {
+	msg string
+	err error
+}
+
+func (e *rewordedError) Error() string { return e.msg }
+func (e *rewordedError) Unwrap() error { return e.err }
 
 // checkTopic returns a usage error when topic cannot be used with the
 // configured backend.
