@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -17,15 +19,19 @@ import (
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
-// jobView is a job as consume and dlq show print it.
+// jobView is a job as consume and dlq print it with --json. Exactly one of
+// the payload fields is set: Payload when the payload is JSON, else
+// PayloadText when it is UTF-8 text (empty included), else PayloadBase64.
 type jobView struct {
-	ID         string            `json:"id"`
-	Topic      string            `json:"topic"`
-	Attempt    int               `json:"attempt"`
-	EnqueuedAt time.Time         `json:"enqueued_at"`
-	Headers    map[string]string `json:"headers,omitempty"`
-	Payload    json.RawMessage   `json:"payload"`
-	Failure    *failureView      `json:"failure,omitempty"`
+	ID            string            `json:"id"`
+	Topic         string            `json:"topic"`
+	Attempt       int               `json:"attempt"`
+	EnqueuedAt    time.Time         `json:"enqueued_at"`
+	Headers       map[string]string `json:"headers,omitempty"`
+	Payload       json.RawMessage   `json:"payload,omitempty"`
+	PayloadText   *string           `json:"payload_text,omitempty"`
+	PayloadBase64 string            `json:"payload_base64,omitempty"`
+	Failure       *failureView      `json:"failure,omitempty"`
 }
 
 type failureView struct {
@@ -37,20 +43,46 @@ type failureView struct {
 }
 
 func viewOf(j *job.Job) jobView {
-	v := jobView{ID: j.ID, Topic: j.Topic, Attempt: j.Attempt, EnqueuedAt: j.EnqueuedAt.UTC(), Headers: j.Headers, Payload: payloadJSON(j.Payload)}
+	v := jobView{ID: j.ID, Topic: j.Topic, Attempt: j.Attempt, EnqueuedAt: j.EnqueuedAt.UTC(), Headers: j.Headers}
+	switch p := j.Payload; {
+	case isJSON(p):
+		v.Payload = json.RawMessage(p)
+	case utf8.Valid(p):
+		text := string(p)
+		v.PayloadText = &text
+	default:
+		v.PayloadBase64 = base64.StdEncoding.EncodeToString(p)
+	}
 	if f := j.Failure; f != nil {
 		v.Failure = &failureView{Error: f.Error, Reason: f.Reason, Handler: f.Handler, Origin: f.Origin, At: f.At.UTC()}
 	}
 	return v
 }
 
-// payloadJSON returns p itself when it is JSON, else p as a JSON string.
-func payloadJSON(p []byte) json.RawMessage {
-	if len(p) > 0 && json.Valid(p) {
-		return json.RawMessage(p)
+// isJSON reports whether p is a JSON document (an empty payload is not).
+func isJSON(p []byte) bool { return len(p) > 0 && json.Valid(p) }
+
+// payloadLabel returns what follows "payload" in text output, so that a
+// payload that is not JSON is never mistaken for one that is: "" for JSON,
+// " (empty)", " (not JSON, 8 bytes)" for UTF-8 text, or " (not JSON, not
+// UTF-8, 3 bytes, base64)"; and the payload as text to print (base64 when
+// it is not UTF-8).
+func payloadLabel(p []byte) (label, text string) {
+	switch {
+	case len(p) == 0:
+		return " (empty)", ""
+	case isJSON(p):
+		return "", string(p)
+	case utf8.Valid(p):
+		return fmt.Sprintf(" (not JSON, %s)", plural(len(p), "byte", "bytes")), string(p)
+	default:
+		return fmt.Sprintf(" (not JSON, not UTF-8, %s, base64)", plural(len(p), "byte", "bytes")), base64.StdEncoding.EncodeToString(p)
 	}
-	b, _ := json.Marshal(string(p))
-	return b
+}
+
+// indentLines puts indent before every line of s but the first.
+func indentLines(s, indent string) string {
+	return strings.ReplaceAll(s, "\n", "\n"+indent)
 }
 
 // printJob writes j for people: a line of facts, its headers, its payload.
@@ -63,7 +95,12 @@ func printJob(w io.Writer, j *job.Job) {
 		}
 		fmt.Fprintf(w, "  headers: %s\n", strings.Join(hs, " "))
 	}
-	fmt.Fprintf(w, "  payload: %s\n", j.Payload)
+	label, text := payloadLabel(j.Payload)
+	if len(j.Payload) == 0 {
+		fmt.Fprintf(w, "  payload%s\n", label)
+		return
+	}
+	fmt.Fprintf(w, "  payload%s: %s\n", label, indentLines(text, "    "))
 }
 
 func newConsumeCmd(a *app) *cobra.Command {
@@ -80,6 +117,10 @@ func newConsumeCmd(a *app) *cobra.Command {
 (redis.group, REDIS_CONSUMER), prints each one (ID, attempt, headers,
 payload) and acknowledges it: the job is done and removed. It stops after
 --count jobs (0: no limit) or when --timeout passes.
+
+A payload that is not JSON is marked "payload (not JSON, N bytes)" (shown in
+base64 when it is not UTF-8 text); with --json it is under "payload_text" (or
+"payload_base64") instead of "payload", which holds JSON payloads as they are.
 
 It exits with status 1 when the timeout passes before --count jobs arrived.
 Use it to check that producers and workers agree on REDIS_NAMESPACE and the

@@ -70,7 +70,12 @@ reason, the attempts and the time of the failure.
   list    a table of dead letters, oldest first
   show    one dead letter in full, payload pretty-printed
   replay  move dead letters back to the topic, attempts reset to 1
-  purge   delete dead letters for good`,
+  purge   delete dead letters for good
+
+Payloads are shown as consume shows them: a payload that is not JSON is
+marked "payload (not JSON, N bytes)", and --json puts it under
+"payload_text" (or "payload_base64" when it is not UTF-8) instead of
+"payload".`,
 		Example: `  conveyor dlq list --topic orchestrate
   conveyor dlq show --topic orchestrate --id 1732590000000-0
   conveyor dlq replay --topic orchestrate --all --dry-run
@@ -230,13 +235,19 @@ func printDeadLetter(a *app, dl *broker.DeadLetter) {
 		fmt.Fprintf(tw, "header\t%s=%s\n", k, j.Headers[k])
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(a.stdout, "payload:")
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, j.Payload, "  ", "  ") == nil {
-		fmt.Fprintf(a.stdout, "  %s\n", pretty.Bytes())
-	} else {
-		fmt.Fprintf(a.stdout, "  %q\n", j.Payload)
+	label, text := payloadLabel(j.Payload)
+	if len(j.Payload) == 0 {
+		fmt.Fprintf(a.stdout, "payload%s\n", label)
+		return
 	}
+	fmt.Fprintf(a.stdout, "payload%s:\n", label)
+	var pretty bytes.Buffer
+	if isJSON(j.Payload) && json.Indent(&pretty, j.Payload, "  ", "  ") == nil {
+		text = pretty.String()
+	} else {
+		text = indentLines(text, "  ")
+	}
+	fmt.Fprintf(a.stdout, "  %s\n", text)
 }
 
 // dlqChunk is how many IDs one replay or purge call carries when IDs are

@@ -2,9 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/conveyor-jobs/conveyor/broker"
 )
 
 // TestDLQMissingIDs checks that replay and purge with --id fail (exit 1)
@@ -113,5 +118,117 @@ func TestDLQAllEmpty(t *testing.T) {
 				t.Errorf("stderr does not contain %q:\n%s", tt.wantStderr, r.stderr)
 			}
 		})
+	}
+}
+
+// TestPayloadNotJSON checks that dlq show, dlq list --json and consume tell a
+// payload that is not JSON from one that is: the JSON string "not json" and
+// the bytes not json differ in text and in --json, bytes that are not UTF-8
+// come in base64, and an empty payload is marked empty.
+func TestPayloadNotJSON(t *testing.T) {
+	e, _ := redisEnv(t)
+	inv := invocation{env: e}
+	payloads := []string{`"not json"`, `not json`, "\xff\x00a", "two\nlines", ""}
+	deadLetters(t, e, "mixed", payloads...)
+
+	type want struct {
+		payload, text, base64 *string // the --json fields, nil when absent
+		show                  string  // what dlq show prints from "payload"
+		consume               string  // what consume prints from "  payload"
+	}
+	str := func(s string) *string { return &s }
+	wants := []want{
+		{payload: str(`"not json"`), show: "payload:\n  \"not json\"\n", consume: "  payload: \"not json\"\n"},
+		{text: str("not json"), show: "payload (not JSON, 8 bytes):\n  not json\n", consume: "  payload (not JSON, 8 bytes): not json\n"},
+		{base64: str("/wBh"), show: "payload (not JSON, not UTF-8, 3 bytes, base64):\n  /wBh\n", consume: "  payload (not JSON, not UTF-8, 3 bytes, base64): /wBh\n"},
+		{text: str("two\nlines"), show: "payload (not JSON, 9 bytes):\n  two\n  lines\n", consume: "  payload (not JSON, 9 bytes): two\n    lines\n"},
+		{text: str(""), show: "payload (empty)\n", consume: "  payload (empty)\n"},
+	}
+
+	r := mustRun(t, exitOK, inv, "dlq", "list", "--topic", "mixed", "--json")
+	var views []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &views); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	if len(views) != len(payloads) {
+		t.Fatalf("dlq list --json: %d dead letters, want %d", len(views), len(payloads))
+	}
+	// field returns the JSON text of field key of dead letter i's job.
+	field := func(i int, key string) *string {
+		v, ok := views[i]["job"].(map[string]any)[key]
+		if !ok {
+			return nil
+		}
+		if key == "payload" {
+			b, _ := json.Marshal(v)
+			return str(string(b))
+		}
+		s, _ := v.(string)
+		return &s
+	}
+	show := func(p *string) string {
+		if p == nil {
+			return "absent"
+		}
+		return strconv.Quote(*p)
+	}
+	for i, w := range wants {
+		for _, f := range []struct {
+			key  string
+			want *string
+		}{{"payload", w.payload}, {"payload_text", w.text}, {"payload_base64", w.base64}} {
+			if got := field(i, f.key); show(got) != show(f.want) {
+				t.Errorf("dlq list --json, payload %q: %s = %s, want %s", payloads[i], f.key, show(got), show(f.want))
+			}
+		}
+		id := views[i]["id"].(string)
+		r := mustRun(t, exitOK, inv, "dlq", "show", "--topic", "mixed", "--id", id)
+		if _, got, _ := strings.Cut(r.stdout, "\npayload"); "payload"+got != w.show {
+			t.Errorf("dlq show, payload %q: printed %q, want %q", payloads[i], "payload"+got, w.show)
+		}
+		r = mustRun(t, exitOK, inv, "dlq", "show", "--topic", "mixed", "--id", id, "--json")
+		var shown []map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &shown); err != nil || len(shown) != 1 {
+			t.Fatalf("dlq show --json: %v: %s", err, r.stdout)
+		}
+		if got, want := fmt.Sprint(shown[0]["job"]), fmt.Sprint(views[i]["job"]); got != want {
+			t.Errorf("dlq show --json, payload %q: job %s, dlq list --json says %s", payloads[i], got, want)
+		}
+	}
+
+	// consume prints the same payloads the same way, in text and in JSON.
+	b := openBroker(t, e, "producer")
+	for range 2 {
+		for _, p := range payloads {
+			if _, err := b.Publish(t.Context(), broker.Message{Topic: "raw", Payload: []byte(p)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r = mustRun(t, exitOK, inv, "consume", "--topic", "raw", "--count", "5", "--timeout", "10s")
+	got := regexp.MustCompile(`(?m)^  payload(.|\n    )*\n`).FindAllString(r.stdout, -1)
+	if len(got) != len(wants) {
+		t.Fatalf("consume printed %d payloads, want %d:\n%s", len(got), len(wants), r.stdout)
+	}
+	for i, w := range wants {
+		if got[i] != w.consume {
+			t.Errorf("consume, payload %q: printed %q, want %q", payloads[i], got[i], w.consume)
+		}
+	}
+	r = mustRun(t, exitOK, inv, "consume", "--topic", "raw", "--count", "5", "--timeout", "10s", "--json")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != len(wants) {
+		t.Fatalf("consume --json printed %d lines, want %d:\n%s", len(lines), len(wants), r.stdout)
+	}
+	for i, line := range lines {
+		var job map[string]any
+		if err := json.Unmarshal([]byte(line), &job); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		for _, key := range []string{"payload", "payload_text", "payload_base64"} {
+			if got, want := fmt.Sprint(job[key]), fmt.Sprint(views[i]["job"].(map[string]any)[key]); got != want {
+				t.Errorf("consume --json, payload %q: %s = %s, dlq list --json says %s", payloads[i], key, got, want)
+			}
+		}
 	}
 }
