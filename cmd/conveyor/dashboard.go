@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,7 +44,9 @@ consumers, the oldest pending entries, delayed jobs and dead letters with
 their errors and payloads. Dead letters can be replayed or purged (one,
 selected or all) and delayed jobs deleted, unless --read-only.
 
-It listens on 127.0.0.1:8080 by default. Before listening on another
+It listens on 127.0.0.1:8080 by default and prints its URL. On 0.0.0.0:PORT,
+[::]:PORT or :PORT it listens on all interfaces and prints the link for
+this machine, http://127.0.0.1:PORT/. Before listening on another
 interface, protect it with --basic-auth user:pass or --token T (or the
 environment variables ` + envDashboardBasicAuth + ` and ` + envDashboardToken + `,
 which keep the secret out of the process list).`,
@@ -127,9 +130,10 @@ func serveDashboard(ctx context.Context, a *app, addr string, h http.Handler, au
 	if readOnly {
 		mode = " (read-only)"
 	}
-	fmt.Fprintf(a.stdout, "dashboard on http://%s/%s\n", ln.Addr(), mode)
+	line, where := announce(addr, ln.Addr())
+	fmt.Fprintf(a.stdout, "%s%s\n", line, mode)
 	if auth == (dashboard.Auth{}) && !isLoopback(ln.Addr()) {
-		fmt.Fprintf(a.stderr, "conveyor: warning: the dashboard listens on %s without authentication; anyone who reaches it can replay and purge jobs (use --basic-auth or --token)\n", ln.Addr())
+		fmt.Fprintf(a.stderr, "conveyor: warning: the dashboard listens on %s without authentication; anyone who reaches it can replay and purge jobs (use --basic-auth or --token)\n", where)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
@@ -146,6 +150,28 @@ func serveDashboard(ctx context.Context, a *app, addr string, h http.Handler, au
 		err = serr
 	}
 	return err
+}
+
+// announce returns the line that says where a dashboard listening on bound
+// for --addr given is, and that address for other messages. It names the
+// host as given (with the port bound, which differs for port 0): the
+// listener's own address shows 0.0.0.0 as [::]. An address on all
+// interfaces (0.0.0.0, [::] or no host) is said to be one, with a link that
+// works on this machine.
+func announce(given string, bound net.Addr) (line, where string) {
+	host, port, err := net.SplitHostPort(given)
+	if ta, ok := bound.(*net.TCPAddr); ok {
+		port = strconv.Itoa(ta.Port)
+	}
+	if err != nil {
+		return fmt.Sprintf("dashboard on http://%s/", bound), bound.String()
+	}
+	where = net.JoinHostPort(host, port)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return fmt.Sprintf("dashboard listening on all interfaces at %s; on this machine: http://%s/", where, net.JoinHostPort("127.0.0.1", port)),
+			where + " (all interfaces)"
+	}
+	return fmt.Sprintf("dashboard on http://%s/", where), where
 }
 
 // isLoopback reports whether a listens on a loopback address only.
