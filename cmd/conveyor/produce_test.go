@@ -41,7 +41,8 @@ func TestProduceConsume(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
 		t.Fatalf("%v: %s", err, r.stdout)
 	}
-	if string(v.Payload) != `"plain text"` || v.Attempt != 1 || v.Topic != "notes" {
+	// Not JSON: under payload_text, not as the JSON string "plain text".
+	if v.Payload != nil || v.PayloadText == nil || *v.PayloadText != "plain text" || v.Attempt != 1 || v.Topic != "notes" {
 		t.Fatalf("consumed %+v", v)
 	}
 }
