@@ -130,6 +130,9 @@ topic name; on a topic that workers serve, it takes jobs away from them.`,
   conveyor consume --topic orchestrate.dlq --json     # read dead letters as jobs`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if err := a.requireRedis(cmd); err != nil {
+				return err
+			}
 			if len(topics) == 0 {
 				return usagef("--topic is required")
 			}

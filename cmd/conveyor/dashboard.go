@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/conveyor-jobs/conveyor/broker"
-	"github.com/conveyor-jobs/conveyor/config"
 	"github.com/conveyor-jobs/conveyor/dashboard"
 )
 
@@ -56,6 +55,9 @@ which keep the secret out of the process list).`,
   CONVEYOR_DASHBOARD_TOKEN=s3cret conveyor dashboard --addr :8080`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if err := a.requireRedis(cmd); err != nil {
+				return err
+			}
 			lookup := a.lookupEnv
 			if lookup == nil {
 				lookup = os.LookupEnv
@@ -90,7 +92,7 @@ which keep the secret out of the process list).`,
 				d := dashboard.New(in, &dashboard.Options{
 					ReadOnly: readOnly,
 					Auth:     auth,
-					Display:  dashboard.Display{RedisURL: redisURLFor(c), Namespace: namespaceFor(c)},
+					Display:  dashboard.Display{RedisURL: c.Redis.URL, Namespace: c.Redis.Namespace},
 					Logger:   c.NewLogger(a.stderr),
 				})
 				return serveDashboard(ctx, a, addr, d, auth, readOnly)
@@ -103,21 +105,6 @@ which keep the secret out of the process list).`,
 	f.StringVar(&basicAuth, "basic-auth", "", "require HTTP basic auth, user:password (default $"+envDashboardBasicAuth+")")
 	f.StringVar(&token, "token", "", "require a bearer token (default $"+envDashboardToken+")")
 	return cmd
-}
-
-// redisURLFor is the URL shown in the dashboard's header (redacted there).
-func redisURLFor(c *config.Config) string {
-	if c.Backend == config.BackendMemory {
-		return ""
-	}
-	return c.Redis.URL
-}
-
-func namespaceFor(c *config.Config) string {
-	if c.Backend == config.BackendMemory {
-		return "memory"
-	}
-	return c.Redis.Namespace
 }
 
 // serveDashboard serves h on addr until ctx ends, then shuts down.

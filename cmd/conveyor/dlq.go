@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/conveyor-jobs/conveyor/broker"
-	"github.com/conveyor-jobs/conveyor/config"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -100,6 +99,9 @@ func newDLQListCmd(a *app) *cobra.Command {
   conveyor dlq list --topic orchestrate --limit 500 --json`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if err := a.requireRedis(cmd); err != nil {
+				return err
+			}
 			topic, err := f.origin()
 			if err != nil {
 				return err
@@ -171,6 +173,9 @@ func newDLQShowCmd(a *app) *cobra.Command {
 		Example: "  conveyor dlq show --topic orchestrate --id 1732590000000-0",
 		Args:    cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if err := a.requireRedis(cmd); err != nil {
+				return err
+			}
 			topic, err := f.origin()
 			if err != nil {
 				return err
@@ -322,7 +327,7 @@ func notFound(topic string, missing []string, tail string) error {
 // rather than Topics, which may scan the keyspace.
 func hintUnknownTopic(ctx context.Context, a *app, b broker.Broker, topic string) {
 	in, ok := b.(broker.Inspector)
-	if !ok || a.cfg.Backend == config.BackendMemory {
+	if !ok {
 		return
 	}
 	if info, err := in.Inspect(ctx, topic); errors.Is(err, broker.ErrNotFound) || (err == nil && isEmpty(info)) {
@@ -344,6 +349,9 @@ func newDLQMoveCmd(a *app, use, short, long, example, verb, past, done string,
 		Example: example,
 		Args:    cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if err := a.requireRedis(cmd); err != nil {
+				return err
+			}
 			topic, err := f.origin()
 			if err != nil {
 				return err

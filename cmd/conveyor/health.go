@@ -43,6 +43,9 @@ REDIS_NAMESPACE values.`,
   conveyor health --topic orchestrate --json`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if err := a.requireRedis(cmd); err != nil {
+				return err
+			}
 			return a.withBroker(func(b broker.Broker) error {
 				in, err := inspector(b)
 				if err != nil {

@@ -49,6 +49,9 @@ It prints the job IDs (one per line), or the count when there are more than
   echo 'plain text' | conveyor produce --topic notes --file - --raw`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if err := a.requireRedis(cmd); err != nil {
+				return err
+			}
 			if topic == "" {
 				return usagef("--topic is required")
 			}

@@ -96,6 +96,10 @@ CONVEYOR_CONFIG), then .env in the working directory, then the environment
 (REDIS_URL, REDIS_NAMESPACE, REDIS_CONSUMER, QUEUE_BACKEND, CONVEYOR_…).
 See "conveyor config print" and config.yaml.example.
 
+The memory backend (QUEUE_BACKEND=memory) holds jobs only inside the process
+that runs it: worker can run on it, but produce, consume, health, dlq, trim
+and dashboard, which work on the jobs of other processes, need Redis.
+
 Exit codes: 0 success, 1 the operation failed, 2 wrong usage or configuration.`,
 		Example: `  export REDIS_URL=redis://default:PASSWORD@localhost:6379/0
   conveyor ping
@@ -270,6 +274,28 @@ func (a *app) checkTopic(topic string) error {
 		return usageError(err)
 	}
 	return nil
+}
+
+// requireRedis returns a configuration error (exit 2) when the backend is
+// memory, for cmd, a command that works on jobs other processes publish or
+// hold: a memory broker opened by cmd would be its own, new and empty, seen
+// by no other process and gone when cmd exits.
+func (a *app) requireRedis(cmd *cobra.Command) error {
+	if a.cfg.Backend != config.BackendMemory {
+		return nil
+	}
+	src := a.cfg.Source("backend")
+	fix := "set " + config.EnvVar("backend") + "=redis"
+	switch src.Kind {
+	case config.FromEnv:
+		fix = "set " + src.Var + "=redis"
+	case config.FromDotEnv:
+		fix = fmt.Sprintf("set %s=redis in %s", src.Var, src.File)
+	case config.FromFile:
+		fix = "set backend: redis in " + src.File
+	}
+	return configError(fmt.Errorf("%s needs the Redis backend, but the backend is memory (%s): the memory backend holds jobs only inside the process that runs it, so this command would reach only a new, empty broker of its own that no other process shares; %s",
+		cmd.CommandPath(), src, fix))
 }
 
 // withBroker opens the broker, runs fn and closes the broker.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,4 +31,66 @@ func TestInvalidURLIsConfigError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMemoryBackendRefused checks that the commands that work on jobs other
+// processes publish or hold fail with exit 2 on the memory backend, saying
+// why and what to set (where the setting came from), without opening a
+// broker; worker --backend memory is covered by TestWorkerMemoryBackend.
+func TestMemoryBackendRefused(t *testing.T) {
+	commands := [][]string{
+		{"health"},
+		{"dlq", "list", "--topic", "t"},
+		{"dlq", "show", "--topic", "t", "--id", "1-0"},
+		{"dlq", "replay", "--topic", "t", "--all"},
+		{"dlq", "purge", "--topic", "t", "--all", "--dry-run"},
+		{"trim", "--topic", "t", "--maxlen", "1"},
+		{"dashboard", "--addr", "127.0.0.1:0"},
+		{"produce", "--topic", "t", "--payload", "{}"},
+		{"consume", "--topic", "t", "--timeout", "1s"},
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "conveyor.yaml")
+	if err := os.WriteFile(file, []byte("backend: memory\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dotenv := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dotenv, ".env"), []byte("QUEUE_BACKEND=memory\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sources := []struct {
+		name     string
+		inv      invocation
+		from     string
+		wantsFix string
+	}{
+		{"env", invocation{env: env{"QUEUE_BACKEND": "memory"}}, "(env QUEUE_BACKEND)", "set QUEUE_BACKEND=redis"},
+		{"file", invocation{env: env{"CONVEYOR_CONFIG": file}}, "(file " + file + ")", "set backend: redis in " + file},
+		{".env", invocation{dir: dotenv}, "(" + filepath.Join(dotenv, ".env") + " QUEUE_BACKEND)", "set QUEUE_BACKEND=redis in " + filepath.Join(dotenv, ".env")},
+	}
+	for _, src := range sources {
+		for _, args := range commands {
+			t.Run(src.name+" "+strings.Join(args, " "), func(t *testing.T) {
+				r := mustRun(t, exitUsage, src.inv, args...)
+				want := "conveyor: conveyor " + strings.Join(args[:commandDepth(args)], " ") +
+					" needs the Redis backend, but the backend is memory " + src.from +
+					": the memory backend holds jobs only inside the process that runs it, so this command would reach only a new, empty broker of its own that no other process shares; " +
+					src.wantsFix + "\n"
+				if r.stderr != want {
+					t.Errorf("stderr = %q\nwant     %q", r.stderr, want)
+				}
+				if r.stdout != "" {
+					t.Errorf("stdout = %q", r.stdout)
+				}
+			})
+		}
+	}
+}
+
+// commandDepth returns how many of args name the command (dlq list: 2).
+func commandDepth(args []string) int {
+	if args[0] == "dlq" {
+		return 2
+	}
+	return 1
 }

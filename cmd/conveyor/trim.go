@@ -50,6 +50,9 @@ trim removes).`,
   conveyor trim --topic orchestrate --maxlen 100000 --include-unread --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if err := a.requireRedis(cmd); err != nil {
+				return err
+			}
 			if topic == "" {
 				return usagef("--topic is required")
 			}
