@@ -43,11 +43,11 @@ type LoggingOptions struct {
 // Error (see [LoggingOptions] to change them). Put Logging outermost so that it
 // logs the final outcome, after retry and dead-letter decisions.
 //
-// A job that fails after its own context ended is logged at the retry level
-// as "job interrupted: …" with the context's error, whatever the chain
-// decided: a server ends a job's context when it gives up on the job at its
-// shutdown timeout, and then leaves the job unsettled for redelivery after
-// its lease.
+// A job whose own context ended before the chain returned is logged at the
+// retry level as "job interrupted: …" with the context's error, whatever the
+// chain returned (nil included): a server ends a job's context when it gives
+// up on the job at its shutdown timeout, and then leaves the job unsettled
+// for redelivery after its lease.
 //
 // Logging never logs headers, nor the payload unless opts.LogPayload is set,
 // and it removes passwords from URLs in error texts (see [RedactURLs]):
@@ -91,11 +91,12 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 			default:
 				level, msg = retryLevel, "job failed"
 			}
-			interrupted := err != nil && ctx.Err() != nil
+			interrupted := ctx.Err() != nil
 			if interrupted {
 				// The job's own context ended (a server gives up on a job
-				// this way at its shutdown timeout): what the chain decided
-				// may never be carried out, so do not announce it as done.
+				// this way at its shutdown timeout, and then settles nothing,
+				// whatever the handler returned): do not announce an outcome
+				// that may never be carried out.
 				level, msg = retryLevel, "job interrupted: its context ended before it finished"
 			}
 			if !logger.Enabled(ctx, level) {

@@ -189,25 +189,37 @@ func ExampleRedactURLs() {
 }
 
 func TestLoggingInterruptedJob(t *testing.T) {
-	var buf bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&buf, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	h := middleware.Logging(logger, nil)(job.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
-		cancel() // the server gives up on the job while it runs
-		return job.RetryIn(5*time.Second, ctx.Err())
-	}))
-	err := h.ProcessJob(ctx, &job.Job{ID: "7", Topic: "orchestrate", Attempt: 1})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Logging changed the outcome: %v", err)
+	tests := []struct {
+		name   string
+		result func(ctx context.Context) error // what the handler returns after its context ended
+	}{
+		{"retry", func(ctx context.Context) error { return job.RetryIn(5*time.Second, ctx.Err()) }},
+		{"success", func(context.Context) error { return nil }}, // a handler that ignores ctx
 	}
-	var rec map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
-		t.Fatalf("want one JSON record, got %q: %v", buf.String(), err)
-	}
-	if msg, _ := rec["msg"].(string); !strings.HasPrefix(msg, "job interrupted") {
-		t.Errorf("msg = %q, want it to say the job was interrupted, not that it will be retried", msg)
-	}
-	if rec["level"] != "WARN" || rec["context"] != "context canceled" {
-		t.Errorf("level = %v, context = %v; want WARN and %q", rec["level"], rec["context"], "context canceled")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			ctx, cancel := context.WithCancel(context.Background())
+			var want error
+			h := middleware.Logging(logger, nil)(job.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
+				cancel() // the server gives up on the job while it runs
+				want = tt.result(ctx)
+				return want
+			}))
+			if err := h.ProcessJob(ctx, &job.Job{ID: "7", Topic: "orchestrate", Attempt: 1}); err != want {
+				t.Fatalf("Logging changed the outcome: %v → %v", want, err)
+			}
+			var rec map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+				t.Fatalf("want one JSON record, got %q: %v", buf.String(), err)
+			}
+			if msg, _ := rec["msg"].(string); !strings.HasPrefix(msg, "job interrupted") {
+				t.Errorf("msg = %q, want it to say the job was interrupted, not announce an outcome", msg)
+			}
+			if rec["level"] != "WARN" || rec["context"] != "context canceled" {
+				t.Errorf("level = %v, context = %v; want WARN and %q", rec["level"], rec["context"], "context canceled")
+			}
+		})
 	}
 }
