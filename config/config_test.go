@@ -292,6 +292,8 @@ func TestBadURLs(t *testing.T) {
 		{"port zero", "rediss://localhost:0/0", []string{`port "0"`}},
 		{"bad port of a cluster seed", "redis://a:7000,b:70000,c:7002/0?cluster=true", []string{`port "70000" of b`}},
 		{"empty port", "redis://localhost:/0", []string{`port ""`}},
+		{"empty host in a cluster list", "redis://a:7000,,c:7002/0?cluster=true", []string{"host 2 of 3", "empty"}},
+		{"leading comma", "redis://,b:7001/0?cluster=true", []string{"host 1 of 2", "empty"}},
 		{"empty", "", []string{"must not be empty"}},
 	}
 	for _, tt := range tests {

@@ -84,7 +84,14 @@ func CheckURL(s string) error {
 // server, or Cluster seeds and Sentinels): when given, it must be a number
 // from 1 to 65535. A host without a port uses 6379.
 func checkPorts(hosts string) error {
-	for _, h := range strings.Split(hosts, ",") {
+	list := strings.Split(hosts, ",")
+	for i, h := range list {
+		if h == "" {
+			if len(list) == 1 {
+				return errors.New("missing host: write redis://[user:password@]host:port/db")
+			}
+			return fmt.Errorf("host %d of %d in the list is empty (two commas, or one at an end): remove it", i+1, len(list))
+		}
 		name, port, err := net.SplitHostPort(h)
 		if err != nil {
 			if strings.Contains(err.Error(), "missing port") {
