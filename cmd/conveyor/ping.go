@@ -23,6 +23,7 @@ type pingResult struct {
 	URL         string  `json:"url"`
 	Version     string  `json:"server_version,omitempty"`
 	Mode        string  `json:"server_mode,omitempty"`
+	VersionErr  string  `json:"server_version_error,omitempty"`
 	ConnectMS   float64 `json:"connect_ms,omitempty"`
 	RoundTripMS float64 `json:"round_trip_ms,omitempty"`
 	TLS         bool    `json:"tls"`
@@ -115,7 +116,7 @@ func ping(ctx context.Context, c *config.Config, timeout time.Duration) pingResu
 	}
 	res.RoundTripMS = ms(time.Since(start))
 	res.OK = true
-	res.Version, res.Mode = serverInfo(ctx, rdb, c.Redis.URL)
+	res.Version, res.Mode, res.VersionErr = serverInfo(ctx, rdb, c.Redis.URL)
 	if user, err := rdb.Do(ctx, "ACL", "WHOAMI").Text(); err == nil && user != "" {
 		res.User = user
 	}
@@ -126,24 +127,27 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // serverInfo returns the server's version and mode, read by the Redis
 // broker with HELLO, which every ACL user may run (INFO needs a grant the
-// least-privilege user lacks). When HELLO fails, the version is "unknown"
-// with the reason (password redacted) and the mode is empty.
-func serverInfo(ctx context.Context, rdb *goredis.Client, rawURL string) (version, mode string) {
+// least-privilege user lacks). When HELLO fails, version and mode are empty
+// and why is the reason (password redacted).
+func serverInfo(ctx context.Context, rdb *goredis.Client, rawURL string) (version, mode, why string) {
 	b, err := redis.New(rdb, nil) // does not own rdb: Close leaves it open
 	if err == nil {
 		defer b.Close()
 		var si redis.ServerInfo
 		if si, err = b.ServerInfo(ctx); err == nil {
-			return si.Version, si.Mode
+			return si.Version, si.Mode, ""
 		}
 	}
-	return "unknown (" + config.Redact(err.Error(), rawURL) + ")", ""
+	return "", "", config.Redact(err.Error(), rawURL)
 }
 
 func printPing(a *app, r pingResult) {
 	tw := newTable(a.stdout)
 	fmt.Fprintf(tw, "PONG from\t%s\n", r.URL)
 	server := "Redis " + r.Version
+	if r.VersionErr != "" {
+		server = "Redis unknown (" + r.VersionErr + ")"
+	}
 	if r.Mode != "" {
 		server += " (" + r.Mode + ")"
 	}

@@ -79,8 +79,8 @@ func TestPingVersionUnknown(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(res.Version, "unknown (") || !strings.Contains(res.Version, "HELLO") {
-		t.Errorf("ping --json: server_version %q, want unknown and the reason", res.Version)
+	if res.Version != "" || !strings.Contains(res.VersionErr, "HELLO") {
+		t.Errorf("ping --json: server_version %q, server_version_error %q; want no version and the reason", res.Version, res.VersionErr)
 	}
 }
 
