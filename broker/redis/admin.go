@@ -3,11 +3,9 @@ package redis
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -25,15 +23,28 @@ const (
 
 // Topics lists the topics of the namespace, sorted: those in the registry
 // set <ns>:topics (every topic published to, or fetched from, through a
-// Broker) and those whose stream exists without being registered (written
-// by another producer, such as redis-cli XADD). Dead-letter topics are not
-// listed separately: a dead-letter stream lists its origin topic.
+// Broker) and those discovered as streams that exist without being
+// registered (written by another producer, such as redis-cli XADD).
+// Dead-letter topics are not listed separately: a dead-letter stream lists
+// its origin topic. The only error is failing to read the registry.
 //
-// Unregistered streams are found by SCAN … MATCH <ns>:{*}:* COUNT 1000 TYPE
-// stream (on every master of a Redis Cluster), at most once per
-// Options.DiscoverInterval; the topics found are added to the registry. A
-// Redis user not allowed to run SCAN gets the registered topics only, and
-// one warning in the log.
+// Discovery never makes Topics fail or wait. It scans the keyspace with
+// SCAN … MATCH <ns>:{*}:* COUNT 1000 TYPE stream (every master of a Redis
+// Cluster, each with a cursor of its own), at most 4 SCAN calls per Topics
+// call (a few milliseconds): the cursors are kept between calls, so a pass
+// over a large keyspace is spread over many calls (about one call per 4,000
+// keys). A new pass starts at the first call Options.DiscoverInterval after
+// the previous pass completed. Topics lists the topics the last completed
+// pass found and those the pass in progress found so far, and adds them to
+// the registry. A call made while another call is scanning does not scan
+// and does not wait: it lists what was found so far.
+//
+// A failed SCAN call ends the call's scan without an error, and the pass
+// goes on from the same cursor at the next call. The failure is logged at
+// warning level, once per distinct error and otherwise at most once per
+// DiscoverInterval; ctx's deadline or cancellation is not logged. A Redis
+// user not allowed to run SCAN gets the registered topics only, one warning
+// in the log, and another try at each DiscoverInterval.
 func (b *Broker) Topics(ctx context.Context) ([]string, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -42,116 +53,9 @@ func (b *Broker) Topics(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, b.wrap("topics", err)
 	}
-	found, err := b.discoverTopics(ctx)
-	if err != nil {
-		return nil, b.wrap("topics: scan for streams", err)
-	}
-	ts = append(ts, found...)
+	ts = append(ts, b.discoverTopics(ctx)...)
 	slices.Sort(ts)
 	return slices.Compact(ts), nil
-}
-
-// scanCount is the COUNT of each SCAN call of topic discovery.
-const scanCount = 1000
-
-// discoverTopics returns the base topics of the namespace's streams, from a
-// scan at most once per Options.DiscoverInterval (else from the last scan),
-// and registers those not known to be registered.
-func (b *Broker) discoverTopics(ctx context.Context) ([]string, error) {
-	if b.o.DiscoverInterval < 0 {
-		return nil, nil
-	}
-	b.discMu.Lock()
-	defer b.discMu.Unlock()
-	if !b.discAt.IsZero() && b.o.Now().Sub(b.discAt) < b.o.DiscoverInterval {
-		return b.discovered, nil
-	}
-	found := map[string]struct{}{}
-	var mu sync.Mutex
-	scan := func(ctx context.Context, c goredis.Cmdable) error {
-		pattern := globEscape(b.o.Namespace) + ":{*}:*"
-		var cursor uint64
-		for {
-			ks, next, err := c.ScanType(ctx, cursor, pattern, scanCount, "stream").Result()
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			for _, k := range ks {
-				if t, ok := b.topicOfKey(k); ok {
-					found[t] = struct{}{}
-				}
-			}
-			mu.Unlock()
-			if cursor = next; cursor == 0 {
-				return nil
-			}
-		}
-	}
-	var err error
-	if cc, ok := b.rdb.(*goredis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, b.rdb)
-	}
-	if err != nil {
-		if !isNoPerm(err) {
-			return nil, err
-		}
-		if !b.scanDenied.Swap(true) {
-			b.log.Warn("conveyor/redis: the Redis user may not run SCAN: topics written only by other producers (redis-cli XADD) are not listed until a worker fetches them; grant +scan",
-				"err", err)
-		}
-		return nil, nil
-	}
-	topics := slices.Sorted(maps.Keys(found))
-	var ks []keys
-	for _, t := range topics {
-		ks = append(ks, b.keysFor(t))
-	}
-	if err := b.registerTopics(ctx, ks); err != nil {
-		// The listing does not need the registry: a user without SADD
-		// still sees the topics.
-		b.log.Debug("conveyor/redis: could not register discovered topics", "err", err)
-	}
-	b.discovered, b.discAt = topics, b.o.Now()
-	return topics, nil
-}
-
-// topicOfKey returns the base topic of a key of the namespace that is a
-// topic's stream (<ns>:{T}:stream) or dead-letter stream (<ns>:{T}:dlq,
-// <ns>:{T}:dlq:dlq, …), and whether key is one.
-func (b *Broker) topicOfKey(key string) (string, bool) {
-	rest, ok := strings.CutPrefix(key, b.o.Namespace+":{")
-	if !ok {
-		return "", false
-	}
-	base, suffix, ok := strings.Cut(rest, "}")
-	if !ok || ValidateTopic(base) != nil || b.makeKeys(base).base != base {
-		return "", false
-	}
-	dlq := len(suffix) > 0 && strings.Repeat(":dlq", len(suffix)/4) == suffix
-	if suffix != ":stream" && !dlq {
-		return "", false
-	}
-	return base, true
-}
-
-// globEscape escapes the characters special in a Redis glob pattern.
-func globEscape(s string) string {
-	var sb strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`\*?[]`, r) {
-			sb.WriteByte('\\')
-		}
-		sb.WriteRune(r)
-	}
-	return sb.String()
-}
-
-// isNoPerm reports an ACL refusal.
-func isNoPerm(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOPERM")
 }
 
 // registerTopics adds the base topics of ks to the registry set, once per

@@ -77,11 +77,17 @@ type Options struct {
 	// ([Broker.DeadLetterOverflows]). The dead letter is still stored: the
 	// cap never drops a job. Default 100000; negative disables the check.
 	DeadLetterMaxLen int64
-	// DiscoverInterval is how often [Broker.Topics] scans the keyspace for
-	// streams of the namespace that are not in the topic registry (written
-	// by other producers, such as redis-cli XADD); between scans it lists
-	// what the last scan found. Default 30s; negative: never scan, list only
-	// registered topics.
+	// DiscoverInterval is the pause between two passes of topic discovery:
+	// [Broker.Topics] finds the streams of the namespace that are not in the
+	// topic registry (written by other producers, such as redis-cli XADD)
+	// with a SCAN of the keyspace spread over its calls, at most 4 SCAN
+	// calls of COUNT 1000 per Topics call. A new pass starts at the first
+	// Topics call DiscoverInterval after the previous pass completed; in
+	// between, Topics lists what the passes found. A pass takes about one
+	// Topics call per 4,000 keys (of every master, in a Cluster);
+	// a stream created by another producer is listed at the latest when
+	// the first pass that starts after its creation completes. Default 30s;
+	// negative: never scan, list only registered topics.
 	DiscoverInterval time.Duration
 	// TLS configures certificates for rediss:// URLs given to [Open]. It is
 	// ignored by [New], whose client is already configured.
@@ -136,10 +142,7 @@ type Broker struct {
 	stale     atomic.Int64
 	readTurn  atomic.Uint64 // rotates which topics get a larger read share
 
-	discMu     sync.Mutex // one topic discovery at a time
-	discAt     time.Time  // when the last discovery scan ended
-	discovered []string   // base topics the last discovery scan found
-	scanDenied atomic.Bool
+	disc discovery // topic discovery for Topics
 
 	mu        sync.Mutex
 	lastMaint map[string]time.Time // topic -> last recovery/promotion
