@@ -247,7 +247,11 @@ func globEscape(s string) string {
 	return sb.String()
 }
 
-// isNoPerm reports an ACL refusal.
+// isNoPerm reports an ACL refusal (see parseACLRefusal).
 func isNoPerm(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOPERM")
+	if err == nil {
+		return false
+	}
+	_, ok := parseACLRefusal(err.Error())
+	return ok
 }

@@ -49,58 +49,153 @@ func (s script) commandAt(line int) string {
 	return cmd
 }
 
-// Error texts of Redis 7 for commands the ACL refuses. Inside a script the
-// command is not named, only the script's SHA1 and line.
+// An ACL refusal is recognised by substrings of the texts of Redis 7.0:
+//
+//	NOPERM this user has no permissions to run the 'xadd' command
+//	NOPERM this user has no permissions to access one of the keys used as arguments
+//	ERR The user executing the script can't run this command or subcommand script: <sha1>, on @user_script:<line>.
+//	ERR The user executing the script can't access at least one of the keys mentioned in the command script: <sha1>, on @user_script:<line>.
+//
+// and of Redis 7.2 and later, and Valkey:
+//
+//	NOPERM User <user> has no permissions to run the 'xadd' command
+//	NOPERM No permissions to access a key
+//	NOPERM User <user> has no permissions to access the '<key>' key
+//	ERR ACL failure in script: User <user> has no permissions to run the 'xlen' command script: <sha1>, on @user_script:<line>.
+//	ERR ACL failure in script: No permissions to access a key script: <sha1>, on @user_script:<line>.
 const (
-	nopermCommand = "NOPERM this user has no permissions to run the '"
-	nopermKey     = "NOPERM this user has no permissions to access one of the keys"
-	scriptRefused = "ERR The user executing the script can't "
-	scriptCommand = "run this command or subcommand"
+	aclPrefix       = "NOPERM"
+	aclScript70     = "The user executing the script can't"
+	aclScript72     = "ACL failure in script"
+	aclRunQuoted    = "permissions to run the '"
+	aclRunScript70  = "can't run this command"
+	aclKeyQuoted    = "permissions to access the '"
+	aclScriptLineAt = "@user_script:"
 )
+
+// aclRefusal describes an error text of a command or script refused by the
+// ACL.
+type aclRefusal struct {
+	inScript bool
+	run      bool   // a command was refused (else a key, or something else)
+	key      bool   // a key was refused
+	cmd      string // the command refused, in ACL form ("xinfo|groups"), if known
+	keyName  string // the key refused, if the text names it
+	script   string // the script's name, if it is one of the package's
+}
+
+// parseACLRefusal reads msg, an error text from Redis, and reports whether
+// it is an ACL refusal. It never panics, whatever msg holds.
+func parseACLRefusal(msg string) (aclRefusal, bool) {
+	var r aclRefusal
+	r.inScript = strings.Contains(msg, aclScript70) || strings.Contains(msg, aclScript72)
+	if !r.inScript && !strings.HasPrefix(msg, aclPrefix) {
+		return r, false
+	}
+	if cmd, ok := quotedAfter(msg, aclRunQuoted); ok && validACLCommand(cmd) {
+		r.cmd = strings.ToLower(cmd)
+	}
+	r.run = r.cmd != "" || strings.Contains(msg, aclRunQuoted) || strings.Contains(msg, aclRunScript70)
+	if key, ok := quotedAfter(msg, aclKeyQuoted); ok {
+		r.keyName = key
+	}
+	r.key = !r.run && (r.keyName != "" || strings.Contains(msg, "access one of the keys") ||
+		strings.Contains(msg, "access at least one of the keys") || strings.Contains(msg, "access a key"))
+	if !r.inScript {
+		return r, true
+	}
+	for _, s := range scripts() {
+		if !strings.Contains(msg, s.Hash()) {
+			continue
+		}
+		r.script = s.name
+		if r.cmd == "" {
+			r.cmd = s.commandAt(scriptLine(msg))
+		}
+	}
+	return r, true
+}
+
+// quotedAfter returns the text between marker (which ends with a quote)
+// and the next quote in msg.
+func quotedAfter(msg, marker string) (string, bool) {
+	_, rest, ok := strings.Cut(msg, marker)
+	if !ok {
+		return "", false
+	}
+	q, _, ok := strings.Cut(rest, "'")
+	return q, ok && q != ""
+}
+
+// validACLCommand reports whether s looks like a command name in ACL form.
+func validACLCommand(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("|-_.", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// scriptLine returns the script line number an error text reports
+// ("@user_script:12"), or 0.
+func scriptLine(msg string) int {
+	_, rest, ok := strings.Cut(msg, aclScriptLineAt)
+	if !ok {
+		return 0
+	}
+	digits := rest[:len(rest)-len(strings.TrimLeft(rest, "0123456789"))]
+	n, err := strconv.Atoi(digits)
+	if err != nil {
+		return 0
+	}
+	return n
+}
 
 // explainACL returns err, from a command or script refused by the Redis
 // ACL, wrapped in an error that starts with NOPERM and says which
-// permission to grant: for a script, the command it was refused is read
-// from the script's source at the line Redis reports. Other errors are
-// returned as they are.
+// permission to grant. The command is taken from the error when Redis names
+// it; for a script of this package that Redis does not name it in (Redis
+// 7.0), it is read from the script's source at the line Redis reports.
+// Other errors are returned as they are.
 func (b *Broker) explainACL(err error) error {
-	msg := err.Error()
-	keys := fmt.Sprintf("allow the namespace's keys (~%s:*)", b.o.Namespace)
-	if cmd, ok := strings.CutPrefix(msg, nopermCommand); ok {
-		cmd, _, _ = strings.Cut(cmd, "'")
-		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s: grant it with ACL SETUSER <user> +%s (see the README's Security section): %w",
-			aclDisplay(cmd), cmd, err)
-	}
-	if strings.HasPrefix(msg, nopermKey) {
-		return fmt.Errorf("NOPERM: the Redis ACL user may not access a key of namespace %q: %s: %w", b.o.Namespace, keys, err)
-	}
-	rest, ok := strings.CutPrefix(msg, scriptRefused)
+	r, ok := parseACLRefusal(err.Error())
 	if !ok {
 		return err
 	}
-	name, cmd := "a", ""
-	if _, at, ok := strings.Cut(rest, "script: "); ok {
-		sha, lineText, _ := strings.Cut(at, ", on @user_script:")
-		line, _ := strconv.Atoi(strings.TrimRight(lineText, ".\r\n "))
-		for _, s := range scripts() {
-			if s.Hash() == sha {
-				name, cmd = "conveyor's "+s.name, s.commandAt(line)
-			}
-		}
+	script := "a"
+	if r.script != "" {
+		script = "conveyor's " + r.script
 	}
-	if !strings.HasPrefix(rest, scriptCommand) {
-		what := "a command"
-		if cmd != "" {
-			what = aclDisplay(cmd)
-		}
-		return fmt.Errorf("NOPERM: the Redis ACL user may not access a key that %s in %s script uses: %s: %w", what, name, keys, err)
-	}
-	if cmd == "" {
+	keys := fmt.Sprintf("allow the namespace's keys (~%s:*)", b.o.Namespace)
+	switch {
+	case r.run && r.cmd != "" && r.inScript:
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s, which %s script runs: grant it with ACL SETUSER <user> +%s (see the README's Security section): %w",
+			aclDisplay(r.cmd), script, r.cmd, err)
+	case r.run && r.cmd != "":
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s: grant it with ACL SETUSER <user> +%s (see the README's Security section): %w",
+			aclDisplay(r.cmd), r.cmd, err)
+	case r.run && r.inScript:
 		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command of %s script (ACL LOG on the server names it): grant it with ACL SETUSER (see the README's Security section): %w",
-			name, err)
+			script, err)
+	case r.run:
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command (ACL LOG on the server names it): grant it with ACL SETUSER (see the README's Security section): %w", err)
+	case r.key && r.inScript:
+		what := "a command"
+		if r.cmd != "" {
+			what = aclDisplay(r.cmd)
+		}
+		return fmt.Errorf("NOPERM: the Redis ACL user may not access a key that %s in %s script uses: %s: %w", what, script, keys, err)
+	case r.key && r.keyName != "":
+		return fmt.Errorf("NOPERM: the Redis ACL user may not access the key %q of namespace %q: %s: %w", r.keyName, b.o.Namespace, keys, err)
+	case r.key:
+		return fmt.Errorf("NOPERM: the Redis ACL user may not access a key of namespace %q: %s: %w", b.o.Namespace, keys, err)
+	default:
+		return fmt.Errorf("NOPERM: the Redis ACL user lacks a permission (ACL LOG on the server names it; see the README's Security section): %w", err)
 	}
-	return fmt.Errorf("NOPERM: the Redis ACL user may not run %s, which %s script runs: grant it with ACL SETUSER <user> +%s (see the README's Security section): %w",
-		aclDisplay(cmd), name, cmd, err)
 }
 
 // aclDisplay writes an ACL command name as a command: "xinfo|groups" as
