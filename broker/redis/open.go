@@ -42,7 +42,9 @@ const (
 // Reserved characters in the user or password (@ : / # ? %) must be
 // URL-encoded. With rediss://, certificates are verified (system roots, or
 // Options.TLS.CAFile). Every port must be a number from 1 to 65535 (6379
-// when left out).
+// when left out). An IPv6 address is written in brackets ([::1]:7000),
+// in a host list too. Every host of a list must be given: an empty one
+// (h1,,h2, or a comma at the start or the end) is an error, not localhost.
 //
 // A malformed URL is rejected before any connection is tried, with an error
 // wrapping [ErrInvalidURL] that says what to fix.
@@ -105,7 +107,7 @@ type parsedURL struct {
 // parseURL parses and checks rawURL without connecting.
 func parseURL(rawURL string) (*parsedURL, error) {
 	safe := RedactURL(rawURL)
-	u, err := url.Parse(rawURL)
+	u, hosts, err := splitURL(rawURL)
 	if err != nil {
 		return nil, urlError(safe, "%s (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", parseProblem(err))
 	}
@@ -118,33 +120,100 @@ func parseURL(rawURL string) (*parsedURL, error) {
 	p.master = q.Get(queryMasterName)
 	q.Del(queryCluster)
 	q.Del(queryMasterName)
-	p.addrs = strings.Split(u.Host, ",")
-	for _, a := range p.addrs {
-		if err := checkPort(safe, a); err != nil {
+	server := len(hosts) == 1 && !p.cluster && p.master == ""
+	parsed := make([]*url.URL, len(hosts))
+	for i, h := range hosts {
+		if parsed[i], err = checkHost(safe, h, i, len(hosts), server); err != nil {
 			return nil, err
 		}
 	}
 	// Parse a single-host form of the URL with go-redis for auth, DB, TLS
 	// and its query options.
 	single := *u
-	single.Host = p.addrs[0]
+	single.Host = parsed[0].Host
 	single.RawQuery = q.Encode()
 	if p.o, err = goredis.ParseURL(single.String()); err != nil {
 		return nil, urlError(safe, "%s (URL-encode @ : / # ? %% in the user or password, e.g. @ as %%40)", parseProblem(err))
 	}
-	if len(p.addrs) == 1 && !p.cluster && p.master == "" {
-		p.addrs[0] = p.o.Addr
+	if server {
+		p.addrs = []string{p.o.Addr}
 		return p, nil
 	}
 	if (p.cluster || p.master == "") && p.o.DB != 0 {
 		return nil, urlError(safe, "Redis Cluster has only database 0: remove the /%d path", p.o.DB)
 	}
-	for i, a := range p.addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			p.addrs[i] = net.JoinHostPort(a, "6379")
+	for _, h := range parsed {
+		port := h.Port()
+		if port == "" {
+			port = "6379"
 		}
+		p.addrs = append(p.addrs, net.JoinHostPort(h.Hostname(), port))
 	}
 	return p, nil
+}
+
+// splitURL parses rawURL and returns it with the list of hosts its host
+// part holds (h1:p1,h2:p2,…; one for a single server). url.Parse alone
+// rejects a list that holds an IPv6 literal ("invalid IP-literal") or a
+// malformed port anywhere but in the last host, and reads the list as one
+// host; so the host part is cut out first (after the last '@', up to the
+// first '/', '?' or '#'), and the cut is used only when the URL with a
+// plain host in its place parses with that host. Otherwise the URL is
+// parsed as written.
+func splitURL(rawURL string) (*url.URL, []string, error) {
+	if _, rest, ok := strings.Cut(rawURL, "://"); ok {
+		start := len(rawURL) - len(rest)
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			start += at + 1
+		}
+		end := len(rawURL)
+		if i := strings.IndexAny(rawURL[start:], "/?#"); i >= 0 {
+			end = start + i
+		}
+		const probe = "probe.invalid"
+		if u, err := url.Parse(rawURL[:start] + probe + rawURL[end:]); err == nil && u.Host == probe {
+			return u, strings.Split(rawURL[start:end], ","), nil
+		}
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, strings.Split(u.Host, ","), nil
+}
+
+// checkHost checks host h, the i-th of n hosts of the URL, and returns it
+// parsed (Hostname and Port). An empty host, or a port without a host, is
+// an error in a list or with cluster=true or master_name, where it would
+// quietly mean localhost; for a single server (server true) it is go-redis's
+// default, localhost:6379.
+func checkHost(safe, h string, i, n int, server bool) (*url.URL, error) {
+	where := "the host"
+	if n > 1 {
+		where = fmt.Sprintf("host %d of %d in the host list", i+1, n)
+	}
+	if h == "" && !server {
+		if n > 1 {
+			return nil, urlError(safe, "%s is empty (two commas in a row, or a comma at the start or the end): remove the extra comma or write the host:port there", where)
+		}
+		return nil, urlError(safe, "the host is empty: write the host:port of a server")
+	}
+	if err := checkPort(safe, h); err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(h, "[") && strings.Count(h, ":") > 1 {
+		return nil, urlError(safe, "%s, %q, looks like an IPv6 address: write it in brackets, like [::1]:6379", where, h)
+	}
+	u, err := url.Parse("redis://" + h)
+	switch {
+	case err != nil && strings.HasPrefix(h, "["):
+		return nil, urlError(safe, "%s, %q, is not an IPv6 address in brackets with an optional port, like [::1]:6379", where, h)
+	case err != nil:
+		return nil, urlError(safe, "%s, %q: %s", where, h, parseProblem(err))
+	case u.Hostname() == "" && !server:
+		return nil, urlError(safe, "%s, %q, has a port but no host name: write host:port", where, h)
+	}
+	return u, nil
 }
 
 // checkPort returns an error wrapping ErrInvalidURL when addr (one host of

@@ -97,7 +97,19 @@ func TestOpenInvalidURL(t *testing.T) {
 		{"cluster middle seed port not a number", "redis://127.0.0.1:7000,127.0.0.1:x1,127.0.0.1:7002", `port "x1" of 127.0.0.1`},
 		{"sentinel port too large", "redis://s1:26379,s2:263790?master_name=mymaster", `port "263790" of s2`},
 		{"sentinel port signed", "redis://s1:+26379,s2:26379?master_name=mymaster", `port "+26379" of s1`},
-		{"port not a number", "redis://u:topsecret@127.0.0.1:abc/0", "invalid port after the host"},
+		{"port not a number", "redis://u:topsecret@127.0.0.1:abc/0", `port "abc" of 127.0.0.1 is not a number from 1 to 65535`},
+		{"port signed", "redis://u:topsecret@h1:+80", `port "+80" of h1 is not a number from 1 to 65535`},
+		{"first seed port signed", "redis://h1:+80,h2?cluster=true", `port "+80" of h1 is not a number from 1 to 65535`},
+		{"last seed port signed", "redis://h1:7000,h2:+80?cluster=true", `port "+80" of h2 is not a number from 1 to 65535`},
+		{"empty host in a cluster list", "redis://h1,,h2?cluster=true", "host 2 of 3 in the host list is empty"},
+		{"trailing comma in a cluster list", "redis://u:topsecret@h1:7000,h2:7001,", "host 3 of 3 in the host list is empty"},
+		{"leading comma in a sentinel list", "redis://,s1:26379?master_name=m", "host 1 of 2 in the host list is empty"},
+		{"no host with cluster=true", "redis://?cluster=true", "the host is empty: write the host:port"},
+		{"port without a host in a list", "redis://h1:7000,:7001", `host 2 of 2 in the host list, ":7001", has a port but no host name`},
+		{"IPv6 without brackets in a list", "redis://h1:7000,::1?cluster=true", `host 2 of 2 in the host list, "::1", looks like an IPv6 address: write it in brackets`},
+		{"IPv6 not an address", "redis://h1:7000,[::g]:7001?cluster=true", `host 2 of 2 in the host list, "[::g]:7001", is not an IPv6 address in brackets`},
+		{"IPv6 bracket not closed", "redis://[::1,h2:7001?cluster=true", `host 1 of 2 in the host list, "[::1", is not an IPv6 address in brackets`},
+		{"IPv6 port too large in a list", "redis://h1:7000,[::1]:70000?cluster=true", `port "70000" of ::1`},
 		{"bad scheme", "http://u:topsecret@localhost", "scheme must be redis:// or rediss://"},
 		{"unencoded password", "redis://u:top#secret@localhost:6379", "URL-encode"},
 		{"bad db", "redis://u:topsecret@localhost:6379/x", "the path must be a database number"},
@@ -121,6 +133,9 @@ func TestOpenInvalidURL(t *testing.T) {
 			if strings.Contains(msg, "topsecret") || strings.Contains(msg, "dial") {
 				t.Errorf("Open error %q shows the password or comes from a connection attempt", msg)
 			}
+			if strings.Contains(msg, "URL-encode") && !strings.Contains(tt.want, "URL-encode") && !strings.Contains(tt.want, "database number") {
+				t.Errorf("Open error %q advises encoding the password for a problem elsewhere", msg)
+			}
 			if err := redis.CheckURL(tt.url); !errors.Is(err, redis.ErrInvalidURL) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("CheckURL = %v, want an ErrInvalidURL saying %q", err, tt.want)
 			}
@@ -129,6 +144,9 @@ func TestOpenInvalidURL(t *testing.T) {
 	for _, ok := range []string{
 		"redis://localhost", "redis://localhost:1", "rediss://u:p%40ss@host:65535/3",
 		"redis://[::1]:6379", "redis://h1:7000,h2,h3:7002", "redis://s1,s2:26379?master_name=m",
+		"redis://h1:7000,[::1]:7001?cluster=true", "redis://[::1]:7000,[::2],h3?cluster=true",
+		"rediss://u:p%40ss@[fe80::1%25eth0]:26379,s2/1?master_name=m", "redis://h1,h2?client_name=a@b",
+		"redis://", "redis://:6380",
 	} {
 		if err := redis.CheckURL(ok); err != nil {
 			t.Errorf("CheckURL(%s) = %v, want nil", ok, err)
