@@ -26,9 +26,10 @@ const (
 // Broker) and those discovered as streams that exist without being
 // registered (written by another producer, such as redis-cli XADD).
 // Dead-letter topics are not listed separately: a dead-letter stream lists
-// its origin topic. The only error is failing to read the registry.
+// its origin topic. Topics fails only when the broker is closed, ctx is
+// done when it is called, or the registry cannot be read.
 //
-// Discovery never makes Topics fail or wait. It scans the keyspace with
+// Discovery never makes Topics fail or wait for a scan. It scans the keyspace with
 // SCAN … MATCH <ns>:{*}:* COUNT 1000 TYPE stream (every master of a Redis
 // Cluster, each with a cursor of its own), at most 4 SCAN calls per Topics
 // call (a few milliseconds): the cursors are kept between calls, so a pass
