@@ -89,24 +89,10 @@ func (b *Broker) discoverStep(ctx context.Context) {
 		d.passing, d.cursors, d.found = true, nil, map[string]struct{}{}
 	}
 	added, err := b.scanStep(ctx)
-	if len(added) > 0 {
-		ks := make([]keys, len(added))
-		for i, t := range added {
-			ks[i] = b.keysFor(t)
-		}
-		if err := b.registerTopics(ctx, ks); err != nil {
-			// The listing does not need the registry: a user without SADD
-			// still sees the topics.
-			b.log.Debug("conveyor/redis: could not register discovered topics", "err", err)
-		}
-	}
+	b.registerFound(ctx, added)
 	switch {
 	case err == nil:
-		if !slices.ContainsFunc(d.cursors, func(c scanCursor) bool { return !c.done }) {
-			d.prev = slices.Sorted(maps.Keys(d.found))
-			d.passing, d.cursors, d.found = false, nil, nil
-			d.at = b.o.Now()
-		}
+		b.completePass()
 	case isNoPerm(err):
 		// Not allowed to SCAN: list the registered topics only, and try
 		// again after the interval, in case the permission is granted.
@@ -128,6 +114,86 @@ func (b *Broker) discoverStep(ctx context.Context) {
 		}
 	}
 	b.publishDiscovered()
+}
+
+// registerFound adds the topics a scan step found to the registry. The
+// listing does not need the registry: a user without SADD still sees them.
+func (b *Broker) registerFound(ctx context.Context, added []string) {
+	if len(added) == 0 {
+		return
+	}
+	ks := make([]keys, len(added))
+	for i, t := range added {
+		ks[i] = b.keysFor(t)
+	}
+	if err := b.registerTopics(ctx, ks); err != nil {
+		b.log.Debug("conveyor/redis: could not register discovered topics", "err", err)
+	}
+}
+
+// completePass ends the pass in progress when every cursor is done, and
+// reports whether it did. The caller holds b.disc.run.
+func (b *Broker) completePass() bool {
+	d := &b.disc
+	if slices.ContainsFunc(d.cursors, func(c scanCursor) bool { return !c.done }) {
+		return false
+	}
+	d.prev = slices.Sorted(maps.Keys(d.found))
+	d.passing, d.cursors, d.found = false, nil, nil
+	d.at = b.o.Now()
+	return true
+}
+
+// DiscoverTopics lists the topics like [Broker.Topics], after a whole pass
+// of topic discovery: it scans the keyspace to the end (every master of a
+// Redis Cluster) before it returns, starting a new pass unless one is in
+// progress, however recently the last one completed. It is for one-shot
+// callers such as a command-line tool, which make a single listing; a
+// long-running process should call Topics, which spreads the scan over its
+// calls. DiscoverTopics waits for a step another call is taking, and
+// returns ctx.Err() when ctx ends first. A failed SCAN is returned (the pass
+// goes on from the same cursor at the next call); so is a refusal by the ACL
+// (an error that starts with NOPERM), for which Topics lists the registered
+// topics only.
+func (b *Broker) DiscoverTopics(ctx context.Context) ([]string, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if b.o.DiscoverInterval >= 0 {
+		if err := b.discoverPass(ctx); err != nil {
+			return nil, b.wrap("discover topics", err)
+		}
+	}
+	return b.Topics(ctx)
+}
+
+// discoverPass runs discovery to the end of a pass.
+func (b *Broker) discoverPass(ctx context.Context) error {
+	d := &b.disc
+	for !d.run.TryLock() {
+		t := time.NewTimer(time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	defer d.run.Unlock()
+	defer b.publishDiscovered()
+	if !d.passing {
+		d.passing, d.cursors, d.found = true, nil, map[string]struct{}{}
+	}
+	for {
+		added, err := b.scanStep(ctx)
+		b.registerFound(ctx, added)
+		if err != nil {
+			return err
+		}
+		if b.completePass() {
+			return nil
+		}
+	}
 }
 
 // scanStep runs at most scanBudget SCAN calls of the pass in progress and

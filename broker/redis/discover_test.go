@@ -404,3 +404,58 @@ func TestClusterDiscoveryCursorPerMaster(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoverTopicsFullPass: where one Topics call reaches only part of a
+// large keyspace, DiscoverTopics scans it to the end and lists a stream
+// written by XADD alone; it fails with the caller's deadline rather than
+// return a partial listing, and a refused SCAN is an error naming it.
+func TestDiscoverTopicsFullPass(t *testing.T) {
+	t.Parallel()
+	srv := populated(t, 100_000)
+	ctx := context.Background()
+	rdb := srv.Client(t)
+
+	ns := srv.Namespace + "-full"
+	rec := &scanRecorder{}
+	b := hookedBroker(t, srv, ns, rec, func(o *redis.Options) { o.DiscoverInterval = time.Hour })
+	xadd(t, rdb, ns+":{raw}:stream")
+	if ts, err := b.Topics(ctx); err != nil || slices.Contains(ts, "raw") {
+		t.Fatalf("one Topics call over 100,000 keys = %v, %v; want it not to reach the stream yet (the test needs a partial pass)", ts, err)
+	}
+	ts, err := b.DiscoverTopics(ctx)
+	if err != nil || !slices.Contains(ts, "raw") {
+		t.Fatalf("DiscoverTopics = %v, %v; want the stream written by XADD", ts, err)
+	}
+	calls := rec.since(0)
+	if last := calls[len(calls)-1]; last.next != 0 {
+		t.Errorf("DiscoverTopics stopped at cursor %d, before the end of the keyspace", last.next)
+	}
+	if n := len(calls); n < 100 {
+		t.Errorf("%d SCAN calls of COUNT 1000 for 100,000 keys: the pass did not cover the keyspace", n)
+	}
+
+	t.Run("deadline", func(t *testing.T) {
+		b := hookedBroker(t, srv, srv.Namespace+"-deadline-full", nil, nil)
+		cctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+		defer cancel()
+		<-cctx.Done()
+		if ts, err := b.DiscoverTopics(cctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("DiscoverTopics after its deadline = %v, %v; want context.DeadlineExceeded", ts, err)
+		}
+	})
+
+	t.Run("scan refused", func(t *testing.T) {
+		rec := &scanRecorder{}
+		rec.set(func(context.Context) error {
+			return errors.New("NOPERM this user has no permissions to run the 'scan' command")
+		})
+		b := hookedBroker(t, srv, srv.Namespace+"-noperm-full", rec, nil)
+		_, err := b.DiscoverTopics(ctx)
+		if err == nil || !strings.Contains(err.Error(), "NOPERM") || !strings.Contains(strings.ToLower(err.Error()), "scan") {
+			t.Errorf("DiscoverTopics with SCAN refused: %v; want a NOPERM error naming SCAN", err)
+		}
+		if _, err := b.Topics(ctx); err != nil {
+			t.Errorf("Topics after a refused SCAN: %v; want the registered topics", err)
+		}
+	})
+}
