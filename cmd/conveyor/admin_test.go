@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -299,5 +304,29 @@ func TestHealthNamespaceMismatch(t *testing.T) {
 	r = mustRun(t, exitOK, invocation{env: producer}, "health", "--topic", "orchestrate")
 	if strings.Contains(r.stderr, "hint:") {
 		t.Fatalf("hint on a topic that has jobs:\n%s", r.stderr)
+	}
+}
+
+// TestHealthDiscoversRawTopics: on a keyspace larger than one listing of a
+// long-running process scans, health still lists a topic written by a raw
+// XADD alone (it scans the keyspace to the end).
+func TestHealthDiscoversRawTopics(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithArgs("--enable-debug-command", "yes"))
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	if err := rdb.Do(ctx, "DEBUG", "POPULATE", 50_000).Err(); err != nil {
+		t.Fatalf("DEBUG POPULATE: %v", err)
+	}
+	if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: srv.Namespace + ":{raw}:stream", Values: []string{"payload", `{"x":1}`}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	inv := invocation{env: env{
+		"REDIS_URL":             srv.URL(),
+		"REDIS_NAMESPACE":       srv.Namespace,
+		"CONVEYOR_METRICS_ADDR": "",
+	}}
+	r := mustRun(t, exitOK, inv, "health")
+	if !regexp.MustCompile(`(?m)^raw\s+1\s`).MatchString(r.stdout) {
+		t.Fatalf("health does not list the topic written by XADD alone:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
 }

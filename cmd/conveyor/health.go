@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -53,7 +54,7 @@ REDIS_NAMESPACE values.`,
 				}
 				ctx := cmd.Context()
 				if len(topics) == 0 {
-					if topics, err = in.Topics(ctx); err != nil {
+					if topics, err = listTopics(ctx, a, b, in); err != nil {
 						return err
 					}
 				}
@@ -129,4 +130,24 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// listTopics lists the topics of the namespace. A one-shot command makes a
+// single listing, so with a broker that can it scans the whole keyspace
+// for topics other producers wrote (DiscoverTopics) rather than the part a
+// long-running process's listing covers; when that scan fails (an ACL
+// without SCAN, a timeout), it says so and lists the registered topics.
+func listTopics(ctx context.Context, a *app, b broker.Broker, in broker.Inspector) ([]string, error) {
+	d, ok := b.(interface {
+		DiscoverTopics(context.Context) ([]string, error)
+	})
+	if !ok {
+		return in.Topics(ctx)
+	}
+	ts, err := d.DiscoverTopics(ctx)
+	if err == nil || ctx.Err() != nil {
+		return ts, err
+	}
+	fmt.Fprintf(a.stderr, "warning: could not scan for topics written only by other producers, listing the registered ones: %v\n", err)
+	return in.Topics(ctx)
 }
