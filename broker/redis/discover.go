@@ -11,6 +11,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/broker"
 )
 
 // Topic discovery finds the streams of the namespace that are not in the
@@ -42,6 +44,7 @@ type discovery struct {
 	cursors []scanCursor        // the pass's SCAN cursors, one per master
 	prev    []string            // the topics the last completed pass found
 	found   map[string]struct{} // the topics the pass in progress found so far
+	partial bool                // the pass left out a master that refused SCAN
 	denied  bool                // SCAN was refused by the ACL (warned once)
 	errText string              // the last scan error logged…
 	errAt   time.Time           // …and when
@@ -94,17 +97,18 @@ func (b *Broker) discoverStep(ctx context.Context) {
 	case err == nil:
 		b.completePass()
 	case isNoPerm(err):
-		// Not allowed to SCAN: list the registered topics only, and try
-		// again after the interval, in case the permission is granted.
+		// Not allowed to SCAN: that master is left out of this pass (the
+		// others go on), and the next pass, after the interval, tries it
+		// again in case the permission is granted.
 		if !d.denied {
 			d.denied = true
 			b.log.Warn("conveyor/redis: the Redis user may not run SCAN: topics written only by other producers (redis-cli XADD) are not listed until a worker fetches them; grant +scan",
 				"err", err)
 		}
-		d.passing, d.cursors, d.found = false, nil, nil
-		d.at = b.o.Now()
-	case ctx.Err() != nil:
-		// The caller's deadline or cancellation: not a fault of the scan.
+		b.completePass()
+	case ctx.Err() != nil, b.closed.Load():
+		// The caller's deadline or cancellation, or a closed broker: not a
+		// fault of the scan.
 	default:
 		now := b.o.Now()
 		if text := err.Error(); text != d.errText || now.Sub(d.errAt) >= b.o.DiscoverInterval {
@@ -131,6 +135,21 @@ func (b *Broker) registerFound(ctx context.Context, added []string) {
 	}
 }
 
+// abandonPass ends the pass in progress without completing it, keeping what
+// it found in the listing, so that the listing never loses a topic it
+// showed. The caller holds b.disc.run.
+func (b *Broker) abandonPass() {
+	d := &b.disc
+	if len(d.found) > 0 {
+		all := maps.Clone(d.found)
+		for _, t := range d.prev {
+			all[t] = struct{}{}
+		}
+		d.prev = slices.Sorted(maps.Keys(all))
+	}
+	d.passing, d.cursors, d.found, d.partial = false, nil, nil, false
+}
+
 // completePass ends the pass in progress when every cursor is done, and
 // reports whether it did. The caller holds b.disc.run.
 func (b *Broker) completePass() bool {
@@ -138,8 +157,15 @@ func (b *Broker) completePass() bool {
 	if slices.ContainsFunc(d.cursors, func(c scanCursor) bool { return !c.done }) {
 		return false
 	}
+	if d.partial {
+		// A master was left out: keep what earlier passes found, which
+		// may live on it, rather than drop it from the listing.
+		for _, t := range d.prev {
+			d.found[t] = struct{}{}
+		}
+	}
 	d.prev = slices.Sorted(maps.Keys(d.found))
-	d.passing, d.cursors, d.found = false, nil, nil
+	d.passing, d.cursors, d.found, d.partial = false, nil, nil, false
 	d.at = b.o.Now()
 	return true
 }
@@ -181,17 +207,32 @@ func (b *Broker) discoverPass(ctx context.Context) error {
 	}
 	defer d.run.Unlock()
 	defer b.publishDiscovered()
-	if !d.passing {
-		d.passing, d.cursors, d.found = true, nil, map[string]struct{}{}
+	// A pass in progress started before this call: SCAN guarantees only
+	// the keys that exist during the whole scan, so streams written since
+	// in the part already scanned would be missed. Start a new pass.
+	if d.passing {
+		b.abandonPass()
 	}
+	d.passing, d.cursors, d.found = true, nil, map[string]struct{}{}
+	var denied error
 	for {
+		if b.closed.Load() {
+			return broker.ErrClosed
+		}
 		added, err := b.scanStep(ctx)
 		b.registerFound(ctx, added)
-		if err != nil {
+		switch {
+		case err == nil:
+		case isNoPerm(err):
+			// That master is left out of the pass: finish the others.
+			if denied == nil {
+				denied = err
+			}
+		default:
 			return err
 		}
 		if b.completePass() {
-			return nil
+			return denied
 		}
 	}
 }
@@ -213,6 +254,7 @@ func (b *Broker) scanStep(ctx context.Context) ([]string, error) {
 	}
 	pattern := globEscape(b.o.Namespace) + ":{*}:*"
 	var added []string
+	var firstErr error
 	calls := 0
 	for i := range d.cursors {
 		c := &d.cursors[i]
@@ -223,15 +265,28 @@ func (b *Broker) scanStep(ctx context.Context) ([]string, error) {
 		}
 		for !c.done {
 			if calls == scanBudget {
-				return added, nil
+				return added, firstErr
 			}
 			if err := ctx.Err(); err != nil {
 				return added, err
 			}
+			if b.closed.Load() {
+				return added, broker.ErrClosed
+			}
 			calls++
 			ks, next, err := node.ScanType(ctx, c.cursor, pattern, scanCount, "stream").Result()
 			if err != nil {
-				return added, err
+				// Go on with the other masters: one that fails must not
+				// stop discovery on the rest. A master that refuses SCAN
+				// is left out of this pass; any other failure keeps its
+				// cursor for the next step.
+				if firstErr == nil {
+					firstErr = err
+				}
+				if isNoPerm(err) {
+					c.done, d.partial = true, true
+				}
+				break
 			}
 			for _, k := range ks {
 				if t, ok := b.topicOfKey(k); ok {
@@ -244,7 +299,7 @@ func (b *Broker) scanStep(ctx context.Context) ([]string, error) {
 			c.cursor, c.done = next, next == 0
 		}
 	}
-	return added, nil
+	return added, firstErr
 }
 
 // scanNodes returns the clients to scan, by address: every master of a

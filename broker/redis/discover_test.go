@@ -459,3 +459,185 @@ func TestDiscoverTopicsFullPass(t *testing.T) {
 		}
 	})
 }
+
+// TestDiscoverTopicsAfterPartialPass: DiscoverTopics called while a pass is
+// in progress starts a new one, so it lists streams written after that pass
+// began in the part it had already scanned (SCAN only guarantees keys that
+// exist for the whole scan).
+func TestDiscoverTopicsAfterPartialPass(t *testing.T) {
+	t.Parallel()
+	srv := populated(t, 100_000)
+	ctx := context.Background()
+	rdb := srv.Client(t)
+	ns := srv.Namespace + "-partial"
+	b := hookedBroker(t, srv, ns, nil, func(o *redis.Options) { o.DiscoverInterval = time.Hour })
+	if _, err := b.Topics(ctx); err != nil { // a pass starts and stops part-way
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 300 {
+		topic := fmt.Sprintf("r%03d", i)
+		want = append(want, topic)
+		xadd(t, rdb, ns+":{"+topic+"}:stream")
+	}
+	ts, err := b.DiscoverTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	for _, topic := range want {
+		if !slices.Contains(ts, topic) {
+			missing = append(missing, topic)
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("DiscoverTopics, called after XADD of %d streams, misses %d: %v", len(want), len(missing), missing)
+	}
+}
+
+// TestDiscoveryNeverForgetsOnRefusal: when SCAN is refused part-way through
+// a pass (and the registry cannot be written either), the topics the pass
+// had found stay listed: the listing never goes backwards.
+func TestDiscoveryNeverForgetsOnRefusal(t *testing.T) {
+	t.Parallel()
+	srv := populated(t, 100_000)
+	ctx := context.Background()
+	rdb := srv.Client(t)
+	ns := srv.Namespace + "-refused"
+	pipe := rdb.Pipeline()
+	for i := range 2000 {
+		pipe.XAdd(ctx, &goredis.XAddArgs{Stream: fmt.Sprintf("%s:{r%04d}:stream", ns, i), Values: []string{"payload", "{}"}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := &scanRecorder{}
+	client := goredis.NewClient(srv.Options())
+	t.Cleanup(func() { _ = client.Close() })
+	client.AddHook(rec.hook(srv.Addr()))
+	client.AddHook(refuseHook{"sadd"}) // a user without SADD: the listing cannot lean on the registry
+	b, err := redis.New(client, &redis.Options{Namespace: ns, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	first, err := b.Topics(ctx) // the first step of a pass: part of the keyspace
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) == 0 || len(first) == 2000 {
+		t.Fatalf("the first Topics call listed %d of 2000 topics; the test needs a pass stopped part-way with some found", len(first))
+	}
+	rec.set(func(context.Context) error {
+		return errors.New("NOPERM this user has no permissions to run the 'scan' command")
+	})
+	for i := range 3 {
+		ts, err := b.Topics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lost := slices.DeleteFunc(slices.Clone(first), func(topic string) bool { return slices.Contains(ts, topic) }); len(lost) > 0 {
+			t.Fatalf("Topics call %d after SCAN was refused lost %d of the %d topics listed before (listing went backwards)", i+1, len(lost), len(first))
+		}
+	}
+}
+
+// refuseHook fails the commands it names with an ACL refusal, as a Redis
+// user without them would see.
+type refuseHook struct{ name string }
+
+func (h refuseHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h refuseHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
+func (h refuseHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if cmd.Name() == h.name {
+			err := fmt.Errorf("NOPERM this user has no permissions to run the '%s' command", h.name)
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestClusterDiscoveryPastFailingMaster: a master whose SCAN keeps failing
+// does not stop discovery on the others.
+func TestClusterDiscoveryPastFailingMaster(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3)
+	ctx := context.Background()
+	failing := slices.Min(c.Addrs) // scanned first, in address order
+	fail := &scanRecorder{}
+	fail.set(func(context.Context) error { return errors.New("LOADING Redis is loading the dataset in memory") })
+	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { _ = rdb.Close() })
+	rdb.OnNewNode(func(n *goredis.Client) {
+		if n.Options().Addr == failing {
+			n.AddHook(fail.hook(failing))
+		}
+	})
+	var healthy []string
+	for i := range 12 {
+		topic := fmt.Sprintf("r%d", i)
+		key := c.Namespace + ":{" + topic + "}:stream"
+		xadd(t, rdb, key)
+		m, err := rdb.MasterForKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Options().Addr != failing {
+			healthy = append(healthy, topic)
+		}
+	}
+	if len(healthy) == 0 {
+		t.Skip("every stream landed on the failing master") // 12 streams over 3 masters: (1/3)^12
+	}
+	b, err := redis.New(rdb, &redis.Options{Namespace: c.Namespace, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	var ts []string
+	for calls := 0; ; calls++ {
+		if calls == 50 {
+			t.Fatalf("Topics after %d calls = %v; want the streams of the healthy masters %v", calls, ts, healthy)
+		}
+		if ts, err = b.Topics(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(healthy, func(topic string) bool { return !slices.Contains(ts, topic) }) {
+			break
+		}
+	}
+	if fail.count() == 0 {
+		t.Fatal("the failing master was never scanned: the test did not test anything")
+	}
+}
+
+// TestDiscoverTopicsStopsAtClose: closing the broker ends a DiscoverTopics
+// in progress, also when the broker does not own its client (which Close
+// leaves open).
+func TestDiscoverTopicsStopsAtClose(t *testing.T) {
+	t.Parallel()
+	srv := populated(t, 300_000)
+	ctx := context.Background()
+	rec := &scanRecorder{}
+	var b *redis.Broker
+	calls := 0
+	rec.set(func(context.Context) error {
+		if calls++; calls == 5 {
+			_ = b.Close()
+		}
+		return nil
+	})
+	b = hookedBroker(t, srv, srv.Namespace+"-close", rec, nil)
+	if _, err := b.DiscoverTopics(ctx); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("DiscoverTopics closed part-way = %v, want broker.ErrClosed", err)
+	}
+	if n := rec.count(); n > 5 {
+		t.Errorf("%d SCAN calls after Close, want none", n-5)
+	}
+}
