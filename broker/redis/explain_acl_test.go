@@ -81,6 +81,8 @@ func TestExplainACL(t *testing.T) {
 		{"huge line number", fmt.Sprintf("ERR ACL failure in script: No permissions to access a key script: %s, on @user_script:99999999999999999999999.", trimSHA),
 			[]string{"may not access a key that a command in conveyor's trim script uses"}},
 		{"channel", "NOPERM No permissions to access a channel", []string{"lacks a permission"}},
+		{"key with a quote", "NOPERM User u has no permissions to access the 'app:{it's}:stream' key",
+			[]string{`"app:{it's}:stream"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +114,8 @@ func TestExplainACL(t *testing.T) {
 		"BUSYGROUP Consumer Group name already exists",
 		"NOGROUP No such key 'app:{t}:stream' or consumer group 'g'",
 		"ERR the server said NOPERM in the middle",
+		"ERR unknown command 'ACL failure in script', with args beginning with: ",
+		"ERR unknown command 'The user executing the script can't', with args beginning with: ",
 		"WRONGPASS invalid username-password pair or user is disabled.",
 		"",
 		context.DeadlineExceeded.Error(),

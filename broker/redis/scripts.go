@@ -65,8 +65,8 @@ func (s script) commandAt(line int) string {
 //	ERR ACL failure in script: No permissions to access a key script: <sha1>, on @user_script:<line>.
 const (
 	aclPrefix       = "NOPERM"
-	aclScript70     = "The user executing the script can't"
-	aclScript72     = "ACL failure in script"
+	aclScript70     = "ERR The user executing the script can't"
+	aclScript72     = "ERR ACL failure in script"
 	aclRunQuoted    = "permissions to run the '"
 	aclRunScript70  = "can't run this command"
 	aclKeyQuoted    = "permissions to access the '"
@@ -88,7 +88,9 @@ type aclRefusal struct {
 // it is an ACL refusal. It never panics, whatever msg holds.
 func parseACLRefusal(msg string) (aclRefusal, bool) {
 	var r aclRefusal
-	r.inScript = strings.Contains(msg, aclScript70) || strings.Contains(msg, aclScript72)
+	// Prefixes only: an error that merely quotes these texts (an unknown
+	// command's echo, a payload in a message) is not a refusal.
+	r.inScript = strings.HasPrefix(msg, aclScript70) || strings.HasPrefix(msg, aclScript72)
 	if !r.inScript && !strings.HasPrefix(msg, aclPrefix) {
 		return r, false
 	}
@@ -96,7 +98,7 @@ func parseACLRefusal(msg string) (aclRefusal, bool) {
 		r.cmd = strings.ToLower(cmd)
 	}
 	r.run = r.cmd != "" || strings.Contains(msg, aclRunQuoted) || strings.Contains(msg, aclRunScript70)
-	if key, ok := quotedAfter(msg, aclKeyQuoted); ok {
+	if key, ok := quotedKey(msg); ok {
 		r.keyName = key
 	}
 	r.key = !r.run && (r.keyName != "" || strings.Contains(msg, "access one of the keys") ||
@@ -125,6 +127,20 @@ func quotedAfter(msg, marker string) (string, bool) {
 	}
 	q, _, ok := strings.Cut(rest, "'")
 	return q, ok && q != ""
+}
+
+// quotedKey returns the key a refusal names ("… access the '<key>' key"),
+// which may itself hold quotes: the text up to the last "' key".
+func quotedKey(msg string) (string, bool) {
+	_, rest, ok := strings.Cut(msg, aclKeyQuoted)
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndex(rest, "' key")
+	if i <= 0 {
+		return "", false
+	}
+	return rest[:i], true
 }
 
 // validACLCommand reports whether s looks like a command name in ACL form.
