@@ -43,9 +43,11 @@ const (
 // A failed SCAN call ends the call's scan without an error, and the pass
 // goes on from the same cursor at the next call. The failure is logged at
 // warning level, once per distinct error and otherwise at most once per
-// DiscoverInterval; ctx's deadline or cancellation is not logged. A Redis
-// user not allowed to run SCAN gets the registered topics only, one warning
-// in the log, and another try at each DiscoverInterval.
+// DiscoverInterval; ctx's deadline or cancellation is not logged. A master
+// whose SCAN fails does not hold up the others. A Redis user not allowed to
+// run SCAN gets the registered topics and what earlier passes found, one
+// warning in the log, and another try at each DiscoverInterval; the listing
+// never drops a topic because SCAN was refused.
 func (b *Broker) Topics(ctx context.Context) ([]string, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
