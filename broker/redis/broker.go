@@ -423,14 +423,43 @@ func (b *Broker) ensureGroups(ctx context.Context, streams ...string) error {
 	for i, s := range missing {
 		cmds[i] = pipe.XGroupCreateMkStream(ctx, s, b.o.Group, "0")
 	}
+	infos := make([]*goredis.XInfoGroupsCmd, len(missing))
+	for i, s := range missing {
+		infos[i] = pipe.XInfoGroups(ctx, s)
+	}
 	_, _ = pipe.Exec(ctx)
 	for i, c := range cmds {
 		if err := c.Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 			return b.wrap("create consumer group on "+missing[i], err)
 		}
 		b.groups.Store(missing[i], struct{}{})
+		b.warnOtherGroups(missing[i], infos[i])
 	}
 	return nil
+}
+
+// warnOtherGroups logs an error when the stream is read by consumer groups
+// other than b's: conveyor deletes an entry when it is acknowledged and
+// re-adds a retried job to the stream, so every job would reach only one
+// of the groups, some twice. It says so once per stream and process (the
+// groups are checked when b first uses the stream). A failed XINFO GROUPS
+// (an ACL without it) is not an error here.
+func (b *Broker) warnOtherGroups(stream string, info *goredis.XInfoGroupsCmd) {
+	gs, err := info.Result()
+	if err != nil {
+		return
+	}
+	var others []string
+	for _, g := range gs {
+		if g.Name != b.o.Group {
+			others = append(others, g.Name)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	b.log.Error("conveyor/redis: another consumer group reads this topic's stream: conveyor deletes a job from the stream when one group acknowledges it and re-adds retried jobs to it, so each job reaches only one of the groups, some twice; give each application its own topic and publish to both",
+		"stream", stream, "group", b.o.Group, "other_groups", others)
 }
 
 // forgetGroups drops streams from the group cache so the next call recreates
