@@ -12,6 +12,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/job"
@@ -28,6 +29,27 @@ var (
 	// (an empty topic, say).
 	ErrInvalidMessage = errors.New("conveyor: invalid message")
 )
+
+// BatchError is the error of a PublishBatch that the store confirmed for
+// some of its messages only. The IDs PublishBatch returns with it hold ""
+// at the indexes in Failed. The other messages were certainly enqueued; a
+// message in Failed may have been too, when the store's reply was lost
+// rather than refused, so a producer that publishes the failed ones again
+// should give them IDs (Message.ID) its consumers can deduplicate on.
+type BatchError struct {
+	// Failed lists the indexes, in the batch, of the messages not confirmed.
+	Failed []int
+	// Err is the first error the store returned.
+	Err error
+}
+
+// Error says how many messages were not confirmed, and why.
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("conveyor: %d of the batch's messages not confirmed (indexes %v): %v", len(e.Failed), e.Failed, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *BatchError) Unwrap() error { return e.Err }
 
 // Message is a job to publish.
 type Message struct {
@@ -77,7 +99,8 @@ type Broker interface {
 	Publish(ctx context.Context, m Message) (string, error)
 	// PublishBatch enqueues many jobs in as few round trips as the store
 	// allows and returns their IDs in order. On error, some may have been
-	// enqueued.
+	// enqueued: when the error is a *[BatchError], the IDs returned with it
+	// are those of the jobs the store confirmed, with "" for the others.
 	PublishBatch(ctx context.Context, ms []Message) ([]string, error)
 
 	// Fetch returns up to max ready jobs from any of topics, oldest first

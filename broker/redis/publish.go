@@ -30,7 +30,10 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 
 // PublishBatch enqueues ms in one pipelined round trip (one per Cluster
 // node) and returns their job IDs in order. Every message is validated before
-// anything is sent; on a Redis error some messages may have been enqueued.
+// anything is sent. On a Redis error it returns a *broker.BatchError and the
+// IDs of the messages Redis confirmed, with "" for the others (see
+// [broker.BatchError]: a message whose reply was lost may still have been
+// enqueued).
 //
 // A message due now is added to its topic's stream with the minimal entry
 // of the wire format: XADD <stream> * payload <p> [h.<name> <v>]…, plus id
@@ -99,13 +102,29 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 	if len(newTopics) > 0 {
 		pipe.SAdd(ctx, b.registryKey(), newTopics...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, b.wrap("publish", err)
-	}
+	_, execErr := pipe.Exec(ctx)
+	var batchErr *broker.BatchError
 	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			if batchErr == nil {
+				batchErr = &broker.BatchError{Err: b.wrap("publish", err)}
+			}
+			batchErr.Failed = append(batchErr.Failed, i)
+			ids[i] = ""
+			continue
+		}
 		if ids[i] == "" {
 			ids[i] = c.(*goredis.StringCmd).Val()
 		}
+	}
+	if batchErr != nil {
+		return ids, batchErr
+	}
+	if execErr != nil {
+		// Every job was enqueued; only the topic registry was not
+		// written. The listing finds the topics by scanning anyway.
+		b.log.Warn("conveyor/redis: published, but could not add the topics to the registry", "topics", newTopics, "err", execErr)
+		return ids, nil
 	}
 	for _, t := range newTopics {
 		b.topics.Store(t, struct{}{})

@@ -2,7 +2,9 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,5 +270,43 @@ func TestReplayPlainDeadLetter(t *testing.T) {
 	d := fetchN(t, b, []string{"t"}, 1)[0]
 	if d.Job.ID != entry || d.Job.EnqueuedAt.UnixMilli() != entryMS(t, entry) || d.Job.Attempt != 1 || string(d.Job.Payload) != "p" {
 		t.Fatalf("replayed %+v (entry %s), want ID %s", d.Job, d.Receipt, entry)
+	}
+}
+
+// TestPublishBatchPartialFailure: when Redis refuses some commands of a
+// batch, PublishBatch returns a *broker.BatchError naming them and the IDs
+// of the jobs that were enqueued, so the producer can publish the failed
+// ones again without duplicating the others.
+func TestPublishBatchPartialFailure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.broker(t, "p", nil)
+	// The bad topic's stream key holds a string: its XADD fails with WRONGTYPE.
+	if err := e.rdb.Set(ctx, e.key("bad", "stream"), "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ms := []broker.Message{
+		{Topic: "good", Payload: []byte(`{"n":1}`)},
+		{Topic: "bad", Payload: []byte(`{"n":2}`)},
+		{Topic: "good", Payload: []byte(`{"n":3}`)},
+		{Topic: "good", Payload: []byte(`{"n":4}`), Delay: time.Hour},
+	}
+	ids, err := b.PublishBatch(ctx, ms)
+	var be *broker.BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("PublishBatch = %v, %v; want a *broker.BatchError", ids, err)
+	}
+	if !slices.Equal(be.Failed, []int{1}) || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Errorf("BatchError = %v (Failed %v), want message 1 failed with WRONGTYPE", err, be.Failed)
+	}
+	if len(ids) != len(ms) || ids[0] == "" || ids[1] != "" || ids[2] == "" || ids[3] == "" {
+		t.Fatalf("ids = %q, want the IDs of messages 0, 2 and 3 and \"\" for 1", ids)
+	}
+	if n := xlen(t, e.rdb, e.key("good", "stream")); n != 2 {
+		t.Errorf("good stream holds %d entries, want the 2 confirmed", n)
+	}
+	if n, err := e.rdb.ZCard(ctx, e.key("good", "delayed")).Result(); err != nil || n != 1 {
+		t.Errorf("good delayed set = %d, %v; want the delayed job", n, err)
 	}
 }
