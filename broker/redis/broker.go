@@ -267,8 +267,11 @@ func (b *Broker) StaleSettles() int64 { return b.stale.Load() }
 // and a Fetch waiting in Redis returns ErrClosed within Options.Block. A
 // client created by [Open] is closed too. Deliveries returned by Fetch and
 // not settled stay pending and are recovered by another consumer after the
-// lease; deliveries read but not yet returned are put back at once, without
-// spending an attempt. Close is idempotent.
+// lease. Entries a Fetch read while Close ran, and did not return, are put
+// back at once, without spending an attempt, when the broker does not own
+// its client ([New]); with a client created by [Open], which Close has
+// closed, they stay pending like the others and are recovered after the
+// lease, as a redelivery. Close is idempotent.
 func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
