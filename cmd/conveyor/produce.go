@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,6 +90,9 @@ It prints the job IDs (one per line), or the count when there are more than
 						ms[i] = broker.Message{Topic: topic, Payload: body, Headers: hs, Delay: delay, ID: id}
 					}
 					got, err := p.PublishBatch(cmd.Context(), ms)
+					// On a partial failure (broker.BatchError) the jobs not
+					// confirmed have no ID: count only those enqueued.
+					got = slices.DeleteFunc(got, func(id string) bool { return id == "" })
 					ids = append(ids, got...)
 					bar.add(len(got))
 					if err != nil {

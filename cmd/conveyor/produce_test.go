@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -106,5 +107,19 @@ func TestProgress(t *testing.T) {
 	p.finish()
 	if buf.String() != "" {
 		t.Fatalf("progress off drew %q", buf.String())
+	}
+}
+
+// TestProduceCountsOnlyEnqueuedJobs: when Redis refuses the batch, produce
+// reports the jobs actually enqueued (none here), not the batch's length.
+func TestProduceCountsOnlyEnqueuedJobs(t *testing.T) {
+	e, srv := redisEnv(t)
+	// The topic's stream key holds a string: every XADD fails with WRONGTYPE.
+	if err := srv.Client(t).Set(context.Background(), srv.Namespace+":{broken}:stream", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := mustRun(t, exitFail, invocation{env: e}, "produce", "--topic", "broken", "--payload", `{}`, "--count", "10")
+	if !strings.Contains(r.stderr, "published 0 of 10 jobs to broken") || !strings.Contains(r.stderr, "WRONGTYPE") {
+		t.Fatalf("produce into a broken stream:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
 }
