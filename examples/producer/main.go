@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
@@ -85,7 +86,10 @@ func run(ctx context.Context, url, namespace string, w io.Writer) error {
 	}
 	ids, err := p.PublishBatch(ctx, batch)
 	if err != nil {
-		return fmt.Errorf("batch: %d of %d published: %w", len(ids), len(batch), err)
+		// On a partial failure (*broker.BatchError) the jobs not enqueued
+		// have no ID: publish those again, not the whole batch.
+		published := len(slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == "" }))
+		return fmt.Errorf("batch: %d of %d published: %w", published, len(batch), err)
 	}
 	fmt.Fprintf(w, "published a batch of %d jobs (%s … %s)\n", len(ids), ids[0], ids[len(ids)-1])
 	return nil
