@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -37,8 +38,21 @@ func testRedelivery(e *env) {
 	if d2.Job.Attempt != 2 {
 		t.Errorf("redelivered Attempt = %d, want 2", d2.Job.Attempt)
 	}
+	// a lost its lease: the job is b's now, and an outcome a reports late
+	// is not recorded (b, which runs the job, decides it).
+	stale := job.Failure{Error: "late outcome of a lost lease", Reason: job.ReasonPermanent}
+	for name, settle := range map[string]func() error{
+		"Retry":      func() error { return a.Retry(e.ctx, d1, 0, stale) },
+		"Snooze":     func() error { return a.Snooze(e.ctx, d1, 0) },
+		"DeadLetter": func() error { return a.DeadLetter(e.ctx, d1, stale) },
+	} {
+		if err := settle(); !errors.Is(err, broker.ErrNotFound) {
+			t.Errorf("%s by the consumer whose lease expired, while another holds the job: %v, want ErrNotFound", name, err)
+		}
+	}
 	e.ack(b, d2)
-	e.expectNone(a, []string{"work"}, 0, "after the redelivered job was acked")
+	e.expectNone(a, []string{"work", job.DeadLetterTopic("work")}, 0,
+		"after the redelivered job was acked (a late outcome of the lost lease must not be recorded)")
 }
 
 func testExtend(e *env) {

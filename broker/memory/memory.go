@@ -66,9 +66,11 @@ type Options struct {
 // closes every view too.
 //
 // A Broker is safe for concurrent use. Fetch leases jobs to the Broker's
-// consumer; Ack, Retry, Snooze and DeadLetter accept a delivery from any view
-// that shares the state (as XACK does in a consumer group); Extend renews
-// only the leases this consumer holds.
+// consumer; Ack accepts a delivery from any view that shares the state (as
+// XACK does in a consumer group); Retry, Snooze and DeadLetter accept only a
+// delivery leased to this consumer (after a lost lease, the consumer that
+// took the job over decides its outcome); Extend renews only the leases
+// this consumer holds.
 type Broker struct {
 	st     *state
 	c      *consumer
@@ -654,14 +656,19 @@ func (st *state) leasedEntry(receipt string) *entry {
 	return nil
 }
 
-// settle finds the leased entry of d and takes it out of the lease list.
-func (st *state) settle(d *broker.Delivery) (*entry, error) {
+// settle finds the entry of d leased to c and takes it out of the lease
+// list. An entry leased to another consumer (which took it after c's lease
+// expired, and runs the job now) is not c's to settle.
+func (st *state) settle(d *broker.Delivery, c *consumer) (*entry, error) {
 	if d == nil {
 		return nil, fmt.Errorf("%w: nil delivery", broker.ErrNotFound)
 	}
 	e := st.leasedEntry(d.Receipt)
 	if e == nil {
 		return nil, fmt.Errorf("%w: delivery %q is not leased (settled, or its lease expired)", broker.ErrNotFound, d.Receipt)
+	}
+	if e.holder != c {
+		return nil, fmt.Errorf("%w: delivery %q is now leased to consumer %s, which took it after the lease expired and decides its outcome", broker.ErrNotFound, d.Receipt, e.holder.name)
 	}
 	st.unlease(e)
 	return e, nil
@@ -707,7 +714,7 @@ func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Dur
 	}
 	st := b.st
 	defer st.mu.Unlock()
-	e, err := st.settle(d)
+	e, err := st.settle(d, b.c)
 	if err != nil {
 		return err
 	}
@@ -743,7 +750,7 @@ func (b *Broker) DeadLetter(ctx context.Context, d *broker.Delivery, f job.Failu
 	}
 	st := b.st
 	defer st.mu.Unlock()
-	e, err := st.settle(d)
+	e, err := st.settle(d, b.c)
 	if err != nil {
 		return err
 	}

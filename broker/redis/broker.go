@@ -305,7 +305,7 @@ func (b *Broker) release(ds []*broker.Delivery) {
 	calls := make([]scriptCall, len(ds))
 	for i, d := range ds {
 		k := b.keysFor(d.Job.Topic)
-		args := []any{b.o.Group, d.Receipt, "stream", "", ""}
+		args := []any{b.o.Group, d.Receipt, "stream", "", "", b.o.Consumer}
 		for _, f := range encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure) {
 			args = append(args, f)
 		}

@@ -224,7 +224,10 @@ func aclDisplay(cmd string) string {
 // XADD to a stream (retry or snooze now), ZADD to the delayed set (retry or
 // snooze later) or XADD to the dead-letter stream, then XACK + XDEL of the
 // entry. If the entry is no longer pending in the group (someone else
-// already settled it after this consumer lost its lease), nothing is written.
+// already settled it after this consumer lost its lease), or is pending for
+// another consumer (it recovered the entry after this consumer's lease
+// expired, and is running the job now), nothing is written: the consumer
+// that holds a job decides its outcome.
 //
 // Redis does not roll a script back when a command fails, so the order
 // matters: the pending check is read-only (XPENDING) and the entry is
@@ -242,15 +245,20 @@ func aclDisplay(cmd string) string {
 //	mode "dlq": the dead-letter cap (<= 0: no cap); else unused
 //
 // ARGV[5] mode "delayed": the encoded member; else unused
-// ARGV[6..] mode "stream"/"dlq": the new entry's field, value pairs
+// ARGV[6] the consumer settling the entry
+// ARGV[7..] mode "stream"/"dlq": the new entry's field, value pairs
 //
 // Returns {settled, overflow}: settled is 0 when the entry was not pending
-// (nothing written), 1 otherwise; overflow is 1 when a dead letter was
-// added to a stream already at or above the cap.
+// (nothing written), 2 when another consumer holds it (nothing written), 1
+// otherwise; overflow is 1 when a dead letter was added to a stream already
+// at or above the cap.
 var settleScript = newScript("settle", `
 local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if type(p) ~= 'table' or p.err or #p == 0 then
   return {0, 0}
+end
+if p[1][2] ~= ARGV[6] then
+  return {2, 0}
 end
 local mode = ARGV[3]
 local overflow = 0
@@ -263,7 +271,7 @@ else
       overflow = 1
     end
   end
-  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 7))
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])

@@ -156,8 +156,8 @@ func (b *Broker) deadLetterFields(ctx context.Context, d *broker.Delivery, field
 
 // settle runs settleScript; see its header for the arguments.
 func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src, target, mode, arg4, arg5 string, fields []string) error {
-	args := make([]any, 0, 5+len(fields))
-	args = append(args, b.o.Group, d.Receipt, mode, arg4, arg5)
+	args := make([]any, 0, 6+len(fields))
+	args = append(args, b.o.Group, d.Receipt, mode, arg4, arg5, b.o.Consumer)
 	for _, f := range fields {
 		args = append(args, f)
 	}
@@ -167,6 +167,13 @@ func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src,
 	}
 	if len(res) < 2 {
 		return b.wrap(op, errors.New("unexpected script reply"))
+	}
+	if res[0] == 2 {
+		b.stale.Add(1)
+		b.log.Debug("conveyor/redis: entry held by another consumer, nothing re-enqueued",
+			"op", op, "topic", d.Job.Topic, "job_id", d.Job.ID, "entry", d.Receipt)
+		return fmt.Errorf("%w: %s: entry %s of %q is held by another consumer, which recovered it after this consumer's lease expired and decides its outcome; nothing was written",
+			broker.ErrNotFound, op, d.Receipt, d.Job.Topic)
 	}
 	if res[0] == 0 {
 		b.stale.Add(1)
