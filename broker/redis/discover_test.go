@@ -170,10 +170,9 @@ func TestTopicsLargeKeyspace(t *testing.T) {
 				t.Fatalf("Topics call %d made %d SCAN calls, want at most %d", calls+1, scans, maxScansPerCall)
 			}
 		}
+		// Where the stream sits in the keyspace decides how many calls
+		// reach it; the bound per call is what the loop checks.
 		t.Logf("discovered after %d Topics calls", calls)
-		if calls < 2 {
-			t.Errorf("one Topics call scanned a million keys")
-		}
 		reg, err := rdb.SMembers(ctx, ns+":topics").Result()
 		if err != nil || !slices.Contains(reg, "raw") {
 			t.Errorf("registry = %v, %v; want the discovered topic in it", reg, err)
