@@ -1,7 +1,6 @@
 package redis_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -11,24 +10,6 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestOtherGroupOnStreamIsAnError: a second consumer group on a topic's
 // stream would lose jobs (an acknowledgement deletes the entry for every
@@ -41,9 +22,12 @@ func TestOtherGroupOnStreamIsAnError(t *testing.T) {
 	if err := e.rdb.XGroupCreateMkStream(ctx, e.key("shared", "stream"), "analytics", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var (
+		mu   sync.Mutex
+		logs strings.Builder
+	)
 	b := e.broker(t, "w", func(o *redis.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
 	})
 	for _, topic := range []string{"shared", "own"} {
 		if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte(`{}`)}); err != nil {
@@ -53,7 +37,9 @@ func TestOtherGroupOnStreamIsAnError(t *testing.T) {
 	for range 2 {
 		fetchN(t, b, []string{"shared", "own"}, 1)
 	}
+	mu.Lock()
 	out := logs.String()
+	mu.Unlock()
 	if n := strings.Count(out, "another consumer group reads this topic's stream"); n != 1 {
 		t.Fatalf("%d messages about another group, want 1:\n%s", n, out)
 	}
