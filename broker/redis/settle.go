@@ -168,19 +168,16 @@ func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src,
 	if len(res) < 2 {
 		return b.wrap(op, errors.New("unexpected script reply"))
 	}
-	if res[0] == 2 {
+	if res[0] != 1 {
+		why := "is no longer pending (settled before, or recovered and settled by another consumer after the lease expired)"
+		if res[0] == 2 {
+			why = "is held by another consumer, which recovered it after this consumer's lease expired and decides its outcome"
+		}
 		b.stale.Add(1)
-		b.log.Debug("conveyor/redis: entry held by another consumer, nothing re-enqueued",
-			"op", op, "topic", d.Job.Topic, "job_id", d.Job.ID, "entry", d.Receipt)
-		return fmt.Errorf("%w: %s: entry %s of %q is held by another consumer, which recovered it after this consumer's lease expired and decides its outcome; nothing was written",
-			broker.ErrNotFound, op, d.Receipt, d.Job.Topic)
-	}
-	if res[0] == 0 {
-		b.stale.Add(1)
-		b.log.Debug("conveyor/redis: entry no longer pending, nothing re-enqueued",
-			"op", op, "topic", d.Job.Topic, "job_id", d.Job.ID, "entry", d.Receipt)
-		return fmt.Errorf("%w: %s: entry %s of %q is no longer pending (settled before, or recovered and settled by another consumer after the lease expired); nothing was written",
-			broker.ErrNotFound, op, d.Receipt, d.Job.Topic)
+		b.log.Debug("conveyor/redis: entry not settled, nothing re-enqueued",
+			"op", op, "topic", d.Job.Topic, "job_id", d.Job.ID, "entry", d.Receipt, "why", why)
+		return fmt.Errorf("%w: %s: entry %s of %q %s; nothing was written",
+			broker.ErrNotFound, op, d.Receipt, d.Job.Topic, why)
 	}
 	if res[1] == 1 {
 		b.overflows.Add(1)
