@@ -89,7 +89,7 @@ func (b *Broker) discoverStep(ctx context.Context) {
 		if !d.at.IsZero() && b.o.Now().Sub(d.at) < b.o.DiscoverInterval {
 			return
 		}
-		d.passing, d.cursors, d.found = true, nil, map[string]struct{}{}
+		b.startPass()
 	}
 	added, err := b.scanStep(ctx)
 	b.registerFound(ctx, added)
@@ -135,19 +135,20 @@ func (b *Broker) registerFound(ctx context.Context, added []string) {
 	}
 }
 
-// abandonPass ends the pass in progress without completing it, keeping what
-// it found in the listing, so that the listing never loses a topic it
-// showed. The caller holds b.disc.run.
+// abandonPass ends the pass in progress without scanning the rest, as a
+// pass that left masters out: what it found joins what earlier passes
+// found, so that the listing never loses a topic it showed. The caller
+// holds b.disc.run.
 func (b *Broker) abandonPass() {
+	b.disc.partial, b.disc.cursors = true, nil
+	b.completePass()
+}
+
+// startPass starts a pass from the start of the keyspace. The caller holds
+// b.disc.run.
+func (b *Broker) startPass() {
 	d := &b.disc
-	if len(d.found) > 0 {
-		all := maps.Clone(d.found)
-		for _, t := range d.prev {
-			all[t] = struct{}{}
-		}
-		d.prev = slices.Sorted(maps.Keys(all))
-	}
-	d.passing, d.cursors, d.found, d.partial = false, nil, nil, false
+	d.passing, d.cursors, d.found = true, nil, map[string]struct{}{}
 }
 
 // completePass ends the pass in progress when every cursor is done, and
@@ -213,7 +214,7 @@ func (b *Broker) discoverPass(ctx context.Context) error {
 	if d.passing {
 		b.abandonPass()
 	}
-	d.passing, d.cursors, d.found = true, nil, map[string]struct{}{}
+	b.startPass()
 	var denied error
 	for {
 		if b.closed.Load() {
