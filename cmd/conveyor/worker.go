@@ -163,7 +163,7 @@ func runWorker(ctx context.Context, a *app, c *config.Config) error {
 
 	var queues *promc.QueueCollector
 	if in, ok := b.(broker.Inspector); ok {
-		queues = promc.NewQueueCollector(unknownAsEmpty{in}, &promc.QueueCollectorOptions{Topics: c.Worker.Topics, Logger: log})
+		queues = promc.NewQueueCollector(in, &promc.QueueCollectorOptions{Topics: c.Worker.Topics, Logger: log})
 		reg.MustRegister(queues)
 	}
 
@@ -258,17 +258,4 @@ func warnOtherNamespaces(ctx context.Context, b broker.Broker, c *config.Config,
 				"topic", t, "namespace", c.Redis.Namespace, "other_namespaces", other)
 		}
 	}
-}
-
-// unknownAsEmpty describes a topic its Inspector has never seen (the memory
-// broker's ErrNotFound) as empty: a worker's topic with no jobs yet is not a
-// failure of the queue metrics.
-type unknownAsEmpty struct{ broker.Inspector }
-
-func (u unknownAsEmpty) Inspect(ctx context.Context, topic string) (*broker.TopicInfo, error) {
-	info, err := u.Inspector.Inspect(ctx, topic)
-	if errors.Is(err, broker.ErrNotFound) {
-		return &broker.TopicInfo{Topic: topic}, nil
-	}
-	return info, err
 }

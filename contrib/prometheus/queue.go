@@ -202,6 +202,11 @@ func (c *QueueCollector) Refresh(ctx context.Context) error {
 	var errs []error
 	for _, topic := range topics {
 		info, err := c.insp.Inspect(ctx, topic)
+		if errors.Is(err, broker.ErrNotFound) {
+			// A topic the broker has never seen (the memory broker says
+			// so) holds no jobs: it is empty, not a failure.
+			info, err = &broker.TopicInfo{Topic: topic}, nil
+		}
 		if err != nil {
 			err = fmt.Errorf("conveyor: inspect topic %q: %w", topic, err)
 			c.fail(err)

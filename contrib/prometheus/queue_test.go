@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/memory"
 	conveyorprom "github.com/conveyor-jobs/conveyor/contrib/prometheus"
 )
 
@@ -310,4 +311,22 @@ func TestQueueCollectorStopInterruptsRefresh(t *testing.T) {
 	waitFor(t, "a refresh to start", func() bool { return b.callCount() >= 2 }) // Topics, then a hung Inspect
 	// With a one-hour timeout, only Stop's cancellation can end the refresh.
 	c.Stop()
+}
+
+// TestQueueCollectorUnseenTopicIsEmpty: a configured topic the broker has
+// never seen (the memory broker reports it as not found) is an empty queue,
+// not a refresh failure.
+func TestQueueCollectorUnseenTopicIsEmpty(t *testing.T) {
+	b := memory.New(nil)
+	defer b.Close()
+	c, reg := newQueueCollector(t, b, &conveyorprom.QueueCollectorOptions{Topics: []string{"orchestrate"}})
+	if err := c.Refresh(context.Background()); err != nil {
+		t.Fatalf("Refresh with a topic that has no jobs yet: %v", err)
+	}
+	const want = `
+# HELP conveyor_queue_length Jobs in the topic's stream: unread plus pending.
+# TYPE conveyor_queue_length gauge
+conveyor_queue_length{topic="orchestrate"} 0
+`
+	gatherAndCompare(t, reg, want, "conveyor_queue_length")
 }
