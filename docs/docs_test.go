@@ -16,10 +16,12 @@
 //  1. A complete file, whose first token is the package clause. It is compiled as it
 //     is, as a test file when its package name ends in _test.
 //
-//  2. A fragment preceded by a comment <!-- example: DIR.Name --> on the line before
+//  2. An excerpt, preceded by a comment <!-- example: DIR.Name --> on the line before
 //     the fence. DIR, relative to the repository root, must hold a _test.go file that
-//     declares func Name, and Name must start with Example: the fragment is shown for
-//     reading, and go test runs the Example it comes from.
+//     declares func Name, Name must start with Example, and every line of the block
+//     must be a line of that function, compared without indentation and trailing
+//     // comments (lines that are only a comment may elide code). go test runs the
+//     Example the excerpt comes from.
 //
 //  3. Any other fragment: statements, compiled as the body of
 //
@@ -363,7 +365,7 @@ func TestGoBlocks(t *testing.T) {
 		name := "snippet.go"
 		switch {
 		case b.marker == "example":
-			checkExample(t, root, where, b.arg)
+			checkExample(t, root, where, b.arg, b.code)
 			continue
 		case isFile(b.code):
 			if b.marker != "" {
@@ -458,8 +460,8 @@ func wrap(b block) ([]byte, error) {
 }
 
 // checkExample checks that ref, "DIR.Name", names an Example function declared in a
-// _test.go file of DIR.
-func checkExample(t *testing.T, root, where, ref string) {
+// _test.go file of DIR, and that every line of code is one of its lines.
+func checkExample(t *testing.T, root, where, ref, code string) {
 	t.Helper()
 	i := strings.LastIndex(ref, ".")
 	if i < 0 {
@@ -478,18 +480,48 @@ func checkExample(t *testing.T, root, where, ref string) {
 	}
 	fset := token.NewFileSet()
 	for _, file := range files {
-		f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parser.ParseFile(fset, file, src, parser.SkipObjectResolution)
 		if err != nil {
 			t.Errorf("%s: %v", where, err)
 			return
 		}
 		for _, d := range f.Decls {
-			if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv == nil && fd.Name.Name == name {
-				return
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Recv != nil || fd.Name.Name != name {
+				continue
 			}
+			tf := fset.File(fd.Pos())
+			body := string(src[tf.Offset(fd.Pos()):tf.Offset(fd.End())])
+			have := map[string]bool{}
+			for _, l := range strings.Split(body, "\n") {
+				have[codeLine(l)] = true
+			}
+			for n, l := range strings.Split(code, "\n") {
+				if c := codeLine(l); c != "" && !have[c] {
+					t.Errorf("%s: line %d of the block, %q, is not a line of %s", where, n+1, strings.TrimSpace(l), ref)
+				}
+			}
+			return
 		}
 	}
 	t.Errorf("%s: <!-- example: %s -->: no func %s in %s/*_test.go", where, ref, name, dir)
+}
+
+// codeLine returns l without indentation and without a trailing // comment ("" for a
+// line that is blank or only a comment).
+func codeLine(l string) string {
+	l = strings.TrimSpace(l)
+	if strings.HasPrefix(l, "//") {
+		return ""
+	}
+	if i := strings.LastIndex(l, " //"); i >= 0 {
+		l = strings.TrimSpace(l[:i])
+	}
+	return l
 }
 
 func mustRel(t *testing.T, base, target string) string {
