@@ -33,6 +33,14 @@ const (
 // execShell runs an exec handler's command line.
 const execShell = "/bin/sh"
 
+// execPrelude precedes the command line. A shell that runs a command as a
+// child of its own (dash does, for every command) would die of the SIGTERM
+// sent to the group, before the command has had its say. Caught, the
+// signal waits for the command to end, and the shell exits with the
+// command's status; the command itself gets SIGTERM with the default
+// disposition (traps are not inherited), free to handle it.
+const execPrelude = "trap : TERM\n"
+
 // stderrTail is how much of a handler's stderr, from its end, becomes the
 // error of a failed job.
 const stderrTail = 4 << 10
@@ -155,7 +163,7 @@ func (h *execHandler) ProcessJob(ctx context.Context, j *job.Job) error {
 		closeAll(stdinR, stdinW, outR, outW)
 		return fmt.Errorf("exec handler: %w", err)
 	}
-	cmd := exec.Command(execShell, "-c", h.opts.Command)
+	cmd := exec.Command(execShell, "-c", execPrelude+h.opts.Command)
 	cmd.Env = jobEnv(os.Environ(), ctx, j)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, outW, errW
 	cmd.SysProcAttr = groupAttr()
@@ -290,6 +298,10 @@ func (e *execError) Error() string {
 		s = "handler exited with status 75 (temporary failure)"
 	case e.Status == exitDataErr:
 		s = "handler exited with status 65 (data error)"
+	case e.Status > 128 && e.Status <= 128+64:
+		// How a shell reports a command that a signal ended.
+		n := syscall.Signal(e.Status - 128)
+		s = fmt.Sprintf("handler exited with status %d (128 + signal %d: %v)", e.Status, int(n), n)
 	default:
 		s = "handler exited with status " + strconv.Itoa(e.Status)
 	}

@@ -87,6 +87,7 @@ func TestExecOutcomes(t *testing.T) {
 		{"other exit fails", "exit 3", job.OutcomeFail, "handler exited with status 3"},
 		{"command not found fails", "no-such-command-here", job.OutcomeFail, "handler exited with status 127: "},
 		{"signal fails", "echo dying >&2; kill -KILL $$", job.OutcomeFail, "handler killed by signal killed: dying"},
+		{"signal to a command fails", "sh -c 'kill -TERM $$'", job.OutcomeFail, "handler exited with status 143 (128 + signal 15: terminated)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newExecHandler(execOptions{Command: tt.command})
