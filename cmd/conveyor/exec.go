@@ -51,14 +51,14 @@ const maxOutputLine = 4 << 10
 
 // Environment variables an exec handler receives.
 const (
-	envJobID       = "CONVEYOR_JOB_ID"
-	envTopic       = "CONVEYOR_TOPIC"
-	envAttempt     = "CONVEYOR_ATTEMPT"
-	envEnqueuedAt  = "CONVEYOR_ENQUEUED_AT"
-	envEnqueuedMs  = "CONVEYOR_ENQUEUED_AT_MS"
-	envDeadline    = "CONVEYOR_DEADLINE"
-	envHeaders     = "CONVEYOR_HEADERS"
-	envHeaderPref  = "CONVEYOR_HEADER_"
+	envJobID      = "CONVEYOR_JOB_ID"
+	envTopic      = "CONVEYOR_TOPIC"
+	envAttempt    = "CONVEYOR_ATTEMPT"
+	envEnqueuedAt = "CONVEYOR_ENQUEUED_AT"
+	envEnqueuedMs = "CONVEYOR_ENQUEUED_AT_MS"
+	envDeadline   = "CONVEYOR_DEADLINE"
+	envHeaders    = "CONVEYOR_HEADERS"
+	envHeaderPref = "CONVEYOR_HEADER_"
 )
 
 // envTimeLayout formats the times in the environment: RFC 3339 in UTC with
@@ -148,6 +148,9 @@ func (h *execHandler) ProcessJob(ctx context.Context, j *job.Job) error {
 	if stopping {
 		return job.SnoozeBecause(0, errStopping)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
@@ -192,9 +195,9 @@ func (h *execHandler) ProcessJob(ctx context.Context, j *job.Job) error {
 		_, _ = stdinW.Write(j.Payload)
 		_ = stdinW.Close()
 	})
-	attrs := []any{"job_id", j.ID, "topic", j.Topic, "attempt", j.Attempt}
-	pipes.Go(func() { h.logLines(outR, append(attrs, "stream", "stdout")) })
-	pipes.Go(func() { h.logLines(io.TeeReader(errR, &tail), append(attrs, "stream", "stderr")) })
+	log := h.log.With("job_id", j.ID, "topic", j.Topic, "attempt", j.Attempt)
+	pipes.Go(func() { logLines(outR, log.With("stream", "stdout")) })
+	pipes.Go(func() { logLines(io.TeeReader(errR, &tail), log.With("stream", "stderr")) })
 
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
@@ -245,13 +248,13 @@ wait:
 }
 
 // logLines logs r line by line, each line at most maxOutputLine bytes.
-func (h *execHandler) logLines(r io.Reader, attrs []any) {
+func logLines(r io.Reader, log *slog.Logger) {
 	br := bufio.NewReaderSize(r, maxOutputLine)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			line = bytes.TrimRight(line, "\r\n")
-			h.log.Info("handler output", append(attrs, "line", string(line))...)
+			log.Info("handler output", "line", string(line))
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return // end of output, or cut off
