@@ -121,25 +121,29 @@ gets:
 and the worker's own environment.
 
 The exit status decides what happens to the job:
-  0              acknowledged
-  65 EX_DATAERR  dead-lettered at once
-  75 EX_TEMPFAIL retried per retry policy
-  anything else  a failure retried per policy; after the last attempt,
-  or a signal    dead-lettered
+  0               acknowledged
+  65 EX_DATAERR   dead-lettered at once
+  75 EX_TEMPFAIL  retried per retry policy
+  anything else,  a failure retried per policy, dead-lettered after
+  or a signal     the last attempt
 The last 4 KiB of stderr are the failure's error, in the retried job and
-in the dead letter. Each line the process writes to stdout or stderr is
-logged ("handler output") with the job's ID; raise log.level to warn to
-drop them.
+in the dead letter. (The shell reports a command that a signal ended as
+status 128+n: 143 for SIGTERM.) Each line the process writes to stdout
+or stderr is logged ("handler output") with the job's ID; log.level warn
+drops them.
 
-Each process leads a process group of its own. On the job's timeout
+Each process leads a process group of its own. When the job times out
 (--timeout, else worker.handler_timeout; none when zero) the group gets
-SIGTERM, then SIGKILL after --kill-grace; the job counts as failed. When
-the process exits, whatever it left running in its group is killed.
+SIGTERM, then SIGKILL after --kill-grace; a process that ends then fails
+with the timeout, unless it exits 0 or 65. When the process exits,
+whatever it left running in its group is killed.
 
 SIGINT or SIGTERM stop fetching, forward SIGTERM to the running processes'
-groups and wait up to worker.shutdown_timeout for them to exit; their exit
-statuses settle their jobs as above. Processes still running then get
-SIGKILL and their jobs are redelivered after the lease.
+groups and wait up to worker.shutdown_timeout for them to exit: their
+exit statuses settle their jobs as above (exit 0 to finish cleanly).
+Processes still running then get SIGKILL and their jobs are redelivered
+after the lease. A job fetched but not started is put back at once,
+without spending an attempt.
 
 It serves /healthz, /readyz and /metrics on metrics.addr. Flags override
 the configuration.
@@ -151,7 +155,7 @@ acknowledges every job whose payload is a JSON object; it fails on
 {"sleep": "5s"}.`,
 		Example: `  conveyor worker --topic orchestrate --exec './handle.py'
   conveyor worker --topic resize --exec 'convert - -resize 50% "out/$CONVEYOR_JOB_ID.png"' --concurrency 4
-  conveyor worker --topic orchestrate --exec 'jq -e .prompt >/dev/null || exit 65' --timeout 30s
+  conveyor worker --topic orchestrate --exec 'python3 handle.py --model small' --timeout 30s
   CONVEYOR_RETRY_SCHEDULE=1s,2s conveyor worker --topic orchestrate --demo   # try the stack
   curl -s localhost:9090/readyz; curl -s localhost:9090/metrics | grep conveyor_`,
 		Args: cobra.NoArgs,
