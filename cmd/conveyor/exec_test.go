@@ -109,7 +109,7 @@ func TestExecInput(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("CONVEYOR_HEADER_STALE", "from the worker's environment")
 	t.Setenv("CONVEYOR_DEADLINE", "stale")
-	h := newExecHandler(execOptions{Command: `cat > "$OUT/stdin"; env | grep ^CONVEYOR_ | sort > "$OUT/env"`})
+	h := newExecHandler(execOptions{Command: `cat > "$OUT/stdin"; env | grep -E '^CONVEYOR_(JOB_ID|TOPIC|ATTEMPT|ENQUEUED_AT(_MS)?|DEADLINE|HEADERS?_?[A-Z0-9_]*)=' | sort > "$OUT/env"`})
 	t.Setenv("OUT", dir)
 	enq := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.FixedZone("x", 3600))
 	j := &job.Job{ID: "id-7", Topic: "orchestrate", Payload: []byte("line 1\nline 2\x00binary"), Attempt: 3, EnqueuedAt: enq,

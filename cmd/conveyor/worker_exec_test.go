@@ -89,7 +89,12 @@ exit "$code"
 `)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	_, done := startWorker(t, ctx, e, "--topic", "jobs", "--exec", script+" --unused-arg", "--concurrency", "2")
+	stderr, done := startWorker(t, ctx, e, "--topic", "jobs", "--exec", script+" --unused-arg", "--concurrency", "2",
+		"--metrics-addr", "127.0.0.1:0")
+	m := addrRE.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", stderr.String())
+	}
 	codes := map[string]string{"ok": "0", "data": "65", "temp": "75", "other": "3"}
 	for id, code := range codes {
 		mustRun(t, exitOK, invocation{env: e}, "produce", "--topic", "jobs", "--id", id, "--payload", code, "-H", "tenant=acme")
@@ -99,6 +104,12 @@ exit "$code"
 		dls = execDeadLetters(t, e, "jobs")
 		return len(dls) == 3 && topicEmpty(t, e, "jobs")
 	})
+	_, body := get(t, "http://"+m[1]+"/metrics")
+	for name, want := range map[string]float64{"acked": 1, "retried": 2, "dead_lettered": 3} {
+		if got := metric(body, `conveyor_jobs_`+name+`_total{topic="jobs"}`); got != want {
+			t.Errorf("conveyor_jobs_%s_total = %v, want %v", name, got, want)
+		}
+	}
 	res := stopWorker(t, cancel, done)
 
 	want := map[string]deadLetterRecord{}
