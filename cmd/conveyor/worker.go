@@ -312,7 +312,11 @@ func runWorker(ctx context.Context, a *app, c *config.Config, wh workerHandler) 
 		where = append(where, "url", config.RedactURL(c.Redis.URL),
 			"namespace", c.Redis.Namespace, "group", c.Redis.Group, "consumer", c.Redis.Consumer)
 	}
-	log.Info("worker started", append(where, "topics", c.Worker.Topics, "concurrency", c.Worker.Concurrency)...)
+	where = append(where, "topics", c.Worker.Topics, "concurrency", c.Worker.Concurrency)
+	if !wh.demo {
+		where = append(where, "exec", wh.exec)
+	}
+	log.Info("worker started", where...)
 	runErr := srv.Run(ctx)
 	st := srv.Stats()
 	log.Info("worker stopped", "acked", st.Acked, "retried", st.Retried, "dead_lettered", st.DeadLettered, "abandoned", st.Abandoned)
