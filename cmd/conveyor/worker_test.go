@@ -221,7 +221,7 @@ func TestWorkerMemoryBackend(t *testing.T) {
 			t.Errorf("the memory backend logs %s:\n%s", s, started)
 		}
 	}
-	if !strings.Contains(started, "backend=memory") || !strings.Contains(started, "topics=[demo]") {
+	if !strings.Contains(started, "backend=memory") || !strings.Contains(started, "topics=[demo]") || !strings.Contains(started, "exec=true") {
 		t.Errorf("worker started line: %s", started)
 	}
 	if strings.Contains(res.stderr, "WARN") {
