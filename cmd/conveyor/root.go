@@ -104,7 +104,7 @@ Exit codes: 0 success, 1 the operation failed, 2 wrong usage or configuration.`,
 		Example: `  export REDIS_URL=redis://default:PASSWORD@localhost:6379/0
   conveyor ping
   conveyor produce --topic orchestrate --payload '{"prompt":"hello"}'
-  conveyor worker --topic orchestrate`,
+  conveyor worker --topic orchestrate --exec ./handle.py`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
