@@ -80,6 +80,15 @@ func (m *Message) Due(now time.Time) time.Time {
 	return now
 }
 
+// AddAttempts returns attempt + n bounded to [1, job.MaxAttempt], without
+// overflow whatever the arguments: the attempt of a job redelivered n
+// times, or retried (n = 1). Brokers use it for every attempt they compute.
+func AddAttempts(attempt int, n int64) int {
+	a := int64(min(max(attempt, 1), job.MaxAttempt))
+	n = min(max(n, -job.MaxAttempt), job.MaxAttempt)
+	return int(min(max(a+n, 1), job.MaxAttempt))
+}
+
 // Delivery is a job handed to one consumer under a lease. Settle it exactly
 // once with Ack, Retry, Snooze or DeadLetter on the broker that fetched it.
 type Delivery struct {

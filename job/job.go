@@ -19,8 +19,9 @@ type Job struct {
 	// Headers carries metadata such as a tenant, trace context or content
 	// type. It may be nil.
 	Headers map[string]string
-	// Attempt is the 1-based number of this attempt. A retry spends an
-	// attempt; a snooze does not; a redelivery after a crash does.
+	// Attempt is the 1-based number of this attempt, at most [MaxAttempt].
+	// A retry spends an attempt; a snooze does not; a redelivery after a
+	// crash does.
 	Attempt int
 	// EnqueuedAt is when the job was first enqueued; retries keep it.
 	EnqueuedAt time.Time
@@ -28,6 +29,11 @@ type Job struct {
 	// dead-lettered. It is nil on a job that has not failed yet.
 	Failure *Failure
 }
+
+// MaxAttempt bounds [Job.Attempt]: brokers read a larger recorded attempt
+// as MaxAttempt (with a warning) and never count past it, so that no
+// arithmetic on attempts overflows.
+const MaxAttempt = 1_000_000
 
 // Header returns the value of header name, or "" when it is not set.
 func (j *Job) Header(name string) string {

@@ -30,6 +30,7 @@ func testRetry(e *env) {
 	if err := b.Retry(e.ctx, d1, delay, f1); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
+	e.settled(b, "flaky", 1, 0)
 	d2 := e.fetchAfter(b, retried.Add(delay), "flaky")
 	checkJob(t, &d2.Job, &first)
 	if d2.Job.Attempt != 2 {
@@ -42,6 +43,7 @@ func testRetry(e *env) {
 	if err := b.Retry(e.ctx, d2, 0, f2); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
+	e.settled(b, "flaky", 1, 0)
 	d3 := e.fetchOne(b, "flaky")
 	checkJob(t, &d3.Job, &first)
 	if d3.Job.Attempt != 3 {
@@ -54,6 +56,7 @@ func testRetry(e *env) {
 		t.Error("Retry of an already retried delivery: nil error")
 	}
 	e.ack(b, d3)
+	e.settled(b, "flaky", 0, 0)
 	e.expectNone(b, []string{"flaky"}, 0, "after Ack of the retried job")
 }
 
@@ -68,6 +71,7 @@ func testSnooze(e *env) {
 	if err := b.Snooze(e.ctx, d1, delay); err != nil {
 		t.Fatalf("Snooze: %v", err)
 	}
+	e.settled(b, "limited", 1, 0)
 	d2 := e.fetchAfter(b, snoozed.Add(delay), "limited")
 	checkJob(t, &d2.Job, &first)
 	if d2.Job.Attempt != 1 {
@@ -80,15 +84,18 @@ func testSnooze(e *env) {
 	if err := b.Retry(e.ctx, d2, 0, job.Failure{Error: "e", Reason: job.ReasonError, Origin: "limited"}); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
+	e.settled(b, "limited", 1, 0)
 	d3 := e.fetchOne(b, "limited")
 	if err := b.Snooze(e.ctx, d3, 0); err != nil {
 		t.Fatalf("Snooze: %v", err)
 	}
+	e.settled(b, "limited", 1, 0)
 	d4 := e.fetchOne(b, "limited")
 	if d4.Job.Attempt != 2 {
 		t.Errorf("Retry then Snooze: Attempt = %d, want 2", d4.Job.Attempt)
 	}
 	e.ack(b, d4)
+	e.settled(b, "limited", 0, 0)
 }
 
 func testDeadLetter(e *env) {
@@ -103,11 +110,13 @@ func testDeadLetter(e *env) {
 	if err := b.Retry(e.ctx, d1, 0, job.Failure{Error: "flaky", Reason: job.ReasonError, Origin: "payments"}); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
+	e.settled(b, "payments", 1, 0)
 	d2 := e.fetchOne(b, "payments")
 	f := job.Failure{Error: "card declined", Reason: job.ReasonPermanent, Handler: "charge", Origin: "payments", At: time.Now()}
 	if err := b.DeadLetter(e.ctx, d2, f); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
+	e.settled(b, "payments", 0, 1)
 	dl := e.fetchOne(b, dlq)
 	want := first
 	want.Topic = dlq
@@ -118,6 +127,7 @@ func testDeadLetter(e *env) {
 	checkFailure(t, dl.Job.Failure, f)
 	e.expectNone(b, []string{"payments"}, 0, "origin topic after DeadLetter")
 	e.ack(b, dl)
+	e.settled(b, "payments", 0, 0)
 	e.expectNone(b, []string{dlq}, 0, "dead-letter topic after Ack")
 	if err := b.DeadLetter(e.ctx, d2, f); err == nil {
 		t.Error("DeadLetter of an already dead-lettered delivery: nil error")

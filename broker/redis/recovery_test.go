@@ -21,7 +21,7 @@ func TestRecoveryCountsAttemptsAndDeadLettersPoison(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	a := e.broker(t, "a", shortLease)
-	bb := e.broker(t, "b", func(o *redis.Options) { shortLease(o); o.MaxAttempts = 3 })
+	bb := e.broker(t, "b", func(o *redis.Options) { shortLease(o); o.MaxDeliveries = 3 })
 	id, err := a.Publish(ctx, broker.Message{Topic: "t", Payload: []byte("p")})
 	if err != nil {
 		t.Fatal(err)

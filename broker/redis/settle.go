@@ -110,12 +110,12 @@ func packFields(fields []string) []string {
 // maxSettleValues is not re-enqueued (Lua could not unpack it, now or when
 // its delayed member is promoted): the error wraps broker.ErrInvalidMessage
 // and the entry stays pending, so it is redelivered after its lease. Each
-// such redelivery counts as an attempt, so the job ends dead-lettered (with
-// its extra fields packed, see packedFields) after MaxAttempts: it is never
-// lost and never loops forever.
+// such delivery ends with no outcome, so the job ends dead-lettered (with
+// its extra fields packed, see packedFields) after MaxDeliveries of them:
+// it is never lost and never loops forever.
 func (b *Broker) requeue(ctx context.Context, op string, d *broker.Delivery, delay time.Duration, fields []string) error {
 	if len(fields) > maxSettleValues {
-		return fmt.Errorf("%w: %s: job %s of %q has %d stream fields (%d headers), more than a settle can re-enqueue (%d values); nothing was written: the entry stays pending, is redelivered after its lease and is dead-lettered once past MaxAttempts",
+		return fmt.Errorf("%w: %s: job %s of %q has %d stream fields (%d headers), more than a settle can re-enqueue (%d values); nothing was written: the entry stays pending, is redelivered after its lease and is dead-lettered after MaxDeliveries deliveries",
 			broker.ErrInvalidMessage, op, d.Job.ID, d.Job.Topic, len(fields)/2, len(d.Job.Headers), maxSettleValues)
 	}
 	k := b.keysFor(d.Job.Topic)
