@@ -62,7 +62,7 @@ func (b *Broker) Retry(ctx context.Context, d *broker.Delivery, delay time.Durat
 	if f.At.IsZero() {
 		f.At = b.o.Now()
 	}
-	return b.requeue(ctx, "retry", d, delay, encodeFields(&d.Job, d.Job.Attempt+1, &f))
+	return b.requeue(ctx, "retry", d, delay, encodeFields(&d.Job, broker.AddAttempts(d.Job.Attempt, 1), &f))
 }
 
 // Snooze re-enqueues d's job, keeping its attempt and last failure, now

@@ -119,7 +119,7 @@ func validEntryID(id string) bool {
 // decoded is a stream entry read back as a job.
 type decoded struct {
 	job      job.Job
-	attempt  int    // recorded attempt (>= 1)
+	attempt  int    // recorded attempt, in [1, job.MaxAttempt]
 	problem  string // why the entry is not a valid job; "" when it is
 	warnings []string
 }
@@ -158,12 +158,16 @@ func decodeEntry(topic, entryID string, values map[string]any) decoded {
 				j.ID = s
 			}
 		case k == fieldAttempt:
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
+			n, err := strconv.ParseInt(s, 10, 64)
+			switch {
+			case (err == nil || errors.Is(err, strconv.ErrRange)) && n > job.MaxAttempt:
+				d.warnings = append(d.warnings, fmt.Sprintf("attempt %q above %d, using %d", truncate(s, 40), job.MaxAttempt, job.MaxAttempt))
+				n = job.MaxAttempt
+			case err != nil || n < 1:
 				d.warnings = append(d.warnings, fmt.Sprintf("bad attempt %q, using 1", truncate(s, 40)))
 				n = 1
 			}
-			d.attempt = n
+			d.attempt = int(n)
 		case k == fieldEnqueuedAt:
 			ms, err := strconv.ParseInt(s, 10, 64)
 			if err != nil {
