@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // Backends accepted by [Config.Backend].
@@ -148,9 +150,9 @@ func Default() *Config {
 	return &Config{
 		Backend: BackendRedis,
 		Redis: Redis{
-			URL:         "redis://localhost:6379/0",
-			Namespace:   "conveyor",
-			Group:       "conveyor",
+			URL:           "redis://localhost:6379/0",
+			Namespace:     "conveyor",
+			Group:         "conveyor",
 			Lease:         30 * time.Second,
 			MaxDeliveries: 3,
 			DialTimeout:   5 * time.Second,
@@ -160,9 +162,9 @@ func Default() *Config {
 			ShutdownTimeout: 30 * time.Second,
 		},
 		Retry: Retry{
-			MaxAttempts: 4,
-			Schedule:    []time.Duration{5 * time.Second, 15 * time.Second, 60 * time.Second},
-			Jitter:      0.1,
+			MaxAttempts: retry.DefaultMaxAttempts,
+			Schedule:    retry.DefaultSchedule(),
+			Jitter:      retry.DefaultScheduleJitter,
 		},
 		Breaker: Breaker{Failures: 5, Timeout: 60 * time.Second},
 		Metrics: Metrics{Addr: "127.0.0.1:9090"},

@@ -25,6 +25,14 @@ type Job struct {
 	Attempt int
 	// EnqueuedAt is when the job was first enqueued; retries keep it.
 	EnqueuedAt time.Time
+	// MaxAttempts is the number of attempts this job gets, the first
+	// included, as its producer set it; it wins over the retry policy's.
+	// Zero means the policy decides.
+	MaxAttempts int
+	// Timeout bounds each run of the handler for this job, as its producer
+	// set it; it wins over the timeout middleware's deadline. Zero means the
+	// middleware decides.
+	Timeout time.Duration
 	// Failure describes the last failure of a job that was retried or
 	// dead-lettered. It is nil on a job that has not failed yet.
 	Failure *Failure

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // DefaultOptions configures [Default]. Every field may be left zero: nil
@@ -23,9 +24,9 @@ type DefaultOptions struct {
 	DeadLetter *DeadLetterOptions
 	// Retry is the retry policy; nil means the default policy (5 s, 15 s,
 	// 60 s, then dead-letter). RetryFunc, when set, replaces it.
-	Retry *Policy
+	Retry *retry.Policy
 	// RetryFunc chooses a policy per topic (see [RetryFunc]).
-	RetryFunc func(topic string) Policy
+	RetryFunc func(topic string) retry.Policy
 	// RateLimit configures rate limiting; nil means none.
 	RateLimit *RateLimitOptions
 	// Breakers are the circuit breakers to run jobs through (see
@@ -87,7 +88,7 @@ func DefaultStack(opts *DefaultOptions) []job.Middleware {
 	case o.Retry != nil:
 		stack = append(stack, Retry(*o.Retry))
 	default:
-		stack = append(stack, Retry(Policy{}))
+		stack = append(stack, Retry(retry.Policy{}))
 	}
 	if o.RateLimit != nil {
 		stack = append(stack, RateLimit(o.RateLimit))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // stack is a full Default stack with observable parts.
@@ -59,7 +60,7 @@ func newStack(t *testing.T, handler job.HandlerFunc) *stack {
 		Logger:     slog.New(slog.NewJSONHandler(st.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Recorder:   st.rec,
 		DeadLetter: &middleware.DeadLetterOptions{HandlerName: func(j *job.Job) string { return mux.HandlerName(j.Topic) }},
-		Retry:      &middleware.Policy{RandomizationFactor: middleware.NoJitter},
+		Retry:      &retry.Policy{RandomizationFactor: retry.NoJitter},
 		RateLimit: &middleware.RateLimitOptions{
 			Key: middleware.ByTenant(), Limit: middleware.PerSecond(1, 1), Now: st.clk.Now,
 			Store: &probeStore{st: st, inner: middleware.NewMemoryStore(nil)},
@@ -183,7 +184,7 @@ func ExampleDefault() {
 	mux := job.NewMux()
 	mux.Use(middleware.Default(&middleware.DefaultOptions{
 		Logger:  logger,
-		Retry:   &middleware.Policy{RandomizationFactor: middleware.NoJitter},
+		Retry:   &retry.Policy{RandomizationFactor: retry.NoJitter},
 		Timeout: time.Minute,
 	}))
 	mux.HandleFunc("orchestrate", func(ctx context.Context, j *job.Job) error {

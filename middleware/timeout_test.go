@@ -9,6 +9,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // waitCtx blocks until the handler's ctx ends and returns ret(ctx.Err()).
@@ -102,7 +103,7 @@ func TestTimeoutByTopic(t *testing.T) {
 }
 
 func TestTimeoutIsRetried(t *testing.T) {
-	mw := job.Chain(middleware.Retry(middleware.Policy{RandomizationFactor: middleware.NoJitter}), middleware.Timeout(time.Millisecond))
+	mw := job.Chain(middleware.Retry(retry.Policy{RandomizationFactor: retry.NoJitter}), middleware.Timeout(time.Millisecond))
 	err := run(t, mw, waitCtx(func(e error) error { return e }), &job.Job{Topic: "t", Attempt: 1})
 	if o, d := job.Classify(err); o != job.OutcomeRetry || d != 5*time.Second {
 		t.Fatalf("Classify = %v %v, want retry 5s", o, d)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
@@ -324,7 +325,7 @@ func workerMain() int {
 	srv, err := server.New(b, mux, &server.Options{
 		Concurrency:     num(envConcurrency),
 		ShutdownTimeout: dur(envShutdown),
-		RetryPolicy:     server.RetrySchedule(10*time.Millisecond, 10*time.Millisecond, 10*time.Millisecond),
+		Retry:           &retry.Policy{Schedule: []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}, RandomizationFactor: retry.NoJitter},
 		Logger:          logger,
 	})
 	if err != nil {
