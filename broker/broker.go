@@ -67,6 +67,32 @@ type Message struct {
 	// Delay delays the job by this much from publication; it is ignored when
 	// ProcessAt is set.
 	Delay time.Duration
+	// MaxAttempts is the number of attempts this job gets, the first
+	// included; the retry policy (retry middleware or server) applies it
+	// instead of its own. Zero means the policy decides; at most
+	// job.MaxAttempt.
+	MaxAttempts int
+	// Timeout bounds each run of this job's handler; the timeout
+	// middleware applies it instead of its own deadline. Zero means the
+	// middleware decides; at most MaxTimeout. Brokers keep it to the
+	// millisecond, rounding up.
+	Timeout time.Duration
+}
+
+// MaxTimeout bounds [Message.Timeout].
+const MaxTimeout = 7 * 24 * time.Hour
+
+// CheckLimits returns an error wrapping [ErrInvalidMessage] when m's
+// MaxAttempts or Timeout is negative or above its bound. Brokers call it on
+// every message they publish.
+func (m *Message) CheckLimits() error {
+	if m.MaxAttempts < 0 || m.MaxAttempts > job.MaxAttempt {
+		return fmt.Errorf("%w: MaxAttempts %d is not between 0 and %d", ErrInvalidMessage, m.MaxAttempts, job.MaxAttempt)
+	}
+	if m.Timeout < 0 || m.Timeout > MaxTimeout {
+		return fmt.Errorf("%w: Timeout %v is not between 0 and %v", ErrInvalidMessage, m.Timeout, MaxTimeout)
+	}
+	return nil
 }
 
 // Due returns when m becomes ready, given the time of publication.

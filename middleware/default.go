@@ -9,8 +9,9 @@ import (
 )
 
 // DefaultOptions configures [Default]. Every field may be left zero: nil
-// parts are left out of the stack, except DeadLetter, Retry and Recover,
-// which are always in it.
+// parts are left out of the stack, except DeadLetter, Retry, Timeout (which
+// applies the jobs' own deadlines, job.Job.Timeout, even with none of its
+// own) and Recover, which are always in it.
 type DefaultOptions struct {
 	// Logger receives one record per outcome ([Logging]); nil means no
 	// logging middleware.
@@ -33,7 +34,8 @@ type DefaultOptions struct {
 	// [NewBreakers]); nil means none.
 	Breakers *Breakers
 	// Timeout is every handler's deadline; zero means none. TimeoutFunc,
-	// when set, replaces it with a deadline per topic.
+	// when set, replaces it with a deadline per topic. A job's own Timeout
+	// wins over both.
 	Timeout     time.Duration
 	TimeoutFunc func(topic string) time.Duration
 	// Recover configures panic recovery; nil means defaults.
@@ -99,7 +101,8 @@ func DefaultStack(opts *DefaultOptions) []job.Middleware {
 	switch {
 	case o.TimeoutFunc != nil:
 		stack = append(stack, TimeoutFunc(o.TimeoutFunc))
-	case o.Timeout > 0:
+	default:
+		// Even with no deadline of its own, Timeout applies the jobs'.
 		stack = append(stack, Timeout(o.Timeout))
 	}
 	return append(stack, Recover(o.Recover))

@@ -162,8 +162,8 @@ func TestDefaultOrder(t *testing.T) {
 }
 
 func TestDefaultStackLeavesOutNilParts(t *testing.T) {
-	if n := len(middleware.DefaultStack(nil)); n != 3 { // DeadLetter, Retry, Recover
-		t.Fatalf("%d middleware, want 3", n)
+	if n := len(middleware.DefaultStack(nil)); n != 4 { // DeadLetter, Retry, Timeout, Recover
+		t.Fatalf("%d middleware, want 4", n)
 	}
 	// Even the bare stack recovers panics and retries.
 	err := run(t, middleware.Default(nil), func(context.Context, *job.Job) error { panic("x") }, &job.Job{Topic: "t", Attempt: 1})

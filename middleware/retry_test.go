@@ -195,3 +195,29 @@ func ExampleRetry() {
 	// 3 retry 1m0s retry in 1m0s: upstream 503
 	// 4 dead-letter 0s conveyor: retries exhausted after 4 attempts: upstream 503
 }
+
+// TestRetryJobMaxAttemptsWins gives jobs their own MaxAttempts, as their
+// producer may: it wins over the policy's, below it and above it.
+func TestRetryJobMaxAttemptsWins(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy retry.Policy
+		job    job.Job
+		want   job.Outcome
+	}{
+		{"fewer than the policy", retry.Policy{}, job.Job{Attempt: 2, MaxAttempts: 2}, job.OutcomeDeadLetter},
+		{"more than the policy", retry.Policy{MaxAttempts: 2}, job.Job{Attempt: 5, MaxAttempts: 10}, job.OutcomeRetry},
+		{"the job's last attempt", retry.Policy{MaxAttempts: 2}, job.Job{Attempt: 10, MaxAttempts: 10}, job.OutcomeDeadLetter},
+		{"unset: the policy decides", retry.Policy{MaxAttempts: 2}, job.Job{Attempt: 2}, job.OutcomeDeadLetter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := tt.job
+			j.ID, j.Topic = "j", "t"
+			err := run(t, middleware.Retry(tt.policy), func(context.Context, *job.Job) error { return errBoom }, &j)
+			if o, _ := job.Classify(err); o != tt.want {
+				t.Fatalf("outcome %v (%v), want %v", o, err, tt.want)
+			}
+		})
+	}
+}

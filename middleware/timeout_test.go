@@ -130,3 +130,24 @@ func ExampleTimeout() {
 	// conveyor: job on topic "summarize" timed out after 10ms
 	// true
 }
+
+// TestTimeoutJobDeadlineWins gives a job its own Timeout, as its producer
+// may: it bounds the handler whatever deadline the middleware has, and
+// without the middleware being given one (middleware.Default included).
+func TestTimeoutJobDeadlineWins(t *testing.T) {
+	const own = time.Millisecond
+	for name, mw := range map[string]job.Middleware{
+		"longer deadline":          middleware.Timeout(time.Hour),
+		"no deadline":              middleware.Timeout(0),
+		"per topic":                middleware.TimeoutByTopic(map[string]time.Duration{"t": time.Hour}, time.Hour),
+		"default stack, no option": middleware.Default(nil),
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := run(t, mw, waitCtx(func(e error) error { return e }), &job.Job{ID: "j", Topic: "t", Attempt: 1, Timeout: own})
+			var te *middleware.TimeoutError
+			if !errors.As(err, &te) || te.Timeout != own {
+				t.Fatalf("err = %v, want a TimeoutError after the job's own %v", err, own)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -45,5 +46,32 @@ func TestRetryMiddlewareDecides(t *testing.T) {
 				t.Errorf("%d warnings %q, want %d", n, warning, tt.wantWarn)
 			}
 		})
+	}
+}
+
+// TestServerRetryHonoursJobMaxAttempts publishes jobs with their own
+// MaxAttempts to a server that decides plain errors itself (no retry
+// middleware): the job's limit wins over Options.Retry's.
+func TestServerRetryHonoursJobMaxAttempts(t *testing.T) {
+	clock := newFakeClock()
+	b := newBroker(t, withClock(clock))
+	mux := job.NewMux()
+	mux.HandleFunc("t", func(context.Context, *job.Job) error { return errors.New("boom") })
+	srv := start(t, b, mux, &server.Options{Retry: &retry.Policy{Schedule: []time.Duration{time.Second}, MaxAttempts: 5, RandomizationFactor: retry.NoJitter}})
+	publish(t, b, broker.Message{Topic: "t", ID: "one", MaxAttempts: 1})
+	waitFor(t, "the job with one attempt dead-lettered", func() bool { return srv.Stats().DeadLettered == 1 })
+	dl := deadLetters(t, b, "t")
+	if len(dl) != 1 || dl[0].Job.ID != "one" || dl[0].Job.Attempt != 1 || dl[0].Job.Failure == nil || dl[0].Job.Failure.Reason != job.ReasonExhausted {
+		t.Fatalf("dead letters %+v, want job one exhausted at attempt 1", dl)
+	}
+
+	publish(t, b, broker.Message{Topic: "t", ID: "seven", MaxAttempts: 7})
+	for n := 1; n < 7; n++ {
+		waitFor(t, fmt.Sprintf("retry %d", n), func() bool { return srv.Stats().Retried == int64(n) && inspect(t, b, "t").Delayed == 1 })
+		clock.Advance(time.Second)
+	}
+	waitFor(t, "the job with seven attempts dead-lettered", func() bool { return srv.Stats().DeadLettered == 2 })
+	if dl := deadLetters(t, b, "t"); len(dl) != 2 || dl[1].Job.ID != "seven" || dl[1].Job.Attempt != 7 {
+		t.Fatalf("dead letters %+v, want job seven at attempt 7", dl)
 	}
 }

@@ -29,6 +29,9 @@
 //   - Publish and PublishBatch copy the payload and headers they are given;
 //     PublishBatch(nil) returns no IDs and no error; an empty topic is
 //     [broker.ErrInvalidMessage].
+//   - A job's MaxAttempts and Timeout, set on its Message, come back
+//     unchanged after Retry, Snooze, DeadLetter and replay; out-of-range
+//     values are [broker.ErrInvalidMessage].
 //   - A job's Topic is the topic it was fetched from: T.dlq for a dead letter,
 //     whose Failure.Origin is T and whose Attempt is the attempt that failed.
 //   - A second Ack of a delivery is harmless; Retry or DeadLetter of a
@@ -108,6 +111,7 @@ var cases = []struct {
 	{"Retry", testRetry},
 	{"Snooze", testSnooze},
 	{"DeadLetter", testDeadLetter},
+	{"JobLimits", testJobLimits},
 	{"Redelivery", testRedelivery},
 	{"Extend", testExtend},
 	{"Poison", testPoison},

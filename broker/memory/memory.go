@@ -302,9 +302,13 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 	if m.Topic == "" {
 		return "", fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
 	}
+	if err := m.CheckLimits(); err != nil {
+		return "", err
+	}
 	e := &entry{}
 	e.job.Payload = cloneBytes(m.Payload)
 	e.job.Headers = maps.Clone(m.Headers)
+	e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
 	e.receipt, e.seq = b.st.receipt()
 	e.job.ID = m.ID
 	if e.job.ID == "" {
@@ -335,6 +339,9 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 	for i := range ms {
 		if ms[i].Topic == "" {
 			return nil, fmt.Errorf("%w: message %d: empty topic", broker.ErrInvalidMessage, i)
+		}
+		if err := ms[i].CheckLimits(); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
 		size += len(ms[i].Payload)
 	}
@@ -370,6 +377,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			e.job.Payload = payloads[off:len(payloads):len(payloads)]
 		}
 		e.job.Headers = maps.Clone(m.Headers)
+		e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
 		e.job.ID = m.ID
 		if e.job.ID == "" {
 			e.job.ID = e.receipt

@@ -96,7 +96,7 @@ func packFields(fields []string) []string {
 	var rest []string
 	for i := 0; i+1 < len(fields); i += 2 {
 		switch fields[i] {
-		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt,
+		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt, fieldMaxAttempts, fieldTimeout,
 			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
 			own = append(own, fields[i], fields[i+1])
 		default:
