@@ -2,6 +2,8 @@ package brokertest
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,6 +147,9 @@ func testPoison(e *env) {
 		}
 		if dl.Job.Failure.Reason != job.ReasonMaxDeliveries || dl.Job.Failure.Origin != "poison" {
 			t.Errorf("dead letter Failure = %+v, want Reason %q and Origin %q", *dl.Job.Failure, job.ReasonMaxDeliveries, "poison")
+		}
+		if want := fmt.Sprintf("delivered %d times with no outcome", max); !strings.Contains(dl.Job.Failure.Error, want) {
+			t.Errorf("dead letter Failure.Error = %q, want it to say %q", dl.Job.Failure.Error, want)
 		}
 		e.ack(c, dl)
 		e.settled(c, "poison", 0, 0)
