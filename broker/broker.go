@@ -67,6 +67,32 @@ type Message struct {
 	// Delay delays the job by this much from publication; it is ignored when
 	// ProcessAt is set.
 	Delay time.Duration
+	// MaxAttempts is the number of attempts this job gets, the first
+	// included; the retry policy (retry middleware or server) applies it
+	// instead of its own. Zero means the policy decides; at most
+	// job.MaxAttempt.
+	MaxAttempts int
+	// Timeout bounds each run of this job's handler; the timeout
+	// middleware applies it instead of its own deadline. Zero means the
+	// middleware decides; at most MaxTimeout. Brokers keep it to the
+	// millisecond, rounding up.
+	Timeout time.Duration
+}
+
+// MaxTimeout bounds [Message.Timeout].
+const MaxTimeout = 7 * 24 * time.Hour
+
+// CheckLimits returns an error wrapping [ErrInvalidMessage] when m's
+// MaxAttempts or Timeout is negative or above its bound. Brokers call it on
+// every message they publish.
+func (m *Message) CheckLimits() error {
+	if m.MaxAttempts < 0 || m.MaxAttempts > job.MaxAttempt {
+		return fmt.Errorf("%w: MaxAttempts %d is not between 0 and %d", ErrInvalidMessage, m.MaxAttempts, job.MaxAttempt)
+	}
+	if m.Timeout < 0 || m.Timeout > MaxTimeout {
+		return fmt.Errorf("%w: Timeout %v is not between 0 and %v", ErrInvalidMessage, m.Timeout, MaxTimeout)
+	}
+	return nil
 }
 
 // Due returns when m becomes ready, given the time of publication.
@@ -78,6 +104,15 @@ func (m *Message) Due(now time.Time) time.Time {
 		return now.Add(m.Delay)
 	}
 	return now
+}
+
+// AddAttempts returns attempt + n bounded to [1, job.MaxAttempt], without
+// overflow whatever the arguments: the attempt of a job redelivered n
+// times, or retried (n = 1). Brokers use it for every attempt they compute.
+func AddAttempts(attempt int, n int64) int {
+	a := int64(min(max(attempt, 1), job.MaxAttempt))
+	n = min(max(n, -job.MaxAttempt), job.MaxAttempt)
+	return int(min(max(a+n, 1), job.MaxAttempt))
 }
 
 // Delivery is a job handed to one consumer under a lease. Settle it exactly

@@ -269,7 +269,7 @@ func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
 		o.Lease = 200 * time.Millisecond
 		o.ClaimInterval = 20 * time.Millisecond
 		o.Block = 50 * time.Millisecond
-		o.MaxAttempts = 2
+		o.MaxDeliveries = 2
 		o.Now = clk.Now
 	}
 	// Open: PING, and HELLO, AUTH and SELECT on every connection.
@@ -340,7 +340,7 @@ func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
 	must("Ack", a.Ack(ctx, again))
 
 	// Recovery: b takes over a's expired lease, then a dead-letters the
-	// job whose next delivery would exceed MaxAttempts.
+	// job delivered MaxDeliveries times with no outcome.
 	_, err = a.Publish(ctx, broker.Message{Topic: "recover", Payload: []byte("r")})
 	must("Publish", err)
 	fetch(a, []string{"recover"}, 1)

@@ -14,6 +14,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
@@ -79,7 +80,7 @@ func TestFaultSoak(t *testing.T) {
 		b := openBroker(t, rs.URL(), rs.Namespace, fmt.Sprintf("soak-%d", s), logger, lease)
 		runners = append(runners, runServer(t, b, mux, &server.Options{
 			Concurrency: 32,
-			RetryPolicy: server.RetrySchedule(10 * time.Millisecond),
+			Retry:       &retry.Policy{Schedule: []time.Duration{10 * time.Millisecond}, RandomizationFactor: retry.NoJitter},
 			Logger:      logger,
 		}))
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // settleRecorder is a broker that only records how deliveries are settled,
@@ -55,12 +56,12 @@ func (r *settleRecorder) DeadLetter(_ context.Context, _ *broker.Delivery, f job
 
 func (r *settleRecorder) Lease() time.Duration { return 30 * time.Second }
 
-func newSettleServer(t *testing.T, r *settleRecorder, h job.Handler, policy RetryPolicy) *Server {
+func newSettleServer(t *testing.T, r *settleRecorder, h job.Handler, policy *retry.Policy) *Server {
 	t.Helper()
 	s, err := New(r, h, &Options{
-		Topics:      []string{"t"},
-		Logger:      slog.New(slog.DiscardHandler),
-		RetryPolicy: policy,
+		Topics: []string{"t"},
+		Logger: slog.New(slog.DiscardHandler),
+		Retry:  policy,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +107,9 @@ func TestSettleClassification(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &settleRecorder{}
-			s := newSettleServer(t, r, job.HandlerFunc(func(context.Context, *job.Job) error { return nil }), nil)
+			// The default schedule without its jitter, for exact delays.
+			exact := &retry.Policy{RandomizationFactor: retry.NoJitter}
+			s := newSettleServer(t, r, job.HandlerFunc(func(context.Context, *job.Job) error { return nil }), exact)
 			d := &broker.Delivery{Job: job.Job{ID: "1", Topic: "t", Attempt: tt.attempt}}
 			s.settle(context.Background(), d, tt.err)
 			if tt.want.op == "ack" {
@@ -158,7 +161,7 @@ func TestSettleErrorsAreCounted(t *testing.T) {
 
 func TestSettleCustomPolicyNeverRetries(t *testing.T) {
 	r := &settleRecorder{}
-	s := newSettleServer(t, r, job.HandlerFunc(func(context.Context, *job.Job) error { return nil }), RetrySchedule())
+	s := newSettleServer(t, r, job.HandlerFunc(func(context.Context, *job.Job) error { return nil }), &retry.Policy{MaxAttempts: 1})
 	s.settle(context.Background(), &broker.Delivery{Job: job.Job{Topic: "t", Attempt: 1}}, errors.New("plain"))
 	if len(r.calls) != 1 || r.calls[0].op != "dead-letter" || r.calls[0].failure.Reason != job.ReasonExhausted {
 		t.Fatalf("calls %+v", r.calls)

@@ -62,7 +62,7 @@ func (b *Broker) Retry(ctx context.Context, d *broker.Delivery, delay time.Durat
 	if f.At.IsZero() {
 		f.At = b.o.Now()
 	}
-	return b.requeue(ctx, "retry", d, delay, encodeFields(&d.Job, d.Job.Attempt+1, &f))
+	return b.requeue(ctx, "retry", d, delay, encodeFields(&d.Job, broker.AddAttempts(d.Job.Attempt, 1), &f))
 }
 
 // Snooze re-enqueues d's job, keeping its attempt and last failure, now
@@ -96,7 +96,7 @@ func packFields(fields []string) []string {
 	var rest []string
 	for i := 0; i+1 < len(fields); i += 2 {
 		switch fields[i] {
-		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt,
+		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt, fieldMaxAttempts, fieldTimeout,
 			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
 			own = append(own, fields[i], fields[i+1])
 		default:
@@ -110,12 +110,12 @@ func packFields(fields []string) []string {
 // maxSettleValues is not re-enqueued (Lua could not unpack it, now or when
 // its delayed member is promoted): the error wraps broker.ErrInvalidMessage
 // and the entry stays pending, so it is redelivered after its lease. Each
-// such redelivery counts as an attempt, so the job ends dead-lettered (with
-// its extra fields packed, see packedFields) after MaxAttempts: it is never
-// lost and never loops forever.
+// such delivery ends with no outcome, so the job ends dead-lettered (with
+// its extra fields packed, see packedFields) after MaxDeliveries of them:
+// it is never lost and never loops forever.
 func (b *Broker) requeue(ctx context.Context, op string, d *broker.Delivery, delay time.Duration, fields []string) error {
 	if len(fields) > maxSettleValues {
-		return fmt.Errorf("%w: %s: job %s of %q has %d stream fields (%d headers), more than a settle can re-enqueue (%d values); nothing was written: the entry stays pending, is redelivered after its lease and is dead-lettered once past MaxAttempts",
+		return fmt.Errorf("%w: %s: job %s of %q has %d stream fields (%d headers), more than a settle can re-enqueue (%d values); nothing was written: the entry stays pending, is redelivered after its lease and is dead-lettered after MaxDeliveries deliveries",
 			broker.ErrInvalidMessage, op, d.Job.ID, d.Job.Topic, len(fields)/2, len(d.Job.Headers), maxSettleValues)
 	}
 	k := b.keysFor(d.Job.Topic)

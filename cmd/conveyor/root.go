@@ -194,16 +194,16 @@ func (a *app) loadConfig() error {
 func (a *app) openBroker() (broker.Broker, error) {
 	switch a.cfg.Backend {
 	case config.BackendMemory:
-		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease, MaxAttempts: a.cfg.Retry.MaxAttempts}), nil
+		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease, MaxDeliveries: a.cfg.Redis.MaxDeliveries}), nil
 	default:
 		c := a.cfg
 		opts := &redis.Options{
-			Namespace:   c.Redis.Namespace,
-			Group:       c.Redis.Group,
-			Consumer:    c.Redis.Consumer,
-			Lease:       c.Redis.Lease,
-			MaxAttempts: c.Retry.MaxAttempts,
-			Logger:      c.NewLogger(a.stderr),
+			Namespace:     c.Redis.Namespace,
+			Group:         c.Redis.Group,
+			Consumer:      c.Redis.Consumer,
+			Lease:         c.Redis.Lease,
+			MaxDeliveries: c.Redis.MaxDeliveries,
+			Logger:        c.NewLogger(a.stderr),
 		}
 		if c.TLSEnabled() {
 			opts.TLS = &redis.TLSOptions{
