@@ -84,6 +84,7 @@ var importPaths = map[string]string{
 	"redis":        "github.com/conveyor-jobs/conveyor/broker/redis",
 	"redisstore":   "github.com/conveyor-jobs/conveyor/middleware/redisstore",
 	"redistest":    "github.com/conveyor-jobs/conveyor/broker/redis/redistest",
+	"retry":        "github.com/conveyor-jobs/conveyor/retry",
 	"server":       "github.com/conveyor-jobs/conveyor/server",
 
 	"backoff":    "github.com/cenkalti/backoff/v4",
