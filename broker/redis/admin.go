@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -451,10 +452,35 @@ type PendingEntry struct {
 	ID string `json:"id"`
 	// Consumer holds the lease.
 	Consumer string `json:"consumer"`
-	// Idle is the time since the entry was last delivered or extended.
-	Idle time.Duration `json:"idle"`
+	// Idle is the time since the entry was last delivered or extended; in
+	// JSON, "idle_seconds", a number of seconds.
+	Idle time.Duration `json:"-"`
 	// Deliveries counts deliveries of this stream entry.
 	Deliveries int64 `json:"deliveries"`
+}
+
+// pendingEntryJSON is the JSON form of PendingEntry.
+type pendingEntryJSON struct {
+	ID          string  `json:"id"`
+	Consumer    string  `json:"consumer"`
+	IdleSeconds float64 `json:"idle_seconds"`
+	Deliveries  int64   `json:"deliveries"`
+}
+
+// MarshalJSON encodes p with Idle as "idle_seconds", a number of seconds,
+// like every duration in conveyor's JSON.
+func (p PendingEntry) MarshalJSON() ([]byte, error) {
+	return json.Marshal(pendingEntryJSON{p.ID, p.Consumer, p.Idle.Seconds(), p.Deliveries})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (p *PendingEntry) UnmarshalJSON(data []byte) error {
+	var v pendingEntryJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*p = PendingEntry{ID: v.ID, Consumer: v.Consumer, Idle: time.Duration(v.IdleSeconds * float64(time.Second)), Deliveries: v.Deliveries}
+	return nil
 }
 
 // PendingEntries lists up to limit (default 100) pending entries of topic in

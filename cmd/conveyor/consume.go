@@ -87,11 +87,11 @@ func indentLines(s, indent string) string {
 
 // printJob writes j for people: a line of facts, its headers, its payload.
 func printJob(w io.Writer, j *job.Job) {
-	fmt.Fprintf(w, "job %s  topic=%s  attempt=%d  enqueued=%s\n", j.ID, j.Topic, j.Attempt, j.EnqueuedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "job %s  topic=%s  attempt=%d  enqueued=%s\n", printable(j.ID), printable(j.Topic), j.Attempt, j.EnqueuedAt.UTC().Format(time.RFC3339))
 	if len(j.Headers) > 0 {
 		var hs []string
 		for _, k := range slices.Sorted(maps.Keys(j.Headers)) {
-			hs = append(hs, k+"="+j.Headers[k])
+			hs = append(hs, printable(k)+"="+printable(j.Headers[k]))
 		}
 		fmt.Fprintf(w, "  headers: %s\n", strings.Join(hs, " "))
 	}
@@ -100,7 +100,7 @@ func printJob(w io.Writer, j *job.Job) {
 		fmt.Fprintf(w, "  payload%s\n", label)
 		return
 	}
-	fmt.Fprintf(w, "  payload%s: %s\n", label, indentLines(text, "    "))
+	fmt.Fprintf(w, "  payload%s: %s\n", label, indentLines(printableText(text), "    "))
 }
 
 func newConsumeCmd(a *app) *cobra.Command {
@@ -123,6 +123,9 @@ base64 when it is not UTF-8 text); with --json it is under "payload_text" (or
 "payload_base64") instead of "payload", which holds JSON payloads as they are.
 
 It exits with status 1 when the timeout passes before --count jobs arrived.
+A topic the namespace holds no trace of yet is not an error, since a
+producer may be about to publish to it: consume warns on stderr, naming the
+topics with close names, and waits.
 Use it to check that producers and workers agree on REDIS_NAMESPACE and the
 topic name; on a topic that workers serve, it takes jobs away from them.`,
 		Example: `  conveyor consume --topic orchestrate
@@ -147,6 +150,18 @@ topic name; on a topic that workers serve, it takes jobs away from them.`,
 			return a.withBroker(func(b broker.Broker) error {
 				ctx, cancel := commandContext(cmd.Context(), timeout)
 				defer cancel()
+				// A topic nobody has published to yet is not an error:
+				// consume is how one checks that a producer about to
+				// start reaches the worker. A warning catches a typo.
+				for _, t := range topics {
+					msg, err := a.missingTopic(ctx, b, t)
+					if err != nil {
+						return err
+					}
+					if msg != "" {
+						fmt.Fprintf(a.stderr, "warning: %s; waiting for jobs on it anyway\n", msg)
+					}
+				}
 				n := 0
 				for count == 0 || n < count {
 					max := 10

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,9 @@ type app struct {
 	dir       string
 	// isTerminal reports whether w is a terminal (for progress bars).
 	isTerminal func(w io.Writer) bool
+	// stdinIsTerminal reports whether stdin is a terminal, where a
+	// question can be asked (dlq purge --all); nil means it is not.
+	stdinIsTerminal func() bool
 
 	cfg *config.Config
 }
@@ -318,15 +322,34 @@ func commandContext(ctx context.Context, timeout time.Duration) (context.Context
 
 // newApp returns the app of the real process.
 func newApp() *app {
-	return &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, isTerminal: isTerminal}
+	return &app{
+		stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin,
+		isTerminal:      isTerminal,
+		stdinIsTerminal: func() bool { return isCharDevice(os.Stdin) },
+	}
 }
 
 // isTerminal reports whether w is a character device (a terminal).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
+	return ok && isCharDevice(f)
+}
+
+// isCharDevice reports whether f is a character device (a terminal).
+func isCharDevice(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// confirm asks question on stderr and reads the answer from stdin: it
+// reports whether the answer is y or yes (in any case). Call it only when
+// stdin is a terminal.
+func (a *app) confirm(question string) bool {
+	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(a.stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true
+	}
+	return false
 }
