@@ -35,6 +35,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newWorkerCmd,
 	newHealthCmd,
 	newDLQCmd,
+	newConsumersCmd,
 	newDashboardCmd,
 	newTrimCmd,
 	newBenchCmd,
