@@ -133,6 +133,17 @@ type Broker interface {
 	Close() error
 }
 
+// SnoozeRecorder is implemented by brokers that record why a job was
+// snoozed, for operators to see while the job waits (the Redis broker). The
+// server snoozes through it when the broker has it.
+type SnoozeRecorder interface {
+	// SnoozeBecause is Snooze that also records cause (the text of the
+	// snooze's cause, such as "conveyor: circuit open"; "" for none) and
+	// the time of the snooze with the job, until its next outcome. The
+	// job's last failure is kept, as by Snooze.
+	SnoozeBecause(ctx context.Context, d *Delivery, delay time.Duration, cause string) error
+}
+
 // TopicInfo describes the state of one topic.
 type TopicInfo struct {
 	Topic string `json:"topic"`

@@ -24,6 +24,10 @@ const (
 	fieldOrigin     = "origin"
 	fieldFailedAt   = "failed_at" // unix ms
 	headerPrefix    = "h."
+
+	// Written by SnoozeBecause, dropped by the job's next settle.
+	fieldSnoozeCause = "snooze_cause"
+	fieldSnoozedAt   = "snoozed_at" // unix ms
 )
 
 // encodeFields returns the stream entry fields of j as field, value pairs,
