@@ -209,3 +209,15 @@ func TestJSONDurations(t *testing.T) {
 		t.Errorf("ping --json = %v, want round_trip_seconds", p)
 	}
 }
+
+// TestErrorsEscaped checks that an error quoting producer data prints no
+// control character.
+func TestErrorsEscaped(t *testing.T) {
+	e, _ := redisEnv(t)
+	inv := invocation{env: e}
+	mustRun(t, exitOK, inv, "produce", "--topic", "orchestrate", "--payload", `{}`)
+	r := mustRun(t, exitFail, inv, "dlq", "show", "--topic", "orchestrate", "--id", "job\x1b[2J")
+	if strings.Contains(r.stderr, "\x1b") || !strings.Contains(r.stderr, `no dead letter or job job\x1b[2J`) {
+		t.Errorf("stderr: %q", r.stderr)
+	}
+}

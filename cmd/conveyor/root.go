@@ -163,7 +163,9 @@ func execute(ctx context.Context, a *app, args []string) int {
 		code = ee.code
 		inConfig = inConfig || ee.config
 	}
-	fmt.Fprintln(a.stderr, prefixed(err))
+	// Errors may quote what Redis or a producer holds (a job ID, a
+	// topic): escape control characters, keep the lines.
+	fmt.Fprintln(a.stderr, printableText(prefixed(err)))
 	if code == exitUsage && cmd != nil && !inConfig {
 		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
