@@ -93,8 +93,8 @@ func newRootCmd(a *app) *cobra.Command {
 		Use:   "conveyor",
 		Short: "Operate conveyor job queues on Redis Streams",
 		Long: `conveyor runs and operates job queues: check the connection to Redis,
-publish and read jobs, run a worker, inspect topics, replay dead letters and
-trim streams.
+publish and read jobs, run a worker, inspect topics and consumers, replay
+dead letters and trim streams.
 
 Configuration comes from built-in defaults, then a YAML file (--config or
 CONVEYOR_CONFIG), then .env in the working directory, then the environment
@@ -102,10 +102,19 @@ CONVEYOR_CONFIG), then .env in the working directory, then the environment
 See "conveyor config print" and config.yaml.example.
 
 The memory backend (QUEUE_BACKEND=memory) holds jobs only inside the process
-that runs it: worker can run on it, but produce, consume, health, dlq, trim
-and dashboard, which work on the jobs of other processes, need Redis.
+that runs it: worker can run on it, but produce, consume, consumers, health,
+dlq, trim and dashboard, which work on the jobs of other processes, need
+Redis.
 
-Exit codes: 0 success, 1 the operation failed, 2 wrong usage or configuration.`,
+Output: --json prints durations as seconds (a number, fractions allowed) in
+fields whose names end in _seconds, and times in RFC 3339. Human output
+prints text that producers control (topics, job IDs, headers, errors,
+payloads) with control characters escaped as \x1b, \n, \u009b, so no job
+can drive the terminal; --json prints it as it is.
+
+Exit codes: 0 success, 1 the operation failed (Redis unreachable, no such
+topic or dead letter, a question answered no), 2 wrong usage or
+configuration (including dlq purge --all without --yes off a terminal).`,
 		Example: `  export REDIS_URL=redis://default:PASSWORD@localhost:6379/0
   conveyor ping
   conveyor produce --topic orchestrate --payload '{"prompt":"hello"}'
