@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/memory"
@@ -337,20 +338,15 @@ func newApp() *app {
 	return &app{
 		stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin,
 		isTerminal:      isTerminal,
-		stdinIsTerminal: func() bool { return isCharDevice(os.Stdin) },
+		stdinIsTerminal: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) },
 	}
 }
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal. /dev/null, a character
+// device too, is not one.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && isCharDevice(f)
-}
-
-// isCharDevice reports whether f is a character device (a terminal).
-func isCharDevice(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // confirm asks question on stderr and reads the answer from stdin: it
