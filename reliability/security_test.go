@@ -128,7 +128,7 @@ func TestFaultSecurityNoPasswordInLogs(t *testing.T) {
 // aclCommands is the precise list of commands conveyor's Redis broker needs
 // for every operation (publish, fetch, settle, recovery, inspection and
 // health, dead-letter administration, trim and its dry run, delayed jobs,
-// server version), as documented in the README's Security section.
+// server version), as documented in docs/redis.md (A least-privilege ACL user).
 // TestFaultSecurityACLEveryOperation runs each operation with exactly these.
 var aclCommands = []string{
 	"ping", "hello", "auth", "select",
@@ -310,7 +310,7 @@ func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
 	must("Publish delayed", err)
 	_, err = a.PublishBatch(ctx, []broker.Message{{Topic: "orders", Payload: []byte("3")}, {Topic: "audit", Payload: []byte("4")}})
 	must("PublishBatch", err)
-	// A topic written only by XADD (the README's redis-cli producer).
+	// A topic written only by XADD (the manual's redis-cli producer).
 	must("raw XADD", raw.XAdd(ctx, &goredis.XAddArgs{Stream: ns + ":{raw}:stream", Values: []string{"payload", "{}"}}).Err())
 
 	// Inspection finds the raw topic too (SCAN).

@@ -31,7 +31,7 @@ const defaultSoakN = 20000
 // exactly the permanent failures, and duplicates are reported. The process's
 // RSS is logged at the start, the middle and the end.
 //
-// The full run (see docs/readme/guarantees.md):
+// The full run (see docs/guarantees.md):
 //
 //	CONVEYOR_SOAK_N=1000000 go test -run TestFaultSoak -timeout 1h -v ./reliability/
 func TestFaultSoak(t *testing.T) {

@@ -47,8 +47,8 @@
 // # Permissions
 //
 // Every operation works as a Redis ACL user confined to the namespace's
-// keys (~<ns>:*) and granted only the commands listed in the README's
-// Security section. A command the user may not run, inside a Lua script or
+// keys (~<ns>:*) and granted only the commands listed in docs/redis.md (A
+// least-privilege ACL user). A command the user may not run, inside a Lua script or
 // not, gives an error whose explanation starts with NOPERM and names the
 // command to grant, with the wording of Redis 7.0, of Redis 7.2 and later,
 // and of Valkey.

@@ -16,7 +16,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 )
 
-// leastPrivilege is the ACL the README's Security section documents as
+// leastPrivilege is the ACL docs/redis.md documents as
 // enough for every broker operation, the server's version included.
 var leastPrivilege = []string{
 	"ping", "hello", "auth", "select",

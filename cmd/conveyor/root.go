@@ -119,7 +119,7 @@ configuration (including dlq purge --all without --yes off a terminal).`,
 		Example: `  export REDIS_URL=redis://default:PASSWORD@localhost:6379/0
   conveyor ping
   conveyor produce --topic orchestrate --payload '{"prompt":"hello"}'
-  conveyor worker --topic orchestrate`,
+  conveyor worker --topic orchestrate --exec ./handle.py`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

@@ -18,7 +18,7 @@ func TestInvalidURLIsConfigError(t *testing.T) {
 	const want = "conveyor: conveyor/redis: invalid Redis URL unix://default:xxxxx@/tmp/conveyor-test.sock: scheme must be redis:// or rediss://\n"
 	for _, args := range [][]string{
 		{"health"},
-		{"worker", "--topic", "t"},
+		{"worker", "--topic", "t", "--demo"},
 		{"produce", "--topic", "t", "--payload", "{}"},
 		{"consume", "--topic", "t"},
 		{"dlq", "list", "--topic", "t"},
