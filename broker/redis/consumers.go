@@ -52,7 +52,6 @@ func (b *Broker) DeleteIdleConsumer(ctx context.Context, topic, group, consumer 
 // pending entries, or was active within ARGV[3]), -1 when the stream, the
 // group or the consumer does not exist.
 var deleteConsumerScript = newScript("delete-consumer", `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local cs = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
 if type(cs) == 'table' and cs.err then return -1 end
 for _, c in ipairs(cs) do
