@@ -11,6 +11,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -167,6 +168,17 @@ type Broker interface {
 	Close() error
 }
 
+// SnoozeRecorder is implemented by brokers that record why a job was
+// snoozed, for operators to see while the job waits (the Redis broker). The
+// server snoozes through it when the broker has it.
+type SnoozeRecorder interface {
+	// SnoozeBecause is Snooze that also records cause (the text of the
+	// snooze's cause, such as "conveyor: circuit open"; "" for none) and
+	// the time of the snooze with the job, until its next outcome. The
+	// job's last failure is kept, as by Snooze.
+	SnoozeBecause(ctx context.Context, d *Delivery, delay time.Duration, cause string) error
+}
+
 // TopicInfo describes the state of one topic.
 type TopicInfo struct {
 	Topic string `json:"topic"`
@@ -197,11 +209,35 @@ type GroupInfo struct {
 	Consumers       []ConsumerInfo `json:"consumers"`
 }
 
-// ConsumerInfo describes one consumer in a group.
+// ConsumerInfo describes one consumer in a group. Its JSON form gives Idle
+// in seconds, as a number named "idle_seconds": every duration in
+// conveyor's JSON is seconds with a _seconds suffix.
 type ConsumerInfo struct {
 	Name    string        `json:"name"`
 	Pending int64         `json:"pending"`
-	Idle    time.Duration `json:"idle"`
+	Idle    time.Duration `json:"-"` // JSON: idle_seconds
+}
+
+// consumerInfoJSON is the JSON form of ConsumerInfo.
+type consumerInfoJSON struct {
+	Name        string  `json:"name"`
+	Pending     int64   `json:"pending"`
+	IdleSeconds float64 `json:"idle_seconds"`
+}
+
+// MarshalJSON encodes c with Idle as "idle_seconds".
+func (c ConsumerInfo) MarshalJSON() ([]byte, error) {
+	return json.Marshal(consumerInfoJSON{c.Name, c.Pending, c.Idle.Seconds()})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (c *ConsumerInfo) UnmarshalJSON(data []byte) error {
+	var v consumerInfoJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*c = ConsumerInfo{Name: v.Name, Pending: v.Pending, Idle: time.Duration(v.IdleSeconds * float64(time.Second))}
+	return nil
 }
 
 // Inspector is implemented by brokers that can describe their topics.

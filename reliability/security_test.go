@@ -132,7 +132,7 @@ func TestFaultSecurityNoPasswordInLogs(t *testing.T) {
 // TestFaultSecurityACLEveryOperation runs each operation with exactly these.
 var aclCommands = []string{
 	"ping", "hello", "auth", "select",
-	"xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup|create",
+	"xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup|create", "xgroup|delconsumer",
 	"xinfo|groups", "xinfo|stream", "xinfo|consumers", "xlen", "xrange", "xrevrange", "xtrim",
 	"zadd", "zrange", "zrangebyscore", "zrem", "zcard",
 	"sadd", "smembers", "scan",
@@ -390,6 +390,18 @@ func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
 		must("PendingEntries "+topic, err)
 	}
 	must("Check", a.Check(ctx))
+
+	// Consumers: a snooze with its cause; a consumer holding nothing leaves
+	// its group.
+	_, err = a.Publish(ctx, broker.Message{Topic: "leave", Payload: []byte("l")})
+	must("Publish", err)
+	must("SnoozeBecause", a.SnoozeBecause(ctx, fetch(a, []string{"leave"}, 1)[0], 0, "conveyor: circuit open"))
+	must("Ack", a.Ack(ctx, fetch(a, []string{"leave"}, 1)...))
+	left, err := a.DeleteIdleConsumer(ctx, "leave", a.Options().Group, a.Options().Consumer, 0)
+	must("DeleteIdleConsumer", err)
+	if !left {
+		t.Fatal("DeleteIdleConsumer kept a consumer holding nothing")
+	}
 
 	// Dead letters: list, show, replay, purge.
 	dls, err := a.DeadLetters(ctx, "raw", "", 10)

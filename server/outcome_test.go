@@ -55,7 +55,7 @@ func TestOutcomes(t *testing.T) {
 			},
 			delays:       []time.Duration{time.Minute},
 			wantAttempts: []int{1, 2},
-			wantFailure:  []string{"", "retry in 1m0s: model busy"},
+			wantFailure:  []string{"", "model busy"},
 		},
 		{
 			name: "snooze keeps the attempt",

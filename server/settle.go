@@ -31,7 +31,11 @@ func (s *Server) settle(ctx context.Context, d *broker.Delivery, err error) {
 		serr = s.b.Retry(ctx, d, delay, s.failure(j, err, job.ReasonError))
 		s.count(serr, &s.stats.retried)
 	case job.OutcomeSnooze:
-		serr = s.b.Snooze(ctx, d, delay)
+		if sr, ok := s.b.(broker.SnoozeRecorder); ok {
+			serr = sr.SnoozeBecause(ctx, d, delay, snoozeCause(err))
+		} else {
+			serr = s.b.Snooze(ctx, d, delay)
+		}
 		s.count(serr, &s.stats.snoozed)
 	case job.OutcomeDeadLetter:
 		serr = s.b.DeadLetter(ctx, d, s.failure(j, err, job.ReasonPermanent))
@@ -60,6 +64,16 @@ func (s *Server) settle(ctx context.Context, d *broker.Delivery, err error) {
 			"job_id", j.ID, "topic", j.Topic, "attempt", j.Attempt, "outcome", outcome.String(),
 			"handler_error", err, "error", serr)
 	}
+}
+
+// snoozeCause returns the text of the cause of the snooze err asks for
+// (job.SnoozeBecause), or "" when it has none.
+func snoozeCause(err error) string {
+	var se *job.SnoozeError
+	if errors.As(err, &se) && se.Cause != nil {
+		return se.Cause.Error()
+	}
+	return ""
 }
 
 func (s *Server) count(serr error, c *counter) {

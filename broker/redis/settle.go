@@ -74,6 +74,21 @@ func (b *Broker) Snooze(ctx context.Context, d *broker.Delivery, delay time.Dura
 	return b.requeue(ctx, "snooze", d, delay, encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure))
 }
 
+var _ broker.SnoozeRecorder = (*Broker)(nil)
+
+// SnoozeBecause is [Broker.Snooze] that also records cause and the time of
+// the snooze with the job, in the stream entry fields snooze_cause and
+// snoozed_at (unix ms), until the job's next outcome: [Broker.DelayedJobs]
+// reports them while the job waits. It implements broker.SnoozeRecorder.
+func (b *Broker) SnoozeBecause(ctx context.Context, d *broker.Delivery, delay time.Duration, cause string) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	fields := encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure)
+	fields = append(fields, fieldSnoozeCause, cause, fieldSnoozedAt, strconv.FormatInt(b.o.Now().UnixMilli(), 10))
+	return b.requeue(ctx, "snooze", d, delay, fields)
+}
+
 // maxSettleValues is the most field and value strings a settle passes to
 // Lua as they are. Lua's unpack (in settleScript and in the promotion of
 // delayed members) fails at about 7,900 values; a job published through

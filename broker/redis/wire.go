@@ -25,6 +25,10 @@ const (
 	fieldOrigin     = "origin"
 	fieldFailedAt   = "failed_at" // unix ms
 	headerPrefix    = "h."
+
+	// Written by SnoozeBecause, dropped by the job's next settle.
+	fieldSnoozeCause = "snooze_cause"
+	fieldSnoozedAt   = "snoozed_at" // unix ms
 )
 
 // Stream entry fields of a job's own limits (broker.Message.MaxAttempts and

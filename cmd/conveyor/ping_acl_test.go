@@ -20,7 +20,7 @@ import (
 // enough for every broker operation, the server's version included.
 var leastPrivilege = []string{
 	"ping", "hello", "auth", "select",
-	"xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup|create",
+	"xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup|create", "xgroup|delconsumer",
 	"xinfo|groups", "xinfo|stream", "xinfo|consumers", "xlen", "xrange", "xrevrange", "xtrim",
 	"zadd", "zrange", "zrangebyscore", "zrem", "zcard",
 	"sadd", "smembers", "scan",

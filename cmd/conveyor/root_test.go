@@ -48,6 +48,8 @@ func TestMemoryBackendRefused(t *testing.T) {
 		{"dashboard", "--addr", "127.0.0.1:0"},
 		{"produce", "--topic", "t", "--payload", "{}"},
 		{"consume", "--topic", "t", "--timeout", "1s"},
+		{"consumers", "list"},
+		{"consumers", "prune", "--idle", "1h"},
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "conveyor.yaml")
@@ -87,9 +89,10 @@ func TestMemoryBackendRefused(t *testing.T) {
 	}
 }
 
-// commandDepth returns how many of args name the command (dlq list: 2).
+// commandDepth returns how many of args name the command (dlq list,
+// consumers prune: 2).
 func commandDepth(args []string) int {
-	if args[0] == "dlq" {
+	if args[0] == "dlq" || args[0] == "consumers" {
 		return 2
 	}
 	return 1
