@@ -1,8 +1,9 @@
 // Package broker defines the contract between conveyor's server and the
 // stores that hold jobs: the [Broker] interface, [Delivery], [Message],
 // optional admin powers found by type assertion ([Inspector],
-// [DeadLetterAdmin], [Trimmer], [TrimDryRunner]), and producer-side
-// middleware ([Producer]).
+// [DeadLetterAdmin], [Trimmer], [TrimDryRunner]), the [Publisher] side
+// that producers need, producer-side middleware ([Producer]) and typed
+// publishing ([TypedPublisher]).
 //
 // Every implementation passes the conformance suite in broker/brokertest.
 // Implementations: broker/memory (in process) and broker/redis (Redis
@@ -131,13 +132,7 @@ type Delivery struct {
 // All methods are safe for concurrent use. Every method of a closed broker
 // returns [ErrClosed].
 type Broker interface {
-	// Publish enqueues one job and returns its ID.
-	Publish(ctx context.Context, m Message) (string, error)
-	// PublishBatch enqueues many jobs in as few round trips as the store
-	// allows and returns their IDs in order. On error, some may have been
-	// enqueued: when the error is a *[BatchError], the IDs returned with it
-	// are those of the jobs the store confirmed, with "" for the others.
-	PublishBatch(ctx context.Context, ms []Message) ([]string, error)
+	Publisher
 
 	// Fetch returns up to max ready jobs from any of topics, oldest first
 	// within a topic, each leased to this consumer for Lease(). It waits

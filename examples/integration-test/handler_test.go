@@ -92,7 +92,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func publish(t *testing.T, b broker.Broker, payload string) {
+func publish(t *testing.T, b broker.Publisher, payload string) {
 	t.Helper()
 	if _, err := b.Publish(t.Context(), broker.Message{Topic: "summarise", Payload: []byte(payload)}); err != nil {
 		t.Fatal(err)
