@@ -27,6 +27,12 @@ type PublishOptions struct {
 	// Delay makes the job due this long after publication (Message.Delay);
 	// it is ignored when ProcessAt is set. Zero means now.
 	Delay time.Duration
+	// MaxAttempts is the job's own attempt limit (Message.MaxAttempts).
+	// Zero means the retry policy decides.
+	MaxAttempts int
+	// Timeout is the job's own handler deadline (Message.Timeout). Zero
+	// means the timeout middleware decides.
+	Timeout time.Duration
 }
 
 // message returns the Message that carries payload to topic with o's
@@ -40,6 +46,8 @@ func (o *PublishOptions) message(topic string, payload []byte) Message {
 	m.Headers = maps.Clone(o.Headers)
 	m.ProcessAt = o.ProcessAt
 	m.Delay = o.Delay
+	m.MaxAttempts = o.MaxAttempts
+	m.Timeout = o.Timeout
 	return m
 }
 

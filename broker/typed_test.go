@@ -143,6 +143,7 @@ func TestTypedPublisherOptions(t *testing.T) {
 		id      string            // the job's ID; "" for any generated one
 		headers map[string]string // the job's headers
 		due     time.Duration     // after start
+		limits  [2]int64          // the job's MaxAttempts and Timeout
 	}{
 		{name: "nil options", opts: nil},
 		{name: "zero options", opts: &broker.PublishOptions{}},
@@ -150,6 +151,7 @@ func TestTypedPublisherOptions(t *testing.T) {
 		{name: "headers", opts: &broker.PublishOptions{Headers: map[string]string{"tenant": "acme"}}, headers: map[string]string{"tenant": "acme"}},
 		{name: "delay", opts: &broker.PublishOptions{Delay: time.Minute}, due: time.Minute},
 		{name: "process at", opts: &broker.PublishOptions{ProcessAt: start.Add(time.Hour)}, due: time.Hour},
+		{name: "limits", opts: &broker.PublishOptions{MaxAttempts: 10, Timeout: 2 * time.Minute}, limits: [2]int64{10, int64(2 * time.Minute)}},
 		{name: "process at wins over delay", opts: &broker.PublishOptions{ProcessAt: start.Add(time.Hour), Delay: time.Minute}, due: time.Hour},
 		{
 			name:    "all",
@@ -187,6 +189,9 @@ func TestTypedPublisherOptions(t *testing.T) {
 			}
 			if !maps.Equal(js[0].Headers, tt.headers) {
 				t.Fatalf("headers = %v, want %v", js[0].Headers, tt.headers)
+			}
+			if got := [2]int64{int64(js[0].MaxAttempts), int64(js[0].Timeout)}; got != tt.limits {
+				t.Fatalf("MaxAttempts, Timeout = %d, %v; want %d, %v", got[0], time.Duration(got[1]), tt.limits[0], time.Duration(tt.limits[1]))
 			}
 		})
 	}
