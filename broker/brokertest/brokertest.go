@@ -19,9 +19,9 @@
 // leases (redelivery to another consumer after expiry, Extend, exclusivity,
 // poison protection with job.ReasonMaxDeliveries), concurrent publishers and
 // consumers, Close and context cancellation. When the broker implements
-// [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer] or
-// [broker.TrimDryRunner], their behaviour is checked too; otherwise those
-// subtests are skipped.
+// [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer],
+// [broker.TrimDryRunner] or [broker.TickPublisher], their behaviour is
+// checked too; otherwise those subtests are skipped.
 //
 // # Details the suite pins down
 //
@@ -46,6 +46,10 @@
 //     their ID, payload and headers.
 //   - Trim with MaxLen removes exactly the oldest entries beyond MaxLen,
 //     unless that would reach the oldest pending entry.
+//   - PublishTick enqueues a tick only when it is after the entry's last
+//     tick, for every consumer of the queue space; a refused tick returns
+//     the last tick's job ID and enqueues nothing; re-registering an entry
+//     keeps its last tick; Schedules lists registered entries only.
 //   - TrimDryRun removes nothing and returns exactly what Trim with the same
 //     options removes right after it, with pending entries present or not;
 //     it rejects the options Trim rejects.
@@ -127,6 +131,8 @@ var cases = []struct {
 	{"PurgeDeadLetters", testPurge},
 	{"Trim", testTrim},
 	{"TrimDryRun", testTrimDryRun},
+	{"Schedule", testSchedule},
+	{"ScheduleRace", testScheduleRace},
 }
 
 // env is one subtest's queue space.
