@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/conveyor-jobs/conveyor/broker"
 )
 
 // everyPrefix starts the spec of an interval entry.
@@ -113,4 +115,19 @@ func (s *Spec) newest(after, until time.Time, keep int) []time.Time {
 		}
 		w *= 2
 	}
+}
+
+// NextRun returns the next tick of a registered entry after now, or after
+// its last tick when that is later (a scheduler whose clock is ahead fired
+// it), computed from the spec and time zone the broker recorded. It is
+// zero, with no error, when the spec has no more ticks.
+func NextRun(s broker.ScheduleState, now time.Time) (time.Time, error) {
+	sp, err := ParseSpec(s.Spec, s.TimeZone)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if s.LastTick.After(now) {
+		now = s.LastTick
+	}
+	return sp.Next(now), nil
 }

@@ -37,6 +37,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newHealthCmd,
 	newDLQCmd,
 	newConsumersCmd,
+	newScheduleCmd,
 	newDashboardCmd,
 	newTrimCmd,
 	newBenchCmd,
