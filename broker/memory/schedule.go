@@ -80,7 +80,7 @@ func (b *Broker) PublishTick(ctx context.Context, entry string, tick time.Time, 
 // Schedules lists the registered entries, by name, then topic; an entry
 // whose ticks were published but that was never registered is not listed.
 func (b *Broker) Schedules(ctx context.Context) ([]broker.ScheduleState, error) {
-	if err := b.scheduleCheck(ctx, "-", "-"); err != nil {
+	if err := b.open(ctx); err != nil {
 		return nil, err
 	}
 	s := &b.st.sched
@@ -98,17 +98,24 @@ func (b *Broker) Schedules(ctx context.Context) ([]broker.ScheduleState, error) 
 	return out, nil
 }
 
-// scheduleCheck returns the error of a schedule call on a closed broker,
-// with an ended ctx, or for an empty topic or entry name.
-func (b *Broker) scheduleCheck(ctx context.Context, topic, name string) error {
+// open returns ctx's error, or ErrClosed for a closed broker.
+func (b *Broker) open(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	b.st.mu.Lock()
-	closed := b.closedLocked()
-	b.st.mu.Unlock()
-	if closed {
+	defer b.st.mu.Unlock()
+	if b.closedLocked() {
 		return broker.ErrClosed
+	}
+	return nil
+}
+
+// scheduleCheck returns the error of a schedule call on a closed broker,
+// with an ended ctx, or for an empty topic or entry name.
+func (b *Broker) scheduleCheck(ctx context.Context, topic, name string) error {
+	if err := b.open(ctx); err != nil {
+		return err
 	}
 	if topic == "" {
 		return fmt.Errorf("%w: schedule %q has an empty topic", broker.ErrInvalidMessage, name)
