@@ -161,7 +161,9 @@ func Classify(err error) (Outcome, time.Duration) {
 
 // FailureOf builds the [Failure] recorded for a job that failed with err on
 // topic. Reason comes from a [PermanentError] when there is one, else from
-// the known sentinels, else fallback.
+// the known sentinels, else fallback. When err holds a [PanicError], the
+// error text ends with the topmost frames of the panic site
+// (" [at pkg.F (file.go:12) < …]") and Stack holds the whole stack.
 func FailureOf(j *Job, err error, fallback string, at time.Time) Failure {
 	f := Failure{Reason: fallback, Origin: j.Topic, At: at}
 	if err != nil {
@@ -174,6 +176,11 @@ func FailureOf(j *Job, err error, fallback string, at time.Time) Failure {
 			f.Reason = pe.Reason
 		}
 		f.Handler = pe.Handler
+	}
+	var panicked *PanicError
+	if errors.As(err, &panicked) {
+		f.Error += panicked.where()
+		f.Stack = string(panicked.Stack)
 	}
 	switch {
 	case errors.Is(err, ErrNoHandler):

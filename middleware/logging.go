@@ -125,7 +125,7 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 			}
 			if err != nil {
 				attrs = append(attrs, slog.String("error", RedactURLs(err.Error())))
-				var pe *PanicError
+				var pe *job.PanicError
 				if errors.As(err, &pe) {
 					attrs = append(attrs, slog.String("stack", string(pe.Stack)))
 				}

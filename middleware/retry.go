@@ -186,7 +186,7 @@ func (p *Policy) delay(attempt int) time.Duration {
 	return max(time.Duration(base), 0)
 }
 
-// Retry returns middleware that applies p to plain errors (a *PanicError and
+// Retry returns middleware that applies p to plain errors (a *job.PanicError and
 // a *TimeoutError are plain errors too):
 //
 //   - with attempts left, it returns job.RetryIn(delay, err), the delay
@@ -248,7 +248,7 @@ func (p *Policy) decide(j *job.Job, err error) error {
 	attempt := max(j.Attempt, 1)
 	if attempt >= p.MaxAttempts {
 		reason := job.ReasonExhausted
-		var pe *PanicError
+		var pe *job.PanicError
 		if errors.As(err, &pe) {
 			reason = job.ReasonPanic
 		}

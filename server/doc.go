@@ -32,7 +32,7 @@
 //     job when its fourth attempt fails.
 //
 // A handler panic is recovered by the server, logged, and treated as a plain
-// error ([PanicError]); the worker goes on. When the broker cannot record an
+// error ([job.PanicError]); the worker goes on. When the broker cannot record an
 // outcome, the server logs and counts it and the job stays pending: the
 // broker redelivers it after its lease. Nothing is dropped silently.
 //

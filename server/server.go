@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,22 +27,6 @@ var ErrNoTopics = errors.New("conveyor: server has no topics: set Options.Topics
 // timeout passed with jobs still running. Those jobs were not settled: the
 // broker redelivers them after their lease.
 var ErrJobsAbandoned = errors.New("conveyor: jobs abandoned at shutdown")
-
-// PanicError is the error a handler's panic becomes. The server recovers
-// panics itself, so a panicking handler never kills its worker; the job is
-// then treated as a plain failure, and dead-lettered with reason
-// job.ReasonPanic when the retry policy gives up.
-type PanicError struct {
-	// Value is what the handler passed to panic.
-	Value any
-	// Stack is the goroutine's stack at the panic.
-	Stack []byte
-}
-
-// Error returns the panic value and the stack.
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("conveyor: handler panic: %v\n%s", e.Value, e.Stack)
-}
 
 // Server fetches jobs from a broker, runs them through a handler on a fixed
 // pool of workers and settles each outcome with the broker.
@@ -396,14 +379,15 @@ func (w *worker) loop(jobCtx, settleCtx context.Context) {
 	}
 }
 
-// call runs the handler, turning a panic into a *PanicError.
+// call runs the handler, turning a panic into a *job.PanicError.
 func (s *Server) call(ctx context.Context, j *job.Job) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &PanicError{Value: r, Stack: debug.Stack()}
+			pe := job.NewPanicError(r)
+			err = pe
 			s.stats.panics.Add(1)
 			s.log.Error("conveyor: handler panicked", "job_id", j.ID, "topic", j.Topic, "attempt", j.Attempt,
-				"panic", fmt.Sprint(r), "stack", string(err.(*PanicError).Stack))
+				"panic", fmt.Sprint(r), "stack", string(pe.Stack))
 		}
 	}()
 	return s.h.ProcessJob(ctx, j)

@@ -41,7 +41,7 @@ func (s *Server) settle(ctx context.Context, d *broker.Delivery, err error) {
 		}
 		outcome = job.OutcomeDeadLetter
 		reason := job.ReasonExhausted
-		if pe := (*PanicError)(nil); errors.As(err, &pe) {
+		if pe := (*job.PanicError)(nil); errors.As(err, &pe) {
 			reason = job.ReasonPanic
 		}
 		serr = s.b.DeadLetter(ctx, d, s.failure(j, err, reason))

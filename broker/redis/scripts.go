@@ -390,7 +390,7 @@ return {out, deleted}
 //
 // Returns the number of dead letters moved (IDs not found are skipped).
 var replayScript = newScript("replay", `
-local skip = {attempt = true, error = true, reason = true, handler = true, origin = true, failed_at = true}
+local skip = {attempt = true, error = true, reason = true, handler = true, origin = true, failed_at = true, stack = true}
 local moved = 0
 for i = 2, #ARGV do
   local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])

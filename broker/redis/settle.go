@@ -97,7 +97,7 @@ func packFields(fields []string) []string {
 	for i := 0; i+1 < len(fields); i += 2 {
 		switch fields[i] {
 		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt,
-			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
+			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt, fieldStack:
 			own = append(own, fields[i], fields[i+1])
 		default:
 			rest = append(rest, fields[i], fields[i+1])
