@@ -44,9 +44,14 @@
 //
 // When Run's context ends, or [Server.Shutdown] is called, the server stops
 // fetching and waits up to [Options.ShutdownTimeout] for the jobs in flight.
-// Then it cancels their context; jobs that had not finished stay unsettled
-// and are redelivered after their lease. Pending acknowledgements are
-// flushed before Run returns. The server never installs signal handlers:
+// Then it stops renewing their leases and cancels their context with a
+// [job.AbandonedError] naming when each lease ends. An outcome a handler
+// returns before its lease ends is settled; a job whose handler answers the
+// cancellation (context.Canceled), or has not returned by then, is
+// abandoned: logged, left pending, and redelivered after its lease. Run
+// waits no longer than the last of those leases: a handler that ignores its
+// context may run on after Run returns, and its result is discarded.
+// Pending acknowledgements are flushed before Run returns. The server never installs signal handlers:
 // pass a context from signal.NotifyContext.
 //
 // # Health

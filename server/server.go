@@ -23,9 +23,10 @@ var ErrServerClosed = errors.New("conveyor: server closed")
 // name a topic.
 var ErrNoTopics = errors.New("conveyor: server has no topics: set Options.Topics or register handlers on the mux")
 
-// ErrJobsAbandoned is matched by the error Run returns when the shutdown
-// timeout passed with jobs still running. Those jobs were not settled: the
-// broker redelivers them after their lease.
+// ErrJobsAbandoned is matched by the error Run returns when jobs were
+// abandoned at shutdown: still running at the shutdown timeout, they
+// answered the cancellation or did not return before their lease ended.
+// Those jobs were not settled: the broker redelivers them after their lease.
 var ErrJobsAbandoned = errors.New("conveyor: jobs abandoned at shutdown")
 
 // Server fetches jobs from a broker, runs them through a handler on a fixed
@@ -52,6 +53,14 @@ type Server struct {
 
 	draining atomic.Bool
 	abandon  atomic.Bool
+	lease    time.Duration // the broker's lease
+
+	// finishMu orders workers' settles with the end of Run: a worker
+	// settles under the read lock while finished is false; Run sets
+	// finished, under the write lock, before it stops the acker and
+	// returns.
+	finishMu sync.RWMutex
+	finished bool
 	checker  broker.HealthChecker
 	fetchErr atomic.Pointer[string] // set while fetches fail
 
@@ -105,6 +114,7 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 		idle:   make(chan *worker, o.Concurrency),
 		done:   make(chan struct{}),
 		acks:   newAckQueue(o.AckBatch),
+		lease:  b.Lease(),
 	}
 	s.namer, _ = h.(interface{ HandlerName(topic string) string })
 	s.checker, _ = b.(broker.HealthChecker)
@@ -119,11 +129,19 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 func (s *Server) Topics() []string { return slices.Clone(s.topics) }
 
 // Run processes jobs until ctx ends or [Server.Shutdown] is called, then
-// drains: it stops fetching, waits up to Options.ShutdownTimeout for the
-// jobs in flight, cancels the context of those still running and waits for
-// their handlers to return, leaving them unsettled (the broker redelivers
-// them after their lease). Pending acknowledgements are flushed before Run
-// returns.
+// drains: it stops fetching and waits up to Options.ShutdownTimeout for the
+// jobs in flight. When that timeout passes, Run stops renewing the leases of
+// the jobs still running and ends their contexts with a
+// [job.AbandonedError] that says when each lease ends. It then waits for
+// their handlers until the last of those leases ends, and no longer: an
+// outcome a handler returns while its job's lease holds is settled as usual,
+// except the job's answer to the cancellation (an error matching
+// context.Canceled), which leaves the job pending; a job whose handler has
+// not returned when its lease ends is abandoned, and the broker redelivers
+// it. Each abandoned job is logged. A handler that ignores its context can
+// keep running after Run has returned, in its worker goroutine, until it
+// returns; what it returns then is discarded. Pending acknowledgements are
+// flushed before Run returns.
 //
 // Run returns nil after a graceful drain, an error matching
 // [ErrJobsAbandoned] when jobs were abandoned, an error matching
@@ -200,10 +218,18 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 	case <-timer.C:
 		s.abandon.Store(true)
 		stopHeartbeat() // let the leases run out
-		s.log.Warn("conveyor: shutdown timeout passed: cancelling the jobs still running; they stay pending and are redelivered after their lease",
-			"in_flight", s.inFlight(), "timeout", s.opts.ShutdownTimeout)
+		<-hbDone        // the lease ends are final
+		last := s.giveUp()
+		s.log.Warn("conveyor: shutdown timeout passed: cancelling the jobs still running; an outcome returned while its lease holds is settled, the other jobs stay pending and are redelivered after their lease",
+			"in_flight", s.inFlight(), "timeout", s.opts.ShutdownTimeout, "wait_until", last)
 		cancelJobs()
-		<-workersDone
+		wait := time.NewTimer(time.Until(last))
+		select {
+		case <-workersDone:
+			wait.Stop()
+		case <-wait.C:
+			s.leaveRunning()
+		}
 	}
 	stopHeartbeat()
 	<-hbDone
@@ -291,11 +317,12 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 			}
 			runtime.Gosched()
 		}
+		fetched := time.Now()
 		ds, err := s.b.Fetch(ctx, s.topics, len(ws))
 		s.stats.fetches.Add(1)
 		n := min(len(ds), len(ws))
 		for i, d := range ds[:n] {
-			ws[i].start(d)
+			ws[i].start(d, fetched)
 		}
 		for _, w := range ws[n:] {
 			s.idle <- w
@@ -349,33 +376,133 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 
 // worker runs one job at a time from its jobs channel.
 type worker struct {
-	s    *Server
-	jobs chan *broker.Delivery
-	cur  atomic.Pointer[broker.Delivery] // the delivery held, for heartbeats
-	n    atomic.Int64                    // jobs processed
-	_    [40]byte                        // keep workers' counters on separate cache lines
+	s       *Server
+	jobs    chan *broker.Delivery
+	cur     atomic.Pointer[broker.Delivery] // the delivery held, for heartbeats
+	renewed atomic.Int64                    // unix ns: when cur's lease was taken or last renewed
+	n       atomic.Int64                    // jobs processed
+
+	mu     sync.Mutex
+	cancel context.CancelCauseFunc // ends cur's context; nil between jobs
 }
 
-// start hands d to the idle worker w.
-func (w *worker) start(d *broker.Delivery) {
+// start hands d, fetched by a call that began at fetched, to the idle
+// worker w.
+func (w *worker) start(d *broker.Delivery, fetched time.Time) {
+	w.renewed.Store(fetched.UnixNano())
 	w.cur.Store(d)
 	w.jobs <- d
+}
+
+// leaseEnd returns when the lease of the delivery w holds ends, if it is not
+// renewed again.
+func (w *worker) leaseEnd() time.Time {
+	return time.Unix(0, w.renewed.Load()).Add(w.s.lease)
+}
+
+// abandonCause ends ctx of the job w runs, saying when its lease ends.
+func (w *worker) abandonCause() *job.AbandonedError {
+	return &job.AbandonedError{LeaseEnd: w.leaseEnd()}
 }
 
 func (w *worker) loop(jobCtx, settleCtx context.Context) {
 	s := w.s
 	for d := range w.jobs {
-		err := s.call(jobCtx, &d.Job)
-		w.n.Add(1)
 		if s.abandon.Load() {
-			// The shutdown timeout passed while this job ran: leave it
-			// unsettled for redelivery.
-			s.stats.abandoned.Add(1)
-		} else {
-			s.settle(settleCtx, d, err)
+			// Fetched before the shutdown timeout and not started since:
+			// leave it for redelivery.
+			s.finish(w, nil, d, nil, settleCtx)
+			s.idle <- w
+			continue
 		}
-		w.cur.Store(nil)
+		ctx, cancel := context.WithCancelCause(jobCtx)
+		w.mu.Lock()
+		w.cancel = cancel
+		w.mu.Unlock()
+		if s.abandon.Load() { // giveUp may have missed this job
+			cancel(w.abandonCause())
+		}
+		err := s.call(ctx, &d.Job)
+		w.n.Add(1)
+		s.finish(w, ctx, d, err, settleCtx)
+		w.mu.Lock()
+		w.cancel = nil
+		w.mu.Unlock()
+		cancel(nil)
 		s.idle <- w
+	}
+}
+
+// finish settles the outcome err of d, whose handler ran with ctx (nil: it
+// did not run), unless the server abandoned the job: then d is left
+// pending for redelivery after its lease, and logged. Once Run has
+// returned, nothing is settled (Run counted and logged the job).
+func (s *Server) finish(w *worker, ctx context.Context, d *broker.Delivery, err error, settleCtx context.Context) {
+	s.finishMu.RLock()
+	defer s.finishMu.RUnlock()
+	defer w.cur.Store(nil)
+	if s.finished {
+		return
+	}
+	if s.abandon.Load() {
+		if ctx == nil {
+			s.abandoned(d, w.leaseEnd(), "it was fetched before the shutdown timeout and did not start")
+			return
+		}
+		now := time.Now()
+		if ab, ok := job.Abandoned(ctx, err, now); ok {
+			why := "its handler answered the end of its context"
+			if !now.Before(ab.LeaseEnd) {
+				why = "its handler returned after its lease ended"
+			}
+			s.abandoned(d, ab.LeaseEnd, why)
+			return
+		}
+	}
+	s.settle(settleCtx, d, err)
+}
+
+// abandoned counts and logs d, left unsettled at shutdown: it stays pending
+// and the broker redelivers it after leaseEnd.
+func (s *Server) abandoned(d *broker.Delivery, leaseEnd time.Time, why string) {
+	s.stats.abandoned.Add(1)
+	j := &d.Job
+	s.log.Warn("conveyor: job abandoned at shutdown: "+why+"; it stays pending and is redelivered after its lease ends",
+		"job_id", j.ID, "topic", j.Topic, "attempt", j.Attempt, "outcome", "abandoned",
+		"redelivered_after", leaseEnd)
+}
+
+// giveUp ends the contexts of the jobs running, each with the
+// [job.AbandonedError] that says when its lease ends, and returns the
+// latest of those ends (now when none runs). The heartbeat must have
+// stopped.
+func (s *Server) giveUp() time.Time {
+	last := time.Now()
+	for _, w := range s.workers {
+		w.mu.Lock()
+		if w.cancel != nil && w.cur.Load() != nil {
+			ab := w.abandonCause()
+			w.cancel(ab)
+			if ab.LeaseEnd.After(last) {
+				last = ab.LeaseEnd
+			}
+		}
+		w.mu.Unlock()
+	}
+	return last
+}
+
+// leaveRunning ends the drain with handlers still running past their
+// leases: their jobs are abandoned, and whatever they return later is
+// discarded.
+func (s *Server) leaveRunning() {
+	s.finishMu.Lock()
+	defer s.finishMu.Unlock()
+	s.finished = true
+	for _, w := range s.workers {
+		if d := w.cur.Load(); d != nil {
+			s.abandoned(d, w.leaseEnd(), "its handler was still running when its lease ended")
+		}
 	}
 }
 
