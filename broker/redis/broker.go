@@ -305,11 +305,7 @@ func (b *Broker) release(ds []*broker.Delivery) {
 	calls := make([]scriptCall, len(ds))
 	for i, d := range ds {
 		k := b.keysFor(d.Job.Topic)
-		args := []any{b.o.Group, d.Receipt, "stream", "", "", b.o.Consumer}
-		for _, f := range encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure) {
-			args = append(args, f)
-		}
-		calls[i] = scriptCall{settleScript, []string{k.stream, k.stream}, args}
+		calls[i] = b.settleCall(d, k.stream, k.stream, "stream", "", "", encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure))
 	}
 	if _, err := b.runScripts(ctx, calls); err != nil {
 		b.log.Warn("conveyor/redis: could not release unreturned deliveries; they are recovered after the lease", "count", len(ds), "err", err)
