@@ -134,6 +134,7 @@ type Broker struct {
 
 	closed    atomic.Bool
 	groups    sync.Map // stream key -> struct{}: consumer group known to exist
+	vanished  sync.Map // stream key -> struct{}: its known group was found missing
 	topics    sync.Map // base topic -> struct{}: registered in <ns>:topics
 	keyCache  sync.Map // topic -> keys
 	keyCacheN atomic.Int64
@@ -428,8 +429,13 @@ func (b *Broker) ensureGroups(ctx context.Context, streams ...string) error {
 	}
 	_, _ = pipe.Exec(ctx)
 	for i, c := range cmds {
-		if err := c.Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		err := c.Err()
+		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 			return b.wrap("create consumer group on "+missing[i], err)
+		}
+		if _, was := b.vanished.LoadAndDelete(missing[i]); was && err == nil {
+			b.log.Error("conveyor/redis: consumer group was missing (destroyed with XGROUP DESTROY, or its stream deleted) and has been recreated; the new group reads the stream from its start, so jobs in flight or already read may run again, and the jobs of a deleted stream are lost",
+				"topic", b.topicOf(missing[i]), "stream", missing[i], "group", b.o.Group)
 		}
 		b.groups.Store(missing[i], struct{}{})
 		b.warnOtherGroups(missing[i], infos[i])
@@ -462,9 +468,34 @@ func (b *Broker) warnOtherGroups(stream string, info *goredis.XInfoGroupsCmd) {
 }
 
 // forgetGroups drops streams from the group cache so the next call recreates
-// their groups.
+// their groups. A group that was known to exist has vanished: the
+// ensureGroups call that recreates it logs that, once, at error level.
 func (b *Broker) forgetGroups(streams ...string) {
 	for _, s := range streams {
-		b.groups.Delete(s)
+		if _, had := b.groups.LoadAndDelete(s); had {
+			b.vanished.Store(s, struct{}{})
+		}
 	}
+}
+
+// topicOf returns the topic whose stream is the key stream (the inverse of
+// keysFor(topic).stream), or stream itself when it is no such key.
+func (b *Broker) topicOf(stream string) string {
+	rest, ok := strings.CutPrefix(stream, b.o.Namespace+":{")
+	if !ok {
+		return stream
+	}
+	i := strings.LastIndex(rest, "}")
+	if i < 0 {
+		return stream
+	}
+	base, suffix := rest[:i], rest[i+1:]
+	if suffix == ":stream" {
+		return base
+	}
+	depth := strings.Count(suffix, ":dlq")
+	if depth == 0 || suffix != strings.Repeat(":dlq", depth) {
+		return stream
+	}
+	return base + strings.Repeat(job.DeadLetterSuffix, depth)
 }
