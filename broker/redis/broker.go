@@ -89,8 +89,8 @@ type Options struct {
 	// the first pass that starts after its creation completes. Default 30s;
 	// negative: never scan, list only registered topics.
 	DiscoverInterval time.Duration
-	// TLS configures certificates for rediss:// URLs given to [Open]. It is
-	// ignored by [New], whose client is already configured.
+	// TLS configures certificates for rediss:// URLs given to [Open]. [New]
+	// refuses it ([ErrTLSWithClient]): its client is already configured.
 	TLS *TLSOptions
 	// Logger receives operational logs (lost entries, malformed entries,
 	// dead-letter overflow). Default slog.Default().
@@ -158,10 +158,24 @@ type buffered struct {
 	at time.Time
 }
 
+// ErrTLSWithClient is returned by [New] when Options.TLS is set: New uses
+// the client it is given as it is, so TLS belongs to that client.
+var ErrTLSWithClient = errors.New("conveyor/redis: Options.TLS is set, but New uses the client it is given as it is: configure TLS on that client (its TLSConfig), or use Open with a rediss:// URL")
+
 // New returns a Broker using client, which the caller keeps owning: Close
 // does not close it. client may be a *goredis.Client, a
-// *goredis.ClusterClient or a Sentinel-backed client. New does no I/O.
+// *goredis.ClusterClient or a Sentinel-backed client. New does no I/O. It
+// returns [ErrTLSWithClient] when opts.TLS is set: TLS is configured on the
+// client.
 func New(client goredis.UniversalClient, opts *Options) (*Broker, error) {
+	if opts != nil && opts.TLS != nil {
+		return nil, ErrTLSWithClient
+	}
+	return newBroker(client, opts)
+}
+
+// newBroker is New without its check of opts.TLS, which Open has applied.
+func newBroker(client goredis.UniversalClient, opts *Options) (*Broker, error) {
 	if client == nil {
 		return nil, errors.New("conveyor/redis: nil client")
 	}
@@ -287,6 +301,7 @@ func (b *Broker) Close() error {
 	}
 	b.release(ds)
 	if b.owned {
+		goredisLog.remove(b)
 		return b.rdb.Close()
 	}
 	return nil
