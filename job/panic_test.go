@@ -10,24 +10,24 @@ import (
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
-func panicking() (err error) {
+func panicking(i int) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = job.NewPanicError(v)
 		}
 	}()
-	var m map[string]int
-	m["x"] = 1 // panics: assignment to entry in nil map
+	var s []int
+	s[i]++ // panics: index out of range
 	return nil
 }
 
 func TestPanicErrorFailure(t *testing.T) {
-	err := panicking()
+	err := panicking(0)
 	var pe *job.PanicError
 	if !errors.As(err, &pe) {
 		t.Fatalf("err = %T %v", err, err)
 	}
-	if got, want := err.Error(), "conveyor: handler panicked: assignment to entry in nil map"; got != want {
+	if got, want := err.Error(), "conveyor: handler panicked: runtime error: index out of range [0] with length 0"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 	frames := pe.Frames(2)
@@ -42,7 +42,7 @@ func TestPanicErrorFailure(t *testing.T) {
 	if strings.Contains(f.Error, "\n") || strings.Contains(f.Error, "goroutine") {
 		t.Errorf("Failure.Error holds the stack: %q", f.Error)
 	}
-	if !strings.Contains(f.Error, "conveyor: handler panicked: assignment to entry in nil map [at github.com/conveyor-jobs/conveyor/job_test.panicking (panic_test.go:") {
+	if !strings.Contains(f.Error, "conveyor: handler panicked: runtime error: index out of range [0] with length 0 [at github.com/conveyor-jobs/conveyor/job_test.panicking (panic_test.go:") {
 		t.Errorf("Failure.Error = %q, want the panic value then the top frames", f.Error)
 	}
 	if f.Stack != string(pe.Stack) || !strings.HasPrefix(f.Stack, "goroutine ") {
