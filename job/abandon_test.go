@@ -15,7 +15,7 @@ func TestAbandoned(t *testing.T) {
 	before, after := end.Add(-time.Millisecond), end
 	abandon := func() context.Context {
 		ctx, cancel := context.WithCancelCause(context.Background())
-		cancel(&job.AbandonedError{LeaseEnd: end})
+		cancel(&job.AbandonedError{LeaseEnds: map[string]time.Time{"j": end}})
 		return ctx
 	}
 	cancelled := func() context.Context {
@@ -40,9 +40,9 @@ func TestAbandoned(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ab, got := job.Abandoned(tt.ctx, tt.err, tt.now)
-			if got != tt.want || (got && !ab.LeaseEnd.Equal(end)) {
-				t.Fatalf("Abandoned = %v, %v; want %v", ab, got, tt.want)
+			leaseEnd, got := job.Abandoned(tt.ctx, &job.Job{ID: "j"}, tt.err, tt.now)
+			if got != tt.want || (got && !leaseEnd.Equal(end)) {
+				t.Fatalf("Abandoned = %v, %v; want %v", leaseEnd, got, tt.want)
 			}
 		})
 	}

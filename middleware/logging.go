@@ -98,7 +98,7 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 				level, msg = retryLevel, "job failed"
 			}
 			name := outcome.String()
-			ab, abandoned := job.Abandoned(ctx, err, o.Now())
+			leaseEnd, abandoned := job.Abandoned(ctx, j, err, o.Now())
 			var cause *job.AbandonedError
 			// A context ended otherwise than by a server giving up on the
 			// job: whoever ended it decides what becomes of the job.
@@ -122,7 +122,10 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 			)
 			switch {
 			case abandoned:
-				attrs = append(attrs, slog.String("outcome", name), slog.Time("redelivered_after", ab.LeaseEnd))
+				attrs = append(attrs, slog.String("outcome", name))
+				if !leaseEnd.IsZero() {
+					attrs = append(attrs, slog.Time("redelivered_after", leaseEnd))
+				}
 			case interrupted:
 				attrs = append(attrs, slog.String("returned", outcome.String()), slog.String("context", ctx.Err().Error()))
 			default:

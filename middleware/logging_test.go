@@ -251,7 +251,7 @@ func TestLoggingAbandonedJob(t *testing.T) {
 			defer cancel(nil)
 			h := middleware.Logging(logger, &middleware.LoggingOptions{Now: func() time.Time { return tt.now }})(
 				job.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
-					cancel(&job.AbandonedError{LeaseEnd: leaseEnd}) // the server gives up on the job
+					cancel(&job.AbandonedError{LeaseEnds: map[string]time.Time{"7": leaseEnd}}) // the server gives up on the job
 					return tt.result(ctx)
 				}))
 			_ = h.ProcessJob(ctx, &job.Job{ID: "7", Topic: "orchestrate", Attempt: 1})

@@ -171,8 +171,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) run(ctx, fetchCtx context.Context) error {
 	base := context.WithoutCancel(ctx)
-	jobCtx, cancelJobs := context.WithCancel(base)
-	defer cancelJobs()
+	jobCtx, cancelJobs := context.WithCancelCause(base)
+	defer cancelJobs(nil)
 
 	s.log.Info("conveyor: server started", "topics", s.topics, "concurrency", s.opts.Concurrency)
 
@@ -219,10 +219,10 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 		s.abandon.Store(true)
 		stopHeartbeat() // let the leases run out
 		<-hbDone        // the lease ends are final
-		last := s.giveUp()
+		ab, last := s.leaseEnds()
 		s.log.Warn("conveyor: shutdown timeout passed: cancelling the jobs still running; an outcome returned while its lease holds is settled, the other jobs stay pending and are redelivered after their lease",
 			"in_flight", s.inFlight(), "timeout", s.opts.ShutdownTimeout, "wait_until", last)
-		cancelJobs()
+		cancelJobs(ab)
 		wait := time.NewTimer(time.Until(last))
 		select {
 		case <-workersDone:
@@ -381,9 +381,6 @@ type worker struct {
 	cur     atomic.Pointer[broker.Delivery] // the delivery held, for heartbeats
 	renewed atomic.Int64                    // unix ns: when cur's lease was taken or last renewed
 	n       atomic.Int64                    // jobs processed
-
-	mu     sync.Mutex
-	cancel context.CancelCauseFunc // ends cur's context; nil between jobs
 }
 
 // start hands d, fetched by a call that began at fetched, to the idle
@@ -400,11 +397,6 @@ func (w *worker) leaseEnd() time.Time {
 	return time.Unix(0, w.renewed.Load()).Add(w.s.lease)
 }
 
-// abandonCause ends ctx of the job w runs, saying when its lease ends.
-func (w *worker) abandonCause() *job.AbandonedError {
-	return &job.AbandonedError{LeaseEnd: w.leaseEnd()}
-}
-
 func (w *worker) loop(jobCtx, settleCtx context.Context) {
 	s := w.s
 	for d := range w.jobs {
@@ -415,20 +407,9 @@ func (w *worker) loop(jobCtx, settleCtx context.Context) {
 			s.idle <- w
 			continue
 		}
-		ctx, cancel := context.WithCancelCause(jobCtx)
-		w.mu.Lock()
-		w.cancel = cancel
-		w.mu.Unlock()
-		if s.abandon.Load() { // giveUp may have missed this job
-			cancel(w.abandonCause())
-		}
-		err := s.call(ctx, &d.Job)
+		err := s.call(jobCtx, &d.Job)
 		w.n.Add(1)
-		s.finish(w, ctx, d, err, settleCtx)
-		w.mu.Lock()
-		w.cancel = nil
-		w.mu.Unlock()
-		cancel(nil)
+		s.finish(w, jobCtx, d, err, settleCtx)
 		s.idle <- w
 	}
 }
@@ -450,12 +431,12 @@ func (s *Server) finish(w *worker, ctx context.Context, d *broker.Delivery, err 
 			return
 		}
 		now := time.Now()
-		if ab, ok := job.Abandoned(ctx, err, now); ok {
+		if end, ok := job.Abandoned(ctx, &d.Job, err, now); ok {
 			why := "its handler answered the end of its context"
-			if !now.Before(ab.LeaseEnd) {
+			if !now.Before(end) {
 				why = "its handler returned after its lease ended"
 			}
-			s.abandoned(d, ab.LeaseEnd, why)
+			s.abandoned(d, end, why)
 			return
 		}
 	}
@@ -472,24 +453,26 @@ func (s *Server) abandoned(d *broker.Delivery, leaseEnd time.Time, why string) {
 		"redelivered_after", leaseEnd)
 }
 
-// giveUp ends the contexts of the jobs running, each with the
-// [job.AbandonedError] that says when its lease ends, and returns the
-// latest of those ends (now when none runs). The heartbeat must have
-// stopped.
-func (s *Server) giveUp() time.Time {
+// leaseEnds returns the cause that ends the running jobs' context, which
+// says when the lease of each ends, and the latest of those ends (now when
+// none runs). The heartbeat must have stopped.
+func (s *Server) leaseEnds() (*job.AbandonedError, time.Time) {
+	ab := &job.AbandonedError{LeaseEnds: map[string]time.Time{}}
 	last := time.Now()
 	for _, w := range s.workers {
-		w.mu.Lock()
-		if w.cancel != nil && w.cur.Load() != nil {
-			ab := w.abandonCause()
-			w.cancel(ab)
-			if ab.LeaseEnd.After(last) {
-				last = ab.LeaseEnd
-			}
+		d := w.cur.Load()
+		if d == nil {
+			continue
 		}
-		w.mu.Unlock()
+		end := w.leaseEnd()
+		if prev, ok := ab.LeaseEnds[d.Job.ID]; !ok || end.After(prev) {
+			ab.LeaseEnds[d.Job.ID] = end
+		}
+		if end.After(last) {
+			last = end
+		}
 	}
-	return last
+	return ab, last
 }
 
 // leaveRunning ends the drain with handlers still running past their
