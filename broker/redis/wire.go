@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/conveyor-jobs/conveyor/job"
 )
@@ -41,7 +42,11 @@ func boundStack(s string) string {
 	if len(s) <= MaxStack {
 		return s
 	}
-	cut := s[:MaxStack-len(stackTruncated)]
+	n := MaxStack - len(stackTruncated)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // never split a character
+	}
+	cut := s[:n]
 	if i := strings.LastIndexByte(cut, '\n'); i > 0 {
 		cut = cut[:i]
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/conveyor-jobs/conveyor/job"
 )
@@ -19,6 +20,9 @@ func TestStackField(t *testing.T) {
 	}{
 		{"none", "", func(got string) bool { return got == "" }},
 		{"short", "goroutine 1 [running]:\nmain.f()", func(got string) bool { return got == "goroutine 1 [running]:\nmain.f()" }},
+		{"long line of multibyte characters", strings.Repeat("é", MaxStack), func(got string) bool {
+			return len(got) <= MaxStack && utf8.ValidString(got) && strings.HasSuffix(got, stackTruncated)
+		}},
 		{"long", long, func(got string) bool {
 			return len(got) <= MaxStack && strings.HasSuffix(got, stackTruncated) &&
 				strings.HasPrefix(long, strings.TrimSuffix(got, stackTruncated)+"\n")
