@@ -50,10 +50,12 @@ type LoggingOptions struct {
 // its context ended with a [job.AbandonedError] and the chain returned the
 // answer to it (an error matching context.Canceled) or returned after the
 // lease ended (see [job.Abandoned]); an outcome returned before then is
-// logged as such, since the server carries it out. A job whose context ended otherwise before the chain returned
-// is logged at the retry level as "job interrupted: …", with the context's
-// error and what the chain returned under "returned" rather than
-// "outcome": whoever ended the context decides what becomes of the job.
+// logged as such, since the server carries it out.
+//
+// A job whose context ended otherwise before the chain returned is logged at
+// the retry level as "job interrupted: …", with the context's error and what
+// the chain returned under "returned" rather than "outcome": whoever ended
+// the context decides what becomes of the job.
 //
 // Logging never logs headers, nor the payload unless opts.LogPayload is set,
 // and it removes passwords from URLs in error texts (see [RedactURLs]):
@@ -97,7 +99,6 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 			default:
 				level, msg = retryLevel, "job failed"
 			}
-			name := outcome.String()
 			leaseEnd, abandoned := job.Abandoned(ctx, j, err, o.Now())
 			var cause *job.AbandonedError
 			// A context ended otherwise than by a server giving up on the
@@ -105,10 +106,10 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 			interrupted := ctx.Err() != nil && !errors.As(context.Cause(ctx), &cause)
 			switch {
 			case abandoned:
-				level, msg, name = retryLevel, "job abandoned at shutdown: it stays pending and is redelivered after its lease ends", "abandoned"
+				level, msg = retryLevel, "job abandoned at shutdown: it stays pending and is redelivered after its lease ends"
 			case interrupted:
 				// Do not announce an outcome that may never be carried out.
-				level, msg, name = retryLevel, "job interrupted: its context ended before it finished", ""
+				level, msg = retryLevel, "job interrupted: its context ended before it finished"
 			}
 			if !logger.Enabled(ctx, level) {
 				return err
@@ -122,14 +123,14 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 			)
 			switch {
 			case abandoned:
-				attrs = append(attrs, slog.String("outcome", name))
+				attrs = append(attrs, slog.String("outcome", "abandoned"))
 				if !leaseEnd.IsZero() {
 					attrs = append(attrs, slog.Time("redelivered_after", leaseEnd))
 				}
 			case interrupted:
 				attrs = append(attrs, slog.String("returned", outcome.String()), slog.String("context", ctx.Err().Error()))
 			default:
-				attrs = append(attrs, slog.String("outcome", name))
+				attrs = append(attrs, slog.String("outcome", outcome.String()))
 				switch outcome {
 				case job.OutcomeRetry, job.OutcomeSnooze:
 					attrs = append(attrs, slog.Duration("delay", delay))
