@@ -606,7 +606,7 @@ func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, m goredis.XMes
 	hasID, hasEnq := false, false
 	for _, f := range slices.Sorted(maps.Keys(m.Values)) {
 		switch f {
-		case fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
+		case fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt, fieldStack:
 			continue
 		case fieldID:
 			hasID = true
