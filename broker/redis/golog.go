@@ -11,8 +11,11 @@ import (
 )
 
 // goredisLogger receives go-redis's own log lines ("connection pool: failed
-// to dial …") and writes them, at warn level, to the loggers of the open
-// brokers that [Open] created, or to slog.Default() when none is open.
+// to dial …") and writes them, at debug level, to the loggers of the open
+// brokers that [Open] created, or to slog.Default() when none is open. Debug,
+// because every failure they describe also reaches the caller as an error of
+// the broker call that met it (and the server logs fetch outages itself):
+// they are detail for a diagnosis, not news.
 //
 // go-redis has one logger for the whole process (redis.SetLogger), and its
 // lines do not say which client wrote them: each line goes to every distinct
@@ -69,7 +72,7 @@ func (g *goredisLogger) Printf(ctx context.Context, format string, v ...any) {
 		loggers = []*slog.Logger{slog.Default()}
 	}
 	for _, l := range loggers {
-		l.Log(ctx, slog.LevelWarn, msg, "broker", "redis")
+		l.Log(ctx, slog.LevelDebug, msg, "broker", "redis")
 	}
 }
 

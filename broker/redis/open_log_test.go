@@ -15,14 +15,14 @@ import (
 
 // TestGoRedisLinesReachTheBrokerLogger opens a broker on a port nobody
 // listens on: go-redis's own line about the failed dial lands in the
-// broker's logger, at warn level, instead of on stderr.
+// broker's logger, at debug level, instead of on stderr.
 func TestGoRedisLinesReachTheBrokerLogger(t *testing.T) {
 	t.Parallel()
 	var (
 		mu   sync.Mutex
 		logs strings.Builder
 	)
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if b, err := redis.Open("redis://127.0.0.1:1?dial_timeout=1s", &redis.Options{Logger: logger}); err == nil {
 		b.Close()
 		t.Fatal("Open of a closed port succeeded")
@@ -30,7 +30,7 @@ func TestGoRedisLinesReachTheBrokerLogger(t *testing.T) {
 	mu.Lock()
 	out := logs.String()
 	mu.Unlock()
-	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "conveyor/redis: go-redis: connection pool: failed to dial") {
+	if !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "conveyor/redis: go-redis: connection pool: failed to dial") {
 		t.Fatalf("go-redis's dial failure not in the broker's logger:\n%s", out)
 	}
 }
