@@ -9,6 +9,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 func handlerNamed(name string) *middleware.DeadLetterOptions {
@@ -77,7 +78,7 @@ func TestDeadLetterPassesOtherOutcomes(t *testing.T) {
 // DeadLetter outside Retry and inside it, at every attempt, and requires the
 // same outcome, delay, error text and dead-letter record.
 func TestRetryAndDeadLetterOrderDoesNotMatter(t *testing.T) {
-	policy := middleware.Policy{Rand: fixed(0.3), RetryIf: func(err error) bool { return !errors.Is(err, errNotRetryable) }}
+	policy := retry.Policy{Rand: fixed(0.3), RetryIf: func(err error) bool { return !errors.Is(err, errNotRetryable) }}
 	dl := middleware.DeadLetter(handlerNamed("summarizer"))
 	orders := map[string]job.Middleware{
 		"deadletter outside retry": job.Chain(dl, middleware.Retry(policy), middleware.Recover(nil)),
@@ -142,7 +143,7 @@ func ExampleDeadLetter() {
 		middleware.DeadLetter(&middleware.DeadLetterOptions{
 			HandlerName: func(j *job.Job) string { return mux.HandlerName(j.Topic) },
 		}),
-		middleware.Retry(middleware.Policy{}),
+		middleware.Retry(retry.Policy{}),
 	)
 	mux.Handle("charge", job.HandlerFunc(func(context.Context, *job.Job) error {
 		return errors.New("card declined")

@@ -24,6 +24,11 @@ func (e *PanicError) Error() string {
 	return fmt.Sprintf("conveyor: handler panicked: %v", e.Value)
 }
 
+// Panicked reports true: it marks the error of a recovered panic, so that
+// retry.Policy.Decide dead-letters it with reason job.ReasonPanic on the
+// last attempt.
+func (e *PanicError) Panicked() bool { return true }
+
 // Unwrap returns Value when it is an error, so that errors.Is and errors.As
 // see through a panic(err).
 func (e *PanicError) Unwrap() error {

@@ -12,6 +12,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
@@ -152,12 +153,12 @@ func TestFaultPanicStorm(t *testing.T) {
 		setup func(mux *job.Mux) *server.Options
 	}{
 		{name: "server", setup: func(*job.Mux) *server.Options {
-			return &server.Options{RetryPolicy: server.RetrySchedule(10*time.Millisecond, 10*time.Millisecond)}
+			return &server.Options{Retry: &retry.Policy{Schedule: []time.Duration{10 * time.Millisecond, 10 * time.Millisecond}, RandomizationFactor: retry.NoJitter}}
 		}},
 		{name: "middleware", setup: func(mux *job.Mux) *server.Options {
-			mux.Use(middleware.Default(&middleware.DefaultOptions{Retry: &middleware.Policy{
+			mux.Use(middleware.Default(&middleware.DefaultOptions{Retry: &retry.Policy{
 				Schedule:            []time.Duration{10 * time.Millisecond, 10 * time.Millisecond},
-				RandomizationFactor: middleware.NoJitter,
+				RandomizationFactor: retry.NoJitter,
 			}}))
 			return &server.Options{}
 		}},

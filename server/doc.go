@@ -27,9 +27,11 @@
 //   - job.Snooze(d): re-enqueued after d without spending an attempt.
 //   - job.Permanent(err): moved to its dead-letter topic now (an undecodable
 //     payload and an unregistered topic are permanent failures too).
-//   - any other error: the [RetryPolicy] decides; by default
-//     [DefaultRetryPolicy] retries after 5s, 15s and 60s and dead-letters the
-//     job when its fourth attempt fails.
+//   - any other error: [Options.Retry] decides (a retry.Policy, honouring
+//     the job's own MaxAttempts); by default it retries after 5s, 15s and
+//     60s (±10%) and dead-letters the job when its fourth attempt fails.
+//     When the handler chain has the retry middleware, it decides every
+//     failure instead and Options.Retry is never consulted.
 //
 // A handler panic is recovered by the server, logged, and treated as a plain
 // error ([PanicError]); the worker goes on. When the broker cannot record an

@@ -14,6 +14,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // ErrServerClosed is returned by [Server.Run] on a server that has already
@@ -45,6 +46,11 @@ func (e *PanicError) Error() string {
 	return fmt.Sprintf("conveyor: handler panic: %v\n%s", e.Value, e.Stack)
 }
 
+// Panicked reports true: it marks the error of a recovered panic, so that
+// retry.Policy.Decide dead-letters it with reason job.ReasonPanic on the
+// last attempt.
+func (e *PanicError) Panicked() bool { return true }
+
 // Server fetches jobs from a broker, runs them through a handler on a fixed
 // pool of workers and settles each outcome with the broker.
 //
@@ -73,6 +79,10 @@ type Server struct {
 	fetchErr atomic.Pointer[string] // set while fetches fail
 
 	acks *ackQueue
+
+	retry     retry.Policy // Options.Retry, defaults filled in
+	retrySet  bool         // Options.Retry was given
+	retryWarn sync.Once    // warns that the handler chain decides instead
 
 	stats counters
 }
@@ -123,6 +133,7 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 		done:   make(chan struct{}),
 		acks:   newAckQueue(o.AckBatch),
 	}
+	s.retry, s.retrySet = o.retryPolicy()
 	s.namer, _ = h.(interface{ HandlerName(topic string) string })
 	s.checker, _ = b.(broker.HealthChecker)
 	s.workers = make([]*worker, o.Concurrency)

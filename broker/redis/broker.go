@@ -36,7 +36,7 @@ const (
 	DefaultNamespace        = "conveyor"
 	DefaultGroup            = "conveyor"
 	DefaultLease            = 30 * time.Second
-	DefaultMaxAttempts      = 4
+	DefaultMaxDeliveries    = 3
 	DefaultBlock            = time.Second
 	DefaultClaimInterval    = time.Second
 	DefaultDeadLetterMaxLen = 100000
@@ -61,10 +61,14 @@ type Options struct {
 	// Lease is how long a delivery stays with this consumer without Extend
 	// before another consumer recovers it. Default 30s.
 	Lease time.Duration
-	// MaxAttempts is the poison limit: a redelivered entry whose attempt
-	// would exceed it is dead-lettered with reason job.ReasonMaxDeliveries.
-	// Default 4.
-	MaxAttempts int
+	// MaxDeliveries is the poison limit: an entry delivered this many times
+	// in a row with no outcome (its worker crashed or lost the lease every
+	// time) is dead-lettered with reason job.ReasonMaxDeliveries when its
+	// lease expires once more, instead of being delivered again. It counts
+	// the deliveries of one stream entry, not the job's attempts: a retried
+	// or snoozed job is a new entry, whose count starts again, and how many
+	// attempts a job gets is the retry policy's business alone. Default 3.
+	MaxDeliveries int
 	// Block is how long Fetch waits in XREADGROUP BLOCK for new jobs.
 	// Default 1s; it must be > 0 and <= 2s (see MaxBlock).
 	Block time.Duration
@@ -207,10 +211,10 @@ func (opts *Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("conveyor/redis: lease %v must be at least 1ms", o.Lease)
 	}
 	switch {
-	case o.MaxAttempts == 0:
-		o.MaxAttempts = DefaultMaxAttempts
-	case o.MaxAttempts < 0:
-		return o, fmt.Errorf("conveyor/redis: max attempts %d must be positive", o.MaxAttempts)
+	case o.MaxDeliveries == 0:
+		o.MaxDeliveries = DefaultMaxDeliveries
+	case o.MaxDeliveries < 0:
+		return o, fmt.Errorf("conveyor/redis: max deliveries %d must be positive", o.MaxDeliveries)
 	}
 	switch {
 	case o.Block == 0:

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/conveyor-jobs/conveyor/job"
 )
 
 // FuzzDecodeEntry feeds stream entries of arbitrary field values to the wire
@@ -62,8 +64,8 @@ func FuzzDecodeEntry(f *testing.F) {
 		if j.Topic != topic {
 			t.Fatalf("Topic = %q, want %q", j.Topic, topic)
 		}
-		if j.Attempt < 1 || d.attempt != j.Attempt {
-			t.Fatalf("Attempt = %d (recorded %d), want >= 1 and equal", j.Attempt, d.attempt)
+		if j.Attempt < 1 || j.Attempt > job.MaxAttempt || d.attempt != j.Attempt {
+			t.Fatalf("Attempt = %d (recorded %d), want in [1, %d] and equal", j.Attempt, d.attempt, job.MaxAttempt)
 		}
 		for k, v := range values {
 			if name, ok := strings.CutPrefix(k, headerPrefix); ok && j.Headers[name] != v {

@@ -24,7 +24,7 @@ func newScript(name, src string) script {
 
 // scripts returns every script of the package.
 func scripts() []script {
-	return []script{settleScript, promoteScript, recoverScript, extendScript, replayScript, trimScript}
+	return []script{settleScript, promoteScript, recoverScript, extendScript, replayScript, trimScript, deleteConsumerScript}
 }
 
 // commandAt returns the Redis command that line (1-based) of s runs, in ACL
@@ -189,16 +189,16 @@ func (b *Broker) explainACL(err error) error {
 	keys := fmt.Sprintf("allow the namespace's keys (~%s:*)", b.o.Namespace)
 	switch {
 	case r.run && r.cmd != "" && r.inScript:
-		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s, which %s script runs: grant it with ACL SETUSER <user> +%s (see the README's Security section): %w",
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s, which %s script runs: grant it with ACL SETUSER <user> +%s (conveyor's docs/redis.md lists the least-privilege ACL): %w",
 			aclDisplay(r.cmd), script, r.cmd, err)
 	case r.run && r.cmd != "":
-		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s: grant it with ACL SETUSER <user> +%s (see the README's Security section): %w",
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s: grant it with ACL SETUSER <user> +%s (conveyor's docs/redis.md lists the least-privilege ACL): %w",
 			aclDisplay(r.cmd), r.cmd, err)
 	case r.run && r.inScript:
-		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command of %s script (ACL LOG on the server names it): grant it with ACL SETUSER (see the README's Security section): %w",
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command of %s script (ACL LOG on the server names it): grant it with ACL SETUSER (conveyor's docs/redis.md lists the least-privilege ACL): %w",
 			script, err)
 	case r.run:
-		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command (ACL LOG on the server names it): grant it with ACL SETUSER (see the README's Security section): %w", err)
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command (ACL LOG on the server names it): grant it with ACL SETUSER (conveyor's docs/redis.md lists the least-privilege ACL): %w", err)
 	case r.key && r.inScript:
 		what := "a command"
 		if r.cmd != "" {
@@ -210,7 +210,7 @@ func (b *Broker) explainACL(err error) error {
 	case r.key:
 		return fmt.Errorf("NOPERM: the Redis ACL user may not access a key of namespace %q: %s: %w", b.o.Namespace, keys, err)
 	default:
-		return fmt.Errorf("NOPERM: the Redis ACL user lacks a permission (ACL LOG on the server names it; see the README's Security section): %w", err)
+		return fmt.Errorf("NOPERM: the Redis ACL user lacks a permission (ACL LOG on the server names it; conveyor's docs/redis.md lists the least-privilege ACL): %w", err)
 	}
 }
 

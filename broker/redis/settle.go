@@ -62,7 +62,7 @@ func (b *Broker) Retry(ctx context.Context, d *broker.Delivery, delay time.Durat
 	if f.At.IsZero() {
 		f.At = b.o.Now()
 	}
-	return b.requeue(ctx, "retry", d, delay, encodeFields(&d.Job, d.Job.Attempt+1, &f))
+	return b.requeue(ctx, "retry", d, delay, encodeFields(&d.Job, broker.AddAttempts(d.Job.Attempt, 1), &f))
 }
 
 // Snooze re-enqueues d's job, keeping its attempt and last failure, now
@@ -72,6 +72,21 @@ func (b *Broker) Snooze(ctx context.Context, d *broker.Delivery, delay time.Dura
 		return err
 	}
 	return b.requeue(ctx, "snooze", d, delay, encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure))
+}
+
+var _ broker.SnoozeRecorder = (*Broker)(nil)
+
+// SnoozeBecause is [Broker.Snooze] that also records cause and the time of
+// the snooze with the job, in the stream entry fields snooze_cause and
+// snoozed_at (unix ms), until the job's next outcome: [Broker.DelayedJobs]
+// reports them while the job waits. It implements broker.SnoozeRecorder.
+func (b *Broker) SnoozeBecause(ctx context.Context, d *broker.Delivery, delay time.Duration, cause string) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	fields := encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure)
+	fields = append(fields, fieldSnoozeCause, cause, fieldSnoozedAt, strconv.FormatInt(b.o.Now().UnixMilli(), 10))
+	return b.requeue(ctx, "snooze", d, delay, fields)
 }
 
 // maxSettleValues is the most field and value strings a settle passes to
@@ -96,7 +111,7 @@ func packFields(fields []string) []string {
 	var rest []string
 	for i := 0; i+1 < len(fields); i += 2 {
 		switch fields[i] {
-		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt,
+		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt, fieldMaxAttempts, fieldTimeout,
 			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
 			own = append(own, fields[i], fields[i+1])
 		default:
@@ -110,12 +125,12 @@ func packFields(fields []string) []string {
 // maxSettleValues is not re-enqueued (Lua could not unpack it, now or when
 // its delayed member is promoted): the error wraps broker.ErrInvalidMessage
 // and the entry stays pending, so it is redelivered after its lease. Each
-// such redelivery counts as an attempt, so the job ends dead-lettered (with
-// its extra fields packed, see packedFields) after MaxAttempts: it is never
-// lost and never loops forever.
+// such delivery ends with no outcome, so the job ends dead-lettered (with
+// its extra fields packed, see packedFields) after MaxDeliveries of them:
+// it is never lost and never loops forever.
 func (b *Broker) requeue(ctx context.Context, op string, d *broker.Delivery, delay time.Duration, fields []string) error {
 	if len(fields) > maxSettleValues {
-		return fmt.Errorf("%w: %s: job %s of %q has %d stream fields (%d headers), more than a settle can re-enqueue (%d values); nothing was written: the entry stays pending, is redelivered after its lease and is dead-lettered once past MaxAttempts",
+		return fmt.Errorf("%w: %s: job %s of %q has %d stream fields (%d headers), more than a settle can re-enqueue (%d values); nothing was written: the entry stays pending, is redelivered after its lease and is dead-lettered after MaxDeliveries deliveries",
 			broker.ErrInvalidMessage, op, d.Job.ID, d.Job.Topic, len(fields)/2, len(d.Job.Headers), maxSettleValues)
 	}
 	k := b.keysFor(d.Job.Topic)

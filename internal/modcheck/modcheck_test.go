@@ -19,6 +19,7 @@ var rootPackages = []string{
 	"middleware",
 	"middleware/redisstore",
 	"dashboard",
+	"retry",
 }
 
 // maxRequires bounds the require lines, direct and indirect, of an application that

@@ -77,7 +77,7 @@ func doProbe(image string) error {
 		_ = resp.Close()
 	}
 	if err != nil {
-		return redistest.Unavailable("image %s not present and cannot be pulled (%s); build one with testdata/redis-image/build.sh and set %s",
+		return redistest.Unavailable("image %s not present and cannot be pulled (%s); make a Redis image present locally (docker images) and name it in %s, or install redis-server",
 			image, firstLine(err.Error()), EnvImage)
 	}
 	return nil
