@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/conveyor-jobs/conveyor/internal/bench"
+	"github.com/conveyor-jobs/conveyor/cmd/conveyor/internal/bench"
 )
 
 // newBenchCmd builds `conveyor bench`: throughput and latency of conveyor
