@@ -381,8 +381,13 @@ return {reads, failures, next}
 // Returns 1 when there are unread entries, 0 when there are none, -1 when
 // the stream or its group does not exist.
 var peekScript = newScript("peek", `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if not ok then
+  local e = type(groups) == 'table' and groups.err or tostring(groups)
+  if string.find(e, 'no such key', 1, true) then return -1 end
+  return redis.error_reply(e)
+end
+for _, g in ipairs(groups) do
   local name, last
   for j = 1, #g, 2 do
     if g[j] == 'name' then name = g[j + 1] end
