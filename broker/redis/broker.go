@@ -150,6 +150,7 @@ type Broker struct {
 	lastMaint map[string]time.Time // topic -> last recovery/promotion
 	cursors   map[string]string    // topic -> XAUTOCLAIM cursor to resume
 	due       map[string]dueAt     // topic -> head of its delayed set
+	dueWake   chan struct{}        // closed when a due time is lowered
 	buf       []*buffered          // fetched, not yet returned
 }
 

@@ -32,6 +32,11 @@ func (b *Broker) noteDue(topic string, ms int64) {
 	d, ok := b.due[topic]
 	if !ok || ms < d.at {
 		b.due[topic] = dueAt{at: ms, noted: true}
+		if b.dueWake != nil {
+			// Waiting reads re-arm their promotion for the earlier time.
+			close(b.dueWake)
+			b.dueWake = nil
+		}
 		return
 	}
 	d.noted = true
@@ -73,10 +78,14 @@ func (b *Broker) promoted(topic string, head int64) {
 	b.due[topic] = dueAt{at: head}
 }
 
-// nextDue returns the earliest known due time (unix ms) among ks.
-func (b *Broker) nextDue(ks []keys) (int64, bool) {
+// nextDue returns the earliest known due time (unix ms) among ks, and a
+// channel closed when noteDue next lowers the due time of a topic.
+func (b *Broker) nextDue(ks []keys) (int64, bool, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.dueWake == nil {
+		b.dueWake = make(chan struct{})
+	}
 	var at int64
 	found := false
 	for _, k := range ks {
@@ -84,7 +93,7 @@ func (b *Broker) nextDue(ks []keys) (int64, bool) {
 			at, found = d.at, true
 		}
 	}
-	return at, found
+	return at, found, b.dueWake
 }
 
 // dueNow returns the topics of ks whose known due time is at or before now
@@ -103,35 +112,37 @@ func (b *Broker) dueNow(ks []keys, now int64) []keys {
 
 // promoteWhenDue starts a goroutine that, while a read of ks waits (until
 // the real time until), promotes each topic of ks when its known due time
-// comes, and signals woke after each promotion. A single Redis ends a
-// blocking XREADGROUP as soon as the promotion adds entries; a polling
-// reader (Cluster) selects on woke. stop ends the goroutine and waits for
-// it. When nothing of ks is due before until, no goroutine is started.
+// comes, also for delayed jobs this broker adds during the wait, and
+// signals woke after each promotion. A single Redis ends a blocking
+// XREADGROUP as soon as the promotion adds entries; a polling reader
+// (Cluster) selects on woke. stop ends the goroutine and waits for it.
 func (b *Broker) promoteWhenDue(ctx context.Context, ks []keys, until time.Time) (woke <-chan struct{}, stop func()) {
-	at, ok := b.nextDue(ks)
-	if !ok || time.UnixMilli(at).Sub(b.o.Now()) >= time.Until(until) {
-		return nil, func() {}
-	}
 	ch := make(chan struct{}, 1)
 	quit := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
-			at, ok := b.nextDue(ks)
-			if !ok {
-				return
+			var t *time.Timer
+			var fire <-chan time.Time
+			at, ok, lowered := b.nextDue(ks)
+			if wait := time.UnixMilli(at).Sub(b.o.Now()); ok && wait < time.Until(until) {
+				t = time.NewTimer(max(wait, 0))
+				fire = t.C
 			}
-			wait := time.UnixMilli(at).Sub(b.o.Now())
-			if time.Now().Add(wait).After(until) {
-				return
-			}
-			t := time.NewTimer(max(wait, 0))
 			select {
 			case <-quit:
-				t.Stop()
+				if t != nil {
+					t.Stop()
+				}
 				return
-			case <-t.C:
+			case <-lowered:
+				// A delayed job was added meanwhile: it may be due sooner.
+				if t != nil {
+					t.Stop()
+				}
+				continue
+			case <-fire:
 			}
 			due := b.dueNow(ks, b.o.Now().UnixMilli())
 			if len(due) == 0 {

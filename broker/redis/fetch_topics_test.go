@@ -217,3 +217,46 @@ func fetchOne(t *testing.T, b *redis.Broker, topics []string, want string) *brok
 	}
 	return ds[0]
 }
+
+// TestWaitingFetchPromotesJobDelayedDuringTheWait: a delayed job published
+// while a Fetch is already blocked in Redis (and ClaimInterval is an hour)
+// is returned by that Fetch once due: the wait learns of the earlier due
+// time.
+func TestWaitingFetchPromotesJobDelayedDuringTheWait(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	b, err := redis.New(rdb, &redis.Options{
+		Namespace: srv.Namespace, Consumer: "a", Block: redis.MaxBlock, ClaimInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx := context.Background()
+	topics := []string{"x", "y"}
+	if _, err := b.Publish(ctx, broker.Message{Topic: "y", Payload: []byte("now")}); err != nil {
+		t.Fatal(err)
+	}
+	fetchOne(t, b, topics, "now") // runs the ClaimInterval maintenance
+	type result struct {
+		ds  []*broker.Delivery
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		ds, err := b.Fetch(ctx, topics, 1)
+		got <- result{ds, err}
+	}()
+	eventually(t, "the Fetch to block in Redis", func() bool {
+		info, err := rdb.Info(ctx, "clients").Result()
+		return err == nil && strings.Contains(info, "blocked_clients:1")
+	})
+	if _, err := b.Publish(ctx, broker.Message{Topic: "y", Payload: []byte("later"), Delay: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if r.err != nil || len(r.ds) != 1 || string(r.ds[0].Job.Payload) != "later" {
+		t.Fatalf("the waiting Fetch returned %d jobs, err %v; want the delayed job", len(r.ds), r.err)
+	}
+}
