@@ -144,6 +144,9 @@ func (b *Broker) promoteWhenDue(ctx context.Context, ks []keys, until time.Time)
 				continue
 			case <-fire:
 			}
+			if ctx.Err() != nil {
+				return
+			}
 			due := b.dueNow(ks, b.o.Now().UnixMilli())
 			if len(due) == 0 {
 				continue // the clock has not reached at yet (an injected clock)
