@@ -147,11 +147,11 @@ type Broker struct {
 	disc discovery // topic discovery for Topics
 
 	mu        sync.Mutex
-	lastMaint map[string]time.Time // topic -> last recovery/promotion
-	cursors   map[string]string    // topic -> XAUTOCLAIM cursor to resume
-	due       map[string]dueAt     // topic -> head of its delayed set
-	dueWake   chan struct{}        // closed when a due time is lowered
-	buf       []*buffered          // fetched, not yet returned
+	lastMaint map[string]time.Time  // topic -> last recovery/promotion
+	cursors   map[string]string     // topic -> XAUTOCLAIM cursor to resume
+	due       map[string]dueAt      // topic -> head of its delayed set
+	waits     map[*waiting]struct{} // reads waiting for new entries
+	buf       []*buffered           // fetched, not yet returned
 }
 
 // buffered is a delivery read beyond a Fetch's max, returned by a later
@@ -181,6 +181,7 @@ func New(client goredis.UniversalClient, opts *Options) (*Broker, error) {
 		lastMaint: map[string]time.Time{},
 		cursors:   map[string]string{},
 		due:       map[string]dueAt{},
+		waits:     map[*waiting]struct{}{},
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -25,22 +26,30 @@ type dueAt struct {
 }
 
 // noteDue records that a member due at ms (unix ms) was added to topic's
-// delayed set.
+// delayed set, and tells the reads waiting on topic (see promoteWhenDue).
 func (b *Broker) noteDue(topic string, ms int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d, ok := b.due[topic]
-	if !ok || ms < d.at {
-		b.due[topic] = dueAt{at: ms, noted: true}
-		if b.dueWake != nil {
-			// Waiting reads re-arm their promotion for the earlier time.
-			close(b.dueWake)
-			b.dueWake = nil
-		}
+	if ok && ms >= d.at {
+		d.noted = true
+		b.due[topic] = d
 		return
 	}
-	d.noted = true
-	b.due[topic] = d
+	b.due[topic] = dueAt{at: ms, noted: true}
+	for w := range b.waits {
+		if !slices.ContainsFunc(w.ks, func(k keys) bool { return k.topic == topic }) {
+			continue
+		}
+		if w.done != nil {
+			select {
+			case w.lowered <- struct{}{}:
+			default:
+			}
+		} else if time.UnixMilli(ms).Sub(b.o.Now()) < time.Until(w.until) {
+			b.startPromoter(w)
+		}
+	}
 }
 
 // promoting marks the start of a promotion of topics: a noteDue from now
@@ -78,14 +87,14 @@ func (b *Broker) promoted(topic string, head int64) {
 	b.due[topic] = dueAt{at: head}
 }
 
-// nextDue returns the earliest known due time (unix ms) among ks, and a
-// channel closed when noteDue next lowers the due time of a topic.
-func (b *Broker) nextDue(ks []keys) (int64, bool, <-chan struct{}) {
+// nextDue returns the earliest known due time (unix ms) among ks.
+func (b *Broker) nextDue(ks []keys) (int64, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.dueWake == nil {
-		b.dueWake = make(chan struct{})
-	}
+	return b.nextDueLocked(ks)
+}
+
+func (b *Broker) nextDueLocked(ks []keys) (int64, bool) {
 	var at int64
 	found := false
 	for _, k := range ks {
@@ -93,7 +102,7 @@ func (b *Broker) nextDue(ks []keys) (int64, bool, <-chan struct{}) {
 			at, found = d.at, true
 		}
 	}
-	return at, found, b.dueWake
+	return at, found
 }
 
 // dueNow returns the topics of ks whose known due time is at or before now
@@ -110,59 +119,105 @@ func (b *Broker) dueNow(ks []keys, now int64) []keys {
 	return out
 }
 
-// promoteWhenDue starts a goroutine that, while a read of ks waits (until
-// the real time until), promotes each topic of ks when its known due time
-// comes, also for delayed jobs this broker adds during the wait, and
-// signals woke after each promotion. A single Redis ends a blocking
+// waiting is a read of ks waiting for new entries until the real time
+// until, registered in Broker.waits so that its delayed jobs are promoted
+// when due (see promoteWhenDue).
+type waiting struct {
+	ctx   context.Context
+	ks    []keys
+	until time.Time
+	woke  chan struct{} // signalled after each promotion; nil when not asked for
+
+	// Guarded by Broker.mu.
+	lowered chan struct{} // a due time of ks was lowered
+	quit    chan struct{} // closed by stop
+	done    chan struct{} // closed when the promoter ends; nil while none runs
+}
+
+// promoteWhenDue registers a read of ks that waits until the real time
+// until. While it waits, each topic of ks is promoted when its known due
+// time comes, including delayed jobs this broker adds during the wait: a
+// goroutine is started for that when a due time falls before until, at
+// once or when noteDue learns of one. A single Redis ends a blocking
 // XREADGROUP as soon as the promotion adds entries; a polling reader
-// (Cluster) selects on woke. stop ends the goroutine and waits for it.
-func (b *Broker) promoteWhenDue(ctx context.Context, ks []keys, until time.Time) (woke <-chan struct{}, stop func()) {
-	ch := make(chan struct{}, 1)
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			var t *time.Timer
-			var fire <-chan time.Time
-			at, ok, lowered := b.nextDue(ks)
-			if wait := time.UnixMilli(at).Sub(b.o.Now()); ok && wait < time.Until(until) {
+// (Cluster) asks for a signal on woke after each promotion. stop
+// unregisters the read and ends the goroutine, waiting for it.
+func (b *Broker) promoteWhenDue(ctx context.Context, ks []keys, until time.Time, wake bool) (woke <-chan struct{}, stop func()) {
+	w := &waiting{ctx: ctx, ks: ks, until: until}
+	if wake {
+		w.woke = make(chan struct{}, 1)
+	}
+	b.mu.Lock()
+	b.waits[w] = struct{}{}
+	if at, ok := b.nextDueLocked(ks); ok && time.UnixMilli(at).Sub(b.o.Now()) < time.Until(until) {
+		b.startPromoter(w)
+	}
+	b.mu.Unlock()
+	return w.woke, func() {
+		b.mu.Lock()
+		delete(b.waits, w)
+		done := w.done
+		if done != nil {
+			close(w.quit)
+		}
+		b.mu.Unlock()
+		if done != nil {
+			<-done
+		}
+	}
+}
+
+// startPromoter starts w's promoter. b.mu is held.
+func (b *Broker) startPromoter(w *waiting) {
+	w.lowered = make(chan struct{}, 1)
+	w.quit = make(chan struct{})
+	w.done = make(chan struct{})
+	go b.promoter(w)
+}
+
+// promoter promotes the topics of w as their known due times come, until
+// w stops.
+func (b *Broker) promoter(w *waiting) {
+	defer close(w.done)
+	for {
+		var t *time.Timer
+		var fire <-chan time.Time
+		if at, ok := b.nextDue(w.ks); ok {
+			if wait := time.UnixMilli(at).Sub(b.o.Now()); wait < time.Until(w.until) {
 				t = time.NewTimer(max(wait, 0))
 				fire = t.C
 			}
+		}
+		select {
+		case <-w.quit:
+			if t != nil {
+				t.Stop()
+			}
+			return
+		case <-w.lowered:
+			// A delayed job was added meanwhile: it may be due sooner.
+			if t != nil {
+				t.Stop()
+			}
+			continue
+		case <-fire:
+		}
+		if w.ctx.Err() != nil {
+			return
+		}
+		due := b.dueNow(w.ks, b.o.Now().UnixMilli())
+		if len(due) == 0 {
+			continue // the clock has not reached at yet (an injected clock)
+		}
+		errs := b.promote(w.ctx, due)
+		if w.woke != nil {
 			select {
-			case <-quit:
-				if t != nil {
-					t.Stop()
-				}
-				return
-			case <-lowered:
-				// A delayed job was added meanwhile: it may be due sooner.
-				if t != nil {
-					t.Stop()
-				}
-				continue
-			case <-fire:
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			due := b.dueNow(ks, b.o.Now().UnixMilli())
-			if len(due) == 0 {
-				continue // the clock has not reached at yet (an injected clock)
-			}
-			errs := b.promote(ctx, due)
-			select {
-			case ch <- struct{}{}:
+			case w.woke <- struct{}{}:
 			default:
 			}
-			if len(errs) > 0 {
-				return
-			}
 		}
-	}()
-	return ch, func() {
-		close(quit)
-		<-done
+		if len(errs) > 0 {
+			return
+		}
 	}
 }

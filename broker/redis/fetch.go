@@ -602,7 +602,7 @@ func parseEntry(e any) (goredis.XMessage, bool) {
 // that come due meanwhile are promoted (promoteWhenDue), which ends the
 // wait at once.
 func (b *Broker) waitGroup(ctx context.Context, ks []keys, count int) ([]goredis.XStream, error) {
-	_, stop := b.promoteWhenDue(ctx, ks, time.Now().Add(b.o.Block))
+	_, stop := b.promoteWhenDue(ctx, ks, time.Now().Add(b.o.Block), false)
 	defer stop()
 	return b.readGroup(ctx, ks, count, b.o.Block)
 }
@@ -658,7 +658,7 @@ func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bo
 	var woke <-chan struct{}
 	if block {
 		var stop func()
-		woke, stop = b.promoteWhenDue(ctx, ks, until)
+		woke, stop = b.promoteWhenDue(ctx, ks, until, true)
 		defer stop()
 	}
 	every := min(max(b.o.Block/10, 10*time.Millisecond), 100*time.Millisecond)
