@@ -22,7 +22,8 @@ import (
 // dueAt is what the broker knows of a topic's delayed set.
 type dueAt struct {
 	at    int64 // unix ms of the earliest member
-	noted bool  // lowered by noteDue since the last promotion started
+	noted bool  // noteDue was called since the last promotion started
+	since int64 // the earliest due time noted since then (when noted)
 }
 
 // noteDue records that a member due at ms (unix ms) was added to topic's
@@ -31,12 +32,16 @@ func (b *Broker) noteDue(topic string, ms int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d, ok := b.due[topic]
+	if !d.noted || ms < d.since {
+		d.since = ms
+	}
+	d.noted = true
 	if ok && ms >= d.at {
-		d.noted = true
 		b.due[topic] = d
 		return
 	}
-	b.due[topic] = dueAt{at: ms, noted: true}
+	d.at = ms
+	b.due[topic] = d
 	for w := range b.waits {
 		if !slices.ContainsFunc(w.ks, func(k keys) bool { return k.topic == topic }) {
 			continue
@@ -66,25 +71,20 @@ func (b *Broker) promoting(ks []keys) {
 }
 
 // promoted records the head of topic's delayed set that a promotion
-// returned (-1: empty).
+// returned (-1: empty). A member noted while the script ran may be missing
+// from head: the earlier of head and the due times noted since is kept.
 func (b *Broker) promoted(topic string, head int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	d, ok := b.due[topic]
-	if ok && d.noted {
-		// A member was added while the script ran: it may be missing
-		// from head.
-		if head >= 0 && head < d.at {
-			d.at = head
-		}
-		b.due[topic] = d
-		return
-	}
-	if head < 0 {
+	d := b.due[topic]
+	switch {
+	case d.noted && (head < 0 || d.since < head):
+		b.due[topic] = dueAt{at: d.since, noted: true, since: d.since}
+	case head < 0:
 		delete(b.due, topic)
-		return
+	default:
+		b.due[topic] = dueAt{at: head, noted: d.noted, since: d.since}
 	}
-	b.due[topic] = dueAt{at: head}
 }
 
 // nextDue returns the earliest known due time (unix ms) among ks.
