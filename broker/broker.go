@@ -1,8 +1,9 @@
 // Package broker defines the contract between conveyor's server and the
 // stores that hold jobs: the [Broker] interface, [Delivery], [Message],
 // optional admin powers found by type assertion ([Inspector],
-// [DeadLetterAdmin], [Trimmer], [TrimDryRunner]), and producer-side
-// middleware ([Producer]).
+// [DeadLetterAdmin], [Trimmer], [TrimDryRunner]), the [Publisher] side
+// that producers need, producer-side middleware ([Producer]) and typed
+// publishing ([TypedPublisher]).
 //
 // Every implementation passes the conformance suite in broker/brokertest.
 // Implementations: broker/memory (in process) and broker/redis (Redis
@@ -11,6 +12,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -67,6 +69,32 @@ type Message struct {
 	// Delay delays the job by this much from publication; it is ignored when
 	// ProcessAt is set.
 	Delay time.Duration
+	// MaxAttempts is the number of attempts this job gets, the first
+	// included; the retry policy (retry middleware or server) applies it
+	// instead of its own. Zero means the policy decides; at most
+	// job.MaxAttempt.
+	MaxAttempts int
+	// Timeout bounds each run of this job's handler; the timeout
+	// middleware applies it instead of its own deadline. Zero means the
+	// middleware decides; at most MaxTimeout. Brokers keep it to the
+	// millisecond, rounding up.
+	Timeout time.Duration
+}
+
+// MaxTimeout bounds [Message.Timeout].
+const MaxTimeout = 7 * 24 * time.Hour
+
+// CheckLimits returns an error wrapping [ErrInvalidMessage] when m's
+// MaxAttempts or Timeout is negative or above its bound. Brokers call it on
+// every message they publish.
+func (m *Message) CheckLimits() error {
+	if m.MaxAttempts < 0 || m.MaxAttempts > job.MaxAttempt {
+		return fmt.Errorf("%w: MaxAttempts %d is not between 0 and %d", ErrInvalidMessage, m.MaxAttempts, job.MaxAttempt)
+	}
+	if m.Timeout < 0 || m.Timeout > MaxTimeout {
+		return fmt.Errorf("%w: Timeout %v is not between 0 and %v", ErrInvalidMessage, m.Timeout, MaxTimeout)
+	}
+	return nil
 }
 
 // Due returns when m becomes ready, given the time of publication.
@@ -78,6 +106,15 @@ func (m *Message) Due(now time.Time) time.Time {
 		return now.Add(m.Delay)
 	}
 	return now
+}
+
+// AddAttempts returns attempt + n bounded to [1, job.MaxAttempt], without
+// overflow whatever the arguments: the attempt of a job redelivered n
+// times, or retried (n = 1). Brokers use it for every attempt they compute.
+func AddAttempts(attempt int, n int64) int {
+	a := int64(min(max(attempt, 1), job.MaxAttempt))
+	n = min(max(n, -job.MaxAttempt), job.MaxAttempt)
+	return int(min(max(a+n, 1), job.MaxAttempt))
 }
 
 // Delivery is a job handed to one consumer under a lease. Settle it exactly
@@ -95,13 +132,7 @@ type Delivery struct {
 // All methods are safe for concurrent use. Every method of a closed broker
 // returns [ErrClosed].
 type Broker interface {
-	// Publish enqueues one job and returns its ID.
-	Publish(ctx context.Context, m Message) (string, error)
-	// PublishBatch enqueues many jobs in as few round trips as the store
-	// allows and returns their IDs in order. On error, some may have been
-	// enqueued: when the error is a *[BatchError], the IDs returned with it
-	// are those of the jobs the store confirmed, with "" for the others.
-	PublishBatch(ctx context.Context, ms []Message) ([]string, error)
+	Publisher
 
 	// Fetch returns up to max ready jobs from any of topics, oldest first
 	// within a topic, each leased to this consumer for Lease(). It waits
@@ -130,6 +161,17 @@ type Broker interface {
 	// Close releases the broker's resources and unblocks pending Fetches.
 	// Unsettled deliveries stay leased and are redelivered after the lease.
 	Close() error
+}
+
+// SnoozeRecorder is implemented by brokers that record why a job was
+// snoozed, for operators to see while the job waits (the Redis broker). The
+// server snoozes through it when the broker has it.
+type SnoozeRecorder interface {
+	// SnoozeBecause is Snooze that also records cause (the text of the
+	// snooze's cause, such as "conveyor: circuit open"; "" for none) and
+	// the time of the snooze with the job, until its next outcome. The
+	// job's last failure is kept, as by Snooze.
+	SnoozeBecause(ctx context.Context, d *Delivery, delay time.Duration, cause string) error
 }
 
 // TopicInfo describes the state of one topic.
@@ -162,11 +204,35 @@ type GroupInfo struct {
 	Consumers       []ConsumerInfo `json:"consumers"`
 }
 
-// ConsumerInfo describes one consumer in a group.
+// ConsumerInfo describes one consumer in a group. Its JSON form gives Idle
+// in seconds, as a number named "idle_seconds": every duration in
+// conveyor's JSON is seconds with a _seconds suffix.
 type ConsumerInfo struct {
 	Name    string        `json:"name"`
 	Pending int64         `json:"pending"`
-	Idle    time.Duration `json:"idle"`
+	Idle    time.Duration `json:"-"` // JSON: idle_seconds
+}
+
+// consumerInfoJSON is the JSON form of ConsumerInfo.
+type consumerInfoJSON struct {
+	Name        string  `json:"name"`
+	Pending     int64   `json:"pending"`
+	IdleSeconds float64 `json:"idle_seconds"`
+}
+
+// MarshalJSON encodes c with Idle as "idle_seconds".
+func (c ConsumerInfo) MarshalJSON() ([]byte, error) {
+	return json.Marshal(consumerInfoJSON{c.Name, c.Pending, c.Idle.Seconds()})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (c *ConsumerInfo) UnmarshalJSON(data []byte) error {
+	var v consumerInfoJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*c = ConsumerInfo{Name: v.Name, Pending: v.Pending, Idle: time.Duration(v.IdleSeconds * float64(time.Second))}
+	return nil
 }
 
 // Inspector is implemented by brokers that can describe their topics.

@@ -5,6 +5,24 @@ import (
 	"slices"
 )
 
+// Publisher publishes jobs: the half of a [Broker] that producers use. Every
+// Broker is a Publisher, and so is a [*Producer], so code that only
+// publishes should take a Publisher: it then accepts a broker, a producer
+// with middleware, or a test double with two methods.
+//
+// Implementations are safe for concurrent use.
+type Publisher interface {
+	// Publish enqueues one job and returns its ID.
+	Publish(ctx context.Context, m Message) (string, error)
+	// PublishBatch enqueues many jobs in as few round trips as the store
+	// allows and returns their IDs in order. On error, some may have been
+	// enqueued: when the error is a *[BatchError], the IDs returned with it
+	// are those of the jobs the store confirmed, with "" for the others.
+	PublishBatch(ctx context.Context, ms []Message) ([]string, error)
+}
+
+var _ Publisher = (*Producer)(nil)
+
 // PublishFunc publishes a batch of messages and returns their IDs.
 type PublishFunc func(ctx context.Context, ms []Message) ([]string, error)
 
@@ -13,16 +31,18 @@ type PublishFunc func(ctx context.Context, ms []Message) ([]string, error)
 // messages (copy Headers before writing to them: the map may be the caller's).
 type PublishMiddleware func(next PublishFunc) PublishFunc
 
-// Producer publishes through a chain of [PublishMiddleware] to a Broker.
-// It is safe for concurrent use.
+// Producer publishes through a chain of [PublishMiddleware] to a
+// [Publisher]. It is a Publisher itself, so producers compose: a Producer
+// may publish to another Producer. It is safe for concurrent use.
 type Producer struct {
-	b    Broker
+	b    Publisher
 	next PublishFunc
 }
 
-// NewProducer returns a Producer publishing to b through mw, the first listed
-// outermost. The chain is built once.
-func NewProducer(b Broker, mw ...PublishMiddleware) *Producer {
+// NewProducer returns a Producer publishing to b (a [Broker], another
+// Producer, or any Publisher) through mw, the first listed outermost; nil
+// entries of mw are skipped. The chain is built once.
+func NewProducer(b Publisher, mw ...PublishMiddleware) *Producer {
 	next := PublishFunc(func(ctx context.Context, ms []Message) ([]string, error) {
 		if len(ms) == 1 {
 			id, err := b.Publish(ctx, ms[0])
@@ -58,5 +78,6 @@ func (p *Producer) PublishBatch(ctx context.Context, ms []Message) ([]string, er
 	return p.next(ctx, slices.Clone(ms))
 }
 
-// Broker returns the broker p publishes to.
-func (p *Producer) Broker() Broker { return p.b }
+// Publisher returns the Publisher p publishes to: the one given to
+// [NewProducer].
+func (p *Producer) Publisher() Publisher { return p.b }

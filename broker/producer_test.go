@@ -109,3 +109,64 @@ func TestMessageDue(t *testing.T) {
 		}
 	}
 }
+
+// publishOnly is a Publisher that is not a Broker: it records the messages.
+type publishOnly struct{ got []broker.Message }
+
+func (p *publishOnly) Publish(_ context.Context, m broker.Message) (string, error) {
+	p.got = append(p.got, m)
+	return m.Topic, nil
+}
+
+func (p *publishOnly) PublishBatch(_ context.Context, ms []broker.Message) ([]string, error) {
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		p.got = append(p.got, m)
+		ids[i] = m.Topic
+	}
+	return ids, nil
+}
+
+func TestProducerComposes(t *testing.T) {
+	tests := []struct {
+		name string
+		p    func(*publishOnly) broker.Publisher
+		want string // the trace header that reaches the store
+	}{
+		{"publisher that is not a broker", func(s *publishOnly) broker.Publisher {
+			return broker.NewProducer(s, header("trace", "a"))
+		}, "a"},
+		{"producer over a producer, outer first", func(s *publishOnly) broker.Publisher {
+			inner := broker.NewProducer(s, header("trace", "c"))
+			return broker.NewProducer(inner, header("trace", "a"), header("trace", "b"))
+		}, "abc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &publishOnly{}
+			p := tt.p(store)
+			if id, err := p.Publish(context.Background(), broker.Message{Topic: "one"}); err != nil || id != "one" {
+				t.Fatalf("Publish = %q, %v", id, err)
+			}
+			ids, err := p.PublishBatch(context.Background(), []broker.Message{{Topic: "x"}, {Topic: "y"}})
+			if err != nil || strings.Join(ids, ",") != "x,y" {
+				t.Fatalf("PublishBatch = %v, %v", ids, err)
+			}
+			if len(store.got) != 3 {
+				t.Fatalf("store got %d messages, want 3", len(store.got))
+			}
+			for _, m := range store.got {
+				if m.Headers["trace"] != tt.want {
+					t.Fatalf("%s: trace = %q, want %q", m.Topic, m.Headers["trace"], tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestProducerPublisher(t *testing.T) {
+	store := &publishOnly{}
+	if got := broker.NewProducer(store).Publisher(); got != broker.Publisher(store) {
+		t.Fatalf("Publisher() = %v, want the Publisher given to NewProducer", got)
+	}
+}

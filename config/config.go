@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // Backends accepted by [Config.Backend].
@@ -48,6 +50,11 @@ type Redis struct {
 	// Lease is how long a fetched job stays with a worker without a
 	// heartbeat before it is redelivered to another.
 	Lease time.Duration `mapstructure:"lease"`
+	// MaxDeliveries is the poison limit: a job delivered this many times in
+	// a row with no outcome (its worker crashed or lost the lease each
+	// time) is dead-lettered with reason max-deliveries. It counts crashes,
+	// not attempts: a retried job starts a new count.
+	MaxDeliveries int `mapstructure:"max_deliveries"`
 	// DialTimeout bounds connecting to Redis.
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 }
@@ -67,8 +74,7 @@ type Worker struct {
 // Retry configures what happens to a job whose handler failed.
 type Retry struct {
 	// MaxAttempts is the most attempts a job gets, the first included,
-	// before it is dead-lettered. It is also the broker's redelivery limit
-	// (poison protection).
+	// before it is dead-lettered.
 	MaxAttempts int `mapstructure:"max_attempts"`
 	// Schedule is the delay before each retry: the first entry before the
 	// second attempt, and so on; the last entry repeats.
@@ -144,20 +150,21 @@ func Default() *Config {
 	return &Config{
 		Backend: BackendRedis,
 		Redis: Redis{
-			URL:         "redis://localhost:6379/0",
-			Namespace:   "conveyor",
-			Group:       "conveyor",
-			Lease:       30 * time.Second,
-			DialTimeout: 5 * time.Second,
+			URL:           "redis://localhost:6379/0",
+			Namespace:     "conveyor",
+			Group:         "conveyor",
+			Lease:         30 * time.Second,
+			MaxDeliveries: 3,
+			DialTimeout:   5 * time.Second,
 		},
 		Worker: Worker{
 			Concurrency:     10,
 			ShutdownTimeout: 30 * time.Second,
 		},
 		Retry: Retry{
-			MaxAttempts: 4,
-			Schedule:    []time.Duration{5 * time.Second, 15 * time.Second, 60 * time.Second},
-			Jitter:      0.1,
+			MaxAttempts: retry.DefaultMaxAttempts,
+			Schedule:    retry.DefaultSchedule(),
+			Jitter:      retry.DefaultScheduleJitter,
 		},
 		Breaker: Breaker{Failures: 5, Timeout: 60 * time.Second},
 		Metrics: Metrics{Addr: "127.0.0.1:9090"},

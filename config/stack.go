@@ -12,6 +12,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // NewLogger returns a logger writing to w at log.level in log.format.
@@ -25,16 +26,18 @@ func (c *Config) NewLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// RetryPolicy returns the retry middleware's policy: retry.schedule,
-// retry.max_attempts and retry.jitter.
-func (c *Config) RetryPolicy() middleware.Policy {
-	p := middleware.Policy{
+// RetryPolicy returns the retry policy of retry.schedule,
+// retry.max_attempts and retry.jitter: the one the retry middleware of
+// [Config.MiddlewareOptions] applies. Anything else that retries jobs (a
+// server.Options.Retry, say) should take it from here.
+func (c *Config) RetryPolicy() retry.Policy {
+	p := retry.Policy{
 		Schedule:            append([]time.Duration(nil), c.Retry.Schedule...),
 		MaxAttempts:         c.Retry.MaxAttempts,
 		RandomizationFactor: c.Retry.Jitter,
 	}
 	if c.Retry.Jitter == 0 {
-		p.RandomizationFactor = middleware.NoJitter
+		p.RandomizationFactor = retry.NoJitter
 	}
 	return p
 }

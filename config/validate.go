@@ -60,6 +60,7 @@ func (c *Config) validate() error {
 		}
 	}
 	positive("redis.lease", int64(c.Redis.Lease))
+	positive("redis.max_deliveries", int64(c.Redis.MaxDeliveries))
 	positive("redis.dial_timeout", int64(c.Redis.DialTimeout))
 
 	for _, t := range c.Worker.Topics {

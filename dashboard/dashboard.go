@@ -240,10 +240,16 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.handler.ServeHTTP(w, r)
 }
 
-// staticHandler serves the embedded assets with a short cache lifetime.
+// staticHandler serves the embedded assets with a short cache lifetime:
+// files only, never a directory listing (404).
 func staticHandler(fsys fs.FS) http.Handler {
 	h := http.FileServerFS(fsys)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if st, err := fs.Stat(fsys, strings.TrimSuffix(name, "/")); name == "" || err != nil || st.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		h.ServeHTTP(w, r)
 	})
@@ -607,13 +613,38 @@ func (d *Dashboard) deadLetterAction(w http.ResponseWriter, r *http.Request, top
 		http.Error(w, "select dead letters (id) or all=1", http.StatusBadRequest)
 		return
 	}
+	// Look the IDs up first: the broker skips unknown IDs without saying
+	// which, and "replayed 0" would read as success.
+	var missing []string
+	if ids != nil {
+		var found []string
+		for _, id := range slices.Compact(slices.Sorted(slices.Values(ids))) {
+			_, err := d.dlq.DeadLetterByID(r.Context(), topic, id)
+			switch {
+			case errors.Is(err, broker.ErrNotFound):
+				missing = append(missing, id)
+			case err != nil:
+				d.fail(w, "../../../", statusOf(err), err)
+				return
+			default:
+				found = append(found, id)
+			}
+		}
+		if len(found) == 0 {
+			err := fmt.Errorf("%w: dead %s %s of %s (already replayed or purged?): nothing %s",
+				broker.ErrNotFound, plural(len(missing), "letter", "letters"), strings.Join(missing, ", "), topic, done)
+			d.fail(w, "../../../", http.StatusNotFound, err)
+			return
+		}
+		ids = found
+	}
 	n, err := fn(r.Context(), topic, ids)
 	if err != nil {
 		d.fail(w, "../../../", statusOf(err), err)
 		return
 	}
 	d.sampler.invalidate()
-	redirectDone(w, r, topic, done, n)
+	redirectDone(w, r, topic, done, n, len(missing))
 }
 
 func (d *Dashboard) deleteDelayed(w http.ResponseWriter, r *http.Request, topic string) {
@@ -631,13 +662,17 @@ func (d *Dashboard) deleteDelayed(w http.ResponseWriter, r *http.Request, topic 
 		return
 	}
 	d.sampler.invalidate()
-	redirectDone(w, r, topic, "deleted", 1)
+	redirectDone(w, r, topic, "deleted", 1, 0)
 }
 
 // redirectDone sends the browser back to the topic page (a relative
-// Location, so any mount prefix works) with a message naming what was done.
-func redirectDone(w http.ResponseWriter, r *http.Request, topic, done string, n int) {
+// Location, so any mount prefix works) with a message naming what was done
+// and how many of the selected items were not found.
+func redirectDone(w http.ResponseWriter, r *http.Request, topic, done string, n, missing int) {
 	q := url.Values{"done": {done}, "n": {strconv.Itoa(n)}}
+	if missing > 0 {
+		q.Set("missing", strconv.Itoa(missing))
+	}
 	w.Header().Set("Location", "../../"+url.PathEscape(topic)+"?"+q.Encode())
 	w.WriteHeader(http.StatusSeeOther)
 }
@@ -649,15 +684,21 @@ func flashMessage(q url.Values) string {
 	if err != nil || n < 0 {
 		return ""
 	}
+	var msg string
 	switch q.Get("done") {
 	case "replayed":
-		return fmt.Sprintf("Replayed %d dead %s to the stream.", n, plural(n, "letter", "letters"))
+		msg = fmt.Sprintf("Replayed %d dead %s to the stream.", n, plural(n, "letter", "letters"))
 	case "purged":
-		return fmt.Sprintf("Purged %d dead %s.", n, plural(n, "letter", "letters"))
+		msg = fmt.Sprintf("Purged %d dead %s.", n, plural(n, "letter", "letters"))
 	case "deleted":
 		return "Deleted the delayed job."
+	default:
+		return ""
 	}
-	return ""
+	if m, err := strconv.Atoi(q.Get("missing")); err == nil && m > 0 {
+		msg += fmt.Sprintf(" %d selected dead %s not found (already replayed or purged?).", m, plural(m, "letter was", "letters were"))
+	}
+	return msg
 }
 
 func plural(n int, one, many string) string {

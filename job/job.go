@@ -19,15 +19,29 @@ type Job struct {
 	// Headers carries metadata such as a tenant, trace context or content
 	// type. It may be nil.
 	Headers map[string]string
-	// Attempt is the 1-based number of this attempt. A retry spends an
-	// attempt; a snooze does not; a redelivery after a crash does.
+	// Attempt is the 1-based number of this attempt, at most [MaxAttempt].
+	// A retry spends an attempt; a snooze does not; a redelivery after a
+	// crash does.
 	Attempt int
 	// EnqueuedAt is when the job was first enqueued; retries keep it.
 	EnqueuedAt time.Time
+	// MaxAttempts is the number of attempts this job gets, the first
+	// included, as its producer set it; it wins over the retry policy's.
+	// Zero means the policy decides.
+	MaxAttempts int
+	// Timeout bounds each run of the handler for this job, as its producer
+	// set it; it wins over the timeout middleware's deadline. Zero means the
+	// middleware decides.
+	Timeout time.Duration
 	// Failure describes the last failure of a job that was retried or
 	// dead-lettered. It is nil on a job that has not failed yet.
 	Failure *Failure
 }
+
+// MaxAttempt bounds [Job.Attempt]: brokers read a larger recorded attempt
+// as MaxAttempt (with a warning) and never count past it, so that no
+// arithmetic on attempts overflows.
+const MaxAttempt = 1_000_000
 
 // Header returns the value of header name, or "" when it is not set.
 func (j *Job) Header(name string) string {
@@ -50,6 +64,10 @@ type Failure struct {
 	Origin string
 	// At is when the failure happened.
 	At time.Time
+	// Stack is the stack of a handler that panicked (see [PanicError]),
+	// kept out of Error so that the error text stays one line. Brokers may
+	// bound its size; it is empty for other failures.
+	Stack string
 }
 
 // Reasons recorded in [Failure.Reason].

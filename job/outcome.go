@@ -161,11 +161,16 @@ func Classify(err error) (Outcome, time.Duration) {
 
 // FailureOf builds the [Failure] recorded for a job that failed with err on
 // topic. Reason comes from a [PermanentError] when there is one, else from
-// the known sentinels, else fallback.
+// the known sentinels, else fallback. Error is err's text without the words
+// of the outcome err asks for: RetryIn(d, cause) records cause's text, not
+// "retry in d: …", whose delay says nothing of the failure and is stale as
+// soon as the job is snoozed or its retry is due. When err holds a
+// [PanicError], the error text ends with the topmost frames of the panic
+// site (" [at pkg.F (file.go:12) < …]") and Stack holds the whole stack.
 func FailureOf(j *Job, err error, fallback string, at time.Time) Failure {
 	f := Failure{Reason: fallback, Origin: j.Topic, At: at}
 	if err != nil {
-		f.Error = err.Error()
+		f.Error = failureText(err)
 	}
 	var pe *PermanentError
 	if errors.As(err, &pe) {
@@ -174,6 +179,11 @@ func FailureOf(j *Job, err error, fallback string, at time.Time) Failure {
 			f.Reason = pe.Reason
 		}
 		f.Handler = pe.Handler
+	}
+	var panicked *PanicError
+	if errors.As(err, &panicked) {
+		f.Error += panicked.where()
+		f.Stack = string(panicked.Stack)
 	}
 	switch {
 	case errors.Is(err, ErrNoHandler):
@@ -185,4 +195,25 @@ func FailureOf(j *Job, err error, fallback string, at time.Time) Failure {
 		f.Origin = j.Failure.Origin
 	}
 	return f
+}
+
+// failureText returns err's text, looking through the outcome errors that
+// wrap it directly ([RetryError], [PermanentError]) to their cause.
+func failureText(err error) string {
+	for {
+		switch e := err.(type) {
+		case *RetryError:
+			if e.Err == nil {
+				return e.Error()
+			}
+			err = e.Err
+		case *PermanentError:
+			if e.Err == nil {
+				return e.Error()
+			}
+			err = e.Err
+		default:
+			return err.Error()
+		}
+	}
 }

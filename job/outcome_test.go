@@ -156,3 +156,26 @@ func TestTypedWithCodec(t *testing.T) {
 		t.Fatalf("got %q, %v", got, err)
 	}
 }
+
+// TestFailureOfText checks that the recorded error is the failure's text,
+// without the words of the outcome that wraps it ("retry in 288ms: ").
+func TestFailureOfText(t *testing.T) {
+	boom := errors.New("upstream 503")
+	j := &job.Job{Topic: "t"}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"retry in", job.RetryIn(288*time.Millisecond, boom), "upstream 503"},
+		{"permanent retry in", job.Permanent(job.RetryIn(time.Second, boom)), "upstream 503"},
+		{"retry in without cause", job.RetryIn(time.Second, nil), "conveyor: retry in 1s"},
+		{"wrapped by the handler", fmt.Errorf("call: %w", job.RetryIn(time.Second, boom)), "call: retry in 1s: upstream 503"},
+		{"plain", boom, "upstream 503"},
+	}
+	for _, tt := range tests {
+		if got := job.FailureOf(j, tt.err, job.ReasonError, time.Time{}).Error; got != tt.want {
+			t.Errorf("%s: Error = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 func handlerNamed(name string) *middleware.DeadLetterOptions {
@@ -27,7 +28,7 @@ func TestDeadLetterFillsPermanentErrors(t *testing.T) {
 		{"wrapped permanent", fmt.Errorf("step 2: %w", job.Permanent(errBoom)), job.ReasonPermanent, "summarize"},
 		{"keeps own reason and handler", &job.PermanentError{Err: errBoom, Reason: job.ReasonUndecodable, Handler: "job.Typed[T]"}, job.ReasonUndecodable, "job.Typed[T]"},
 		{"exhausted", &job.PermanentError{Err: fmt.Errorf("%w: %w", job.ErrRetriesExhausted, errBoom)}, job.ReasonExhausted, "summarize"},
-		{"exhausted panic", &job.PermanentError{Err: fmt.Errorf("%w: %w", job.ErrRetriesExhausted, &middleware.PanicError{Value: 1})}, job.ReasonPanic, "summarize"},
+		{"exhausted panic", &job.PermanentError{Err: fmt.Errorf("%w: %w", job.ErrRetriesExhausted, &job.PanicError{Value: 1})}, job.ReasonPanic, "summarize"},
 		{"decode error", job.Permanent(&job.DecodeError{Err: errBoom}), job.ReasonUndecodable, "summarize"},
 	}
 	for _, tt := range tests {
@@ -77,7 +78,7 @@ func TestDeadLetterPassesOtherOutcomes(t *testing.T) {
 // DeadLetter outside Retry and inside it, at every attempt, and requires the
 // same outcome, delay, error text and dead-letter record.
 func TestRetryAndDeadLetterOrderDoesNotMatter(t *testing.T) {
-	policy := middleware.Policy{Rand: fixed(0.3), RetryIf: func(err error) bool { return !errors.Is(err, errNotRetryable) }}
+	policy := retry.Policy{Rand: fixed(0.3), RetryIf: func(err error) bool { return !errors.Is(err, errNotRetryable) }}
 	dl := middleware.DeadLetter(handlerNamed("summarizer"))
 	orders := map[string]job.Middleware{
 		"deadletter outside retry": job.Chain(dl, middleware.Retry(policy), middleware.Recover(nil)),
@@ -111,6 +112,12 @@ func TestRetryAndDeadLetterOrderDoesNotMatter(t *testing.T) {
 				if err != nil {
 					r.text = err.Error()
 					r.failure = job.FailureOf(j, err, job.ReasonError, time.Time{})
+					// The stack shows the middleware order; it is compared
+					// by its presence only.
+					if (r.failure.Stack != "") != (hname == "panic") {
+						t.Errorf("%s: failure stack %q", hname, r.failure.Stack)
+					}
+					r.failure.Stack = ""
 				}
 				results[oname] = r
 			}
@@ -142,7 +149,7 @@ func ExampleDeadLetter() {
 		middleware.DeadLetter(&middleware.DeadLetterOptions{
 			HandlerName: func(j *job.Job) string { return mux.HandlerName(j.Topic) },
 		}),
-		middleware.Retry(middleware.Policy{}),
+		middleware.Retry(retry.Policy{}),
 	)
 	mux.Handle("charge", job.HandlerFunc(func(context.Context, *job.Job) error {
 		return errors.New("card declined")

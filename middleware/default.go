@@ -5,11 +5,13 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // DefaultOptions configures [Default]. Every field may be left zero: nil
-// parts are left out of the stack, except DeadLetter, Retry and Recover,
-// which are always in it.
+// parts are left out of the stack, except DeadLetter, Retry, Timeout (which
+// applies the jobs' own deadlines, job.Job.Timeout, even with none of its
+// own) and Recover, which are always in it.
 type DefaultOptions struct {
 	// Logger receives one record per outcome ([Logging]); nil means no
 	// logging middleware.
@@ -23,16 +25,17 @@ type DefaultOptions struct {
 	DeadLetter *DeadLetterOptions
 	// Retry is the retry policy; nil means the default policy (5 s, 15 s,
 	// 60 s, then dead-letter). RetryFunc, when set, replaces it.
-	Retry *Policy
+	Retry *retry.Policy
 	// RetryFunc chooses a policy per topic (see [RetryFunc]).
-	RetryFunc func(topic string) Policy
+	RetryFunc func(topic string) retry.Policy
 	// RateLimit configures rate limiting; nil means none.
 	RateLimit *RateLimitOptions
 	// Breakers are the circuit breakers to run jobs through (see
 	// [NewBreakers]); nil means none.
 	Breakers *Breakers
 	// Timeout is every handler's deadline; zero means none. TimeoutFunc,
-	// when set, replaces it with a deadline per topic.
+	// when set, replaces it with a deadline per topic. A job's own Timeout
+	// wins over both.
 	Timeout     time.Duration
 	TimeoutFunc func(topic string) time.Duration
 	// Recover configures panic recovery; nil means defaults.
@@ -87,7 +90,7 @@ func DefaultStack(opts *DefaultOptions) []job.Middleware {
 	case o.Retry != nil:
 		stack = append(stack, Retry(*o.Retry))
 	default:
-		stack = append(stack, Retry(Policy{}))
+		stack = append(stack, Retry(retry.Policy{}))
 	}
 	if o.RateLimit != nil {
 		stack = append(stack, RateLimit(o.RateLimit))
@@ -98,7 +101,8 @@ func DefaultStack(opts *DefaultOptions) []job.Middleware {
 	switch {
 	case o.TimeoutFunc != nil:
 		stack = append(stack, TimeoutFunc(o.TimeoutFunc))
-	case o.Timeout > 0:
+	default:
+		// Even with no deadline of its own, Timeout applies the jobs'.
 		stack = append(stack, Timeout(o.Timeout))
 	}
 	return append(stack, Recover(o.Recover))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // stack is a full Default stack with observable parts.
@@ -59,7 +60,7 @@ func newStack(t *testing.T, handler job.HandlerFunc) *stack {
 		Logger:     slog.New(slog.NewJSONHandler(st.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Recorder:   st.rec,
 		DeadLetter: &middleware.DeadLetterOptions{HandlerName: func(j *job.Job) string { return mux.HandlerName(j.Topic) }},
-		Retry:      &middleware.Policy{RandomizationFactor: middleware.NoJitter},
+		Retry:      &retry.Policy{RandomizationFactor: retry.NoJitter},
 		RateLimit: &middleware.RateLimitOptions{
 			Key: middleware.ByTenant(), Limit: middleware.PerSecond(1, 1), Now: st.clk.Now,
 			Store: &probeStore{st: st, inner: middleware.NewMemoryStore(nil)},
@@ -161,8 +162,8 @@ func TestDefaultOrder(t *testing.T) {
 }
 
 func TestDefaultStackLeavesOutNilParts(t *testing.T) {
-	if n := len(middleware.DefaultStack(nil)); n != 3 { // DeadLetter, Retry, Recover
-		t.Fatalf("%d middleware, want 3", n)
+	if n := len(middleware.DefaultStack(nil)); n != 4 { // DeadLetter, Retry, Timeout, Recover
+		t.Fatalf("%d middleware, want 4", n)
 	}
 	// Even the bare stack recovers panics and retries.
 	err := run(t, middleware.Default(nil), func(context.Context, *job.Job) error { panic("x") }, &job.Job{Topic: "t", Attempt: 1})
@@ -183,7 +184,7 @@ func ExampleDefault() {
 	mux := job.NewMux()
 	mux.Use(middleware.Default(&middleware.DefaultOptions{
 		Logger:  logger,
-		Retry:   &middleware.Policy{RandomizationFactor: middleware.NoJitter},
+		Retry:   &retry.Policy{RandomizationFactor: retry.NoJitter},
 		Timeout: time.Minute,
 	}))
 	mux.HandleFunc("orchestrate", func(ctx context.Context, j *job.Job) error {

@@ -35,11 +35,14 @@
 //
 // # Retry schedule
 //
-// The zero [Policy] retries after 5 s, 15 s and 60 s (±10% jitter) and
-// dead-letters the job when its 4th attempt fails. Set Schedule for other
-// fixed delays, or InitialInterval (with Multiplier, MaxInterval and
-// RandomizationFactor, as in github.com/cenkalti/backoff/v4) for exponential
-// ones; [RetryByTopic] and [RetryFunc] choose a policy per topic.
+// [Retry] applies a [retry.Policy]. The zero Policy retries after 5 s, 15 s
+// and 60 s (±10% jitter) and dead-letters the job when its 4th attempt
+// fails; a job whose producer set its own MaxAttempts gets that many. Set
+// Schedule for other fixed delays, or InitialInterval (with Multiplier,
+// MaxInterval and RandomizationFactor, as in github.com/cenkalti/backoff/v4)
+// for exponential ones; [RetryByTopic] and [RetryFunc] choose a policy per
+// topic. With Retry in the chain the server's own Options.Retry is never
+// consulted.
 //
 // # Rate limits per tenant and operation
 //

@@ -12,6 +12,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // fakeRecorder keeps what a Recorder is told.
@@ -102,7 +103,7 @@ func (printRecorder) ObserveDuration(topic, outcome string, _ time.Duration) {
 func ExampleMetrics() {
 	h := job.Chain(
 		middleware.Metrics(printRecorder{}),
-		middleware.Retry(middleware.Policy{}),
+		middleware.Retry(retry.Policy{}),
 	)(job.HandlerFunc(func(context.Context, *job.Job) error {
 		return errors.New("flaky")
 	}))

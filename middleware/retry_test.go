@@ -11,6 +11,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 const s = time.Second
@@ -27,24 +28,24 @@ func outcomeAt(t *testing.T, mw job.Middleware, err error, attempt int) (job.Out
 func TestRetryDelays(t *testing.T) {
 	tests := []struct {
 		name   string
-		policy middleware.Policy
+		policy retry.Policy
 		want   []time.Duration // delay after attempt 1, 2, …; then dead-letter
 	}{
-		{"default, middle of jitter", middleware.Policy{Rand: fixed(0.5)}, []time.Duration{5 * s, 15 * s, 60 * s}},
-		{"default, low end of jitter", middleware.Policy{Rand: fixed(0)}, []time.Duration{4500 * time.Millisecond, 13500 * time.Millisecond, 54 * s}},
-		{"default, high end of jitter", middleware.Policy{Rand: fixed(1)}, []time.Duration{5500 * time.Millisecond, 16500 * time.Millisecond, 66 * s}},
-		{"schedule, no jitter", middleware.Policy{Schedule: []time.Duration{s, 2 * s}, RandomizationFactor: middleware.NoJitter}, []time.Duration{s, 2 * s}},
-		{"schedule repeats its last delay", middleware.Policy{Schedule: []time.Duration{s, 2 * s}, MaxAttempts: 5, RandomizationFactor: middleware.NoJitter}, []time.Duration{s, 2 * s, 2 * s, 2 * s}},
-		{"exponential capped", middleware.Policy{InitialInterval: s, Multiplier: 2, MaxInterval: 10 * s, MaxAttempts: 7, RandomizationFactor: middleware.NoJitter},
+		{"default, middle of jitter", retry.Policy{Rand: fixed(0.5)}, []time.Duration{5 * s, 15 * s, 60 * s}},
+		{"default, low end of jitter", retry.Policy{Rand: fixed(0)}, []time.Duration{4500 * time.Millisecond, 13500 * time.Millisecond, 54 * s}},
+		{"default, high end of jitter", retry.Policy{Rand: fixed(1)}, []time.Duration{5500 * time.Millisecond, 16500 * time.Millisecond, 66 * s}},
+		{"schedule, no jitter", retry.Policy{Schedule: []time.Duration{s, 2 * s}, RandomizationFactor: retry.NoJitter}, []time.Duration{s, 2 * s}},
+		{"schedule repeats its last delay", retry.Policy{Schedule: []time.Duration{s, 2 * s}, MaxAttempts: 5, RandomizationFactor: retry.NoJitter}, []time.Duration{s, 2 * s, 2 * s, 2 * s}},
+		{"exponential capped", retry.Policy{InitialInterval: s, Multiplier: 2, MaxInterval: 10 * s, MaxAttempts: 7, RandomizationFactor: retry.NoJitter},
 			[]time.Duration{s, 2 * s, 4 * s, 8 * s, 10 * s, 10 * s}},
-		{"exponential with jitter", middleware.Policy{InitialInterval: s, Multiplier: 3, RandomizationFactor: 0.5, Rand: fixed(0)},
+		{"exponential with jitter", retry.Policy{InitialInterval: s, Multiplier: 3, RandomizationFactor: 0.5, Rand: fixed(0)},
 			[]time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, 4500 * time.Millisecond}},
-		{"exponential defaults from backoff", middleware.Policy{InitialInterval: 500 * time.Millisecond, Rand: fixed(0.5)},
+		{"exponential defaults from backoff", retry.Policy{InitialInterval: 500 * time.Millisecond, Rand: fixed(0.5)},
 			[]time.Duration{500 * time.Millisecond, 750 * time.Millisecond, 1125 * time.Millisecond}},
-		{"from backoff.ExponentialBackOff", withRand(middleware.PolicyFromBackOff(&backoff.ExponentialBackOff{
+		{"from backoff.ExponentialBackOff", withRand(retry.PolicyFromBackOff(&backoff.ExponentialBackOff{
 			InitialInterval: 100 * time.Millisecond, Multiplier: 10, MaxInterval: 5 * s, RandomizationFactor: 0.2}, 5), fixed(1)),
 			[]time.Duration{120 * time.Millisecond, 1200 * time.Millisecond, 6 * s, 6 * s}},
-		{"one attempt never retries", middleware.Policy{MaxAttempts: 1}, nil},
+		{"one attempt never retries", retry.Policy{MaxAttempts: 1}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,13 +81,13 @@ func TestRetryDelays(t *testing.T) {
 	}
 }
 
-func withRand(p middleware.Policy, r func() float64) middleware.Policy {
+func withRand(p retry.Policy, r func() float64) retry.Policy {
 	p.Rand = r
 	return p
 }
 
 func TestRetryJitterStaysInRange(t *testing.T) {
-	p := middleware.Policy{} // real randomness
+	p := retry.Policy{} // real randomness
 	for range 1000 {
 		if d := p.Delay(2); d < 13500*time.Millisecond || d > 16500*time.Millisecond {
 			t.Fatalf("Delay(2) = %v, outside 15s ± 10%%", d)
@@ -96,11 +97,11 @@ func TestRetryJitterStaysInRange(t *testing.T) {
 
 func TestRetryPassesOutcomesThrough(t *testing.T) {
 	perm := job.Permanent(errBoom)
-	retry := job.RetryIn(time.Minute, errBoom)
+	retryIn := job.RetryIn(time.Minute, errBoom)
 	snooze := job.Snooze(time.Second)
 	for _, attempt := range []int{1, 4} {
-		for _, err := range []error{nil, perm, retry, snooze} {
-			_, _, got := outcomeAt(t, middleware.Retry(middleware.Policy{}), err, attempt)
+		for _, err := range []error{nil, perm, retryIn, snooze} {
+			_, _, got := outcomeAt(t, middleware.Retry(retry.Policy{}), err, attempt)
 			if got != err {
 				t.Errorf("attempt %d: %v became %v", attempt, err, got)
 			}
@@ -110,7 +111,7 @@ func TestRetryPassesOutcomesThrough(t *testing.T) {
 
 func TestRetryIf(t *testing.T) {
 	errBadInput := errors.New("bad input")
-	mw := middleware.Retry(middleware.Policy{
+	mw := middleware.Retry(retry.Policy{
 		RetryIf: func(err error) bool { return !errors.Is(err, errBadInput) },
 		Rand:    fixed(0.5),
 	})
@@ -125,29 +126,29 @@ func TestRetryIf(t *testing.T) {
 }
 
 func TestRetryPanicOnLastAttempt(t *testing.T) {
-	mw := job.Chain(middleware.Retry(middleware.Policy{}), middleware.Recover(nil))
+	mw := job.Chain(middleware.Retry(retry.Policy{}), middleware.Recover(nil))
 	err := run(t, mw, func(context.Context, *job.Job) error { panic("kaput") }, &job.Job{Topic: "t", Attempt: 4})
 	f := job.FailureOf(&job.Job{Topic: "t"}, err, job.ReasonError, time.Time{})
 	if f.Reason != job.ReasonPanic {
 		t.Fatalf("reason %q, want %q (%v)", f.Reason, job.ReasonPanic, err)
 	}
-	var p *middleware.PanicError
+	var p *job.PanicError
 	if !errors.As(err, &p) || p.Value != "kaput" {
 		t.Fatalf("panic lost: %v", err)
 	}
 }
 
 func TestRetryAttemptZeroCountsAsFirst(t *testing.T) {
-	if o, d, _ := outcomeAt(t, middleware.Retry(middleware.Policy{Rand: fixed(0.5)}), errBoom, 0); o != job.OutcomeRetry || d != 5*s {
+	if o, d, _ := outcomeAt(t, middleware.Retry(retry.Policy{Rand: fixed(0.5)}), errBoom, 0); o != job.OutcomeRetry || d != 5*s {
 		t.Fatalf("attempt 0: %v %v, want retry 5s", o, d)
 	}
 }
 
 func TestRetryPerTopic(t *testing.T) {
-	fast := middleware.Policy{Schedule: []time.Duration{time.Millisecond}, RandomizationFactor: middleware.NoJitter}
-	def := middleware.Policy{Rand: fixed(0.5)}
-	byMap := middleware.RetryByTopic(map[string]middleware.Policy{"fast": fast}, def)
-	byFunc := middleware.RetryFunc(func(topic string) middleware.Policy {
+	fast := retry.Policy{Schedule: []time.Duration{time.Millisecond}, RandomizationFactor: retry.NoJitter}
+	def := retry.Policy{Rand: fixed(0.5)}
+	byMap := middleware.RetryByTopic(map[string]retry.Policy{"fast": fast}, def)
+	byFunc := middleware.RetryFunc(func(topic string) retry.Policy {
 		if topic == "fast" {
 			return fast
 		}
@@ -179,7 +180,7 @@ func TestRetryPerTopic(t *testing.T) {
 
 func ExampleRetry() {
 	// Exact delays for the example; leave Rand nil in production.
-	policy := middleware.Policy{Rand: func() float64 { return 0.5 }}
+	policy := retry.Policy{Rand: func() float64 { return 0.5 }}
 	h := middleware.Retry(policy)(job.HandlerFunc(func(context.Context, *job.Job) error {
 		return errors.New("upstream 503")
 	}))
@@ -195,18 +196,28 @@ func ExampleRetry() {
 	// 4 dead-letter 0s conveyor: retries exhausted after 4 attempts: upstream 503
 }
 
-func ExamplePolicy_Delay() {
-	p := middleware.Policy{
-		InitialInterval:     time.Second,
-		Multiplier:          2,
-		MaxInterval:         time.Minute,
-		RandomizationFactor: middleware.NoJitter,
-		MaxAttempts:         10,
+// TestRetryJobMaxAttemptsWins gives jobs their own MaxAttempts, as their
+// producer may: it wins over the policy's, below it and above it.
+func TestRetryJobMaxAttemptsWins(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy retry.Policy
+		job    job.Job
+		want   job.Outcome
+	}{
+		{"fewer than the policy", retry.Policy{}, job.Job{Attempt: 2, MaxAttempts: 2}, job.OutcomeDeadLetter},
+		{"more than the policy", retry.Policy{MaxAttempts: 2}, job.Job{Attempt: 5, MaxAttempts: 10}, job.OutcomeRetry},
+		{"the job's last attempt", retry.Policy{MaxAttempts: 2}, job.Job{Attempt: 10, MaxAttempts: 10}, job.OutcomeDeadLetter},
+		{"unset: the policy decides", retry.Policy{MaxAttempts: 2}, job.Job{Attempt: 2}, job.OutcomeDeadLetter},
 	}
-	for attempt := 1; attempt < p.Attempts(); attempt++ {
-		fmt.Print(p.Delay(attempt), " ")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := tt.job
+			j.ID, j.Topic = "j", "t"
+			err := run(t, middleware.Retry(tt.policy), func(context.Context, *job.Job) error { return errBoom }, &j)
+			if o, _ := job.Classify(err); o != tt.want {
+				t.Fatalf("outcome %v (%v), want %v", o, err, tt.want)
+			}
+		})
 	}
-	fmt.Println()
-	// Output:
-	// 1s 2s 4s 8s 16s 32s 1m0s 1m0s 1m0s
 }

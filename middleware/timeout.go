@@ -36,7 +36,9 @@ func (e *TimeoutError) Is(target error) bool { return target == context.Deadline
 func (e *TimeoutError) Unwrap() error { return e.Err }
 
 // Timeout returns middleware that gives each handler call a deadline of d
-// through its context. A zero or negative d sets no deadline.
+// through its context. A zero or negative d sets no deadline. A job whose
+// producer set its own Timeout (job.Job.Timeout, from broker.Message) gets
+// that deadline instead, with or without d.
 //
 // The deadline is cooperative: the handler must watch ctx (every ctx-aware
 // call does). When the handler returns a plain error after the deadline
@@ -64,12 +66,16 @@ func TimeoutByTopic(timeouts map[string]time.Duration, def time.Duration) job.Mi
 }
 
 // TimeoutFunc is [Timeout] with the deadline chosen per job by topic; a zero
-// or negative result sets no deadline. timeoutOf is called once per job and
-// must be safe for concurrent use.
+// or negative result sets no deadline. The job's own Timeout, when set,
+// wins. timeoutOf is called once per job and must be safe for concurrent
+// use.
 func TimeoutFunc(timeoutOf func(topic string) time.Duration) job.Middleware {
 	return func(next job.Handler) job.Handler {
 		return job.HandlerFunc(func(ctx context.Context, j *job.Job) error {
-			d := timeoutOf(j.Topic)
+			d := j.Timeout
+			if d <= 0 {
+				d = timeoutOf(j.Topic)
+			}
 			if d <= 0 {
 				return next.ProcessJob(ctx, j)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // waitCtx blocks until the handler's ctx ends and returns ret(ctx.Err()).
@@ -102,7 +103,7 @@ func TestTimeoutByTopic(t *testing.T) {
 }
 
 func TestTimeoutIsRetried(t *testing.T) {
-	mw := job.Chain(middleware.Retry(middleware.Policy{RandomizationFactor: middleware.NoJitter}), middleware.Timeout(time.Millisecond))
+	mw := job.Chain(middleware.Retry(retry.Policy{RandomizationFactor: retry.NoJitter}), middleware.Timeout(time.Millisecond))
 	err := run(t, mw, waitCtx(func(e error) error { return e }), &job.Job{Topic: "t", Attempt: 1})
 	if o, d := job.Classify(err); o != job.OutcomeRetry || d != 5*time.Second {
 		t.Fatalf("Classify = %v %v, want retry 5s", o, d)
@@ -128,4 +129,25 @@ func ExampleTimeout() {
 	// Output:
 	// conveyor: job on topic "summarize" timed out after 10ms
 	// true
+}
+
+// TestTimeoutJobDeadlineWins gives a job its own Timeout, as its producer
+// may: it bounds the handler whatever deadline the middleware has, and
+// without the middleware being given one (middleware.Default included).
+func TestTimeoutJobDeadlineWins(t *testing.T) {
+	const own = time.Millisecond
+	for name, mw := range map[string]job.Middleware{
+		"longer deadline":          middleware.Timeout(time.Hour),
+		"no deadline":              middleware.Timeout(0),
+		"per topic":                middleware.TimeoutByTopic(map[string]time.Duration{"t": time.Hour}, time.Hour),
+		"default stack, no option": middleware.Default(nil),
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := run(t, mw, waitCtx(func(e error) error { return e }), &job.Job{ID: "j", Topic: "t", Attempt: 1, Timeout: own})
+			var te *middleware.TimeoutError
+			if !errors.As(err, &te) || te.Timeout != own {
+				t.Fatalf("err = %v, want a TimeoutError after the job's own %v", err, own)
+			}
+		})
+	}
 }

@@ -74,14 +74,14 @@ func TestFaultWorkerSIGKILL(t *testing.T) {
 
 // TestFaultCrashLoop publishes one job whose handler kills the process every
 // time it runs. A supervisor restarts the worker after each crash; after
-// MaxAttempts deliveries the job is dead-lettered with reason max-deliveries,
+// MaxDeliveries deliveries the job is dead-lettered with reason max-deliveries,
 // and every other job of the topic is processed.
 //
 // The worker runs one job at a time, so no other job is running when the
 // crashing one kills the process.
 func TestFaultCrashLoop(t *testing.T) {
 	rs := redistest.Start(t)
-	const topic, n, maxAttempts = "crashloop", 60, 3
+	const topic, n, maxDeliveries = "crashloop", 60, 3
 	logger, _ := testLogger(t)
 	prod := openBroker(t, rs.URL(), rs.Namespace, "producer", logger, nil)
 	all := ids("c", n)
@@ -95,7 +95,7 @@ func TestFaultCrashLoop(t *testing.T) {
 
 	rep := reportPath(t)
 	cfg := workerConfig{
-		URL: rs.URL(), Namespace: rs.Namespace, Topic: topic, Lease: testLease, MaxAttempts: maxAttempts,
+		URL: rs.URL(), Namespace: rs.Namespace, Topic: topic, Lease: testLease, MaxDeliveries: maxDeliveries,
 		Concurrency: 1, ShutdownTimeout: 5 * time.Second, Behavior: behaveCrash, Log: rep,
 	}
 	done := func() map[string]int { return readReport(t, rep).Done }
@@ -105,7 +105,7 @@ func TestFaultCrashLoop(t *testing.T) {
 	}
 	crashes := 0
 	for gen := 0; ; gen++ {
-		if gen > 3*maxAttempts {
+		if gen > 3*maxDeliveries {
 			t.Fatalf("still crashing after %d worker restarts", gen)
 		}
 		c := cfg
@@ -137,11 +137,11 @@ func TestFaultCrashLoop(t *testing.T) {
 	case dl.Job.Failure == nil || dl.Job.Failure.Reason != job.ReasonMaxDeliveries:
 		t.Errorf("dead letter of %s has failure %+v, want reason %q", poison, dl.Job.Failure, job.ReasonMaxDeliveries)
 	}
-	if got := final.Starts[poison]; got != maxAttempts {
-		t.Errorf("the crashing job ran %d times, want MaxAttempts = %d", got, maxAttempts)
+	if got := final.Starts[poison]; got != maxDeliveries {
+		t.Errorf("the crashing job ran %d times, want MaxDeliveries = %d", got, maxDeliveries)
 	}
-	if crashes != maxAttempts {
-		t.Errorf("%d crashes, want %d", crashes, maxAttempts)
+	if crashes != maxDeliveries {
+		t.Errorf("%d crashes, want %d", crashes, maxDeliveries)
 	}
 	// Every other job ran to success at least once. A job that finished
 	// just before a crash can lose its acknowledgement and come back with
@@ -235,6 +235,7 @@ func TestFaultGracefulShutdown(t *testing.T) {
 	if acc.Processed != n {
 		t.Errorf("processed %d of %d", acc.Processed, n)
 	}
+	requireNoDuplicates(t, acc, "a graceful shutdown")
 	second.Signal(syscall.SIGTERM)
 	if err := second.Wait(shutdown + 30*time.Second); err != nil {
 		t.Errorf("second worker exit after SIGTERM: %v", err)

@@ -128,14 +128,15 @@ func TestFaultSecurityNoPasswordInLogs(t *testing.T) {
 // aclCommands is the precise list of commands conveyor's Redis broker needs
 // for every operation (publish, fetch, settle, recovery, inspection and
 // health, dead-letter administration, trim and its dry run, delayed jobs,
-// server version), as documented in the README's Security section.
+// server version), as documented in docs/redis.md (A least-privilege ACL user).
 // TestFaultSecurityACLEveryOperation runs each operation with exactly these.
 var aclCommands = []string{
 	"ping", "hello", "auth", "select",
-	"xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup|create",
+	"xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup|create", "xgroup|delconsumer",
 	"xinfo|groups", "xinfo|stream", "xinfo|consumers", "xlen", "xrange", "xrevrange", "xtrim",
 	"zadd", "zrange", "zrangebyscore", "zrem", "zcard",
 	"sadd", "smembers", "scan",
+	"set", "get", // a settle's marker, which recognises a settle run again after a lost reply
 	"evalsha", "eval",
 }
 
@@ -269,7 +270,7 @@ func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
 		o.Lease = 200 * time.Millisecond
 		o.ClaimInterval = 20 * time.Millisecond
 		o.Block = 50 * time.Millisecond
-		o.MaxAttempts = 2
+		o.MaxDeliveries = 2
 		o.Now = clk.Now
 	}
 	// Open: PING, and HELLO, AUTH and SELECT on every connection.
@@ -310,7 +311,7 @@ func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
 	must("Publish delayed", err)
 	_, err = a.PublishBatch(ctx, []broker.Message{{Topic: "orders", Payload: []byte("3")}, {Topic: "audit", Payload: []byte("4")}})
 	must("PublishBatch", err)
-	// A topic written only by XADD (the README's redis-cli producer).
+	// A topic written only by XADD (the manual's redis-cli producer).
 	must("raw XADD", raw.XAdd(ctx, &goredis.XAddArgs{Stream: ns + ":{raw}:stream", Values: []string{"payload", "{}"}}).Err())
 
 	// Inspection finds the raw topic too (SCAN).
@@ -340,7 +341,7 @@ func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
 	must("Ack", a.Ack(ctx, again))
 
 	// Recovery: b takes over a's expired lease, then a dead-letters the
-	// job whose next delivery would exceed MaxAttempts.
+	// job delivered MaxDeliveries times with no outcome.
 	_, err = a.Publish(ctx, broker.Message{Topic: "recover", Payload: []byte("r")})
 	must("Publish", err)
 	fetch(a, []string{"recover"}, 1)
@@ -390,6 +391,18 @@ func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
 		must("PendingEntries "+topic, err)
 	}
 	must("Check", a.Check(ctx))
+
+	// Consumers: a snooze with its cause; a consumer holding nothing leaves
+	// its group.
+	_, err = a.Publish(ctx, broker.Message{Topic: "leave", Payload: []byte("l")})
+	must("Publish", err)
+	must("SnoozeBecause", a.SnoozeBecause(ctx, fetch(a, []string{"leave"}, 1)[0], 0, "conveyor: circuit open"))
+	must("Ack", a.Ack(ctx, fetch(a, []string{"leave"}, 1)...))
+	left, err := a.DeleteIdleConsumer(ctx, "leave", a.Options().Group, a.Options().Consumer, 0)
+	must("DeleteIdleConsumer", err)
+	if !left {
+		t.Fatal("DeleteIdleConsumer kept a consumer holding nothing")
+	}
 
 	// Dead letters: list, show, replay, purge.
 	dls, err := a.DeadLetters(ctx, "raw", "", 10)

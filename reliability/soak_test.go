@@ -14,6 +14,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
@@ -31,7 +32,7 @@ const defaultSoakN = 20000
 // exactly the permanent failures, and duplicates are reported. The process's
 // RSS is logged at the start, the middle and the end.
 //
-// The full run (see docs/readme/guarantees.md):
+// The full run (see docs/guarantees.md):
 //
 //	CONVEYOR_SOAK_N=1000000 go test -run TestFaultSoak -timeout 1h -v ./reliability/
 func TestFaultSoak(t *testing.T) {
@@ -79,7 +80,7 @@ func TestFaultSoak(t *testing.T) {
 		b := openBroker(t, rs.URL(), rs.Namespace, fmt.Sprintf("soak-%d", s), logger, lease)
 		runners = append(runners, runServer(t, b, mux, &server.Options{
 			Concurrency: 32,
-			RetryPolicy: server.RetrySchedule(10 * time.Millisecond),
+			Retry:       &retry.Policy{Schedule: []time.Duration{10 * time.Millisecond}, RandomizationFactor: retry.NoJitter},
 			Logger:      logger,
 		}))
 	}

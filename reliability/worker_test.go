@@ -20,6 +20,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
@@ -42,13 +43,13 @@ const (
 	envNamespace   = "CONVEYOR_RW_NAMESPACE"
 	envConsumer    = "CONVEYOR_RW_CONSUMER"
 	envTopic       = "CONVEYOR_RW_TOPIC"
-	envLease       = "CONVEYOR_RW_LEASE"        // duration
-	envMaxAttempts = "CONVEYOR_RW_MAX_ATTEMPTS" // int
-	envConcurrency = "CONVEYOR_RW_CONCURRENCY"  // int
-	envShutdown    = "CONVEYOR_RW_SHUTDOWN"     // duration
-	envBehavior    = "CONVEYOR_RW_BEHAVIOR"     // see behavior constants
-	envWork        = "CONVEYOR_RW_WORK"         // duration: most random work per job
-	envLog         = "CONVEYOR_RW_LOG"          // report file
+	envLease       = "CONVEYOR_RW_LEASE"          // duration
+	envDeliveries  = "CONVEYOR_RW_MAX_DELIVERIES" // int
+	envConcurrency = "CONVEYOR_RW_CONCURRENCY"    // int
+	envShutdown    = "CONVEYOR_RW_SHUTDOWN"       // duration
+	envBehavior    = "CONVEYOR_RW_BEHAVIOR"       // see behavior constants
+	envWork        = "CONVEYOR_RW_WORK"           // duration: most random work per job
+	envLog         = "CONVEYOR_RW_LOG"            // report file
 )
 
 // Worker handler behaviours.
@@ -67,7 +68,7 @@ const (
 type workerConfig struct {
 	URL, Namespace, Consumer, Topic string
 	Lease                           time.Duration
-	MaxAttempts                     int
+	MaxDeliveries                   int
 	Concurrency                     int
 	ShutdownTimeout                 time.Duration
 	Behavior                        string
@@ -83,7 +84,7 @@ func (c workerConfig) env() []string {
 		envConsumer+"="+c.Consumer,
 		envTopic+"="+c.Topic,
 		envLease+"="+c.Lease.String(),
-		envMaxAttempts+"="+strconv.Itoa(c.MaxAttempts),
+		envDeliveries+"="+strconv.Itoa(c.MaxDeliveries),
 		envConcurrency+"="+strconv.Itoa(c.Concurrency),
 		envShutdown+"="+c.ShutdownTimeout.String(),
 		envBehavior+"="+c.Behavior,
@@ -286,7 +287,7 @@ func workerMain() int {
 		Namespace:     getenv(envNamespace),
 		Consumer:      getenv(envConsumer),
 		Lease:         dur(envLease),
-		MaxAttempts:   num(envMaxAttempts),
+		MaxDeliveries: num(envDeliveries),
 		Block:         100 * time.Millisecond,
 		ClaimInterval: 100 * time.Millisecond,
 		Logger:        logger,
@@ -324,7 +325,7 @@ func workerMain() int {
 	srv, err := server.New(b, mux, &server.Options{
 		Concurrency:     num(envConcurrency),
 		ShutdownTimeout: dur(envShutdown),
-		RetryPolicy:     server.RetrySchedule(10*time.Millisecond, 10*time.Millisecond, 10*time.Millisecond),
+		Retry:           &retry.Policy{Schedule: []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}, RandomizationFactor: retry.NoJitter},
 		Logger:          logger,
 	})
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // Defaults applied to the zero fields of [Options].
@@ -38,18 +40,26 @@ type Options struct {
 	// it has a Topics() []string method, as [job.Mux] does.
 	Topics []string
 	// ShutdownTimeout is how long Run waits for in-flight jobs once its
-	// context ends, before cancelling their context and leaving them for
-	// redelivery after the lease. Default 30s.
+	// context ends, before cancelling their context and no longer renewing
+	// their leases. Outcomes returned before a lease ends are still
+	// settled; Run waits at most until the last lease ends (see
+	// [Server.Run]). Default 30s.
 	ShutdownTimeout time.Duration
 	// HeartbeatInterval is how often the server renews the leases of the
 	// jobs it holds, with one batched Extend call. Default: the broker's
 	// Lease()/3.
 	HeartbeatInterval time.Duration
-	// RetryPolicy decides what happens to a job whose handler returned a
-	// plain error (not an outcome such as job.RetryIn or job.Permanent).
-	// Default [DefaultRetryPolicy]: 4 attempts, 5s, 15s, 60s apart, then
-	// the dead-letter topic.
-	RetryPolicy RetryPolicy
+	// Retry decides what happens to a job whose handler returned a plain
+	// error (not an outcome such as job.RetryIn or job.Permanent), honouring
+	// the job's own MaxAttempts. Nil means the default retry.Policy: 4
+	// attempts, 5s, 15s, 60s apart (±10%), then the dead-letter topic.
+	//
+	// When the handler chain has the retry middleware (middleware.Retry,
+	// part of middleware.Default), the middleware decides every failure and
+	// this policy is never consulted: configure the middleware's policy
+	// instead. A server whose Retry is set logs a warning the first time it
+	// sees an outcome the middleware decided.
+	Retry *retry.Policy
 	// Logger receives the server's own lines: start and stop, fetch outages
 	// and recoveries, settle failures, handler panics. Default
 	// slog.Default(); pass slog.New(slog.DiscardHandler) to silence it.
@@ -83,6 +93,15 @@ func (b Backoff) delay(n int) time.Duration {
 		d *= 2
 	}
 	return min(d, b.Max)
+}
+
+// retryPolicy returns the policy for plain errors, defaults filled in, and
+// whether it was given.
+func (o *Options) retryPolicy() (retry.Policy, bool) {
+	if o.Retry == nil {
+		return retry.Policy{}.WithDefaults(), false
+	}
+	return o.Retry.WithDefaults(), true
 }
 
 // ErrInvalidOptions is matched by the errors [New] returns for bad options.
@@ -122,9 +141,6 @@ func (o *Options) withDefaults(lease time.Duration) (Options, error) {
 	if lease > 0 && c.HeartbeatInterval >= lease {
 		return c, fmt.Errorf("%w: HeartbeatInterval %v is not below the broker's lease %v: long jobs would lose their lease and run twice; use at most a third of the lease",
 			ErrInvalidOptions, c.HeartbeatInterval, lease)
-	}
-	if c.RetryPolicy == nil {
-		c.RetryPolicy = DefaultRetryPolicy
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -10,49 +10,6 @@ import (
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
-func TestDefaultRetryPolicy(t *testing.T) {
-	tests := []struct {
-		attempt   int
-		wantDelay time.Duration
-		wantRetry bool
-	}{
-		{0, 5 * time.Second, true},
-		{1, 5 * time.Second, true},
-		{2, 15 * time.Second, true},
-		{3, 60 * time.Second, true},
-		{4, 0, false},
-		{9, 0, false},
-	}
-	for _, tt := range tests {
-		d, ok := server.DefaultRetryPolicy(&job.Job{Attempt: tt.attempt}, errors.New("x"))
-		if d != tt.wantDelay || ok != tt.wantRetry {
-			t.Errorf("attempt %d: got (%v, %v), want (%v, %v)", tt.attempt, d, ok, tt.wantDelay, tt.wantRetry)
-		}
-	}
-}
-
-func TestRetrySchedule(t *testing.T) {
-	p := server.RetrySchedule(0, time.Second)
-	tests := []struct {
-		attempt   int
-		wantDelay time.Duration
-		wantRetry bool
-	}{
-		{1, time.Millisecond, true}, // never a hot loop
-		{2, time.Second, true},
-		{3, 0, false},
-	}
-	for _, tt := range tests {
-		d, ok := p(&job.Job{Attempt: tt.attempt}, errors.New("x"))
-		if d != tt.wantDelay || ok != tt.wantRetry {
-			t.Errorf("attempt %d: got (%v, %v), want (%v, %v)", tt.attempt, d, ok, tt.wantDelay, tt.wantRetry)
-		}
-	}
-	if _, ok := server.RetrySchedule()(&job.Job{Attempt: 1}, errors.New("x")); ok {
-		t.Error("an empty schedule retried")
-	}
-}
-
 func TestNewRejects(t *testing.T) {
 	b := newBroker(t)
 	noop := job.HandlerFunc(func(context.Context, *job.Job) error { return nil })

@@ -11,6 +11,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
@@ -25,9 +26,9 @@ func TestOutcomes(t *testing.T) {
 	boom := errors.New("boom")
 	tests := []struct {
 		name    string
-		topic   string // default "t"
-		payload string // default {"prompt":"p"}
-		policy  server.RetryPolicy
+		topic   string        // default "t"
+		payload string        // default {"prompt":"p"}
+		policy  *retry.Policy // nil: the server's default
 		// handle returns the outcome of call n (1-based) of the handler.
 		handle func(n int, j *job.Job) error
 		// delays the job waits after each failed call, checked to the
@@ -54,7 +55,7 @@ func TestOutcomes(t *testing.T) {
 			},
 			delays:       []time.Duration{time.Minute},
 			wantAttempts: []int{1, 2},
-			wantFailure:  []string{"", "retry in 1m0s: model busy"},
+			wantFailure:  []string{"", "model busy"},
 		},
 		{
 			name: "snooze keeps the attempt",
@@ -77,7 +78,8 @@ func TestOutcomes(t *testing.T) {
 			wantDeadAt:   1,
 		},
 		{
-			name:         "plain error follows the default policy then dead-letters",
+			name:         "plain error follows the default schedule then dead-letters",
+			policy:       &retry.Policy{RandomizationFactor: retry.NoJitter},
 			handle:       func(int, *job.Job) error { return boom },
 			delays:       []time.Duration{5 * time.Second, 15 * time.Second, 60 * time.Second},
 			wantAttempts: []int{1, 2, 3, 4},
@@ -101,7 +103,8 @@ func TestOutcomes(t *testing.T) {
 			wantDead: &job.Failure{Error: `conveyor: no handler for topic "unknown"`, Reason: job.ReasonNoHandler, Origin: "unknown"},
 		},
 		{
-			name: "panic is retried and the worker survives",
+			name:   "panic is retried and the worker survives",
+			policy: &retry.Policy{RandomizationFactor: retry.NoJitter},
 			handle: func(n int, _ *job.Job) error {
 				if n == 1 {
 					panic("kaboom")
@@ -110,15 +113,15 @@ func TestOutcomes(t *testing.T) {
 			},
 			delays:       []time.Duration{5 * time.Second},
 			wantAttempts: []int{1, 2},
-			wantFailure:  []string{"", "conveyor: handler panic: kaboom"},
+			wantFailure:  []string{"", "conveyor: handler panicked: kaboom"},
 		},
 		{
 			name:         "panic with no retries left dead-letters as panic",
-			policy:       server.RetrySchedule(),
+			policy:       &retry.Policy{MaxAttempts: 1},
 			handle:       func(int, *job.Job) error { panic("kaboom") },
 			wantAttempts: []int{1},
 			wantFailure:  []string{""},
-			wantDead:     &job.Failure{Error: "conveyor: handler panic: kaboom", Reason: job.ReasonPanic, Origin: "t"},
+			wantDead:     &job.Failure{Error: "conveyor: handler panicked: kaboom", Reason: job.ReasonPanic, Origin: "t"},
 			wantDeadAt:   1,
 		},
 	}
@@ -148,7 +151,7 @@ func TestOutcomes(t *testing.T) {
 			srv := start(t, b, mux, &server.Options{
 				Concurrency: 1, // one worker: a later attempt proves it survived
 				Topics:      []string{"t", "unknown"},
-				RetryPolicy: tt.policy,
+				Retry:       tt.policy,
 			})
 			id := publish(t, b, broker.Message{Topic: topic, ID: "job-1", Payload: []byte(payload)})
 
@@ -185,6 +188,19 @@ func TestOutcomes(t *testing.T) {
 					f.Origin != tt.wantDead.Origin || f.At.IsZero() ||
 					(tt.wantDead.Handler != "" && f.Handler != tt.wantDead.Handler) {
 					t.Errorf("failure %+v, want %+v", *f, *tt.wantDead)
+				}
+				if f.Reason == job.ReasonPanic {
+					// The error text is one line naming the panic site; the
+					// stack is kept apart.
+					if strings.Contains(f.Error, "\n") || strings.Contains(f.Error, "goroutine") ||
+						!strings.Contains(f.Error, " [at github.com/conveyor-jobs/conveyor/server_test.TestOutcomes.") || !strings.Contains(f.Error, "(outcome_test.go:") {
+						t.Errorf("dead letter's error %q: want the panic value and the top frames, not the stack", f.Error)
+					}
+					if !strings.HasPrefix(f.Stack, "goroutine ") || !strings.Contains(f.Stack, "outcome_test.go") {
+						t.Errorf("dead letter's stack %q: want the panicking goroutine's stack", f.Stack)
+					}
+				} else if f.Stack != "" {
+					t.Errorf("dead letter of a failure that is no panic has a stack: %q", f.Stack)
 				}
 				if info := inspect(t, b, topic); info.Length != 0 || info.Delayed != 0 {
 					t.Fatalf("dead-lettered job still in its topic: %+v", info)

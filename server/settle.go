@@ -7,6 +7,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // settle carries out the outcome err asks for. A broker error is logged and
@@ -15,6 +16,11 @@ import (
 // settled elsewhere.
 func (s *Server) settle(ctx context.Context, d *broker.Delivery, err error) {
 	j := &d.Job
+	if err != nil && s.retrySet && errors.Is(err, retry.ErrDecided) {
+		s.retryWarn.Do(func() {
+			s.log.Warn("conveyor: Options.Retry is not used: the retry middleware in the handler chain decides", "topic", j.Topic)
+		})
+	}
 	outcome, delay := job.Classify(err)
 	var serr error
 	switch outcome {
@@ -25,24 +31,26 @@ func (s *Server) settle(ctx context.Context, d *broker.Delivery, err error) {
 		serr = s.b.Retry(ctx, d, delay, s.failure(j, err, job.ReasonError))
 		s.count(serr, &s.stats.retried)
 	case job.OutcomeSnooze:
-		serr = s.b.Snooze(ctx, d, delay)
+		if sr, ok := s.b.(broker.SnoozeRecorder); ok {
+			serr = sr.SnoozeBecause(ctx, d, delay, snoozeCause(err))
+		} else {
+			serr = s.b.Snooze(ctx, d, delay)
+		}
 		s.count(serr, &s.stats.snoozed)
 	case job.OutcomeDeadLetter:
 		serr = s.b.DeadLetter(ctx, d, s.failure(j, err, job.ReasonPermanent))
 		s.count(serr, &s.stats.deadLettered)
-	default: // job.OutcomeFail: the retry policy decides.
-		var again bool
-		delay, again = s.opts.RetryPolicy(j, err)
-		if again {
-			outcome = job.OutcomeRetry
-			serr = s.b.Retry(ctx, d, max(delay, 0), s.failure(j, err, job.ReasonError))
+	default: // job.OutcomeFail: the server's retry policy decides.
+		decision := s.retry.Decide(j, err)
+		if outcome, delay = job.Classify(decision); outcome == job.OutcomeRetry {
+			serr = s.b.Retry(ctx, d, delay, s.failure(j, err, job.ReasonError))
 			s.count(serr, &s.stats.retried)
 			break
 		}
 		outcome = job.OutcomeDeadLetter
 		reason := job.ReasonExhausted
-		if pe := (*PanicError)(nil); errors.As(err, &pe) {
-			reason = job.ReasonPanic
+		if pe := (*job.PermanentError)(nil); errors.As(decision, &pe) && pe.Reason != "" {
+			reason = pe.Reason
 		}
 		serr = s.b.DeadLetter(ctx, d, s.failure(j, err, reason))
 		s.count(serr, &s.stats.deadLettered)
@@ -56,6 +64,16 @@ func (s *Server) settle(ctx context.Context, d *broker.Delivery, err error) {
 			"job_id", j.ID, "topic", j.Topic, "attempt", j.Attempt, "outcome", outcome.String(),
 			"handler_error", err, "error", serr)
 	}
+}
+
+// snoozeCause returns the text of the cause of the snooze err asks for
+// (job.SnoozeBecause), or "" when it has none.
+func snoozeCause(err error) string {
+	var se *job.SnoozeError
+	if errors.As(err, &se) && se.Cause != nil {
+		return se.Cause.Error()
+	}
+	return ""
 }
 
 func (s *Server) count(serr error, c *counter) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/job"
+	"github.com/conveyor-jobs/conveyor/retry"
 )
 
 // settleRecorder is a broker that only records how deliveries are settled,
@@ -55,12 +56,12 @@ func (r *settleRecorder) DeadLetter(_ context.Context, _ *broker.Delivery, f job
 
 func (r *settleRecorder) Lease() time.Duration { return 30 * time.Second }
 
-func newSettleServer(t *testing.T, r *settleRecorder, h job.Handler, policy RetryPolicy) *Server {
+func newSettleServer(t *testing.T, r *settleRecorder, h job.Handler, policy *retry.Policy) *Server {
 	t.Helper()
 	s, err := New(r, h, &Options{
-		Topics:      []string{"t"},
-		Logger:      slog.New(slog.DiscardHandler),
-		RetryPolicy: policy,
+		Topics: []string{"t"},
+		Logger: slog.New(slog.DiscardHandler),
+		Retry:  policy,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +71,7 @@ func newSettleServer(t *testing.T, r *settleRecorder, h job.Handler, policy Retr
 
 func TestSettleClassification(t *testing.T) {
 	boom := errors.New("boom")
-	panicErr := &PanicError{Value: "kaboom", Stack: []byte("goroutine 1 [running]:")}
+	panicErr := &job.PanicError{Value: "kaboom", Stack: []byte("goroutine 1 [running]:")}
 	tests := []struct {
 		name    string
 		err     error
@@ -79,16 +80,16 @@ func TestSettleClassification(t *testing.T) {
 	}{
 		{"nil acks", nil, 1, settleCall{op: "ack"}},
 		{"retry in", job.RetryIn(time.Second, boom), 1,
-			settleCall{op: "retry", delay: time.Second, failure: job.Failure{Error: "retry in 1s: boom", Reason: job.ReasonError, Origin: "t"}}},
+			settleCall{op: "retry", delay: time.Second, failure: job.Failure{Error: "boom", Reason: job.ReasonError, Origin: "t"}}},
 		{"retry in negative delay", job.RetryIn(-time.Second, boom), 1,
-			settleCall{op: "retry", delay: 0, failure: job.Failure{Error: "retry in -1s: boom", Reason: job.ReasonError, Origin: "t"}}},
+			settleCall{op: "retry", delay: 0, failure: job.Failure{Error: "boom", Reason: job.ReasonError, Origin: "t"}}},
 		{"wrapped retry in", fmt.Errorf("outer: %w", job.RetryIn(time.Minute, boom)), 2,
 			settleCall{op: "retry", delay: time.Minute, failure: job.Failure{Error: "outer: retry in 1m0s: boom", Reason: job.ReasonError, Origin: "t"}}},
 		{"snooze", job.Snooze(3 * time.Second), 1, settleCall{op: "snooze", delay: 3 * time.Second}},
 		{"permanent", job.Permanent(boom), 1,
 			settleCall{op: "dead-letter", failure: job.Failure{Error: "boom", Reason: job.ReasonPermanent, Origin: "t"}}},
 		{"permanent wins over retry", job.Permanent(job.RetryIn(time.Second, boom)), 1,
-			settleCall{op: "dead-letter", failure: job.Failure{Error: "retry in 1s: boom", Reason: job.ReasonPermanent, Origin: "t"}}},
+			settleCall{op: "dead-letter", failure: job.Failure{Error: "boom", Reason: job.ReasonPermanent, Origin: "t"}}},
 		{"joined outcome", errors.Join(boom, job.Snooze(time.Second)), 1, settleCall{op: "snooze", delay: time.Second}},
 		{"plain error first attempt", boom, 1,
 			settleCall{op: "retry", delay: 5 * time.Second, failure: job.Failure{Error: "boom", Reason: job.ReasonError, Origin: "t"}}},
@@ -97,16 +98,18 @@ func TestSettleClassification(t *testing.T) {
 		{"plain error last attempt", boom, 4,
 			settleCall{op: "dead-letter", failure: job.Failure{Error: "boom", Reason: job.ReasonExhausted, Origin: "t"}}},
 		{"panic retried", panicErr, 1,
-			settleCall{op: "retry", delay: 5 * time.Second, failure: job.Failure{Error: panicErr.Error(), Reason: job.ReasonError, Origin: "t"}}},
+			settleCall{op: "retry", delay: 5 * time.Second, failure: job.Failure{Error: panicErr.Error(), Reason: job.ReasonError, Origin: "t", Stack: string(panicErr.Stack)}}},
 		{"panic on last attempt", panicErr, 4,
-			settleCall{op: "dead-letter", failure: job.Failure{Error: panicErr.Error(), Reason: job.ReasonPanic, Origin: "t"}}},
+			settleCall{op: "dead-letter", failure: job.Failure{Error: panicErr.Error(), Reason: job.ReasonPanic, Origin: "t", Stack: string(panicErr.Stack)}}},
 		{"exhausted by retry middleware", job.Permanent(fmt.Errorf("%w: boom", job.ErrRetriesExhausted)), 4,
 			settleCall{op: "dead-letter", failure: job.Failure{Error: "conveyor: retries exhausted: boom", Reason: job.ReasonExhausted, Origin: "t"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &settleRecorder{}
-			s := newSettleServer(t, r, job.HandlerFunc(func(context.Context, *job.Job) error { return nil }), nil)
+			// The default schedule without its jitter, for exact delays.
+			exact := &retry.Policy{RandomizationFactor: retry.NoJitter}
+			s := newSettleServer(t, r, job.HandlerFunc(func(context.Context, *job.Job) error { return nil }), exact)
 			d := &broker.Delivery{Job: job.Job{ID: "1", Topic: "t", Attempt: tt.attempt}}
 			s.settle(context.Background(), d, tt.err)
 			if tt.want.op == "ack" {
@@ -158,7 +161,7 @@ func TestSettleErrorsAreCounted(t *testing.T) {
 
 func TestSettleCustomPolicyNeverRetries(t *testing.T) {
 	r := &settleRecorder{}
-	s := newSettleServer(t, r, job.HandlerFunc(func(context.Context, *job.Job) error { return nil }), RetrySchedule())
+	s := newSettleServer(t, r, job.HandlerFunc(func(context.Context, *job.Job) error { return nil }), &retry.Policy{MaxAttempts: 1})
 	s.settle(context.Background(), &broker.Delivery{Job: job.Job{Topic: "t", Attempt: 1}}, errors.New("plain"))
 	if len(r.calls) != 1 || r.calls[0].op != "dead-letter" || r.calls[0].failure.Reason != job.ReasonExhausted {
 		t.Fatalf("calls %+v", r.calls)
@@ -170,7 +173,7 @@ func TestPanicErrorCarriesStack(t *testing.T) {
 		panic("kaboom")
 	}), nil)
 	err := s.call(context.Background(), &job.Job{Topic: "t"})
-	var pe *PanicError
+	var pe *job.PanicError
 	if !errors.As(err, &pe) || pe.Value != "kaboom" || !strings.Contains(string(pe.Stack), "goroutine") {
 		t.Fatalf("err = %v", err)
 	}

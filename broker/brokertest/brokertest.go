@@ -5,7 +5,7 @@
 //
 //	func TestConformance(t *testing.T) {
 //		brokertest.Run(t, func(t *testing.T, opts brokertest.Options) func(string) broker.Broker {
-//			root := memory.New(&memory.Options{Lease: opts.Lease, MaxAttempts: opts.MaxAttempts})
+//			root := memory.New(&memory.Options{Lease: opts.Lease, MaxDeliveries: opts.MaxDeliveries})
 //			t.Cleanup(func() { root.Close() })
 //			return func(consumer string) broker.Broker { return root.Consumer(consumer) }
 //		})
@@ -29,12 +29,18 @@
 //   - Publish and PublishBatch copy the payload and headers they are given;
 //     PublishBatch(nil) returns no IDs and no error; an empty topic is
 //     [broker.ErrInvalidMessage].
+//   - A job's MaxAttempts and Timeout, set on its Message, come back
+//     unchanged after Retry, Snooze, DeadLetter and replay; out-of-range
+//     values are [broker.ErrInvalidMessage].
 //   - A job's Topic is the topic it was fetched from: T.dlq for a dead letter,
 //     whose Failure.Origin is T and whose Attempt is the attempt that failed.
 //   - A second Ack of a delivery is harmless; Retry or DeadLetter of a
 //     delivery already settled returns an error (the job is not duplicated).
-//   - Poison protection delivers a job exactly MaxAttempts times when every
-//     lease expires, then dead-letters it with Attempt MaxAttempts.
+//   - Poison protection delivers a job exactly MaxDeliveries times when every
+//     lease expires, then dead-letters it with Attempt MaxDeliveries. It
+//     counts deliveries of one entry, not attempts: a job retried to any
+//     attempt is delivered again after a lost lease, and a retry starts a
+//     new count.
 //   - Dead-letter IDs order the dead letters: DeadLetters(after) pages through
 //     them oldest first. Replayed jobs return to T with Attempt 1, no Failure,
 //     their ID, payload and headers.
@@ -65,9 +71,9 @@ type Options struct {
 	// Lease is the lease the suite asks for: short, e.g. 300ms. A factory
 	// may choose another; the suite reads the real one from Broker.Lease.
 	Lease time.Duration
-	// MaxAttempts is the poison limit for redeliveries. The factory must
-	// honour it.
-	MaxAttempts int
+	// MaxDeliveries is the poison limit: how many deliveries of one entry
+	// may end with no outcome. The factory must honour it.
+	MaxDeliveries int
 }
 
 // Factory returns a constructor of consumers that share ONE fresh, isolated
@@ -80,7 +86,7 @@ type Options struct {
 type Factory func(t *testing.T, opts Options) func(consumer string) broker.Broker
 
 // Run runs the conformance suite as subtests of t, each on a fresh queue
-// space made by f with Options{Lease: 300ms, MaxAttempts: 3}.
+// space made by f with Options{Lease: 300ms, MaxDeliveries: 3}.
 func Run(t *testing.T, f Factory) {
 	t.Helper()
 	for _, tc := range cases {
@@ -106,9 +112,11 @@ var cases = []struct {
 	{"Retry", testRetry},
 	{"Snooze", testSnooze},
 	{"DeadLetter", testDeadLetter},
+	{"JobLimits", testJobLimits},
 	{"Redelivery", testRedelivery},
 	{"Extend", testExtend},
 	{"Poison", testPoison},
+	{"PoisonCountsDeliveriesNotAttempts", testPoisonCountsDeliveries},
 	{"AckedNotRedelivered", testAckedNotRedelivered},
 	{"Concurrent", testConcurrent},
 	{"CloseUnblocksFetch", testCloseUnblocksFetch},
@@ -133,7 +141,7 @@ type env struct {
 func newEnv(t *testing.T, f Factory) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	opts := Options{Lease: 300 * time.Millisecond, MaxAttempts: 3}
+	opts := Options{Lease: 300 * time.Millisecond, MaxDeliveries: 3}
 	return &env{t: t, ctx: ctx, opts: opts, make: f(t, opts)}
 }
 

@@ -120,6 +120,51 @@ func (e *env) ack(b broker.Broker, ds ...*broker.Delivery) {
 	}
 }
 
+// settled checks what a settle left behind: nothing of topic or of its
+// dead-letter topic is pending (every delivery settled was acknowledged in
+// the store), topic holds exactly live jobs (ready or delayed) and dead dead
+// letters, so that nothing was lost nor left behind. It reads the broker's
+// [broker.Inspector] and, when b has one, its [broker.DeadLetterAdmin]; on
+// a broker with neither it checks nothing. A topic the broker has never
+// seen holds nothing.
+func (e *env) settled(b broker.Broker, topic string, live, dead int64) {
+	e.t.Helper()
+	in, ok := b.(broker.Inspector)
+	if !ok {
+		return
+	}
+	inspect := func(topic string) broker.TopicInfo {
+		e.t.Helper()
+		info, err := in.Inspect(e.ctx, topic)
+		if errors.Is(err, broker.ErrNotFound) {
+			return broker.TopicInfo{Topic: topic}
+		}
+		if err != nil {
+			e.t.Fatalf("Inspect(%q): %v", topic, err)
+		}
+		return *info
+	}
+	info := inspect(topic)
+	if info.Pending != 0 {
+		e.t.Errorf("%q after settling: %d entries still pending (a settled delivery was not acknowledged in the store)", topic, info.Pending)
+	}
+	if got := info.Length + info.Delayed; got != live {
+		e.t.Errorf("%q after settling: %d jobs (%d in the stream, %d delayed), want %d", topic, got, info.Length, info.Delayed, live)
+	}
+	if info.DeadLetters != dead {
+		e.t.Errorf("%q after settling: %d dead letters, want %d", topic, info.DeadLetters, dead)
+	}
+	dlq := job.DeadLetterTopic(topic)
+	if p := inspect(dlq).Pending; p != 0 {
+		e.t.Errorf("%q after settling: %d entries still pending", dlq, p)
+	}
+	if a, ok := b.(broker.DeadLetterAdmin); ok {
+		if n := int64(len(e.deadLetters(a, topic, 100))); n != dead {
+			e.t.Errorf("%q after settling: DeadLetters lists %d, want %d", topic, n, dead)
+		}
+	}
+}
+
 // describe renders deliveries for failure messages.
 func describe(ds []*broker.Delivery) string {
 	s := "["
@@ -187,6 +232,9 @@ func checkFailure(t testing.TB, got *job.Failure, want job.Failure) {
 	}
 	if !want.At.IsZero() && !sameTime(got.At, want.At) {
 		t.Errorf("Failure.At = %v, want %v", got.At, want.At)
+	}
+	if got.Stack != want.Stack {
+		t.Errorf("Failure.Stack = %q, want %q", got.Stack, want.Stack)
 	}
 }
 

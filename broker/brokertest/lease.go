@@ -2,6 +2,8 @@ package brokertest
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +53,7 @@ func testRedelivery(e *env) {
 		}
 	}
 	e.ack(b, d2)
+	e.settled(b, "work", 0, 0)
 	e.expectNone(a, []string{"work", job.DeadLetterTopic("work")}, 0,
 		"after the redelivered job was acked (a late outcome of the lost lease must not be recorded)")
 }
@@ -92,6 +95,7 @@ func testExtend(e *env) {
 	e.ack(a, d)
 	close(stop)
 	wg.Wait()
+	e.settled(a, "long", 0, 0)
 	if len(stolen) > 0 {
 		t.Fatalf("a job extended %d times over %v was delivered to another consumer: %s", extends, 5*lease/2, describe(stolen))
 	}
@@ -100,7 +104,7 @@ func testExtend(e *env) {
 func testPoison(e *env) {
 	t := e.t
 	c := e.open("crashy")
-	max := e.opts.MaxAttempts
+	max := e.opts.MaxDeliveries
 	dlq := job.DeadLetterTopic("poison")
 	e.publish(c, broker.Message{Topic: "poison", ID: "pill", Payload: []byte("p")})
 
@@ -123,14 +127,14 @@ func testPoison(e *env) {
 				t.Errorf("delivery %d has Attempt %d", deliveries, d.Job.Attempt)
 			}
 			if deliveries > max {
-				t.Fatalf("delivered %d times with MaxAttempts %d", deliveries, max)
+				t.Fatalf("delivered %d times with MaxDeliveries %d", deliveries, max)
 			}
 		}
 		if dl == nil {
 			continue
 		}
 		if deliveries != max {
-			t.Errorf("dead-lettered after %d deliveries, want MaxAttempts = %d", deliveries, max)
+			t.Errorf("dead-lettered after %d deliveries, want MaxDeliveries = %d", deliveries, max)
 		}
 		if dl.Job.ID != "pill" || string(dl.Job.Payload) != "p" {
 			t.Errorf("dead letter is %s", describe([]*broker.Delivery{dl}))
@@ -144,9 +148,71 @@ func testPoison(e *env) {
 		if dl.Job.Failure.Reason != job.ReasonMaxDeliveries || dl.Job.Failure.Origin != "poison" {
 			t.Errorf("dead letter Failure = %+v, want Reason %q and Origin %q", *dl.Job.Failure, job.ReasonMaxDeliveries, "poison")
 		}
+		if want := fmt.Sprintf("delivered %d times with no outcome", max); !strings.Contains(dl.Job.Failure.Error, want) {
+			t.Errorf("dead letter Failure.Error = %q, want it to say %q", dl.Job.Failure.Error, want)
+		}
 		e.ack(c, dl)
+		e.settled(c, "poison", 0, 0)
 		return
 	}
+}
+
+// testPoisonCountsDeliveries pins what the poison limit counts: deliveries
+// of one entry that ended with no outcome, not the job's attempts. A job at
+// attempt 7 (retried six times) whose worker is killed once is delivered
+// again and can succeed; a job that lost MaxDeliveries-1 leases and was then
+// retried starts a new count.
+func testPoisonCountsDeliveries(e *env) {
+	t := e.t
+	a, b := e.open("a"), e.open("b")
+	max := e.opts.MaxDeliveries
+	retry := func(d *broker.Delivery) {
+		t.Helper()
+		if err := a.Retry(e.ctx, d, 0, job.Failure{Error: "flaky", Reason: job.ReasonError, Origin: "late"}); err != nil {
+			t.Fatalf("Retry: %v", err)
+		}
+		e.settled(a, "late", 1, 0)
+	}
+	// crash leaves d unsettled and returns its redelivery, fetched by b
+	// once the lease has expired.
+	crash := func(d *broker.Delivery) *broker.Delivery {
+		t.Helper()
+		r := e.fetchOne(b, "late", job.DeadLetterTopic("late"))
+		if r.Job.Topic != "late" {
+			t.Fatalf("after a lost lease at attempt %d the job was dead-lettered: %s, %+v", d.Job.Attempt, describe([]*broker.Delivery{r}), r.Job.Failure)
+		}
+		if r.Job.ID != d.Job.ID || r.Job.Attempt != d.Job.Attempt+1 {
+			t.Fatalf("redelivery %s, want %s as attempt %d", describe([]*broker.Delivery{r}), d.Job.ID, d.Job.Attempt+1)
+		}
+		return r
+	}
+
+	e.publish(a, broker.Message{Topic: "late", ID: "seven", Payload: []byte("p")})
+	d := e.fetchOne(a, "late")
+	for d.Job.Attempt < 7 {
+		retry(d)
+		d = e.fetchOne(a, "late")
+	}
+	d = crash(d) // attempt 7's worker is killed: attempt 8 runs
+	e.ack(b, d)
+	e.settled(a, "late", 0, 0)
+
+	e.publish(a, broker.Message{Topic: "late", ID: "again", Payload: []byte("p")})
+	d = e.fetchOne(a, "late")
+	for range max - 1 {
+		d = crash(d)
+	}
+	// The entry is one lost lease from the limit; a retry is a new entry.
+	if err := b.Retry(e.ctx, d, 0, job.Failure{Error: "flaky", Reason: job.ReasonError, Origin: "late"}); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	e.settled(b, "late", 1, 0)
+	d = e.fetchOne(b, "late")
+	for range max - 1 {
+		d = crash(d)
+	}
+	e.ack(b, d)
+	e.settled(a, "late", 0, 0)
 }
 
 func testAckedNotRedelivered(e *env) {
@@ -154,6 +220,8 @@ func testAckedNotRedelivered(e *env) {
 	e.publishN(a, "done", 3)
 	ds := e.fetchN(a, []string{"done"}, 3, 3)
 	e.ack(a, ds...)
+	e.settled(a, "done", 0, 0)
 	e.ack(a, ds...) // a second Ack is harmless
+	e.settled(a, "done", 0, 0)
 	e.expectNone(b, []string{"done"}, 2*a.Lease(), "acked jobs must never be redelivered")
 }

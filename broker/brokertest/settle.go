@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"errors"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
@@ -30,6 +31,7 @@ func testRetry(e *env) {
 	if err := b.Retry(e.ctx, d1, delay, f1); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
+	e.settled(b, "flaky", 1, 0)
 	d2 := e.fetchAfter(b, retried.Add(delay), "flaky")
 	checkJob(t, &d2.Job, &first)
 	if d2.Job.Attempt != 2 {
@@ -42,6 +44,7 @@ func testRetry(e *env) {
 	if err := b.Retry(e.ctx, d2, 0, f2); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
+	e.settled(b, "flaky", 1, 0)
 	d3 := e.fetchOne(b, "flaky")
 	checkJob(t, &d3.Job, &first)
 	if d3.Job.Attempt != 3 {
@@ -54,6 +57,7 @@ func testRetry(e *env) {
 		t.Error("Retry of an already retried delivery: nil error")
 	}
 	e.ack(b, d3)
+	e.settled(b, "flaky", 0, 0)
 	e.expectNone(b, []string{"flaky"}, 0, "after Ack of the retried job")
 }
 
@@ -68,6 +72,7 @@ func testSnooze(e *env) {
 	if err := b.Snooze(e.ctx, d1, delay); err != nil {
 		t.Fatalf("Snooze: %v", err)
 	}
+	e.settled(b, "limited", 1, 0)
 	d2 := e.fetchAfter(b, snoozed.Add(delay), "limited")
 	checkJob(t, &d2.Job, &first)
 	if d2.Job.Attempt != 1 {
@@ -80,15 +85,18 @@ func testSnooze(e *env) {
 	if err := b.Retry(e.ctx, d2, 0, job.Failure{Error: "e", Reason: job.ReasonError, Origin: "limited"}); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
+	e.settled(b, "limited", 1, 0)
 	d3 := e.fetchOne(b, "limited")
 	if err := b.Snooze(e.ctx, d3, 0); err != nil {
 		t.Fatalf("Snooze: %v", err)
 	}
+	e.settled(b, "limited", 1, 0)
 	d4 := e.fetchOne(b, "limited")
 	if d4.Job.Attempt != 2 {
 		t.Errorf("Retry then Snooze: Attempt = %d, want 2", d4.Job.Attempt)
 	}
 	e.ack(b, d4)
+	e.settled(b, "limited", 0, 0)
 }
 
 func testDeadLetter(e *env) {
@@ -103,11 +111,14 @@ func testDeadLetter(e *env) {
 	if err := b.Retry(e.ctx, d1, 0, job.Failure{Error: "flaky", Reason: job.ReasonError, Origin: "payments"}); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
+	e.settled(b, "payments", 1, 0)
 	d2 := e.fetchOne(b, "payments")
-	f := job.Failure{Error: "card declined", Reason: job.ReasonPermanent, Handler: "charge", Origin: "payments", At: time.Now()}
+	f := job.Failure{Error: "card declined", Reason: job.ReasonPermanent, Handler: "charge", Origin: "payments", At: time.Now(),
+		Stack: "goroutine 7 [running]:\nmain.charge(...)\n\t/src/charge.go:12 +0x1d"}
 	if err := b.DeadLetter(e.ctx, d2, f); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
+	e.settled(b, "payments", 0, 1)
 	dl := e.fetchOne(b, dlq)
 	want := first
 	want.Topic = dlq
@@ -118,8 +129,81 @@ func testDeadLetter(e *env) {
 	checkFailure(t, dl.Job.Failure, f)
 	e.expectNone(b, []string{"payments"}, 0, "origin topic after DeadLetter")
 	e.ack(b, dl)
+	e.settled(b, "payments", 0, 0)
 	e.expectNone(b, []string{dlq}, 0, "dead-letter topic after Ack")
 	if err := b.DeadLetter(e.ctx, d2, f); err == nil {
 		t.Error("DeadLetter of an already dead-lettered delivery: nil error")
 	}
+}
+
+// testJobLimits checks that a job's own MaxAttempts and Timeout travel with
+// it: publish, fetch, a delayed retry, a snooze, dead-letter and replay.
+// Values outside their bounds are refused at publication.
+func testJobLimits(e *env) {
+	t := e.t
+	b := e.open("c1")
+	const maxAttempts, timeout = 7, 1500 * time.Millisecond
+	check := func(where string, j *job.Job) {
+		t.Helper()
+		if j.MaxAttempts != maxAttempts || j.Timeout != timeout {
+			t.Errorf("%s: MaxAttempts %d, Timeout %v, want %d, %v", where, j.MaxAttempts, j.Timeout, maxAttempts, timeout)
+		}
+	}
+	for _, m := range []broker.Message{
+		{Topic: "limits", MaxAttempts: -1},
+		{Topic: "limits", MaxAttempts: job.MaxAttempt + 1},
+		{Topic: "limits", Timeout: -time.Second},
+		{Topic: "limits", Timeout: broker.MaxTimeout + time.Millisecond},
+	} {
+		if _, err := b.Publish(e.ctx, m); !errors.Is(err, broker.ErrInvalidMessage) {
+			t.Errorf("Publish with MaxAttempts %d, Timeout %v: %v, want ErrInvalidMessage", m.MaxAttempts, m.Timeout, err)
+		}
+		if _, err := b.PublishBatch(e.ctx, []broker.Message{m}); !errors.Is(err, broker.ErrInvalidMessage) {
+			t.Errorf("PublishBatch with MaxAttempts %d, Timeout %v: %v, want ErrInvalidMessage", m.MaxAttempts, m.Timeout, err)
+		}
+	}
+	e.settled(b, "limits", 0, 0)
+
+	e.publish(b, broker.Message{Topic: "limits", ID: "lim", Payload: []byte("p"), MaxAttempts: maxAttempts, Timeout: timeout})
+	d := e.fetchOne(b, "limits")
+	check("published", &d.Job)
+	if err := b.Retry(e.ctx, d, time.Millisecond, job.Failure{Error: "e", Reason: job.ReasonError, Origin: "limits"}); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	e.settled(b, "limits", 1, 0)
+	d = e.fetchOne(b, "limits")
+	check("retried", &d.Job)
+	if err := b.Snooze(e.ctx, d, 0); err != nil {
+		t.Fatalf("Snooze: %v", err)
+	}
+	e.settled(b, "limits", 1, 0)
+	d = e.fetchOne(b, "limits")
+	check("snoozed", &d.Job)
+	if err := b.DeadLetter(e.ctx, d, job.Failure{Error: "dead", Reason: job.ReasonPermanent, Origin: "limits"}); err != nil {
+		t.Fatalf("DeadLetter: %v", err)
+	}
+	e.settled(b, "limits", 0, 1)
+	a, ok := b.(broker.DeadLetterAdmin)
+	if !ok {
+		dl := e.fetchOne(b, job.DeadLetterTopic("limits"))
+		check("dead letter", &dl.Job)
+		e.ack(b, dl)
+		return
+	}
+	dls := e.deadLetters(a, "limits", 10)
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dls))
+	}
+	check("dead letter", &dls[0].Job)
+	if n, err := a.ReplayDeadLetters(e.ctx, "limits", nil); err != nil || n != 1 {
+		t.Fatalf("ReplayDeadLetters = %d, %v", n, err)
+	}
+	e.settled(b, "limits", 1, 0)
+	d = e.fetchOne(b, "limits")
+	check("replayed", &d.Job)
+	if d.Job.Attempt != 1 {
+		t.Errorf("replayed Attempt = %d, want 1", d.Job.Attempt)
+	}
+	e.ack(b, d)
+	e.settled(b, "limits", 0, 0)
 }

@@ -12,9 +12,9 @@ import (
 func TestConformance(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T, opts brokertest.Options) func(string) broker.Broker {
 		root := memory.New(&memory.Options{
-			Lease:       200 * time.Millisecond,
-			MaxAttempts: opts.MaxAttempts,
-			FetchWait:   50 * time.Millisecond,
+			Lease:         200 * time.Millisecond,
+			MaxDeliveries: opts.MaxDeliveries,
+			FetchWait:     50 * time.Millisecond,
 		})
 		t.Cleanup(func() { _ = root.Close() })
 		return func(consumer string) broker.Broker { return root.Consumer(consumer) }

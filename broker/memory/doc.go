@@ -17,9 +17,10 @@
 // Message.ProcessAt, Retry and Snooze delays) wait in a min-heap and become
 // ready when due. Fetch leases jobs to one consumer for [Options.Lease]; a
 // delivery neither settled nor extended in time goes back to the front of its
-// topic and is redelivered, to any consumer, as the next attempt. A
-// redelivery whose attempt would exceed [Options.MaxAttempts] is
-// dead-lettered with reason job.ReasonMaxDeliveries instead. Retry, Snooze and
+// topic and is redelivered, to any consumer, as the next attempt. A job
+// delivered [Options.MaxDeliveries] times in a row with no outcome is
+// dead-lettered with reason job.ReasonMaxDeliveries instead; a retried or
+// snoozed job starts a new count. Retry, Snooze and
 // DeadLetter each run under one lock, so they are atomic. Dead letters of
 // topic T are fetchable as topic T.dlq.
 //

@@ -18,10 +18,10 @@ import (
 
 // Defaults for the zero fields of [Options].
 const (
-	DefaultLease       = 30 * time.Second
-	DefaultMaxAttempts = 4
-	DefaultFetchWait   = time.Second
-	DefaultConsumer    = "memory"
+	DefaultLease         = 30 * time.Second
+	DefaultMaxDeliveries = 3
+	DefaultFetchWait     = time.Second
+	DefaultConsumer      = "memory"
 )
 
 // GroupName is the single consumer group a memory broker reports in
@@ -36,10 +36,12 @@ type Options struct {
 	// Lease is how long a delivery stays leased without Extend before it is
 	// redelivered. Zero means DefaultLease (30s).
 	Lease time.Duration
-	// MaxAttempts is the poison limit: a redelivery (after a lost lease)
-	// whose attempt would exceed it dead-letters the job with reason
-	// job.ReasonMaxDeliveries instead. Zero means DefaultMaxAttempts (4).
-	MaxAttempts int
+	// MaxDeliveries is the poison limit: a job delivered this many times in
+	// a row with no outcome (its lease expired every time) is dead-lettered
+	// with reason job.ReasonMaxDeliveries when its lease expires once more,
+	// instead of being delivered again. It counts deliveries, not attempts:
+	// Retry and Snooze start a new count. Zero means DefaultMaxDeliveries (3).
+	MaxDeliveries int
 	// FetchWait is how long Fetch waits for a job when none is ready before
 	// it returns an empty batch. Zero means DefaultFetchWait (1s); a negative
 	// value means Fetch never waits.
@@ -91,7 +93,7 @@ var (
 type state struct {
 	mu          sync.Mutex
 	lease       time.Duration
-	maxAttempts int
+	poisonLimit int
 	fetchWait   time.Duration
 	now         func() time.Time
 	epoch       time.Time // entry times are nanoseconds since epoch
@@ -143,8 +145,8 @@ func New(opts *Options) *Broker {
 	if o.Lease <= 0 {
 		o.Lease = DefaultLease
 	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = DefaultMaxAttempts
+	if o.MaxDeliveries <= 0 {
+		o.MaxDeliveries = DefaultMaxDeliveries
 	}
 	if o.FetchWait == 0 {
 		o.FetchWait = DefaultFetchWait
@@ -163,7 +165,7 @@ func New(opts *Options) *Broker {
 	p[6] = '-'
 	st := &state{
 		lease:       o.Lease,
-		maxAttempts: o.MaxAttempts,
+		poisonLimit: o.MaxDeliveries,
 		fetchWait:   o.FetchWait,
 		now:         o.Now,
 		epoch:       o.Now(),
@@ -300,9 +302,13 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 	if m.Topic == "" {
 		return "", fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
 	}
+	if err := m.CheckLimits(); err != nil {
+		return "", err
+	}
 	e := &entry{}
 	e.job.Payload = cloneBytes(m.Payload)
 	e.job.Headers = maps.Clone(m.Headers)
+	e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
 	e.receipt, e.seq = b.st.receipt()
 	e.job.ID = m.ID
 	if e.job.ID == "" {
@@ -333,6 +339,9 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 	for i := range ms {
 		if ms[i].Topic == "" {
 			return nil, fmt.Errorf("%w: message %d: empty topic", broker.ErrInvalidMessage, i)
+		}
+		if err := ms[i].CheckLimits(); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
 		size += len(ms[i].Payload)
 	}
@@ -368,6 +377,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			e.job.Payload = payloads[off:len(payloads):len(payloads)]
 		}
 		e.job.Headers = maps.Clone(m.Headers)
+		e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
 		e.job.ID = m.ID
 		if e.job.ID == "" {
 			e.job.ID = e.receipt
@@ -438,14 +448,14 @@ func (st *state) advance(now time.Time) {
 	}
 	for e := st.leases.head; e != nil && e.at <= tick; e = st.leases.head {
 		st.unlease(e)
-		// The next delivery would be attempt recorded + deliveries.
-		if e.job.Attempt+e.deliveries > st.maxAttempts {
+		// Every delivery of e so far ended with no outcome.
+		if e.deliveries >= st.poisonLimit {
 			f := job.Failure{
-				Error:  fmt.Sprintf("conveyor: lease expired %d times without an outcome", e.deliveries),
+				Error:  fmt.Sprintf("conveyor: delivered %d times with no outcome: its worker crashed or lost the lease each time", e.deliveries),
 				Reason: job.ReasonMaxDeliveries,
 				At:     now,
 			}
-			st.deadLetter(e, f, e.job.Attempt+e.deliveries-1, now)
+			st.deadLetter(e, f, e.attempt(), now)
 			continue
 		}
 		e.state = stReady
@@ -527,7 +537,7 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 				t.pending++
 				d := &ds[len(out)]
 				d.Job = e.job
-				d.Job.Attempt = e.job.Attempt + e.deliveries - 1
+				d.Job.Attempt = e.attempt()
 				d.Receipt = e.receipt
 				detach(&d.Job)
 				out = append(out, d)
@@ -734,10 +744,10 @@ func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Dur
 		return err
 	}
 	now := st.now()
-	attempt := e.job.Attempt + e.deliveries - 1
+	attempt := e.attempt()
 	e.job.Attempt = attempt
 	if f != nil {
-		e.job.Attempt = attempt + 1
+		e.job.Attempt = broker.AddAttempts(attempt, 1)
 		fc := *f
 		if fc.Origin == "" {
 			fc.Origin = e.topic.name
@@ -770,7 +780,7 @@ func (b *Broker) DeadLetter(ctx context.Context, d *broker.Delivery, f job.Failu
 		return err
 	}
 	now := st.now()
-	st.deadLetter(e, f, e.job.Attempt+e.deliveries-1, now)
+	st.deadLetter(e, f, e.attempt(), now)
 	st.flush(now)
 	return nil
 }

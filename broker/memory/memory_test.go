@@ -36,7 +36,7 @@ func (c *clock) Add(d time.Duration) {
 func newFake(t *testing.T) (*memory.Broker, *clock) {
 	t.Helper()
 	c := newClock()
-	b := memory.New(&memory.Options{Lease: time.Minute, MaxAttempts: 4, FetchWait: -1, Now: c.Now})
+	b := memory.New(&memory.Options{Lease: time.Minute, MaxDeliveries: 4, FetchWait: -1, Now: c.Now})
 	t.Cleanup(func() { _ = b.Close() })
 	return b, c
 }
@@ -153,11 +153,11 @@ func TestFailureDefaults(t *testing.T) {
 	}
 }
 
-func TestPoisonAfterFirstDelivery(t *testing.T) {
+func TestPoisonCountsDeliveriesNotAttempts(t *testing.T) {
 	ctx := context.Background()
-	b, c := newFake(t) // MaxAttempts 4
+	b, c := newFake(t) // MaxDeliveries 4
 	mustPublish(t, b, broker.Message{Topic: "t", ID: "j"})
-	// Retry past the limit: a first delivery is always delivered.
+	// Retries spend attempts, not deliveries: attempt 5 is delivered.
 	for attempt := 1; attempt <= 5; attempt++ {
 		d := mustFetch(t, b, "t", 1)[0]
 		if d.Job.Attempt != attempt {
@@ -169,11 +169,21 @@ func TestPoisonAfterFirstDelivery(t *testing.T) {
 			}
 		}
 	}
-	// Attempt 5 lost its lease: its redelivery (6) would exceed 4.
+	// Attempt 5 loses its lease three times: it is redelivered each time,
+	// as attempts 6, 7 and 8.
+	for attempt := 6; attempt <= 8; attempt++ {
+		c.Add(time.Minute)
+		d := mustFetch(t, b, "t", 1)[0]
+		if d.Job.Attempt != attempt {
+			t.Fatalf("redelivered Attempt = %d, want %d", d.Job.Attempt, attempt)
+		}
+	}
+	// The fourth delivery with no outcome is the last.
 	c.Add(time.Minute)
 	mustFetch(t, b, "t", 0)
 	dl := mustFetch(t, b, "t.dlq", 1)[0]
-	if dl.Job.Attempt != 5 || dl.Job.Failure == nil || dl.Job.Failure.Reason != job.ReasonMaxDeliveries {
+	if dl.Job.Attempt != 8 || dl.Job.Failure == nil || dl.Job.Failure.Reason != job.ReasonMaxDeliveries ||
+		dl.Job.Failure.Error != "conveyor: delivered 4 times with no outcome: its worker crashed or lost the lease each time" {
 		t.Errorf("dead letter attempt %d failure %+v", dl.Job.Attempt, dl.Job.Failure)
 	}
 }

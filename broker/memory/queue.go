@@ -1,6 +1,9 @@
 package memory
 
-import "github.com/conveyor-jobs/conveyor/job"
+import (
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
 
 // Where an entry is. Every stored entry is in exactly one place.
 const (
@@ -27,6 +30,12 @@ type entry struct {
 	heapIdx    int32 // index in the delayed heap
 	state      uint8
 	prev, next *entry // lease list
+}
+
+// attempt returns the attempt of e's current (or last) delivery: the
+// recorded attempt plus the deliveries before it that had no outcome.
+func (e *entry) attempt() int {
+	return broker.AddAttempts(e.job.Attempt, int64(max(e.deliveries, 1)-1))
 }
 
 // deque is a FIFO ring buffer of entries that can also push at the front

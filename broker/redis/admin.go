@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -451,10 +452,35 @@ type PendingEntry struct {
 	ID string `json:"id"`
 	// Consumer holds the lease.
 	Consumer string `json:"consumer"`
-	// Idle is the time since the entry was last delivered or extended.
-	Idle time.Duration `json:"idle"`
+	// Idle is the time since the entry was last delivered or extended; in
+	// JSON, "idle_seconds", a number of seconds.
+	Idle time.Duration `json:"-"`
 	// Deliveries counts deliveries of this stream entry.
 	Deliveries int64 `json:"deliveries"`
+}
+
+// pendingEntryJSON is the JSON form of PendingEntry.
+type pendingEntryJSON struct {
+	ID          string  `json:"id"`
+	Consumer    string  `json:"consumer"`
+	IdleSeconds float64 `json:"idle_seconds"`
+	Deliveries  int64   `json:"deliveries"`
+}
+
+// MarshalJSON encodes p with Idle as "idle_seconds", a number of seconds,
+// like every duration in conveyor's JSON.
+func (p PendingEntry) MarshalJSON() ([]byte, error) {
+	return json.Marshal(pendingEntryJSON{p.ID, p.Consumer, p.Idle.Seconds(), p.Deliveries})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (p *PendingEntry) UnmarshalJSON(data []byte) error {
+	var v pendingEntryJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*p = PendingEntry{ID: v.ID, Consumer: v.Consumer, Idle: time.Duration(v.IdleSeconds * float64(time.Second)), Deliveries: v.Deliveries}
+	return nil
 }
 
 // PendingEntries lists up to limit (default 100) pending entries of topic in
@@ -488,6 +514,19 @@ type DelayedJob struct {
 	Job job.Job `json:"job"`
 	// Due is when it becomes ready.
 	Due time.Time `json:"due"`
+	// Snooze describes the snooze that put the job there, when it was
+	// snoozed through [Broker.SnoozeBecause]; nil for a retry, a job
+	// published with a delay, or a snooze that recorded nothing.
+	Snooze *Snooze `json:"snooze,omitempty"`
+}
+
+// Snooze records why and when a job was snoozed.
+type Snooze struct {
+	// Cause is the text of the snooze's cause, such as "conveyor: circuit
+	// open" or "conveyor: rate limited"; "" when none was given.
+	Cause string `json:"cause"`
+	// At is when the job was snoozed.
+	At time.Time `json:"at"`
 }
 
 // DelayedJobs lists up to limit (default 100) delayed jobs of topic, soonest
@@ -506,7 +545,14 @@ func (b *Broker) DelayedJobs(ctx context.Context, topic string, limit int) ([]De
 	out := make([]DelayedJob, 0, len(zs))
 	for _, z := range zs {
 		member, _ := z.Member.(string)
-		out = append(out, DelayedJob{Job: decodeMemberJob(topic, member), Due: time.UnixMilli(int64(z.Score))})
+		j, values := decodeMemberValues(topic, member)
+		dj := DelayedJob{Job: j, Due: time.UnixMilli(int64(z.Score))}
+		if ms, ok := values[fieldSnoozedAt].(string); ok {
+			at, _ := strconv.ParseInt(ms, 10, 64)
+			cause, _ := values[fieldSnoozeCause].(string)
+			dj.Snooze = &Snooze{Cause: cause, At: time.UnixMilli(at)}
+		}
+		out = append(out, dj)
 	}
 	return out, nil
 }
@@ -514,15 +560,22 @@ func (b *Broker) DelayedJobs(ctx context.Context, topic string, limit int) ([]De
 // decodeMemberJob decodes a delayed-set member; one that does not decode is
 // returned as a job whose payload is the raw member.
 func decodeMemberJob(topic, member string) job.Job {
+	j, _ := decodeMemberValues(topic, member)
+	return j
+}
+
+// decodeMemberValues is decodeMemberJob that also returns the member's
+// fields by name (nil when it does not decode).
+func decodeMemberValues(topic, member string) (job.Job, map[string]any) {
 	fields, err := decodeMember(member)
 	if err != nil {
-		return job.Job{Topic: topic, Payload: []byte(member), Attempt: 1}
+		return job.Job{Topic: topic, Payload: []byte(member), Attempt: 1}, nil
 	}
 	values := make(map[string]any, len(fields)/2)
 	for i := 0; i+1 < len(fields); i += 2 {
 		values[fields[i]] = fields[i+1]
 	}
-	return decodeEntry(topic, "", values).job
+	return decodeEntry(topic, "", values).job, values
 }
 
 // DeleteDelayed removes the delayed job of topic with job ID id, or returns

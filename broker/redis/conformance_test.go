@@ -27,7 +27,7 @@ func conformanceFactory(prefix string, client func(t *testing.T) goredis.Univers
 				Namespace:     ns,
 				Consumer:      consumer,
 				Lease:         opts.Lease,
-				MaxAttempts:   opts.MaxAttempts,
+				MaxDeliveries: opts.MaxDeliveries,
 				Block:         100 * time.Millisecond,
 				ClaimInterval: opts.Lease / 5,
 			})

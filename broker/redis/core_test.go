@@ -337,7 +337,7 @@ func TestOptionsValidation(t *testing.T) {
 		{"block too long", redis.Options{Block: 3 * time.Second}},
 		{"negative block", redis.Options{Block: -time.Second}},
 		{"brace in namespace", redis.Options{Namespace: "a{b}"}},
-		{"negative max attempts", redis.Options{MaxAttempts: -1}},
+		{"negative max deliveries", redis.Options{MaxDeliveries: -1}},
 	}
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
 	defer rdb.Close()
@@ -353,7 +353,7 @@ func TestOptionsValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := b.Options()
-	if o.Namespace != "conveyor" || o.Group != "conveyor" || o.Lease != 30*time.Second || o.MaxAttempts != 4 || o.Block != time.Second || o.Consumer == "" {
+	if o.Namespace != "conveyor" || o.Group != "conveyor" || o.Lease != 30*time.Second || o.MaxDeliveries != 3 || o.Block != time.Second || o.Consumer == "" {
 		t.Fatalf("defaults %+v", o)
 	}
 }

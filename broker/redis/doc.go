@@ -28,8 +28,9 @@
 //
 // Fetch reads with XREADGROUP and a short BLOCK. Every ClaimInterval it also
 // promotes due delayed jobs and recovers entries whose lease expired
-// (XAUTOCLAIM); a recovered entry counts as an attempt, and one that would
-// exceed MaxAttempts is dead-lettered (job.ReasonMaxDeliveries). Ack is XACK +
+// (XAUTOCLAIM); a recovered entry counts as an attempt, and an entry already
+// delivered MaxDeliveries times with no outcome is dead-lettered
+// (job.ReasonMaxDeliveries) instead of being delivered again. Ack is XACK +
 // XDEL, pipelined; Retry, Snooze and DeadLetter are each one Lua script, so a
 // crash cannot lose or duplicate a job. Extend renews leases with XCLAIM
 // JUSTID, only for entries this consumer still owns.
@@ -47,8 +48,8 @@
 // # Permissions
 //
 // Every operation works as a Redis ACL user confined to the namespace's
-// keys (~<ns>:*) and granted only the commands listed in the README's
-// Security section. A command the user may not run, inside a Lua script or
+// keys (~<ns>:*) and granted only the commands listed in docs/redis.md (A
+// least-privilege ACL user). A command the user may not run, inside a Lua script or
 // not, gives an error whose explanation starts with NOPERM and names the
 // command to grant, with the wording of Redis 7.0, of Redis 7.2 and later,
 // and of Valkey.

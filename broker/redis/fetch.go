@@ -379,7 +379,9 @@ func (b *Broker) recover(ctx context.Context, k keys, room int) ([]*broker.Deliv
 }
 
 // redelivery turns a claimed entry into a delivery, or dead-letters it when
-// it is malformed or has exceeded MaxAttempts (returning nil).
+// it is malformed or was already delivered MaxDeliveries times with no
+// outcome (returning nil). count is the entry's delivery count, this
+// delivery included: count-1 deliveries ended without an outcome.
 func (b *Broker) redelivery(ctx context.Context, k keys, e goredis.XMessage, count int64) *broker.Delivery {
 	dec := decodeEntry(k.topic, e.ID, e.Values)
 	if dec.problem != "" {
@@ -388,19 +390,21 @@ func (b *Broker) redelivery(ctx context.Context, k keys, e goredis.XMessage, cou
 	}
 	b.warn(k, e.ID, dec)
 	d := &broker.Delivery{Job: dec.job, Receipt: e.ID}
-	d.Job.Attempt = dec.attempt + int(max(count, 1)) - 1
-	if count > 1 && d.Job.Attempt > b.o.MaxAttempts {
+	unsettled := max(count, 1) - 1
+	d.Job.Attempt = broker.AddAttempts(dec.attempt, unsettled)
+	if unsettled >= int64(b.o.MaxDeliveries) {
 		f := job.Failure{
-			Error:  fmt.Sprintf("no outcome after attempt %d of at most %d (entry delivered %d times): its worker crashed or lost the lease every time", d.Job.Attempt-1, b.o.MaxAttempts, count),
+			Error:  fmt.Sprintf("conveyor: delivered %d times with no outcome: its worker crashed or lost the lease each time", unsettled),
 			Reason: job.ReasonMaxDeliveries,
 			Origin: k.topic,
 			At:     b.o.Now(),
 		}
 		// The dead letter records the last attempt that was delivered.
-		if err := b.deadLetterFields(ctx, d, encodeFields(&d.Job, d.Job.Attempt-1, &f)); err != nil {
+		last := broker.AddAttempts(dec.attempt, unsettled-1)
+		if err := b.deadLetterFields(ctx, d, encodeFields(&d.Job, last, &f)); err != nil {
 			b.log.Error("conveyor/redis: dead-letter poison entry", "topic", k.topic, "entry", e.ID, "err", err)
 		} else {
-			b.log.Warn("conveyor/redis: poison entry dead-lettered", "topic", k.topic, "job_id", d.Job.ID, "attempt", d.Job.Attempt)
+			b.log.Warn("conveyor/redis: poison entry dead-lettered", "topic", k.topic, "job_id", d.Job.ID, "attempt", last, "deliveries", unsettled)
 		}
 		return nil
 	}
@@ -801,7 +805,7 @@ func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, m goredis.XMes
 	hasID, hasEnq := false, false
 	for _, f := range slices.Sorted(maps.Keys(m.Values)) {
 		switch f {
-		case fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
+		case fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt, fieldStack:
 			continue
 		case fieldID:
 			hasID = true

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/conveyor-jobs/conveyor/job"
 )
 
 // FuzzDecodeEntry feeds stream entries of arbitrary field values to the wire
@@ -21,6 +23,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add("t", "0-0", false, "", "id-without-payload", "2", "", "", "", "error", "boom")
 	f.Add("t.dlq", "99999999999999-5", true, "p", "", "9223372036854775807", "9223372036854775807", "", "", "origin", "t")
 	f.Add("t", "5", true, "p", "", "+7", "-9223372036854775808", "a.b", "c", "h.", "x")
+	f.Add("t", "1-0", true, "p", "", "4", "1", "", "", "stack", "goroutine 1 [running]:\nmain.f()\n\t/x.go:3 +0x1")
 	f.Fuzz(func(t *testing.T, topic, entryID string, hasPayload bool, payload, id, attempt, enqueuedAt, hname, hval, extraKey, extraVal string) {
 		values := map[string]any{
 			fieldAttempt:         attempt,
@@ -62,8 +65,8 @@ func FuzzDecodeEntry(f *testing.F) {
 		if j.Topic != topic {
 			t.Fatalf("Topic = %q, want %q", j.Topic, topic)
 		}
-		if j.Attempt < 1 || d.attempt != j.Attempt {
-			t.Fatalf("Attempt = %d (recorded %d), want >= 1 and equal", j.Attempt, d.attempt)
+		if j.Attempt < 1 || j.Attempt > job.MaxAttempt || d.attempt != j.Attempt {
+			t.Fatalf("Attempt = %d (recorded %d), want in [1, %d] and equal", j.Attempt, d.attempt, job.MaxAttempt)
 		}
 		for k, v := range values {
 			if name, ok := strings.CutPrefix(k, headerPrefix); ok && j.Headers[name] != v {
@@ -102,6 +105,8 @@ func FuzzDecodeEntry(f *testing.F) {
 			j.Failure.Handler != j2.Failure.Handler || j.Failure.Origin != j2.Failure.Origin ||
 			j.Failure.At.UnixMilli() != j2.Failure.At.UnixMilli()):
 			t.Fatalf("round trip changed Failure: %+v -> %+v", *j.Failure, *j2.Failure)
+		case j.Failure != nil && j2.Failure.Stack != boundStack(j.Failure.Stack):
+			t.Fatalf("round trip changed the stack beyond its bound: %q -> %q", j.Failure.Stack, j2.Failure.Stack)
 		}
 	})
 }

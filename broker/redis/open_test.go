@@ -54,6 +54,8 @@ func TestOpenErrors(t *testing.T) {
 		name, url, want string
 		opts            *redis.Options
 	}{
+		{name: "empty", url: "", want: "conveyor/redis: invalid Redis URL: the URL is empty: set REDIS_URL"},
+		{name: "blank", url: "  ", want: "the URL is empty: set REDIS_URL"},
 		{name: "bad scheme", url: "http://u:topsecret@localhost", want: "scheme must be redis:// or rediss://"},
 		{name: "no scheme", url: "default:topsecret@localhost:6379", want: "scheme must be redis:// or rediss://"},
 		{name: "unencoded password", url: "redis://u:top#secret@localhost:6379", want: "URL-encode"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,7 +38,8 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 //
 // A message due now is added to its topic's stream with the minimal entry
 // of the wire format: XADD <stream> * payload <p> [h.<name> <v>]…, plus id
-// when m.ID is set. Its job ID is m.ID, or else the stream entry ID that
+// when m.ID is set, max_attempts when m.MaxAttempts is and timeout_ms when
+// m.Timeout is. Its job ID is m.ID, or else the stream entry ID that
 // XADD returns; its attempt is 1 and its enqueue time is the entry ID's
 // time (Redis's clock), both implied by the entry. A message due later
 // (Delay, ProcessAt) is added to the topic's delayed set with an explicit
@@ -56,6 +58,9 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			return nil, fmt.Errorf("%w: message %d has an empty topic", broker.ErrInvalidMessage, i)
 		}
 		if err := ValidateTopic(ms[i].Topic); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		if err := ms[i].CheckLimits(); err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
 		if len(ms[i].Headers) > MaxHeaders {
@@ -162,7 +167,7 @@ type adder interface {
 // entry ID.
 func (b *Broker) add(ctx context.Context, c adder, m *broker.Message, id string, now time.Time, stream any) goredis.Cmder {
 	if due := m.Due(now); due.After(now) {
-		j := job.Job{ID: id, Payload: m.Payload, Headers: m.Headers, EnqueuedAt: now}
+		j := job.Job{ID: id, Payload: m.Payload, Headers: m.Headers, EnqueuedAt: now, MaxAttempts: m.MaxAttempts, Timeout: m.Timeout}
 		member := encodeMember(encodeFields(&j, 1, nil))
 		cmd := goredis.NewIntCmd(ctx, "zadd", b.keysFor(m.Topic).delayed, due.UnixMilli(), member)
 		_ = c.Process(ctx, cmd)
@@ -177,7 +182,7 @@ func (b *Broker) add(ctx context.Context, c adder, m *broker.Message, id string,
 // the command's arguments: the payload is written as bytes (not copied), id
 // only when the caller gave one, headers sorted by name.
 func xaddArgs(m *broker.Message, id string, stream any) []any {
-	n := 5
+	n := 9
 	if id != "" {
 		n += 2
 	}
@@ -186,6 +191,12 @@ func xaddArgs(m *broker.Message, id string, stream any) []any {
 	args = append(args, "xadd", stream, "*", fieldPayload, payloadArg(m.Payload))
 	if id != "" {
 		args = append(args, fieldID, id)
+	}
+	if m.MaxAttempts > 0 {
+		args = append(args, fieldMaxAttempts, strconv.Itoa(m.MaxAttempts))
+	}
+	if m.Timeout > 0 {
+		args = append(args, fieldTimeout, timeoutMS(m.Timeout))
 	}
 	if len(m.Headers) > 0 {
 		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {

@@ -222,14 +222,15 @@ func TestMinimalJobKeepsIDAndEnqueuedAt(t *testing.T) {
 }
 
 // TestMinimalEntryDeadLetteredByBroker covers the dead letters the broker
-// writes itself: a poison entry (redelivered past MaxAttempts) and a
+// writes itself: a poison entry (delivered MaxDeliveries times with no
+// outcome) and a
 // malformed one, both added without id or enqueued_at.
 func TestMinimalEntryDeadLetteredByBroker(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	b := e.broker(t, "c1", func(o *redis.Options) {
 		o.Lease = 20 * time.Millisecond
-		o.MaxAttempts = 1
+		o.MaxDeliveries = 1
 	})
 	ctx := context.Background()
 	id, err := b.Publish(ctx, broker.Message{Topic: "t", Payload: []byte("p")})

@@ -3,6 +3,10 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +25,7 @@ func TestRecoveryCountsAttemptsAndDeadLettersPoison(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	a := e.broker(t, "a", shortLease)
-	bb := e.broker(t, "b", func(o *redis.Options) { shortLease(o); o.MaxAttempts = 3 })
+	bb := e.broker(t, "b", func(o *redis.Options) { shortLease(o); o.MaxDeliveries = 3 })
 	id, err := a.Publish(ctx, broker.Message{Topic: "t", Payload: []byte("p")})
 	if err != nil {
 		t.Fatal(err)
@@ -271,5 +275,62 @@ func TestDeadLetterCapReportsOverflow(t *testing.T) {
 	}
 	if n := b.DeadLetterOverflows(); n != 1 {
 		t.Fatalf("overflows %d, want 1", n)
+	}
+}
+
+// TestAttemptOverflowIsBounded adds an entry whose attempt is the largest
+// int64, as a raw producer could. Its attempt is read as job.MaxAttempt
+// (with a warning), stays there however often the entry is redelivered or
+// retried, and the poison guard still dead-letters it: no arithmetic on the
+// attempt overflows and the job never loops.
+func TestAttemptOverflowIsBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	var logs strings.Builder
+	var mu sync.Mutex
+	b := e.broker(t, "a", func(o *redis.Options) {
+		shortLease(o)
+		o.MaxDeliveries = 2
+		o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	})
+	for _, topic := range []string{"crash", "retry"} {
+		if err := e.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: e.key(topic, "stream"),
+			Values: []string{"payload", "p", "attempt", "9223372036854775807"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Crashes: delivered twice at the bound, then dead-lettered.
+	for range 2 {
+		d := fetchN(t, b, []string{"crash"}, 1)[0]
+		if d.Job.Attempt != job.MaxAttempt {
+			t.Fatalf("Attempt = %d, want %d", d.Job.Attempt, job.MaxAttempt)
+		}
+	}
+	dl := fetchN(t, b, []string{"crash", "crash.dlq"}, 1)[0]
+	if dl.Job.Topic != "crash.dlq" || dl.Job.Attempt != job.MaxAttempt || dl.Job.Failure == nil || dl.Job.Failure.Reason != job.ReasonMaxDeliveries {
+		t.Fatalf("after two lost leases: %s attempt %d failure %+v, want a dead letter at attempt %d", dl.Job.Topic, dl.Job.Attempt, dl.Job.Failure, job.MaxAttempt)
+	}
+	if err := b.Ack(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+
+	// Retries: the attempt stays at the bound.
+	d := fetchN(t, b, []string{"retry"}, 1)[0]
+	if err := b.Retry(ctx, d, 0, job.Failure{Error: "e", Reason: job.ReasonError}); err != nil {
+		t.Fatal(err)
+	}
+	d = fetchN(t, b, []string{"retry"}, 1)[0]
+	if d.Job.Attempt != job.MaxAttempt {
+		t.Fatalf("retried Attempt = %d, want %d", d.Job.Attempt, job.MaxAttempt)
+	}
+	if err := b.Ack(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := fmt.Sprintf(`attempt \"9223372036854775807\" above %d, using %d`, job.MaxAttempt, job.MaxAttempt); !strings.Contains(logs.String(), want) {
+		t.Errorf("no warning %s in the log:\n%s", want, logs.String())
 	}
 }

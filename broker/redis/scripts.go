@@ -24,7 +24,7 @@ func newScript(name, src string) script {
 
 // scripts returns every script of the package.
 func scripts() []script {
-	return []script{settleScript, promoteScript, readScript, peekScript, recoverScript, extendScript, replayScript, trimScript}
+	return []script{settleScript, promoteScript, readScript, peekScript, recoverScript, extendScript, replayScript, trimScript, deleteConsumerScript}
 }
 
 // commandAt returns the Redis command that line (1-based) of s runs, in ACL
@@ -189,16 +189,16 @@ func (b *Broker) explainACL(err error) error {
 	keys := fmt.Sprintf("allow the namespace's keys (~%s:*)", b.o.Namespace)
 	switch {
 	case r.run && r.cmd != "" && r.inScript:
-		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s, which %s script runs: grant it with ACL SETUSER <user> +%s (see the README's Security section): %w",
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s, which %s script runs: grant it with ACL SETUSER <user> +%s (conveyor's docs/redis.md lists the least-privilege ACL): %w",
 			aclDisplay(r.cmd), script, r.cmd, err)
 	case r.run && r.cmd != "":
-		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s: grant it with ACL SETUSER <user> +%s (see the README's Security section): %w",
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run %s: grant it with ACL SETUSER <user> +%s (conveyor's docs/redis.md lists the least-privilege ACL): %w",
 			aclDisplay(r.cmd), r.cmd, err)
 	case r.run && r.inScript:
-		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command of %s script (ACL LOG on the server names it): grant it with ACL SETUSER (see the README's Security section): %w",
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command of %s script (ACL LOG on the server names it): grant it with ACL SETUSER (conveyor's docs/redis.md lists the least-privilege ACL): %w",
 			script, err)
 	case r.run:
-		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command (ACL LOG on the server names it): grant it with ACL SETUSER (see the README's Security section): %w", err)
+		return fmt.Errorf("NOPERM: the Redis ACL user may not run a command (ACL LOG on the server names it): grant it with ACL SETUSER (conveyor's docs/redis.md lists the least-privilege ACL): %w", err)
 	case r.key && r.inScript:
 		what := "a command"
 		if r.cmd != "" {
@@ -210,7 +210,7 @@ func (b *Broker) explainACL(err error) error {
 	case r.key:
 		return fmt.Errorf("NOPERM: the Redis ACL user may not access a key of namespace %q: %s: %w", b.o.Namespace, keys, err)
 	default:
-		return fmt.Errorf("NOPERM: the Redis ACL user lacks a permission (ACL LOG on the server names it; see the README's Security section): %w", err)
+		return fmt.Errorf("NOPERM: the Redis ACL user lacks a permission (ACL LOG on the server names it; conveyor's docs/redis.md lists the least-privilege ACL): %w", err)
 	}
 }
 
@@ -229,6 +229,12 @@ func aclDisplay(cmd string) string {
 // expired, and is running the job now), nothing is written: the consumer
 // that holds a job decides its outcome.
 //
+// A settle leaves a marker (KEYS[3], holding the settle's token, for
+// ARGV[8] ms): when the client runs the same call again because the reply
+// of the first run was lost (go-redis retries a command whose connection
+// broke), the second run finds the entry gone and the marker holding its own
+// token, and reports the settle as done instead of "no longer pending".
+//
 // Redis does not roll a script back when a command fails, so the order
 // matters: the pending check is read-only (XPENDING) and the entry is
 // acknowledged and deleted only after the write that can fail (WRONGTYPE on
@@ -237,6 +243,7 @@ func aclDisplay(cmd string) string {
 //
 // KEYS[1] the stream the entry was read from
 // KEYS[2] the target: a stream, a delayed ZSET, or a dead-letter stream
+// KEYS[3] the settle marker of the entry
 // ARGV[1] group
 // ARGV[2] entry ID
 // ARGV[3] mode: "stream", "delayed" or "dlq"
@@ -246,20 +253,27 @@ func aclDisplay(cmd string) string {
 //
 // ARGV[5] mode "delayed": the encoded member; else unused
 // ARGV[6] the consumer settling the entry
-// ARGV[7..] mode "stream"/"dlq": the new entry's field, value pairs
+// ARGV[7] the settle's token, unique to the call
+// ARGV[8] how long the marker lives (ms)
+// ARGV[9..] mode "stream"/"dlq": the new entry's field, value pairs
 //
 // Returns {settled, overflow}: settled is 0 when the entry was not pending
-// (nothing written), 2 when another consumer holds it (nothing written), 1
+// (nothing written), 2 when another consumer holds it (nothing written), 3
+// when an earlier run of the same call settled it (nothing written now), 1
 // otherwise; overflow is 1 when a dead letter was added to a stream already
 // at or above the cap.
 var settleScript = newScript("settle", `
 local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if type(p) ~= 'table' or p.err or #p == 0 then
+  if redis.call('GET', KEYS[3]) == ARGV[7] then
+    return {3, 0}
+  end
   return {0, 0}
 end
 if p[1][2] ~= ARGV[6] then
   return {2, 0}
 end
+redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[8])
 local mode = ARGV[3]
 local overflow = 0
 if mode == 'delayed' then
@@ -271,7 +285,7 @@ else
       overflow = 1
     end
   end
-  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 7))
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 9))
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
@@ -472,7 +486,7 @@ return {out, deleted}
 //
 // Returns the number of dead letters moved (IDs not found are skipped).
 var replayScript = newScript("replay", `
-local skip = {attempt = true, error = true, reason = true, handler = true, origin = true, failed_at = true}
+local skip = {attempt = true, error = true, reason = true, handler = true, origin = true, failed_at = true, stack = true}
 local moved = 0
 for i = 2, #ARGV do
   local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func (b *Broker) Retry(ctx context.Context, d *broker.Delivery, delay time.Durat
 	if f.At.IsZero() {
 		f.At = b.o.Now()
 	}
-	return b.requeue(ctx, "retry", d, delay, encodeFields(&d.Job, d.Job.Attempt+1, &f))
+	return b.requeue(ctx, "retry", d, delay, encodeFields(&d.Job, broker.AddAttempts(d.Job.Attempt, 1), &f))
 }
 
 // Snooze re-enqueues d's job, keeping its attempt and last failure, now
@@ -72,6 +73,21 @@ func (b *Broker) Snooze(ctx context.Context, d *broker.Delivery, delay time.Dura
 		return err
 	}
 	return b.requeue(ctx, "snooze", d, delay, encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure))
+}
+
+var _ broker.SnoozeRecorder = (*Broker)(nil)
+
+// SnoozeBecause is [Broker.Snooze] that also records cause and the time of
+// the snooze with the job, in the stream entry fields snooze_cause and
+// snoozed_at (unix ms), until the job's next outcome: [Broker.DelayedJobs]
+// reports them while the job waits. It implements broker.SnoozeRecorder.
+func (b *Broker) SnoozeBecause(ctx context.Context, d *broker.Delivery, delay time.Duration, cause string) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	fields := encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure)
+	fields = append(fields, fieldSnoozeCause, cause, fieldSnoozedAt, strconv.FormatInt(b.o.Now().UnixMilli(), 10))
+	return b.requeue(ctx, "snooze", d, delay, fields)
 }
 
 // maxSettleValues is the most field and value strings a settle passes to
@@ -96,8 +112,8 @@ func packFields(fields []string) []string {
 	var rest []string
 	for i := 0; i+1 < len(fields); i += 2 {
 		switch fields[i] {
-		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt,
-			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
+		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt, fieldMaxAttempts, fieldTimeout,
+			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt, fieldStack:
 			own = append(own, fields[i], fields[i+1])
 		default:
 			rest = append(rest, fields[i], fields[i+1])
@@ -110,12 +126,12 @@ func packFields(fields []string) []string {
 // maxSettleValues is not re-enqueued (Lua could not unpack it, now or when
 // its delayed member is promoted): the error wraps broker.ErrInvalidMessage
 // and the entry stays pending, so it is redelivered after its lease. Each
-// such redelivery counts as an attempt, so the job ends dead-lettered (with
-// its extra fields packed, see packedFields) after MaxAttempts: it is never
-// lost and never loops forever.
+// such delivery ends with no outcome, so the job ends dead-lettered (with
+// its extra fields packed, see packedFields) after MaxDeliveries of them:
+// it is never lost and never loops forever.
 func (b *Broker) requeue(ctx context.Context, op string, d *broker.Delivery, delay time.Duration, fields []string) error {
 	if len(fields) > maxSettleValues {
-		return fmt.Errorf("%w: %s: job %s of %q has %d stream fields (%d headers), more than a settle can re-enqueue (%d values); nothing was written: the entry stays pending, is redelivered after its lease and is dead-lettered once past MaxAttempts",
+		return fmt.Errorf("%w: %s: job %s of %q has %d stream fields (%d headers), more than a settle can re-enqueue (%d values); nothing was written: the entry stays pending, is redelivered after its lease and is dead-lettered after MaxDeliveries deliveries",
 			broker.ErrInvalidMessage, op, d.Job.ID, d.Job.Topic, len(fields)/2, len(d.Job.Headers), maxSettleValues)
 	}
 	k := b.keysFor(d.Job.Topic)
@@ -158,19 +174,45 @@ func (b *Broker) deadLetterFields(ctx context.Context, d *broker.Delivery, field
 	return b.settle(ctx, "dead-letter", d, k.stream, k.dlq, "dlq", strconv.FormatInt(b.o.DeadLetterMaxLen, 10), "", fields)
 }
 
-// settle runs settleScript; see its header for the arguments.
-func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src, target, mode, arg4, arg5 string, fields []string) error {
-	args := make([]any, 0, 6+len(fields))
-	args = append(args, b.o.Group, d.Receipt, mode, arg4, arg5, b.o.Consumer)
+// settleMarkerTTL is how long the marker of a settle lives (see
+// settleScript): longer than go-redis takes to run a command again after a
+// lost reply (MaxRetries attempts, each bounded by the read timeout and the
+// retry backoff: about 15s with the defaults).
+const settleMarkerTTL = time.Minute
+
+// settleCall returns the settleScript call that moves d's entry from src to
+// target; see the script's header for the arguments. Each call gets its own
+// token.
+func (b *Broker) settleCall(d *broker.Delivery, src, target, mode, arg4, arg5 string, fields []string) scriptCall {
+	args := make([]any, 0, 8+len(fields))
+	args = append(args, b.o.Group, d.Receipt, mode, arg4, arg5, b.o.Consumer,
+		strconv.FormatUint(rand.Uint64(), 36), settleMarkerTTL.Milliseconds())
 	for _, f := range fields {
 		args = append(args, f)
 	}
-	res, err := settleScript.Run(ctx, b.rdb, []string{src, target}, args...).Int64Slice()
+	return scriptCall{settleScript, []string{src, target, src + ":settled:" + d.Receipt}, args}
+}
+
+// settle moves d's entry from src to target with settleScript.
+func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src, target, mode, arg4, arg5 string, fields []string) error {
+	return b.runSettle(ctx, op, d, b.settleCall(d, src, target, mode, arg4, arg5, fields))
+}
+
+// runSettle runs c, a settleCall for d, and reads its reply.
+func (b *Broker) runSettle(ctx context.Context, op string, d *broker.Delivery, c scriptCall) error {
+	res, err := c.s.Run(ctx, b.rdb, c.keys, c.args...).Int64Slice()
 	if err != nil {
 		return b.wrap(op, err)
 	}
 	if len(res) < 2 {
 		return b.wrap(op, errors.New("unexpected script reply"))
+	}
+	if res[0] == 3 {
+		// The client ran the script again after losing the reply of a
+		// run that settled the entry.
+		b.log.Debug("conveyor/redis: settle found done by its own earlier run (the reply was lost and the call sent again)",
+			"op", op, "topic", d.Job.Topic, "job_id", d.Job.ID, "entry", d.Receipt)
+		return nil
 	}
 	if res[0] != 1 {
 		why := "is no longer pending (settled before, or recovered and settled by another consumer after the lease expired)"
@@ -186,7 +228,7 @@ func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src,
 	if res[1] == 1 {
 		b.overflows.Add(1)
 		b.log.Error("conveyor/redis: dead-letter stream at or above its cap; dead letter stored anyway",
-			"topic", d.Job.Topic, "job_id", d.Job.ID, "stream", target, "cap", b.o.DeadLetterMaxLen)
+			"topic", d.Job.Topic, "job_id", d.Job.ID, "stream", c.keys[1], "cap", b.o.DeadLetterMaxLen)
 	}
 	return nil
 }

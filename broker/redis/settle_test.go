@@ -130,7 +130,7 @@ func TestOversizedPoisonEntryIsDeadLetteredPacked(t *testing.T) {
 	e := newEnv(t)
 	b := e.broker(t, "a", func(o *redis.Options) {
 		shortLease(o)
-		o.MaxAttempts = 1
+		o.MaxDeliveries = 1
 	})
 	addOversized(t, e, "t")
 	fetchN(t, b, []string{"t"}, 1) // first delivery, never settled

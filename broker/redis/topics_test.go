@@ -31,7 +31,7 @@ func listTopics(t testing.TB, b *redis.Broker) []string {
 	return ts
 }
 
-// TestTopicsDiscoversRawStreams writes streams with XADD only, as the README's
+// TestTopicsDiscoversRawStreams writes streams with XADD only, as the manual's
 // redis-cli producer does, and checks that the topic listing shows them, with
 // their length and lag, and registers them.
 func TestTopicsDiscoversRawStreams(t *testing.T) {

@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -23,8 +25,45 @@ const (
 	fieldHandler    = "handler"
 	fieldOrigin     = "origin"
 	fieldFailedAt   = "failed_at" // unix ms
+	fieldStack      = "stack"     // a panicking handler's stack, at most MaxStack bytes
 	headerPrefix    = "h."
+
+	// Written by SnoozeBecause, dropped by the job's next settle.
+	fieldSnoozeCause = "snooze_cause"
+	fieldSnoozedAt   = "snoozed_at" // unix ms
 )
+
+// Stream entry fields of a job's own limits (broker.Message.MaxAttempts and
+// Timeout), written only when set.
+const (
+	fieldMaxAttempts = "max_attempts" // 1 to job.MaxAttempt
+	fieldTimeout     = "timeout_ms"   // 1 to broker.MaxTimeout, in ms
+)
+
+// MaxStack is the most bytes of a failure's stack ([job.Failure.Stack]) a
+// retried or dead-lettered entry stores in its stack field. A longer stack
+// keeps its first MaxStack bytes (the innermost frames, where the panic
+// happened), cut at a line end, followed by stackTruncated.
+const MaxStack = 8 << 10
+
+// stackTruncated ends a stack cut to MaxStack.
+const stackTruncated = "\n… (stack truncated)"
+
+// boundStack returns s cut to at most MaxStack bytes.
+func boundStack(s string) string {
+	if len(s) <= MaxStack {
+		return s
+	}
+	n := MaxStack - len(stackTruncated)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // never split a character
+	}
+	cut := s[:n]
+	if i := strings.LastIndexByte(cut, '\n'); i > 0 {
+		cut = cut[:i]
+	}
+	return cut + stackTruncated
+}
 
 // encodeFields returns the stream entry fields of j as field, value pairs,
 // with attempt and failure f (nil: no failure fields).
@@ -38,20 +77,17 @@ func encodeFields(j *job.Job, attempt int, f *job.Failure) []string {
 	if !j.EnqueuedAt.IsZero() {
 		out = append(out, fieldEnqueuedAt, strconv.FormatInt(j.EnqueuedAt.UnixMilli(), 10))
 	}
+	if j.MaxAttempts > 0 {
+		out = append(out, fieldMaxAttempts, strconv.Itoa(j.MaxAttempts))
+	}
+	if j.Timeout > 0 {
+		out = append(out, fieldTimeout, timeoutMS(j.Timeout))
+	}
 	for _, name := range slices.Sorted(maps.Keys(j.Headers)) {
 		out = append(out, headerPrefix+name, j.Headers[name])
 	}
 	if f != nil {
-		out = append(out, fieldError, f.Error, fieldReason, f.Reason)
-		if f.Handler != "" {
-			out = append(out, fieldHandler, f.Handler)
-		}
-		if f.Origin != "" {
-			out = append(out, fieldOrigin, f.Origin)
-		}
-		if !f.At.IsZero() {
-			out = append(out, fieldFailedAt, strconv.FormatInt(f.At.UnixMilli(), 10))
-		}
+		out = append(out, failureFields(*f)...)
 	}
 	return out
 }
@@ -119,7 +155,7 @@ func validEntryID(id string) bool {
 // decoded is a stream entry read back as a job.
 type decoded struct {
 	job      job.Job
-	attempt  int    // recorded attempt (>= 1)
+	attempt  int    // recorded attempt, in [1, job.MaxAttempt]
 	problem  string // why the entry is not a valid job; "" when it is
 	warnings []string
 }
@@ -158,12 +194,17 @@ func decodeEntry(topic, entryID string, values map[string]any) decoded {
 				j.ID = s
 			}
 		case k == fieldAttempt:
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 {
-				d.warnings = append(d.warnings, fmt.Sprintf("bad attempt %q, using 1", truncate(s, 40)))
+			n, ok := d.bounded(k, s, job.MaxAttempt, "using 1")
+			if !ok {
 				n = 1
 			}
-			d.attempt = n
+			d.attempt = int(n)
+		case k == fieldMaxAttempts:
+			n, _ := d.bounded(k, s, job.MaxAttempt, "ignored: the retry policy decides")
+			j.MaxAttempts = int(n)
+		case k == fieldTimeout:
+			n, _ := d.bounded(k, s, broker.MaxTimeout.Milliseconds(), "ignored: the timeout middleware decides")
+			j.Timeout = time.Duration(n) * time.Millisecond
 		case k == fieldEnqueuedAt:
 			ms, err := strconv.ParseInt(s, 10, 64)
 			if err != nil {
@@ -184,6 +225,8 @@ func decodeEntry(topic, entryID string, values map[string]any) decoded {
 			f.Handler, hasFailure = s, true
 		case k == fieldOrigin:
 			f.Origin, hasFailure = s, true
+		case k == fieldStack:
+			f.Stack, hasFailure = s, true
 		case k == fieldFailedAt:
 			if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
 				f.At = time.UnixMilli(ms)
@@ -206,6 +249,28 @@ func decodeEntry(topic, entryID string, values map[string]any) decoded {
 	return d
 }
 
+// bounded parses the value s of field as an integer in [1, hi]. A larger
+// value, even one beyond int64, is read as hi; anything else is not ok and
+// reads as 0. Both are reported in d.warnings, the second with fallback
+// saying what is done instead.
+func (d *decoded) bounded(field, s string, hi int64, fallback string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case (err == nil || errors.Is(err, strconv.ErrRange)) && n > hi:
+		d.warnings = append(d.warnings, fmt.Sprintf("%s %q above %d, using %d", field, truncate(s, 40), hi, hi))
+		return hi, true
+	case err != nil || n < 1:
+		d.warnings = append(d.warnings, fmt.Sprintf("bad %s %q, %s", field, truncate(s, 40), fallback))
+		return 0, false
+	}
+	return n, true
+}
+
+// timeoutMS returns d in whole milliseconds, rounded up, for timeout_ms.
+func timeoutMS(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10)
+}
+
 // failureFields returns the failure fields of f, to append to raw fields.
 func failureFields(f job.Failure) []string {
 	out := []string{fieldError, f.Error, fieldReason, f.Reason}
@@ -217,6 +282,9 @@ func failureFields(f job.Failure) []string {
 	}
 	if !f.At.IsZero() {
 		out = append(out, fieldFailedAt, strconv.FormatInt(f.At.UnixMilli(), 10))
+	}
+	if f.Stack != "" {
+		out = append(out, fieldStack, boundStack(f.Stack))
 	}
 	return out
 }

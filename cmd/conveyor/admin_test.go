@@ -127,7 +127,7 @@ func TestDLQ(t *testing.T) {
 	if !strings.Contains(r.stdout, `"count": 2`) {
 		t.Fatalf("purge --dry-run --json:\n%s", r.stdout)
 	}
-	r = mustRun(t, exitOK, inv, "dlq", "purge", "--topic", "orchestrate", "--all")
+	r = mustRun(t, exitOK, inv, "dlq", "purge", "--topic", "orchestrate", "--all", "--yes")
 	if strings.TrimSpace(r.stdout) != "purged 2 dead letters of orchestrate" {
 		t.Fatalf("purge: %q", r.stdout)
 	}
@@ -293,8 +293,8 @@ func TestHealthNamespaceMismatch(t *testing.T) {
 	producer := e.with("REDIS_NAMESPACE", e["REDIS_NAMESPACE"]+"-prod")
 	mustRun(t, exitOK, invocation{env: producer}, "produce", "--topic", "orchestrate", "--payload", `{}`)
 
-	r := mustRun(t, exitOK, invocation{env: e}, "health", "--topic", "orchestrate")
-	if !strings.Contains(r.stderr, "exists in namespace "+producer["REDIS_NAMESPACE"]) {
+	r := mustRun(t, exitFail, invocation{env: e}, "health", "--topic", "orchestrate")
+	if !strings.Contains(r.stderr, "namespace "+producer["REDIS_NAMESPACE"]+" holds it") {
 		t.Fatalf("no namespace hint:\n%s", r.stderr)
 	}
 	r = mustRun(t, exitOK, invocation{env: e}, "health")

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -40,6 +41,7 @@ type failureView struct {
 	Handler string    `json:"handler,omitempty"`
 	Origin  string    `json:"origin,omitempty"`
 	At      time.Time `json:"at"`
+	Stack   string    `json:"stack,omitempty"` // a panicking handler's stack
 }
 
 func viewOf(j *job.Job) jobView {
@@ -54,7 +56,7 @@ func viewOf(j *job.Job) jobView {
 		v.PayloadBase64 = base64.StdEncoding.EncodeToString(p)
 	}
 	if f := j.Failure; f != nil {
-		v.Failure = &failureView{Error: f.Error, Reason: f.Reason, Handler: f.Handler, Origin: f.Origin, At: f.At.UTC()}
+		v.Failure = &failureView{Error: f.Error, Reason: f.Reason, Handler: f.Handler, Origin: f.Origin, At: f.At.UTC(), Stack: f.Stack}
 	}
 	return v
 }
@@ -87,11 +89,11 @@ func indentLines(s, indent string) string {
 
 // printJob writes j for people: a line of facts, its headers, its payload.
 func printJob(w io.Writer, j *job.Job) {
-	fmt.Fprintf(w, "job %s  topic=%s  attempt=%d  enqueued=%s\n", j.ID, j.Topic, j.Attempt, j.EnqueuedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "job %s  topic=%s  attempt=%d  enqueued=%s\n", printable(j.ID), printable(j.Topic), j.Attempt, j.EnqueuedAt.UTC().Format(time.RFC3339))
 	if len(j.Headers) > 0 {
 		var hs []string
 		for _, k := range slices.Sorted(maps.Keys(j.Headers)) {
-			hs = append(hs, k+"="+j.Headers[k])
+			hs = append(hs, printable(k)+"="+printable(j.Headers[k]))
 		}
 		fmt.Fprintf(w, "  headers: %s\n", strings.Join(hs, " "))
 	}
@@ -100,7 +102,27 @@ func printJob(w io.Writer, j *job.Job) {
 		fmt.Fprintf(w, "  payload%s\n", label)
 		return
 	}
-	fmt.Fprintf(w, "  payload%s: %s\n", label, indentLines(text, "    "))
+	fmt.Fprintf(w, "  payload%s: %s\n", label, indentLines(printableText(text), "    "))
+}
+
+// leaveGroup deletes the consumer b read topics as from the consumer group,
+// where it holds nothing: a one-shot reader leaves no consumer behind. A
+// consumer still holding a job (its acknowledgement failed) is kept, for
+// the job to be recovered after its lease; the check and the deletion are
+// one atomic step. Failures are warnings: the jobs are settled already.
+func (a *app) leaveGroup(ctx context.Context, b broker.Broker, topics []string) {
+	del, ok := b.(consumerDeleter)
+	rb, isRedis := b.(*redis.Broker)
+	if !ok || !isRedis {
+		return
+	}
+	o := rb.Options()
+	for _, t := range topics {
+		_, err := del.DeleteIdleConsumer(ctx, t, o.Group, o.Consumer, 0)
+		if err != nil && !errors.Is(err, broker.ErrNotFound) {
+			fmt.Fprintf(a.stderr, "warning: could not remove consumer %s from group %s of %s: %v\n", printable(o.Consumer), printable(o.Group), printable(t), err)
+		}
+	}
 }
 
 func newConsumeCmd(a *app) *cobra.Command {
@@ -123,8 +145,15 @@ base64 when it is not UTF-8 text); with --json it is under "payload_text" (or
 "payload_base64") instead of "payload", which holds JSON payloads as they are.
 
 It exits with status 1 when the timeout passes before --count jobs arrived.
+A topic the namespace holds no trace of yet is not an error, since a
+producer may be about to publish to it: consume warns on stderr, naming the
+topics with close names, and waits.
 Use it to check that producers and workers agree on REDIS_NAMESPACE and the
-topic name; on a topic that workers serve, it takes jobs away from them.`,
+topic name; on a topic that workers serve, it takes jobs away from them.
+
+On exit it removes its consumer (REDIS_CONSUMER) from the group of each
+topic when the consumer holds nothing, so runs leave no consumer behind
+(see conveyor consumers).`,
 		Example: `  conveyor consume --topic orchestrate
   conveyor consume --topic orchestrate --count 10 --timeout 1m
   conveyor consume --topic orchestrate.dlq --json     # read dead letters as jobs`,
@@ -147,6 +176,19 @@ topic name; on a topic that workers serve, it takes jobs away from them.`,
 			return a.withBroker(func(b broker.Broker) error {
 				ctx, cancel := commandContext(cmd.Context(), timeout)
 				defer cancel()
+				defer a.leaveGroup(context.WithoutCancel(ctx), b, topics)
+				// A topic nobody has published to yet is not an error:
+				// consume is how one checks that a producer about to
+				// start reaches the worker. A warning catches a typo.
+				for _, t := range topics {
+					msg, err := a.missingTopic(ctx, b, t)
+					if err != nil {
+						return err
+					}
+					if msg != "" {
+						fmt.Fprintf(a.stderr, "warning: %s; waiting for jobs on it anyway\n", msg)
+					}
+				}
 				n := 0
 				for count == 0 || n < count {
 					max := 10

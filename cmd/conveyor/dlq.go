@@ -25,6 +25,7 @@ type dlqFlags struct {
 	dryRun bool
 	limit  int
 	asJSON bool
+	yes    bool
 }
 
 // origin returns the topic whose dead letters to manage: --topic, with a
@@ -67,14 +68,20 @@ delivered too many times. They live in <topic>.dlq with the error, the
 reason, the attempts and the time of the failure.
 
   list    a table of dead letters, oldest first
-  show    one dead letter in full, payload pretty-printed
+  show    dead letters in full (by dead letter ID or job ID), payload
+          pretty-printed
   replay  move dead letters back to the topic, attempts reset to 1
-  purge   delete dead letters for good
+  purge   delete dead letters for good (--all asks first, or needs --yes)
+
+A --topic the namespace holds no trace of is an error (exit 1) that lists
+the topics with close names.
 
 Payloads are shown as consume shows them: a payload that is not JSON is
 marked "payload (not JSON, N bytes)", and --json puts it under
 "payload_text" (or "payload_base64" when it is not UTF-8) instead of
-"payload".`,
+"payload". Text that producers control (job IDs, headers, errors, reasons,
+payloads) is printed with control characters escaped (\x1b, \u009b);
+--json prints it as it is.`,
 		Example: `  conveyor dlq list --topic orchestrate
   conveyor dlq show --topic orchestrate --id 1732590000000-0
   conveyor dlq replay --topic orchestrate --all --dry-run
@@ -112,6 +119,9 @@ func newDLQListCmd(a *app) *cobra.Command {
 			return a.withBroker(func(b broker.Broker) error {
 				adm, err := deadLetterAdmin(b)
 				if err != nil {
+					return err
+				}
+				if err := a.requireTopic(cmd.Context(), b, topic); err != nil {
 					return err
 				}
 				dls, err := adm.DeadLetters(cmd.Context(), topic, "", f.limit)
@@ -155,12 +165,12 @@ func printDeadLetters(a *app, dls []broker.DeadLetter) {
 	for _, dl := range dls {
 		reason, errText, at := "-", "-", "-"
 		if f := dl.Job.Failure; f != nil {
-			reason, errText = orDash(f.Reason), orDash(truncate(f.Error, 50))
+			reason, errText = orDash(printable(f.Reason)), orDash(printable(truncate(f.Error, 50)))
 			if !f.At.IsZero() {
 				at = f.At.UTC().Format(time.RFC3339)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", dl.ID, dl.Job.ID, dl.Job.Attempt, reason, errText, at)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", dl.ID, printable(dl.Job.ID), dl.Job.Attempt, reason, errText, at)
 	}
 	_ = tw.Flush()
 }
@@ -168,10 +178,19 @@ func printDeadLetters(a *app, dls []broker.DeadLetter) {
 func newDLQShowCmd(a *app) *cobra.Command {
 	var f dlqFlags
 	cmd := &cobra.Command{
-		Use:     "show",
-		Short:   "Show dead letters in full, payload pretty-printed",
-		Example: "  conveyor dlq show --topic orchestrate --id 1732590000000-0",
-		Args:    cobra.NoArgs,
+		Use:   "show",
+		Short: "Show dead letters in full, payload pretty-printed",
+		Long: `show prints dead letters in full: IDs, attempts, times, the failure, the
+headers and the payload, pretty-printed when it is JSON.
+
+--id takes a dead letter ID (as dlq list prints it) or a job ID. A dead
+letter ID names one dead letter. A job ID names every dead letter of that job
+(a job replayed and failed again has several), and show prints them all,
+oldest first, saying how many there are. A value that is both a dead letter
+ID and another dead letter's job ID is taken as the dead letter ID.`,
+		Example: `  conveyor dlq show --topic orchestrate --id 1732590000000-0
+  conveyor dlq show --topic orchestrate --id 5f0c9d1e-7c1b-4b7e-9d55-0c6f1f6a2b11`,
+		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
 			if err := a.requireRedis(cmd); err != nil {
 				return err
@@ -188,23 +207,34 @@ func newDLQShowCmd(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				var views []deadLetterView
-				for i, id := range f.ids {
-					dl, err := adm.DeadLetterByID(cmd.Context(), topic, id)
-					if errors.Is(err, broker.ErrNotFound) {
-						return fmt.Errorf("no dead letter %s for %s", id, topic)
-					}
+				ctx := cmd.Context()
+				if err := a.requireTopic(ctx, b, topic); err != nil {
+					return err
+				}
+				views := []deadLetterView{}
+				shown := 0
+				for _, id := range unique(f.ids) {
+					dls, err := resolveDeadLetters(ctx, adm, topic, id)
 					if err != nil {
 						return err
 					}
-					if f.asJSON {
-						views = append(views, deadLetterView{ID: dl.ID, Job: viewOf(&dl.Job)})
-						continue
+					if len(dls) == 0 {
+						return fmt.Errorf("no dead letter or job %s in %s (see conveyor dlq list --topic %s)", printable(id), job.DeadLetterTopic(topic), topic)
 					}
-					if i > 0 {
-						fmt.Fprintln(a.stdout)
+					if len(dls) > 1 && !f.asJSON {
+						fmt.Fprintf(a.stderr, "job %s has %s in %s, oldest first\n", printable(id), plural(len(dls), "dead letter", "dead letters"), job.DeadLetterTopic(topic))
 					}
-					printDeadLetter(a, dl)
+					for i := range dls {
+						if f.asJSON {
+							views = append(views, deadLetterView{ID: dls[i].ID, Job: viewOf(&dls[i].Job)})
+							continue
+						}
+						if shown > 0 {
+							fmt.Fprintln(a.stdout)
+						}
+						printDeadLetter(a, &dls[i])
+						shown++
+					}
 				}
 				if f.asJSON {
 					return writeJSON(a.stdout, views)
@@ -214,32 +244,80 @@ func newDLQShowCmd(a *app) *cobra.Command {
 		}),
 	}
 	addTopicFlag(cmd, &f)
-	cmd.Flags().StringArrayVar(&f.ids, "id", nil, "dead letter ID (repeatable)")
+	cmd.Flags().StringArrayVar(&f.ids, "id", nil, "dead letter ID or job ID (repeatable)")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print as JSON")
 	return cmd
+}
+
+// resolveDeadLetters returns the dead letters of topic that id names: the
+// one whose dead letter ID is id, if any; else every dead letter whose job
+// ID is id, oldest first (a job dead-lettered, replayed and dead-lettered
+// again has several); else none. Looking a job ID up reads the whole
+// dead-letter topic.
+func resolveDeadLetters(ctx context.Context, adm broker.DeadLetterAdmin, topic, id string) ([]broker.DeadLetter, error) {
+	dl, err := adm.DeadLetterByID(ctx, topic, id)
+	if err == nil {
+		return []broker.DeadLetter{*dl}, nil
+	}
+	if !errors.Is(err, broker.ErrNotFound) {
+		return nil, err
+	}
+	var out []broker.DeadLetter
+	err = eachDeadLetter(ctx, adm, topic, func(dl *broker.DeadLetter) {
+		if dl.Job.ID == id {
+			out = append(out, *dl)
+		}
+	})
+	return out, err
+}
+
+// deadLetterPage is how many dead letters one listing call reads when
+// commands walk a whole dead-letter topic.
+const deadLetterPage = 1000
+
+// eachDeadLetter calls fn with every dead letter of topic, oldest first,
+// reading them by pages.
+func eachDeadLetter(ctx context.Context, adm broker.DeadLetterAdmin, topic string, fn func(*broker.DeadLetter)) error {
+	after := ""
+	for {
+		page, err := adm.DeadLetters(ctx, topic, after, deadLetterPage)
+		if err != nil {
+			return err
+		}
+		for i := range page {
+			fn(&page[i])
+		}
+		if len(page) < deadLetterPage {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
 }
 
 func printDeadLetter(a *app, dl *broker.DeadLetter) {
 	j := &dl.Job
 	tw := newTable(a.stdout)
 	fmt.Fprintf(tw, "dead letter\t%s\n", dl.ID)
-	fmt.Fprintf(tw, "job id\t%s\n", j.ID)
-	fmt.Fprintf(tw, "topic\t%s\n", j.Topic)
+	fmt.Fprintf(tw, "job id\t%s\n", printable(j.ID))
+	fmt.Fprintf(tw, "topic\t%s\n", printable(j.Topic))
 	fmt.Fprintf(tw, "attempts\t%d\n", j.Attempt)
 	fmt.Fprintf(tw, "enqueued at\t%s\n", j.EnqueuedAt.UTC().Format(time.RFC3339))
 	if f := j.Failure; f != nil {
 		fmt.Fprintf(tw, "failed at\t%s\n", f.At.UTC().Format(time.RFC3339))
-		fmt.Fprintf(tw, "reason\t%s\n", f.Reason)
-		fmt.Fprintf(tw, "origin\t%s\n", f.Origin)
+		fmt.Fprintf(tw, "reason\t%s\n", printable(f.Reason))
+		fmt.Fprintf(tw, "origin\t%s\n", printable(f.Origin))
 		if f.Handler != "" {
-			fmt.Fprintf(tw, "handler\t%s\n", f.Handler)
+			fmt.Fprintf(tw, "handler\t%s\n", printable(f.Handler))
 		}
-		fmt.Fprintf(tw, "error\t%s\n", f.Error)
+		fmt.Fprintf(tw, "error\t%s\n", printable(f.Error))
 	}
 	for _, k := range slices.Sorted(maps.Keys(j.Headers)) {
-		fmt.Fprintf(tw, "header\t%s=%s\n", k, j.Headers[k])
+		fmt.Fprintf(tw, "header\t%s=%s\n", printable(k), printable(j.Headers[k]))
 	}
 	_ = tw.Flush()
+	if f := j.Failure; f != nil && f.Stack != "" {
+		fmt.Fprintf(a.stdout, "stack:\n  %s\n", indentLines(strings.TrimRight(f.Stack, "\n"), "  "))
+	}
 	label, text := payloadLabel(j.Payload)
 	if len(j.Payload) == 0 {
 		fmt.Fprintf(a.stdout, "payload%s\n", label)
@@ -252,7 +330,7 @@ func printDeadLetter(a *app, dl *broker.DeadLetter) {
 	} else {
 		text = indentLines(text, "  ")
 	}
-	fmt.Fprintf(a.stdout, "  %s\n", text)
+	fmt.Fprintf(a.stdout, "  %s\n", printableText(text))
 }
 
 // dlqChunk is how many IDs one replay or purge call carries when IDs are
@@ -266,18 +344,8 @@ func collect(ctx context.Context, adm broker.DeadLetterAdmin, topic string, f *d
 		return find(ctx, adm, topic, f.ids)
 	}
 	var out []broker.DeadLetter
-	after := ""
-	for {
-		page, err := adm.DeadLetters(ctx, topic, after, 1000)
-		if err != nil {
-			return nil, nil, err
-		}
-		out = append(out, page...)
-		if len(page) < 1000 {
-			return out, nil, nil
-		}
-		after = page[len(page)-1].ID
-	}
+	err := eachDeadLetter(ctx, adm, topic, func(dl *broker.DeadLetter) { out = append(out, *dl) })
+	return out, nil, err
 }
 
 // find looks ids up among the dead letters of topic: it returns those found
@@ -321,25 +389,13 @@ func notFound(topic string, missing []string, tail string) error {
 	return errors.New(msg)
 }
 
-// hintUnknownTopic prints a hint on stderr when the namespace holds no
-// trace of topic (no jobs, dead letters or consumer group): a typo, or the
-// wrong REDIS_NAMESPACE. It asks Inspect, a few reads of the topic's keys,
-// rather than Topics, which may scan the keyspace.
-func hintUnknownTopic(ctx context.Context, a *app, b broker.Broker, topic string) {
-	in, ok := b.(broker.Inspector)
-	if !ok {
-		return
-	}
-	if info, err := in.Inspect(ctx, topic); errors.Is(err, broker.ErrNotFound) || (err == nil && isEmpty(info)) {
-		fmt.Fprintf(a.stderr, "hint: namespace %s holds nothing for topic %s: check the topic and REDIS_NAMESPACE (conveyor health lists the topics)\n",
-			a.cfg.Redis.Namespace, topic)
-	}
-}
-
 // newDLQMoveCmd builds replay and purge, which differ only in the verb, the
 // result line (done: "replayed %s to %s", the count and the topic) and the
 // broker call.
-func newDLQMoveCmd(a *app, use, short, long, example, verb, past, done string,
+//
+// With ask, --all changes nothing unless the operator confirms: on a
+// terminal the command asks, elsewhere it needs --yes.
+func newDLQMoveCmd(a *app, use, short, long, example, verb, past, done string, ask bool,
 	do func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error)) *cobra.Command {
 	var f dlqFlags
 	cmd := &cobra.Command{
@@ -366,13 +422,13 @@ func newDLQMoveCmd(a *app, use, short, long, example, verb, past, done string,
 				if err != nil {
 					return err
 				}
+				if err := a.requireTopic(ctx, b, topic); err != nil {
+					return err
+				}
 				if f.dryRun {
 					dls, missing, err := collect(ctx, adm, topic, &f)
 					if err != nil {
 						return err
-					}
-					if len(dls) == 0 {
-						hintUnknownTopic(ctx, a, b, topic)
 					}
 					switch {
 					case f.asJSON:
@@ -395,6 +451,11 @@ func newDLQMoveCmd(a *app, use, short, long, example, verb, past, done string,
 						return notFound(topic, missing, "")
 					}
 					return nil
+				}
+				if ask && f.all && !f.yes {
+					if err := a.confirmAll(ctx, b, topic, verb); err != nil {
+						return err
+					}
 				}
 				n := 0
 				var missing []string
@@ -429,9 +490,6 @@ func newDLQMoveCmd(a *app, use, short, long, example, verb, past, done string,
 				if err != nil {
 					return fmt.Errorf("%s after %s: %w", verb, plural(n, "dead letter", "dead letters"), err)
 				}
-				if n == 0 && (f.all || len(missing) == len(f.ids)) {
-					hintUnknownTopic(ctx, a, b, topic)
-				}
 				switch {
 				case f.asJSON:
 					if err := writeJSON(a.stdout, struct {
@@ -462,7 +520,46 @@ func newDLQMoveCmd(a *app, use, short, long, example, verb, past, done string,
 	cmd.Flags().BoolVar(&f.all, "all", false, "every dead letter of the topic")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "list what would be done, change nothing")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the result as JSON")
+	if ask {
+		cmd.Flags().BoolVarP(&f.yes, "yes", "y", false, "with --all, do it without asking (required when stdin is not a terminal)")
+	}
 	return cmd
+}
+
+// errNotConfirmed is the error of a destructive command the operator did not
+// confirm at its question.
+var errNotConfirmed = errors.New("not confirmed: nothing changed")
+
+// confirmAll asks the operator to confirm that verb applies to every dead
+// letter of topic, on a terminal; elsewhere it returns a usage error that
+// asks for --yes. A topic without dead letters needs no confirmation.
+func (a *app) confirmAll(ctx context.Context, b broker.Broker, topic, verb string) error {
+	what := "every dead letter of " + topic
+	if in, ok := b.(broker.Inspector); ok {
+		info, err := in.Inspect(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if info.DeadLetters == 0 {
+			return nil
+		}
+		what = fmt.Sprintf("all %s of %s", plural(info.DeadLetters, "dead letter", "dead letters"), topic)
+	}
+	if a.stdinIsTerminal == nil || !a.stdinIsTerminal() {
+		return usagef("%s --all would %s %s: pass --yes to confirm (stdin is not a terminal, so conveyor cannot ask)", verb, verb, what)
+	}
+	if !a.confirm(fmt.Sprintf("%s %s for good?", titleCase(verb), what)) {
+		return errNotConfirmed
+	}
+	return nil
+}
+
+// titleCase returns s with its first letter in upper case.
+func titleCase(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func idsOf(dls []broker.DeadLetter) []string {
@@ -484,7 +581,7 @@ move. Fix the cause first, or the jobs will come back.`,
 		`  conveyor dlq replay --topic orchestrate --all --dry-run
   conveyor dlq replay --topic orchestrate --all
   conveyor dlq replay --topic orchestrate --id 1732590000000-0 --id 1732590000001-0`,
-		"replay", "replayed", "replayed %s to %s",
+		"replay", "replayed", "replayed %s to %s", false,
 		func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error) {
 			return adm.ReplayDeadLetters(ctx, topic, ids)
 		})
@@ -494,11 +591,16 @@ func newDLQPurgeCmd(a *app) *cobra.Command {
 	return newDLQMoveCmd(a, "purge",
 		"Delete dead letters for good",
 		`purge deletes dead letters. It needs --id or --all; --dry-run lists what
-would be deleted.`,
+would be deleted.
+
+--all asks before deleting when stdin is a terminal (answer y or yes);
+elsewhere (a script, a pipe, CI) it needs --yes, and without it exits with
+status 2 and deletes nothing. A "no" exits with status 1.`,
 		`  conveyor dlq purge --topic orchestrate --id 1732590000000-0
   conveyor dlq purge --topic orchestrate --all --dry-run
-  conveyor dlq purge --topic orchestrate --all`,
-		"purge", "purged", "purged %s of %s",
+  conveyor dlq purge --topic orchestrate --all
+  conveyor dlq purge --topic orchestrate --all --yes     # in a script`,
+		"purge", "purged", "purged %s of %s", true,
 		func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error) {
 			return adm.PurgeDeadLetters(ctx, topic, ids)
 		})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -35,10 +34,17 @@ last entry ID, how many jobs are pending (delivered, not yet settled), the lag
 dead-letter depth; then each consumer group and consumer with its pending
 count and idle time.
 
-Without --topic it describes every topic in the namespace. When a topic (or
-the whole namespace) is empty but other namespaces on the same Redis hold it,
-health says so on stderr: producer and worker probably use different
-REDIS_NAMESPACE values.`,
+Without --topic it describes every topic in the namespace. A --topic the
+namespace holds no trace of (no jobs, dead letters or consumer group, never
+published to) is an error (exit 1) that lists the topics with close names
+("did you mean") and the other namespaces on the same Redis that hold it.
+When the whole namespace, or a known topic, is empty but other namespaces
+hold it, health says so on stderr: producer and worker probably use
+different REDIS_NAMESPACE values.
+
+Idle times are rounded to the millisecond; --json gives them in seconds
+("idle_seconds"). Names and other text that producers control are printed
+with control characters escaped (\x1b, \n); --json prints them as they are.`,
 		Example: `  conveyor health
   conveyor health --topic orchestrate
   conveyor health --topic orchestrate --json`,
@@ -57,21 +63,24 @@ REDIS_NAMESPACE values.`,
 					if topics, err = listTopics(ctx, a, b, in); err != nil {
 						return err
 					}
+				} else {
+					for _, t := range topics {
+						if err := a.requireTopic(ctx, b, t); err != nil {
+							return err
+						}
+					}
 				}
 				infos := make([]*broker.TopicInfo, 0, len(topics))
 				for _, t := range topics {
 					info, err := in.Inspect(ctx, t)
 					if err != nil {
-						if errors.Is(err, broker.ErrNotFound) {
-							return fmt.Errorf("topic %s not found in namespace %s", t, a.cfg.Redis.Namespace)
-						}
-						return fmt.Errorf("inspect %s: %w", t, err)
+						return fmt.Errorf("inspect %s: %w", printable(t), err)
 					}
 					infos = append(infos, info)
 					if isEmpty(info) {
 						if other := namespacesWith(ctx, b, a.cfg.Redis.Namespace, t); len(other) > 0 {
 							fmt.Fprintf(a.stderr, "hint: topic %s is empty in namespace %s but exists in namespace %s: do producer and worker use the same REDIS_NAMESPACE?\n",
-								t, a.cfg.Redis.Namespace, strings.Join(other, ", "))
+								printable(t), a.cfg.Redis.Namespace, printable(strings.Join(other, ", ")))
 						}
 					}
 				}
@@ -81,7 +90,7 @@ REDIS_NAMESPACE values.`,
 				if len(infos) == 0 {
 					fmt.Fprintf(a.stdout, "no topics in namespace %s\n", a.cfg.Redis.Namespace)
 					if other := namespacesWith(ctx, b, a.cfg.Redis.Namespace, ""); len(other) > 0 {
-						fmt.Fprintf(a.stderr, "hint: this Redis holds topics in namespace %s: is REDIS_NAMESPACE right?\n", strings.Join(other, ", "))
+						fmt.Fprintf(a.stderr, "hint: this Redis holds topics in namespace %s: is REDIS_NAMESPACE right?\n", printable(strings.Join(other, ", ")))
 					}
 					return nil
 				}
@@ -99,7 +108,7 @@ func printHealth(a *app, infos []*broker.TopicInfo) {
 	tw := newTable(a.stdout)
 	fmt.Fprintln(tw, "TOPIC\tLENGTH\tPENDING\tLAG\tDELAYED\tDEAD LETTERS\tLAST ID")
 	for _, in := range infos {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", in.Topic, in.Length, in.Pending, in.Lag, in.Delayed, in.DeadLetters, orDash(in.LastID))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", printable(in.Topic), in.Length, in.Pending, in.Lag, in.Delayed, in.DeadLetters, orDash(in.LastID))
 	}
 	_ = tw.Flush()
 
@@ -110,11 +119,11 @@ func printHealth(a *app, infos []*broker.TopicInfo) {
 	for _, in := range infos {
 		for _, g := range in.Groups {
 			if len(g.Consumers) == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", in.Topic, g.Name, "-", g.Pending, "-")
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", printable(in.Topic), printable(g.Name), "-", g.Pending, "-")
 				rows++
 			}
 			for _, c := range g.Consumers {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", in.Topic, g.Name, c.Name, c.Pending, c.Idle.Round(time.Millisecond))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", printable(in.Topic), printable(g.Name), printable(c.Name), c.Pending, c.Idle.Round(time.Millisecond))
 				rows++
 			}
 		}

@@ -20,7 +20,6 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/cli")
 
 func TestMain(m *testing.M) {
-	quietRedis()
 	goleak.VerifyTestMain(m)
 }
 
@@ -75,6 +74,9 @@ type invocation struct {
 	stderr *syncBuffer
 	// terminal makes stderr count as a terminal (progress bars).
 	terminal bool
+	// stdinTerminal makes stdin count as a terminal (questions); stdin
+	// then holds the answers.
+	stdinTerminal bool
 }
 
 // conveyor runs the CLI in-process with args and returns its exit code and
@@ -95,12 +97,13 @@ func conveyor(t *testing.T, inv invocation, args ...string) result {
 		ctx = t.Context()
 	}
 	a := &app{
-		stdout:     &stdout,
-		stderr:     stderr,
-		stdin:      strings.NewReader(inv.stdin),
-		lookupEnv:  inv.env.lookup,
-		dir:        dir,
-		isTerminal: func(io.Writer) bool { return inv.terminal },
+		stdout:          &stdout,
+		stderr:          stderr,
+		stdin:           strings.NewReader(inv.stdin),
+		lookupEnv:       inv.env.lookup,
+		dir:             dir,
+		isTerminal:      func(io.Writer) bool { return inv.terminal },
+		stdinIsTerminal: func() bool { return inv.stdinTerminal },
 	}
 	code := execute(ctx, a, args)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // writeJSON writes v as indented JSON and a newline.
@@ -77,4 +80,65 @@ func (p *progress) finish() {
 	if p.on && !p.last.IsZero() {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// printable returns s, a string that came from a producer or from Redis (a
+// topic, job ID, header, error text, consumer name…), safe to print on a
+// terminal on one line: every control character (tab and newline
+// included), every Unicode bidirectional control and every byte that is not
+// UTF-8 is replaced by its Go escape (\x1b, \n, \u202e, \xff), so that no
+// data can move the cursor, clear the screen, set the window title or
+// reorder what the operator reads. A backslash is kept as it is. Human
+// output passes producer data through printable; --json output does not
+// need to (JSON escapes control characters itself).
+func printable(s string) string { return escapeControls(s, false) }
+
+// printableText is [printable] for multi-line text (payloads): newlines and
+// tabs are kept, every other control character is escaped.
+func printableText(s string) string { return escapeControls(s, true) }
+
+func escapeControls(s string, keepLines bool) string {
+	if !needsEscape(s, keepLines) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case keepLines && (r == '\n' || r == '\t'):
+			b.WriteRune(r)
+		case unsafeRune(r):
+			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u202e'
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func needsEscape(s string, keepLines bool) bool {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || (unsafeRune(r) && !(keepLines && (r == '\n' || r == '\t'))) {
+			return true
+		}
+		i += size
+	}
+	return false
+}
+
+// unsafeRune reports whether r is a control character (C0, DEL, C1) or a
+// bidirectional formatting character.
+func unsafeRune(r rune) bool {
+	switch {
+	case unicode.IsControl(r):
+		return true
+	case r == '\u200e' || r == '\u200f', r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
+		return true
+	}
+	return false
 }

@@ -19,18 +19,20 @@ import (
 
 // pingResult is what conveyor ping reports.
 type pingResult struct {
-	OK          bool    `json:"ok"`
-	URL         string  `json:"url"`
-	Version     string  `json:"server_version,omitempty"`
-	Mode        string  `json:"server_mode,omitempty"`
-	VersionErr  string  `json:"server_version_error,omitempty"`
-	ConnectMS   float64 `json:"connect_ms,omitempty"`
-	RoundTripMS float64 `json:"round_trip_ms,omitempty"`
-	TLS         bool    `json:"tls"`
-	User        string  `json:"user"`
-	Namespace   string  `json:"namespace"`
-	Error       string  `json:"error,omitempty"`
-	Diagnosis   string  `json:"diagnosis,omitempty"`
+	OK         bool   `json:"ok"`
+	URL        string `json:"url"`
+	Version    string `json:"server_version,omitempty"`
+	Mode       string `json:"server_mode,omitempty"`
+	VersionErr string `json:"server_version_error,omitempty"`
+	// ConnectS and RoundTripS are durations in seconds, like every
+	// duration in conveyor's JSON.
+	ConnectS   float64 `json:"connect_seconds,omitempty"`
+	RoundTripS float64 `json:"round_trip_seconds,omitempty"`
+	TLS        bool    `json:"tls"`
+	User       string  `json:"user"`
+	Namespace  string  `json:"namespace"`
+	Error      string  `json:"error,omitempty"`
+	Diagnosis  string  `json:"diagnosis,omitempty"`
 }
 
 func newPingCmd(a *app) *cobra.Command {
@@ -109,12 +111,12 @@ func ping(ctx context.Context, c *config.Config, timeout time.Duration) pingResu
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return fail(err)
 	}
-	res.ConnectMS = ms(time.Since(start))
+	res.ConnectS = time.Since(start).Seconds()
 	start = time.Now()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return fail(err)
 	}
-	res.RoundTripMS = ms(time.Since(start))
+	res.RoundTripS = time.Since(start).Seconds()
 	res.OK = true
 	res.Version, res.Mode, res.VersionErr = serverInfo(ctx, rdb, c.Redis.URL)
 	if user, err := rdb.Do(ctx, "ACL", "WHOAMI").Text(); err == nil && user != "" {
@@ -122,8 +124,6 @@ func ping(ctx context.Context, c *config.Config, timeout time.Duration) pingResu
 	}
 	return res
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // serverInfo returns the server's version and mode, read by the Redis
 // broker with HELLO, which every ACL user may run (INFO needs a grant the
@@ -152,7 +152,7 @@ func printPing(a *app, r pingResult) {
 		server += " (" + r.Mode + ")"
 	}
 	fmt.Fprintf(tw, "server\t%s\n", server)
-	fmt.Fprintf(tw, "round trip\t%.2fms (connect %.2fms)\n", r.RoundTripMS, r.ConnectMS)
+	fmt.Fprintf(tw, "round trip\t%.2fms (connect %.2fms)\n", r.RoundTripS*1000, r.ConnectS*1000)
 	fmt.Fprintf(tw, "tls\t%s\n", onOff(r.TLS))
 	fmt.Fprintf(tw, "user\t%s\n", r.User)
 	fmt.Fprintf(tw, "namespace\t%s\n", r.Namespace)

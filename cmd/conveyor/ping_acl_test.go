@@ -16,11 +16,11 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 )
 
-// leastPrivilege is the ACL the README's Security section documents as
+// leastPrivilege is the ACL docs/redis.md documents as
 // enough for every broker operation, the server's version included.
 var leastPrivilege = []string{
 	"ping", "hello", "auth", "select",
-	"xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup|create",
+	"xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup|create", "xgroup|delconsumer",
 	"xinfo|groups", "xinfo|stream", "xinfo|consumers", "xlen", "xrange", "xrevrange", "xtrim",
 	"zadd", "zrange", "zrangebyscore", "zrem", "zcard",
 	"sadd", "smembers", "scan",

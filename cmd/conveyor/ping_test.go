@@ -21,7 +21,7 @@ func TestPingOK(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 		t.Fatal(err)
 	}
-	if !res.OK || res.Version == "" || res.TLS || res.User != "default" || res.Namespace != e["REDIS_NAMESPACE"] || res.RoundTripMS <= 0 {
+	if !res.OK || res.Version == "" || res.TLS || res.User != "default" || res.Namespace != e["REDIS_NAMESPACE"] || res.RoundTripS <= 0 {
 		t.Fatalf("ping --json = %+v", res)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,27 +81,13 @@ It prints the job IDs (one per line), or the count when there are more than
 				return usagef("--id names one job: it cannot be used with --count")
 			}
 			return a.withBroker(func(b broker.Broker) error {
-				p := broker.NewProducer(b)
 				bar := newProgress(a.stderr, "publishing", count, count >= progressMin && a.isTerminal != nil && a.isTerminal(a.stderr))
-				ids := make([]string, 0, count)
-				for len(ids) < count {
-					n := min(produceBatch, count-len(ids))
-					ms := make([]broker.Message, n)
-					for i := range ms {
-						ms[i] = broker.Message{Topic: topic, Payload: body, Headers: hs, Delay: delay, ID: id}
-					}
-					got, err := p.PublishBatch(cmd.Context(), ms)
-					// On a partial failure (broker.BatchError) the jobs not
-					// confirmed have no ID: count only those enqueued.
-					got = slices.DeleteFunc(got, func(id string) bool { return id == "" })
-					ids = append(ids, got...)
-					bar.add(len(got))
-					if err != nil {
-						bar.finish()
-						return fmt.Errorf("published %d of %s to %s: %w", len(ids), plural(count, "job", "jobs"), topic, err)
-					}
-				}
+				m := broker.Message{Topic: topic, Payload: body, Headers: hs, Delay: delay, ID: id}
+				ids, err := publishCopies(cmd.Context(), b, m, count, bar)
 				bar.finish()
+				if err != nil {
+					return fmt.Errorf("published %d of %s to %s: %w", len(ids), plural(count, "job", "jobs"), topic, err)
+				}
 				switch {
 				case asJSON:
 					return writeJSON(a.stdout, struct {
@@ -129,6 +116,29 @@ It prints the job IDs (one per line), or the count when there are more than
 	f.BoolVar(&raw, "raw", false, "send the payload as it is, without checking that it is JSON")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// publishCopies publishes count copies of m to p in batches of
+// produceBatch, adding each batch's confirmed jobs to bar, and returns the
+// IDs of the jobs enqueued. It stops at the first error: on a partial
+// failure (broker.BatchError) the jobs not confirmed have no ID, and only
+// those enqueued are returned.
+func publishCopies(ctx context.Context, p broker.Publisher, m broker.Message, count int, bar *progress) ([]string, error) {
+	ids := make([]string, 0, count)
+	for len(ids) < count {
+		ms := make([]broker.Message, min(produceBatch, count-len(ids)))
+		for i := range ms {
+			ms[i] = m
+		}
+		got, err := p.PublishBatch(ctx, ms)
+		got = slices.DeleteFunc(got, func(id string) bool { return id == "" })
+		ids = append(ids, got...)
+		bar.add(len(got))
+		if err != nil {
+			return ids, err
+		}
+	}
+	return ids, nil
 }
 
 // readPayload returns the payload from --payload or --file.

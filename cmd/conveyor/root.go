@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/memory"
@@ -34,6 +36,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newWorkerCmd,
 	newHealthCmd,
 	newDLQCmd,
+	newConsumersCmd,
 	newDashboardCmd,
 	newTrimCmd,
 	newBenchCmd,
@@ -55,6 +58,9 @@ type app struct {
 	dir       string
 	// isTerminal reports whether w is a terminal (for progress bars).
 	isTerminal func(w io.Writer) bool
+	// stdinIsTerminal reports whether stdin is a terminal, where a
+	// question can be asked (dlq purge --all); nil means it is not.
+	stdinIsTerminal func() bool
 
 	cfg *config.Config
 }
@@ -88,8 +94,8 @@ func newRootCmd(a *app) *cobra.Command {
 		Use:   "conveyor",
 		Short: "Operate conveyor job queues on Redis Streams",
 		Long: `conveyor runs and operates job queues: check the connection to Redis,
-publish and read jobs, run a worker, inspect topics, replay dead letters and
-trim streams.
+publish and read jobs, run a worker, inspect topics and consumers, replay
+dead letters and trim streams.
 
 Configuration comes from built-in defaults, then a YAML file (--config or
 CONVEYOR_CONFIG), then .env in the working directory, then the environment
@@ -97,14 +103,23 @@ CONVEYOR_CONFIG), then .env in the working directory, then the environment
 See "conveyor config print" and config.yaml.example.
 
 The memory backend (QUEUE_BACKEND=memory) holds jobs only inside the process
-that runs it: worker can run on it, but produce, consume, health, dlq, trim
-and dashboard, which work on the jobs of other processes, need Redis.
+that runs it: worker can run on it, but produce, consume, consumers, health,
+dlq, trim and dashboard, which work on the jobs of other processes, need
+Redis.
 
-Exit codes: 0 success, 1 the operation failed, 2 wrong usage or configuration.`,
+Output: --json prints durations as seconds (a number, fractions allowed) in
+fields whose names end in _seconds, and times in RFC 3339. Human output
+prints text that producers control (topics, job IDs, headers, errors,
+payloads) with control characters escaped as \x1b, \n, \u009b, so no job
+can drive the terminal; --json prints it as it is.
+
+Exit codes: 0 success, 1 the operation failed (Redis unreachable, no such
+topic or dead letter, a question answered no), 2 wrong usage or
+configuration (including dlq purge --all without --yes off a terminal).`,
 		Example: `  export REDIS_URL=redis://default:PASSWORD@localhost:6379/0
   conveyor ping
   conveyor produce --topic orchestrate --payload '{"prompt":"hello"}'
-  conveyor worker --topic orchestrate`,
+  conveyor worker --topic orchestrate --exec ./handle.py`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -158,7 +173,9 @@ func execute(ctx context.Context, a *app, args []string) int {
 		code = ee.code
 		inConfig = inConfig || ee.config
 	}
-	fmt.Fprintln(a.stderr, prefixed(err))
+	// Errors may quote what Redis or a producer holds (a job ID, a
+	// topic): escape control characters, keep the lines.
+	fmt.Fprintln(a.stderr, printableText(prefixed(err)))
 	if code == exitUsage && cmd != nil && !inConfig {
 		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
@@ -194,16 +211,16 @@ func (a *app) loadConfig() error {
 func (a *app) openBroker() (broker.Broker, error) {
 	switch a.cfg.Backend {
 	case config.BackendMemory:
-		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease, MaxAttempts: a.cfg.Retry.MaxAttempts}), nil
+		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease, MaxDeliveries: a.cfg.Redis.MaxDeliveries}), nil
 	default:
 		c := a.cfg
 		opts := &redis.Options{
-			Namespace:   c.Redis.Namespace,
-			Group:       c.Redis.Group,
-			Consumer:    c.Redis.Consumer,
-			Lease:       c.Redis.Lease,
-			MaxAttempts: c.Retry.MaxAttempts,
-			Logger:      c.NewLogger(a.stderr),
+			Namespace:     c.Redis.Namespace,
+			Group:         c.Redis.Group,
+			Consumer:      c.Redis.Consumer,
+			Lease:         c.Redis.Lease,
+			MaxDeliveries: c.Redis.MaxDeliveries,
+			Logger:        c.NewLogger(a.stderr),
 		}
 		if c.TLSEnabled() {
 			opts.TLS = &redis.TLSOptions{
@@ -318,15 +335,29 @@ func commandContext(ctx context.Context, timeout time.Duration) (context.Context
 
 // newApp returns the app of the real process.
 func newApp() *app {
-	return &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, isTerminal: isTerminal}
+	return &app{
+		stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin,
+		isTerminal:      isTerminal,
+		stdinIsTerminal: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) },
+	}
 }
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal. /dev/null, a character
+// device too, is not one.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// confirm asks question on stderr and reads the answer from stdin: it
+// reports whether the answer is y or yes (in any case). Call it only when
+// stdin is a terminal.
+func (a *app) confirm(question string) bool {
+	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(a.stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return false
 }

@@ -18,7 +18,7 @@ func TestInvalidURLIsConfigError(t *testing.T) {
 	const want = "conveyor: conveyor/redis: invalid Redis URL unix://default:xxxxx@/tmp/conveyor-test.sock: scheme must be redis:// or rediss://\n"
 	for _, args := range [][]string{
 		{"health"},
-		{"worker", "--topic", "t"},
+		{"worker", "--topic", "t", "--demo"},
 		{"produce", "--topic", "t", "--payload", "{}"},
 		{"consume", "--topic", "t"},
 		{"dlq", "list", "--topic", "t"},
@@ -48,6 +48,8 @@ func TestMemoryBackendRefused(t *testing.T) {
 		{"dashboard", "--addr", "127.0.0.1:0"},
 		{"produce", "--topic", "t", "--payload", "{}"},
 		{"consume", "--topic", "t", "--timeout", "1s"},
+		{"consumers", "list"},
+		{"consumers", "prune", "--idle", "1h"},
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "conveyor.yaml")
@@ -87,9 +89,10 @@ func TestMemoryBackendRefused(t *testing.T) {
 	}
 }
 
-// commandDepth returns how many of args name the command (dlq list: 2).
+// commandDepth returns how many of args name the command (dlq list,
+// consumers prune: 2).
 func commandDepth(args []string) int {
-	if args[0] == "dlq" {
+	if args[0] == "dlq" || args[0] == "consumers" {
 		return 2
 	}
 	return 1

@@ -45,7 +45,10 @@ therefore remove fewer entries than asked.
 
 --dry-run prints the stream's size and exactly how many entries the trim would
 remove now (jobs published, read or settled meanwhile change what a later
-trim removes).`,
+trim removes).
+
+A --topic the namespace holds no trace of is an error (exit 1) that lists
+the topics with close names.`,
 		Example: `  conveyor trim --topic orchestrate.dlq --older-than 720h --include-unread
   conveyor trim --topic orchestrate --maxlen 100000 --include-unread --dry-run`,
 		Args: cobra.NoArgs,
@@ -74,6 +77,9 @@ trim removes).`,
 			}
 			return a.withBroker(func(b broker.Broker) error {
 				ctx := cmd.Context()
+				if err := a.requireTopic(ctx, b, topic); err != nil {
+					return err
+				}
 				if dryRun {
 					what := fmt.Sprintf("entries enqueued before %s", time.Now().Add(-olderThan).UTC().Format(time.RFC3339))
 					if byLen {

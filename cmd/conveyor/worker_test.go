@@ -16,7 +16,13 @@ import (
 // waitFor polls cond every 20ms until it holds, failing the test after 15s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	waitForWithin(t, 15*time.Second, what, cond)
+}
+
+// waitForWithin is waitFor failing the test after d.
+func waitForWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -84,7 +90,7 @@ func TestWorker(t *testing.T) {
 		"CONVEYOR_LOG_FORMAT", "json")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	stderr, done := startWorker(t, ctx, e, "--topic", "orchestrate", "--metrics-addr", "127.0.0.1:0", "--concurrency", "2")
+	stderr, done := startWorker(t, ctx, e, "--demo", "--topic", "orchestrate", "--metrics-addr", "127.0.0.1:0", "--concurrency", "2")
 	m := addrRE.FindStringSubmatch(stderr.String())
 	if m == nil {
 		t.Fatalf("no metrics address in the log:\n%s", stderr.String())
@@ -137,7 +143,7 @@ func TestWorker(t *testing.T) {
 // stops fetching, lets the job finish and acknowledges it before exiting 0.
 func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	e, _ := redisEnv(t)
-	stderr, done := startWorker(t, t.Context(), e, "--topic", "slow")
+	stderr, done := startWorker(t, t.Context(), e, "--demo", "--topic", "slow")
 	inv := invocation{env: e}
 	mustRun(t, exitOK, inv, "produce", "--topic", "slow", "--payload", `{"prompt":"take your time","sleep":"700ms"}`)
 	waitFor(t, "the job to start", func() bool { return strings.Contains(stderr.String(), "handling job") })
@@ -169,7 +175,7 @@ func TestWorkerWarnsAboutOtherNamespaces(t *testing.T) {
 	other := e["REDIS_NAMESPACE"] + "-other"
 	mustRun(t, exitOK, invocation{env: e.with("REDIS_NAMESPACE", other)}, "produce", "--topic", "orchestrate", "--payload", `{}`)
 	ctx, cancel := context.WithCancel(t.Context())
-	stderr, done := startWorker(t, ctx, e, "--topic", "orchestrate")
+	stderr, done := startWorker(t, ctx, e, "--demo", "--topic", "orchestrate")
 	cancel()
 	<-done
 	if !strings.Contains(stderr.String(), "exists in others") || !strings.Contains(stderr.String(), other) {
@@ -183,7 +189,7 @@ func TestWorkerWarnsAboutOtherNamespaces(t *testing.T) {
 func TestWorkerMemoryBackend(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	stderr, done := startWorker(t, ctx, env{}, "--backend", "memory", "--topic", "demo", "--metrics-addr", "127.0.0.1:0")
+	stderr, done := startWorker(t, ctx, env{}, "--backend", "memory", "--exec", "true", "--topic", "demo", "--metrics-addr", "127.0.0.1:0")
 	m := addrRE.FindStringSubmatch(stderr.String())
 	if m == nil {
 		t.Fatalf("no metrics address in the log:\n%s", stderr.String())
@@ -215,7 +221,7 @@ func TestWorkerMemoryBackend(t *testing.T) {
 			t.Errorf("the memory backend logs %s:\n%s", s, started)
 		}
 	}
-	if !strings.Contains(started, "backend=memory") || !strings.Contains(started, "topics=[demo]") {
+	if !strings.Contains(started, "backend=memory") || !strings.Contains(started, "topics=[demo]") || !strings.Contains(started, "exec=true") {
 		t.Errorf("worker started line: %s", started)
 	}
 	if strings.Contains(res.stderr, "WARN") {
@@ -227,7 +233,7 @@ func TestWorkerMemoryBackend(t *testing.T) {
 // with advice, and with the URL as the user wrote it (password hidden).
 func TestWorkerCannotConnect(t *testing.T) {
 	url := "redis://user:s3cret@" + closedPort(t) + "/0"
-	r := mustRun(t, exitFail, invocation{env: env{"REDIS_URL": url}}, "worker", "--topic", "t")
+	r := mustRun(t, exitFail, invocation{env: env{"REDIS_URL": url}}, "worker", "--demo", "--topic", "t")
 	want := "conveyor: conveyor/redis: connect to " + strings.Replace(url, "s3cret", "xxxxx", 1) + ": "
 	if !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "connect to") != 1 || strings.Count(r.stderr, "what to do:") != 1 {
 		t.Fatalf("stderr does not start with %q or repeats the error:\n%s", want, r.stderr)
@@ -245,7 +251,7 @@ func TestWorkerAbandonsJobs(t *testing.T) {
 	e = e.with("CONVEYOR_WORKER_SHUTDOWN_TIMEOUT", "50ms")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	stderr, done := startWorker(t, ctx, e, "--topic", "slow")
+	stderr, done := startWorker(t, ctx, e, "--demo", "--topic", "slow")
 	mustRun(t, exitOK, invocation{env: e}, "produce", "--topic", "slow", "--payload", `{"sleep":"1h"}`)
 	waitFor(t, "the job to start", func() bool { return strings.Contains(stderr.String(), "handling job") })
 	cancel()

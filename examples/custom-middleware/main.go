@@ -35,6 +35,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker/memory"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
@@ -71,10 +72,10 @@ func run(ctx context.Context, w io.Writer) error {
 	mux.Use(middleware.Default(&middleware.DefaultOptions{
 		Logger:  logger,
 		Logging: &middleware.LoggingOptions{AckLevel: slog.LevelInfo},
-		Retry: &middleware.Policy{
+		Retry: &retry.Policy{
 			Schedule:            []time.Duration{50 * time.Millisecond},
 			MaxAttempts:         3,
-			RandomizationFactor: middleware.NoJitter,
+			RandomizationFactor: retry.NoJitter,
 		},
 		DeadLetter: &middleware.DeadLetterOptions{
 			HandlerName: func(j *job.Job) string { return mux.HandlerName(j.Topic) },

@@ -16,6 +16,7 @@ import (
 	integrationtest "github.com/conveyor-jobs/conveyor/examples/integration-test"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
@@ -58,7 +59,7 @@ func startWorker(t *testing.T, srv *redistest.Server, h job.Handler) *redis.Brok
 	mux := job.NewMux()
 	mux.Use(middleware.Default(&middleware.DefaultOptions{
 		// Retry after 10ms instead of 5s: tests should not wait.
-		Retry: &middleware.Policy{Schedule: []time.Duration{10 * time.Millisecond}, MaxAttempts: 3},
+		Retry: &retry.Policy{Schedule: []time.Duration{10 * time.Millisecond}, MaxAttempts: 3},
 	}))
 	mux.Handle("summarise", h)
 	s, err := server.New(b, mux, nil)
@@ -91,7 +92,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func publish(t *testing.T, b broker.Broker, payload string) {
+func publish(t *testing.T, b broker.Publisher, payload string) {
 	t.Helper()
 	if _, err := b.Publish(t.Context(), broker.Message{Topic: "summarise", Payload: []byte(payload)}); err != nil {
 		t.Fatal(err)

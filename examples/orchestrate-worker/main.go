@@ -35,6 +35,7 @@ import (
 	promc "github.com/conveyor-jobs/conveyor/contrib/prometheus"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
+	"github.com/conveyor-jobs/conveyor/retry"
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
@@ -107,7 +108,7 @@ func run(ctx context.Context, env func(string) (string, bool), log *slog.Logger,
 	mux.Use(middleware.Default(&middleware.DefaultOptions{
 		Logger:   log,
 		Recorder: rec,
-		Retry:    &middleware.Policy{Schedule: middleware.DefaultSchedule()}, // 5s, 15s, 60s, then orchestrate.dlq
+		Retry:    &retry.Policy{Schedule: retry.DefaultSchedule()}, // 5s, 15s, 60s, then orchestrate.dlq
 		RateLimit: &middleware.RateLimitOptions{
 			Key:   middleware.ByTenant(),       // one bucket per "tenant" header
 			Limit: middleware.PerSecond(5, 10), // 5 jobs/s per tenant, bursts of 10

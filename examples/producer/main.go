@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,36 +52,38 @@ func run(ctx context.Context, url, namespace string, w io.Writer) error {
 	}
 	defer b.Close()
 	// A Producer publishes through publish middleware (metrics, tracing,
-	// validation); with none, it calls the broker directly.
+	// validation); with none, it calls the broker directly. A typed
+	// publisher encodes each Orchestrate as JSON, as the worker's
+	// job.Typed handler decodes it.
 	p := broker.NewProducer(b)
+	orchestrate := broker.NewTypedPublisher[Orchestrate](p, "orchestrate", nil)
+	task := Orchestrate{Prompt: "summarise the incident report", Steps: 3}
 
 	// One job. Headers carry metadata such as the tenant, which the rate
 	// limiter of the worker reads.
-	payload, err := json.Marshal(Orchestrate{Prompt: "summarise the incident report", Steps: 3})
-	if err != nil {
-		return err
-	}
-	id, err := p.Publish(ctx, broker.Message{Topic: "orchestrate", Payload: payload, Headers: map[string]string{"tenant": "acme"}})
+	id, err := orchestrate.Publish(ctx, task, &broker.PublishOptions{Headers: map[string]string{"tenant": "acme"}})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "published", id)
 
 	// A job due in one minute: it waits in the delayed set until then.
-	id, err = p.Publish(ctx, broker.Message{Topic: "orchestrate", Payload: payload, Delay: time.Minute})
+	id, err = orchestrate.Publish(ctx, task, &broker.PublishOptions{Delay: time.Minute})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "scheduled", id, "in 1m")
 
-	// A batch: one call, pipelined, IDs returned in order.
+	// A batch: one call, pipelined, IDs returned in order. Its jobs have
+	// headers of their own, so the typed publisher builds the messages and
+	// the producer publishes them.
 	batch := make([]broker.Message, 100)
 	for i := range batch {
-		body, err := json.Marshal(Orchestrate{Prompt: fmt.Sprintf("document %d", i), Steps: 1})
+		batch[i], err = orchestrate.Message(Orchestrate{Prompt: fmt.Sprintf("document %d", i), Steps: 1},
+			&broker.PublishOptions{Headers: map[string]string{"tenant": fmt.Sprintf("tenant-%d", i%4)}})
 		if err != nil {
 			return err
 		}
-		batch[i] = broker.Message{Topic: "orchestrate", Payload: body, Headers: map[string]string{"tenant": fmt.Sprintf("tenant-%d", i%4)}}
 	}
 	ids, err := p.PublishBatch(ctx, batch)
 	if err != nil {

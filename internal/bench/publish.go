@@ -101,7 +101,7 @@ func (e *env) publishBatch(ctx context.Context, b *redis.Broker) error {
 
 // publishBatches publishes jobs from..to-1 in batches of BatchSize from one
 // goroutine.
-func publishBatches(ctx context.Context, b broker.Broker, from, to, size int) error {
+func publishBatches(ctx context.Context, b broker.Publisher, from, to, size int) error {
 	ms := make([]broker.Message, 0, BatchSize)
 	for i := from; i < to; i += BatchSize {
 		ms = ms[:0]
@@ -117,7 +117,7 @@ func publishBatches(ctx context.Context, b broker.Broker, from, to, size int) er
 
 // enqueue publishes jobs 0..n-1 in batches of BatchSize from a few
 // goroutines: the untimed set-up of the processing scenarios.
-func enqueue(ctx context.Context, b broker.Broker, n, size int) error {
+func enqueue(ctx context.Context, b broker.Publisher, n, size int) error {
 	const writers = 4
 	var (
 		wg   sync.WaitGroup

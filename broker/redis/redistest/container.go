@@ -75,7 +75,7 @@ func doProbe(image string) error {
 		_ = resp.Close()
 	}
 	if err != nil {
-		return unavailable("image %s not present and cannot be pulled (%s); build one with testdata/redis-image/build.sh and set %s",
+		return unavailable("image %s not present and cannot be pulled (%s); make a Redis image present locally (docker images) and name it in %s, or install redis-server",
 			image, firstLine(err.Error()), EnvImage)
 	}
 	return nil
