@@ -38,10 +38,11 @@ const recoverRounds = 8
 // (one entry each when there are more topics than max; entries that arrive
 // on several streams at the same moment beyond max are kept for the next
 // Fetch). Within a topic, jobs come in FIFO order. On Redis Cluster, where
-// one command cannot read streams of several slots, Fetch asks every stream
-// whether it has unread entries (one pipeline, leasing nothing), reads the
-// ones that have (a second pipeline), and polls every Block/10 until Block
-// has passed.
+// one command cannot read streams of several slots, Fetch reads each stream
+// with its own share of max in one pipeline; with more topics than max it
+// first asks every stream whether it has unread entries (one pipeline,
+// leasing nothing) and shares max among those that have. It polls every
+// Block/10 until Block has passed.
 //
 // Delayed jobs (delayed publishes, Retry, Snooze) are promoted when due: the
 // broker keeps the due time of each topic's earliest delayed job, learned
@@ -649,11 +650,11 @@ func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block time
 
 // readCluster reads up to count new entries of ks on Redis Cluster, where
 // each topic's stream sits in its own slot, so no single command or script
-// can read them all. It asks every stream whether it has unread entries
-// (peekScript, which leases nothing) in one pipeline, then reads from those
-// that have with a second pipeline, count shared out among them (each
-// stream read with its own COUNT), the topics served first rotating from
-// one call to the next. go-redis sends a pipeline to every master at once,
+// can read them all. When there are more streams than count, it asks every
+// stream whether it has unread entries (peekScript, which leases nothing)
+// in one pipeline; then it reads from those that have (or from all) with a
+// second pipeline, count shared out among them (each stream read with its
+// own COUNT), the topics served first rotating from one call to the next. go-redis sends a pipeline to every master at once,
 // so each step costs one round trip. When none has entries and block is
 // set, it asks again every Block/10 (10 ms to 100 ms), or as soon as a
 // delayed job was promoted, until Block has passed.
@@ -667,7 +668,12 @@ func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bo
 	}
 	every := min(max(b.o.Block/10, 10*time.Millisecond), 100*time.Millisecond)
 	for {
-		has, perr := b.peek(ctx, ks)
+		// With count >= len(ks) every stream gets a share: no need to ask
+		// which have entries first.
+		has, perr := ks, error(nil)
+		if count < len(ks) {
+			has, perr = b.peek(ctx, ks)
+		}
 		if len(has) > 0 {
 			streams, err := b.readEach(ctx, has, b.shares(len(has), count))
 			if len(streams) > 0 || err != nil || perr != nil {
