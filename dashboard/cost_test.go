@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
-	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 	"github.com/conveyor-jobs/conveyor/dashboard"
+	"github.com/conveyor-jobs/conveyor/internal/redistest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 

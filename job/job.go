@@ -64,6 +64,10 @@ type Failure struct {
 	Origin string
 	// At is when the failure happened.
 	At time.Time
+	// Stack is the stack of a handler that panicked (see [PanicError]),
+	// kept out of Error so that the error text stays one line. Brokers may
+	// bound its size; it is empty for other failures.
+	Stack string
 }
 
 // Reasons recorded in [Failure.Reason].

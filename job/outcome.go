@@ -164,7 +164,9 @@ func Classify(err error) (Outcome, time.Duration) {
 // the known sentinels, else fallback. Error is err's text without the words
 // of the outcome err asks for: RetryIn(d, cause) records cause's text, not
 // "retry in d: …", whose delay says nothing of the failure and is stale as
-// soon as the job is snoozed or its retry is due.
+// soon as the job is snoozed or its retry is due. When err holds a
+// [PanicError], the error text ends with the topmost frames of the panic
+// site (" [at pkg.F (file.go:12) < …]") and Stack holds the whole stack.
 func FailureOf(j *Job, err error, fallback string, at time.Time) Failure {
 	f := Failure{Reason: fallback, Origin: j.Topic, At: at}
 	if err != nil {
@@ -177,6 +179,11 @@ func FailureOf(j *Job, err error, fallback string, at time.Time) Failure {
 			f.Reason = pe.Reason
 		}
 		f.Handler = pe.Handler
+	}
+	var panicked *PanicError
+	if errors.As(err, &panicked) {
+		f.Error += panicked.where()
+		f.Stack = string(panicked.Stack)
 	}
 	switch {
 	case errors.Is(err, ErrNoHandler):

@@ -107,7 +107,7 @@ func TestCircuitBreakerIgnoresSnoozesAndPermanentErrors(t *testing.T) {
 		{"canceled", fmt.Errorf("call: %w", context.Canceled), false},
 		{"plain error", errBoom, true},
 		{"timeout", &middleware.TimeoutError{Err: context.DeadlineExceeded}, true},
-		{"panic", &middleware.PanicError{Value: "x"}, true},
+		{"panic", &job.PanicError{Value: "x"}, true},
 		{"explicit retry", job.RetryIn(time.Second, errBoom), true},
 	}
 	for _, tt := range tests {

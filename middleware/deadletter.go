@@ -102,7 +102,7 @@ func annotatePermanent(err error, j *job.Job, nameOf func(*job.Job) string) erro
 
 // reasonOf picks the dead-letter reason for a permanent error that has none.
 func reasonOf(err error) string {
-	var pe *PanicError
+	var pe *job.PanicError
 	switch {
 	case errors.Is(err, job.ErrNoHandler):
 		return job.ReasonNoHandler

@@ -28,7 +28,7 @@ func TestDeadLetterFillsPermanentErrors(t *testing.T) {
 		{"wrapped permanent", fmt.Errorf("step 2: %w", job.Permanent(errBoom)), job.ReasonPermanent, "summarize"},
 		{"keeps own reason and handler", &job.PermanentError{Err: errBoom, Reason: job.ReasonUndecodable, Handler: "job.Typed[T]"}, job.ReasonUndecodable, "job.Typed[T]"},
 		{"exhausted", &job.PermanentError{Err: fmt.Errorf("%w: %w", job.ErrRetriesExhausted, errBoom)}, job.ReasonExhausted, "summarize"},
-		{"exhausted panic", &job.PermanentError{Err: fmt.Errorf("%w: %w", job.ErrRetriesExhausted, &middleware.PanicError{Value: 1})}, job.ReasonPanic, "summarize"},
+		{"exhausted panic", &job.PermanentError{Err: fmt.Errorf("%w: %w", job.ErrRetriesExhausted, &job.PanicError{Value: 1})}, job.ReasonPanic, "summarize"},
 		{"decode error", job.Permanent(&job.DecodeError{Err: errBoom}), job.ReasonUndecodable, "summarize"},
 	}
 	for _, tt := range tests {
@@ -112,6 +112,12 @@ func TestRetryAndDeadLetterOrderDoesNotMatter(t *testing.T) {
 				if err != nil {
 					r.text = err.Error()
 					r.failure = job.FailureOf(j, err, job.ReasonError, time.Time{})
+					// The stack shows the middleware order; it is compared
+					// by its presence only.
+					if (r.failure.Stack != "") != (hname == "panic") {
+						t.Errorf("%s: failure stack %q", hname, r.failure.Stack)
+					}
+					r.failure.Stack = ""
 				}
 				results[oname] = r
 			}

@@ -35,19 +35,27 @@ type LoggingOptions struct {
 
 // Logging returns middleware that writes one record per job outcome to
 // logger, with the job's id, topic and attempt, the handler's duration, the
-// outcome ("ack", "retry", "snooze", "dead-letter" or "fail"), the delay of a
-// retry or snooze, the dead-letter reason, and the error. opts may be nil; a
-// nil logger logs nothing.
+// outcome ("ack", "retry", "snooze", "dead-letter", "fail" or "abandoned"),
+// the delay of a retry or snooze, the dead-letter reason, and the error.
+// opts may be nil; a nil logger logs nothing.
 //
 // Levels: ack and snooze at Debug, retry and fail at Warn, dead-letter at
 // Error (see [LoggingOptions] to change them). Put Logging outermost so that it
 // logs the final outcome, after retry and dead-letter decisions.
 //
-// A job whose own context ended before the chain returned is logged at the
-// retry level as "job interrupted: …" with the context's error, whatever the
-// chain returned (nil included): a server ends a job's context when it gives
-// up on the job at its shutdown timeout, and then leaves the job unsettled
-// for redelivery after its lease.
+// A job its server abandoned at shutdown is logged at the retry level as
+// "job abandoned at shutdown: …" with outcome "abandoned" and
+// redelivered_after, the time its lease ends: the server settles nothing for
+// it, and the broker redelivers it after that time. That is the case when
+// its context ended with a [job.AbandonedError] and the chain returned the
+// answer to it (an error matching context.Canceled) or returned after the
+// lease ended (see [job.Abandoned]); an outcome returned before then is
+// logged as such, since the server carries it out.
+//
+// A job whose context ended otherwise before the chain returned is logged at
+// the retry level as "job interrupted: …", with the context's error and what
+// the chain returned under "returned" rather than "outcome": whoever ended
+// the context decides what becomes of the job.
 //
 // Logging never logs headers, nor the payload unless opts.LogPayload is set,
 // and it removes passwords from URLs in error texts (see [RedactURLs]):
@@ -91,12 +99,16 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 			default:
 				level, msg = retryLevel, "job failed"
 			}
-			interrupted := ctx.Err() != nil
-			if interrupted {
-				// The job's own context ended (a server gives up on a job
-				// this way at its shutdown timeout, and then settles nothing,
-				// whatever the handler returned): do not announce an outcome
-				// that may never be carried out.
+			leaseEnd, abandoned := job.Abandoned(ctx, j, err, o.Now())
+			var cause *job.AbandonedError
+			// A context ended otherwise than by a server giving up on the
+			// job: whoever ended it decides what becomes of the job.
+			interrupted := ctx.Err() != nil && !errors.As(context.Cause(ctx), &cause)
+			switch {
+			case abandoned:
+				level, msg = retryLevel, "job abandoned at shutdown: it stays pending and is redelivered after its lease ends"
+			case interrupted:
+				// Do not announce an outcome that may never be carried out.
 				level, msg = retryLevel, "job interrupted: its context ended before it finished"
 			}
 			if !logger.Enabled(ctx, level) {
@@ -108,24 +120,31 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 				slog.String("topic", j.Topic),
 				slog.Int("attempt", j.Attempt),
 				slog.Duration("duration", elapsed),
-				slog.String("outcome", outcome.String()),
 			)
-			switch outcome {
-			case job.OutcomeRetry, job.OutcomeSnooze:
-				attrs = append(attrs, slog.Duration("delay", delay))
-			case job.OutcomeDeadLetter:
-				f := job.FailureOf(j, err, job.ReasonPermanent, time.Time{})
-				attrs = append(attrs, slog.String("reason", f.Reason))
-				if f.Handler != "" {
-					attrs = append(attrs, slog.String("handler", f.Handler))
+			switch {
+			case abandoned:
+				attrs = append(attrs, slog.String("outcome", "abandoned"))
+				if !leaseEnd.IsZero() {
+					attrs = append(attrs, slog.Time("redelivered_after", leaseEnd))
 				}
-			}
-			if interrupted {
-				attrs = append(attrs, slog.String("context", ctx.Err().Error()))
+			case interrupted:
+				attrs = append(attrs, slog.String("returned", outcome.String()), slog.String("context", ctx.Err().Error()))
+			default:
+				attrs = append(attrs, slog.String("outcome", outcome.String()))
+				switch outcome {
+				case job.OutcomeRetry, job.OutcomeSnooze:
+					attrs = append(attrs, slog.Duration("delay", delay))
+				case job.OutcomeDeadLetter:
+					f := job.FailureOf(j, err, job.ReasonPermanent, time.Time{})
+					attrs = append(attrs, slog.String("reason", f.Reason))
+					if f.Handler != "" {
+						attrs = append(attrs, slog.String("handler", f.Handler))
+					}
+				}
 			}
 			if err != nil {
 				attrs = append(attrs, slog.String("error", RedactURLs(err.Error())))
-				var pe *PanicError
+				var pe *job.PanicError
 				if errors.As(err, &pe) {
 					attrs = append(attrs, slog.String("stack", string(pe.Stack)))
 				}

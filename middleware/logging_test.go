@@ -223,3 +223,50 @@ func TestLoggingInterruptedJob(t *testing.T) {
 		})
 	}
 }
+
+func TestLoggingAbandonedJob(t *testing.T) {
+	leaseEnd := time.Date(2026, 1, 1, 0, 0, 30, 0, time.UTC)
+	tests := []struct {
+		name    string
+		now     time.Time // when the handler returns
+		result  func(ctx context.Context) error
+		wantMsg string
+		want    map[string]any
+	}{
+		{"answer to the cancellation", leaseEnd.Add(-time.Second),
+			func(ctx context.Context) error { return job.RetryIn(4580*time.Millisecond, ctx.Err()) },
+			"job abandoned at shutdown", map[string]any{"outcome": "abandoned", "redelivered_after": "2026-01-01T00:00:30Z", "delay": nil}},
+		{"success while leased", leaseEnd.Add(-time.Second),
+			func(context.Context) error { return nil },
+			"job acked", map[string]any{"outcome": "ack", "redelivered_after": nil}},
+		{"success after the lease", leaseEnd,
+			func(context.Context) error { return nil },
+			"job abandoned at shutdown", map[string]any{"outcome": "abandoned", "redelivered_after": "2026-01-01T00:00:30Z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			h := middleware.Logging(logger, &middleware.LoggingOptions{Now: func() time.Time { return tt.now }})(
+				job.HandlerFunc(func(ctx context.Context, _ *job.Job) error {
+					cancel(&job.AbandonedError{LeaseEnds: map[string]time.Time{"7": leaseEnd}}) // the server gives up on the job
+					return tt.result(ctx)
+				}))
+			_ = h.ProcessJob(ctx, &job.Job{ID: "7", Topic: "orchestrate", Attempt: 1})
+			var rec map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+				t.Fatalf("want one JSON record, got %q: %v", buf.String(), err)
+			}
+			if msg, _ := rec["msg"].(string); !strings.HasPrefix(msg, tt.wantMsg) {
+				t.Errorf("msg = %q, want %q…", msg, tt.wantMsg)
+			}
+			for k, v := range tt.want {
+				if rec[k] != v {
+					t.Errorf("%s = %v, want %v (record %v)", k, rec[k], v, rec)
+				}
+			}
+		})
+	}
+}

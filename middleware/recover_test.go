@@ -31,9 +31,9 @@ func TestRecover(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var hooked *middleware.PanicError
+			var hooked *job.PanicError
 			mw := middleware.Recover(&middleware.RecoverOptions{
-				OnPanic: func(_ context.Context, j *job.Job, p *middleware.PanicError) {
+				OnPanic: func(_ context.Context, j *job.Job, p *job.PanicError) {
 					if j.ID != "j1" {
 						t.Errorf("OnPanic got job %q", j.ID)
 					}
@@ -41,7 +41,7 @@ func TestRecover(t *testing.T) {
 				},
 			})
 			err := run(t, mw, tt.h, &job.Job{ID: "j1", Topic: "t", Attempt: 1})
-			var pe *middleware.PanicError
+			var pe *job.PanicError
 			if tt.wantPanic == nil {
 				if !errors.Is(err, tt.wantErr) || errors.As(err, &pe) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -82,7 +82,7 @@ func TestRecover(t *testing.T) {
 
 func TestRecoverNilOptions(t *testing.T) {
 	err := run(t, middleware.Recover(nil), func(context.Context, *job.Job) error { panic(1) }, &job.Job{})
-	var pe *middleware.PanicError
+	var pe *job.PanicError
 	if !errors.As(err, &pe) || pe.Value != 1 {
 		t.Fatalf("err = %v", err)
 	}
@@ -97,7 +97,7 @@ func ExampleRecover() {
 		return process(ctx, tenant)
 	}))
 	err := h.ProcessJob(context.Background(), &job.Job{ID: "42", Topic: "orchestrate", Attempt: 1})
-	var pe *middleware.PanicError
+	var pe *job.PanicError
 	fmt.Println(errors.As(err, &pe))
 	fmt.Println(err)
 	// Output:

@@ -8,7 +8,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/retry"
 )
 
-// Retry returns middleware that applies p to plain errors (a *PanicError and
+// Retry returns middleware that applies p to plain errors (a *job.PanicError and
 // a *TimeoutError are plain errors too), as [retry.Policy.Decide] says:
 //
 //   - with attempts left, it returns job.RetryIn(delay, err), the delay

@@ -132,7 +132,7 @@ func TestRetryPanicOnLastAttempt(t *testing.T) {
 	if f.Reason != job.ReasonPanic {
 		t.Fatalf("reason %q, want %q (%v)", f.Reason, job.ReasonPanic, err)
 	}
-	var p *middleware.PanicError
+	var p *job.PanicError
 	if !errors.As(err, &p) || p.Value != "kaput" {
 		t.Fatalf("panic lost: %v", err)
 	}

@@ -220,7 +220,7 @@ func TestFaultBadInputURL(t *testing.T) {
 		url  string
 		want string // in the error text
 	}{
-		{name: "empty", url: "", want: "scheme"},
+		{name: "empty", url: "", want: "the URL is empty: set REDIS_URL"},
 		{name: "wrong scheme", url: "http://:" + secret + "@127.0.0.1:6379", want: "scheme"},
 		{name: "no scheme", url: "127.0.0.1:6379", want: "invalid Redis URL"},
 		{name: "no scheme, with a password", url: "default:" + secret + "@127.0.0.1:6379", want: "invalid Redis URL"},

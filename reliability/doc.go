@@ -10,8 +10,10 @@
 // Every fault test publishes a known set of job IDs and ends with the same
 // accounting: each ID was processed successfully or sits in the dead-letter
 // topic, none is missing, and the topic holds nothing more (no unread,
-// pending or delayed entry). Duplicates are allowed — delivery is
-// at-least-once — but counted and reported with t.Logf.
+// pending or delayed entry). Where a worker crashes or loses a lease,
+// duplicates are allowed — delivery is at-least-once — but counted and
+// reported with t.Logf; where none should occur (a graceful shutdown, a long
+// job kept by heartbeat), a duplicate fails the test.
 //
 //   - TestFaultWorkerSIGKILL: a worker process is killed with SIGKILL while
 //     its handlers hold jobs; a second worker recovers them after the lease.

@@ -27,7 +27,8 @@ func randomWork(d time.Duration) func(context.Context, *job.Job) error {
 // jobs run on concurrency 100. With a generous shutdown timeout every job in
 // flight finishes and Run returns nil; with a shutdown timeout shorter than
 // the jobs, Run returns ErrJobsAbandoned and the abandoned jobs are recovered
-// by another server after the lease. Either way nothing is lost.
+// by another server after the lease. Either way nothing is lost and no job
+// runs successfully twice.
 func TestFaultGracefulShutdownInProcess(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -92,6 +93,9 @@ func TestFaultGracefulShutdownInProcess(t *testing.T) {
 			if acc.Processed != n {
 				t.Errorf("processed %d of %d", acc.Processed, n)
 			}
+			// A finished job's acknowledgement is sent before Run returns,
+			// and an abandoned job did not succeed: no job runs twice.
+			requireNoDuplicates(t, acc, "a graceful shutdown")
 		})
 	}
 }
@@ -131,7 +135,8 @@ func TestFaultLongJob(t *testing.T) {
 	publishAll(t, prod, topic, short, func(string) []byte { return []byte(`{}`) })
 
 	all := append([]string{"long-job"}, short...)
-	waitAccounted(t, prod, topic, all, l.Done, settleWait)
+	acc := waitAccounted(t, prod, topic, all, l.Done, settleWait)
+	requireNoDuplicates(t, acc, "two live workers sharing a topic")
 	if got := l.Deliveries("long-job"); got != 1 {
 		t.Errorf("the long job was delivered %d times (a: %d, b: %d), want once", got, byA.get("long-job"), byB.get("long-job"))
 	}

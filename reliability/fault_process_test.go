@@ -235,6 +235,7 @@ func TestFaultGracefulShutdown(t *testing.T) {
 	if acc.Processed != n {
 		t.Errorf("processed %d of %d", acc.Processed, n)
 	}
+	requireNoDuplicates(t, acc, "a graceful shutdown")
 	second.Signal(syscall.SIGTERM)
 	if err := second.Wait(shutdown + 30*time.Second); err != nil {
 		t.Errorf("second worker exit after SIGTERM: %v", err)

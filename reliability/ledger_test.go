@@ -153,7 +153,9 @@ func tally(ctx context.Context, s store, topic string, published []string, done 
 // waitAccounted polls until every published job on topic is processed or
 // dead-lettered and the topic is empty, or timeout passes, in which case it
 // fails the test with what is missing. It logs duplicates (allowed under
-// at-least-once, but reported) and returns the final accounting.
+// at-least-once where a worker crashed or lost a lease, but reported) and
+// returns the final accounting; scenarios that must produce none check it
+// with requireNoDuplicates.
 func waitAccounted(t testing.TB, s store, topic string, published []string, done func() map[string]int, timeout time.Duration) *accounting {
 	t.Helper()
 	ctx := context.Background()
@@ -190,6 +192,25 @@ func waitAccounted(t testing.TB, s store, topic string, published []string, done
 	t.Fatalf("accounting of %s not settled after %v: %s; topic state %+v; first missing IDs %v (last error: %v)",
 		topic, timeout, a, *a.Info, missing, lastErr)
 	return nil
+}
+
+// requireNoDuplicates fails the test when a job ran successfully more than
+// once, or was both processed and dead-lettered, or dead-lettered twice: a
+// scenario with no crash and no lost lease (a graceful shutdown, a long job
+// kept by heartbeat) must produce none, so a duplicate there is a bug (an
+// acknowledgement lost at shutdown, a lease stolen from a live worker)
+// rather than at-least-once delivery at work. why names the scenario.
+func requireNoDuplicates(t testing.TB, a *accounting, why string) {
+	t.Helper()
+	if a.Duplicates > 0 {
+		t.Errorf("%s must run each job once: %d extra successful runs, e.g. %v", why, a.Duplicates, a.DupIDs)
+	}
+	if len(a.Both) > 0 {
+		t.Errorf("%s must run each job once: %d jobs both processed and dead-lettered, e.g. %v", why, len(a.Both), head(a.Both))
+	}
+	if a.DeadDupes > 0 {
+		t.Errorf("%s must dead-letter each job once: %d extra dead letters", why, a.DeadDupes)
+	}
 }
 
 // reportAccounting logs the tally, with the IDs involved in duplicates.

@@ -1,10 +1,11 @@
 package reliability
 
 import (
+	"bytes"
 	"errors"
-	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -28,6 +29,9 @@ type proxy struct {
 	cut      bool
 	closed   bool
 	accepted int // connections accepted while not cut, for tests of the proxy
+
+	dropMatch []byte // see DropReplyOnce; nil when not armed
+	dropped   int    // replies dropped
 
 	wg sync.WaitGroup
 }
@@ -101,6 +105,35 @@ func (p *proxy) Restore() {
 	p.serve(ln)
 }
 
+// DropReplyOnce makes the proxy lose the reply of the next request that
+// contains match: the request reaches Redis and runs, and instead of the
+// reply the client sees its connection close.
+func (p *proxy) DropReplyOnce(match string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dropMatch = []byte(match)
+}
+
+// Dropped returns how many replies DropReplyOnce made the proxy lose.
+func (p *proxy) Dropped() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
+}
+
+// armedBy reports whether request matches an armed DropReplyOnce, and
+// disarms it if so.
+func (p *proxy) armedBy(request []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dropMatch == nil || !bytes.Contains(request, p.dropMatch) {
+		return false
+	}
+	p.dropMatch = nil
+	p.dropped++
+	return true
+}
+
 // Accepted returns how many connections the proxy has accepted.
 func (p *proxy) Accepted() int {
 	p.mu.Lock()
@@ -156,23 +189,46 @@ func (p *proxy) handle(c net.Conn) {
 		p.mu.Unlock()
 		defer p.forget(u)
 
+		// drop is set when a request on this connection armed
+		// DropReplyOnce: the next reply closes the connection instead.
+		var drop atomic.Bool
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			pipe(u, c)
+			relay(u, c, func(b []byte) bool {
+				if p.armedBy(b) {
+					drop.Store(true)
+				}
+				return true
+			})
 		}()
-		pipe(c, u)
+		relay(c, u, func([]byte) bool { return !drop.Load() })
 		<-done
 	}()
 }
 
-// pipe copies from src to dst, then closes both so the other direction ends
-// too.
-func pipe(dst, src net.Conn) {
-	_, err := io.Copy(dst, src)
-	_ = err // a closed connection is how every copy ends
-	_ = dst.Close()
-	_ = src.Close()
+// relay copies from src to dst while pass approves each chunk read (before
+// it is written), then closes both so the other direction ends too.
+func relay(dst, src net.Conn, pass func([]byte) bool) {
+	defer func() {
+		_ = dst.Close()
+		_ = src.Close()
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !pass(buf[:n]) {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return // a closed connection is how every copy ends
+		}
+	}
 }
 
 func (p *proxy) forget(c net.Conn) {

@@ -228,10 +228,6 @@ func (d decided) Unwrap() error { return d.error }
 // Is reports ErrDecided as a match.
 func (d decided) Is(target error) bool { return target == ErrDecided }
 
-// panicker is implemented by the errors a recovered panic becomes
-// (middleware.PanicError, server.PanicError).
-type panicker interface{ Panicked() bool }
-
 // Decide applies p to err, the error a handler returned for j:
 //
 //   - nil, and the outcomes a handler chose itself (job.RetryIn, job.Snooze,
@@ -241,8 +237,8 @@ type panicker interface{ Panicked() bool }
 //   - on the last attempt (j.Attempt at least the job's limit: j.MaxAttempts
 //     when the producer set it, else p's), it returns a permanent error
 //     wrapping [job.ErrRetriesExhausted] and err, with reason
-//     [job.ReasonExhausted] ([job.ReasonPanic] when err is a recovered
-//     panic, an error with a Panicked() bool method that returns true);
+//     [job.ReasonExhausted] ([job.ReasonPanic] when err holds a recovered
+//     panic, a [*job.PanicError]);
 //   - otherwise it returns job.RetryIn(delay, err), the delay computed from
 //     j.Attempt.
 //
@@ -266,8 +262,8 @@ func (p *Policy) decide(j *job.Job, err error) error {
 	attempt := max(j.Attempt, 1)
 	if attempt >= p.limit(j) {
 		reason := job.ReasonExhausted
-		var pe panicker
-		if errors.As(err, &pe) && pe.Panicked() {
+		var pe *job.PanicError
+		if errors.As(err, &pe) {
 			reason = job.ReasonPanic
 		}
 		return &job.PermanentError{

@@ -12,12 +12,6 @@ import (
 
 var errBoom = errors.New("boom")
 
-// panicErr is a recovered panic as the middleware and the server report it.
-type panicErr struct{}
-
-func (panicErr) Error() string  { return "panicked" }
-func (panicErr) Panicked() bool { return true }
-
 func TestDecide(t *testing.T) {
 	exact := retry.Policy{RandomizationFactor: retry.NoJitter}
 	tests := []struct {
@@ -33,7 +27,7 @@ func TestDecide(t *testing.T) {
 		{"attempt 0 counts as the first", exact, job.Job{}, errBoom, job.OutcomeRetry, 5 * time.Second, ""},
 		{"third failure", exact, job.Job{Attempt: 3}, errBoom, job.OutcomeRetry, 60 * time.Second, ""},
 		{"fourth failure exhausts the default", exact, job.Job{Attempt: 4}, errBoom, job.OutcomeDeadLetter, 0, job.ReasonExhausted},
-		{"a panic on the last attempt", exact, job.Job{Attempt: 4}, fmt.Errorf("wrapped: %w", panicErr{}), job.OutcomeDeadLetter, 0, job.ReasonPanic},
+		{"a panic on the last attempt", exact, job.Job{Attempt: 4}, fmt.Errorf("wrapped: %w", job.NewPanicError("boom")), job.OutcomeDeadLetter, 0, job.ReasonPanic},
 		{"the job's MaxAttempts wins over a larger policy", exact, job.Job{Attempt: 2, MaxAttempts: 2}, errBoom, job.OutcomeDeadLetter, 0, job.ReasonExhausted},
 		{"the job's MaxAttempts wins over a smaller policy", retry.Policy{MaxAttempts: 1}, job.Job{Attempt: 5, MaxAttempts: 10}, errBoom, job.OutcomeRetry, -1, ""},
 		{"MaxAttempts 1 never retries", retry.Policy{MaxAttempts: 1}, job.Job{Attempt: 1}, errBoom, job.OutcomeDeadLetter, 0, job.ReasonExhausted},

@@ -34,7 +34,7 @@
 //     failure instead and Options.Retry is never consulted.
 //
 // A handler panic is recovered by the server, logged, and treated as a plain
-// error ([PanicError]); the worker goes on. When the broker cannot record an
+// error ([job.PanicError]); the worker goes on. When the broker cannot record an
 // outcome, the server logs and counts it and the job stays pending: the
 // broker redelivers it after its lease. Nothing is dropped silently.
 //
@@ -46,9 +46,14 @@
 //
 // When Run's context ends, or [Server.Shutdown] is called, the server stops
 // fetching and waits up to [Options.ShutdownTimeout] for the jobs in flight.
-// Then it cancels their context; jobs that had not finished stay unsettled
-// and are redelivered after their lease. Pending acknowledgements are
-// flushed before Run returns. The server never installs signal handlers:
+// Then it stops renewing their leases and cancels their context with a
+// [job.AbandonedError] naming when each lease ends. An outcome a handler
+// returns before its lease ends is settled; a job whose handler answers the
+// cancellation (context.Canceled), or has not returned by then, is
+// abandoned: logged, left pending, and redelivered after its lease. Run
+// waits no longer than the last of those leases: a handler that ignores its
+// context may run on after Run returns, and its result is discarded.
+// Pending acknowledgements are flushed before Run returns. The server never installs signal handlers:
 // pass a context from signal.NotifyContext.
 //
 // # Health

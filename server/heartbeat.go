@@ -18,6 +18,7 @@ func (s *Server) heartbeat(ctx context.Context, stop <-chan struct{}) {
 	t := time.NewTicker(s.opts.HeartbeatInterval)
 	defer t.Stop()
 	held := make([]*broker.Delivery, 0, len(s.workers))
+	holders := make([]*worker, 0, len(s.workers))
 	failing := false
 	for {
 		select {
@@ -25,17 +26,29 @@ func (s *Server) heartbeat(ctx context.Context, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		held = held[:0]
+		held, holders = held[:0], holders[:0]
 		for _, w := range s.workers {
 			if d := w.cur.Load(); d != nil {
 				held = append(held, d)
+				holders = append(holders, w)
 			}
 		}
 		if len(held) == 0 {
 			continue
 		}
+		at := time.Now()
 		err := s.b.Extend(ctx, held...)
+		if err == nil || errors.Is(err, broker.ErrNotFound) {
+			// A lease another consumer took is not renewed, but the
+			// broker refuses to settle it: its lease end does not matter.
+			for i, w := range holders {
+				if w.cur.Load() == held[i] {
+					w.renewed.Store(at.UnixNano())
+				}
+			}
+		}
 		clear(held)
+		clear(holders)
 		switch {
 		case errors.Is(err, broker.ErrNotFound):
 			// Some of them were settled (or lost) between the snapshot and

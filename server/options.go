@@ -40,8 +40,10 @@ type Options struct {
 	// it has a Topics() []string method, as [job.Mux] does.
 	Topics []string
 	// ShutdownTimeout is how long Run waits for in-flight jobs once its
-	// context ends, before cancelling their context and leaving them for
-	// redelivery after the lease. Default 30s.
+	// context ends, before cancelling their context and no longer renewing
+	// their leases. Outcomes returned before a lease ends are still
+	// settled; Run waits at most until the last lease ends (see
+	// [Server.Run]). Default 30s.
 	ShutdownTimeout time.Duration
 	// HeartbeatInterval is how often the server renews the leases of the
 	// jobs it holds, with one batched Extend call. Default: the broker's

@@ -113,7 +113,7 @@ func TestOutcomes(t *testing.T) {
 			},
 			delays:       []time.Duration{5 * time.Second},
 			wantAttempts: []int{1, 2},
-			wantFailure:  []string{"", "conveyor: handler panic: kaboom"},
+			wantFailure:  []string{"", "conveyor: handler panicked: kaboom"},
 		},
 		{
 			name:         "panic with no retries left dead-letters as panic",
@@ -121,7 +121,7 @@ func TestOutcomes(t *testing.T) {
 			handle:       func(int, *job.Job) error { panic("kaboom") },
 			wantAttempts: []int{1},
 			wantFailure:  []string{""},
-			wantDead:     &job.Failure{Error: "conveyor: handler panic: kaboom", Reason: job.ReasonPanic, Origin: "t"},
+			wantDead:     &job.Failure{Error: "conveyor: handler panicked: kaboom", Reason: job.ReasonPanic, Origin: "t"},
 			wantDeadAt:   1,
 		},
 	}
@@ -188,6 +188,19 @@ func TestOutcomes(t *testing.T) {
 					f.Origin != tt.wantDead.Origin || f.At.IsZero() ||
 					(tt.wantDead.Handler != "" && f.Handler != tt.wantDead.Handler) {
 					t.Errorf("failure %+v, want %+v", *f, *tt.wantDead)
+				}
+				if f.Reason == job.ReasonPanic {
+					// The error text is one line naming the panic site; the
+					// stack is kept apart.
+					if strings.Contains(f.Error, "\n") || strings.Contains(f.Error, "goroutine") ||
+						!strings.Contains(f.Error, " [at github.com/conveyor-jobs/conveyor/server_test.TestOutcomes.") || !strings.Contains(f.Error, "(outcome_test.go:") {
+						t.Errorf("dead letter's error %q: want the panic value and the top frames, not the stack", f.Error)
+					}
+					if !strings.HasPrefix(f.Stack, "goroutine ") || !strings.Contains(f.Stack, "outcome_test.go") {
+						t.Errorf("dead letter's stack %q: want the panicking goroutine's stack", f.Stack)
+					}
+				} else if f.Stack != "" {
+					t.Errorf("dead letter of a failure that is no panic has a stack: %q", f.Stack)
 				}
 				if info := inspect(t, b, topic); info.Length != 0 || info.Delayed != 0 {
 					t.Fatalf("dead-lettered job still in its topic: %+v", info)

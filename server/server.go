@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,31 +24,11 @@ var ErrServerClosed = errors.New("conveyor: server closed")
 // name a topic.
 var ErrNoTopics = errors.New("conveyor: server has no topics: set Options.Topics or register handlers on the mux")
 
-// ErrJobsAbandoned is matched by the error Run returns when the shutdown
-// timeout passed with jobs still running. Those jobs were not settled: the
-// broker redelivers them after their lease.
+// ErrJobsAbandoned is matched by the error Run returns when jobs were
+// abandoned at shutdown: still running at the shutdown timeout, they
+// answered the cancellation or did not return before their lease ended.
+// Those jobs were not settled: the broker redelivers them after their lease.
 var ErrJobsAbandoned = errors.New("conveyor: jobs abandoned at shutdown")
-
-// PanicError is the error a handler's panic becomes. The server recovers
-// panics itself, so a panicking handler never kills its worker; the job is
-// then treated as a plain failure, and dead-lettered with reason
-// job.ReasonPanic when the retry policy gives up.
-type PanicError struct {
-	// Value is what the handler passed to panic.
-	Value any
-	// Stack is the goroutine's stack at the panic.
-	Stack []byte
-}
-
-// Error returns the panic value and the stack.
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("conveyor: handler panic: %v\n%s", e.Value, e.Stack)
-}
-
-// Panicked reports true: it marks the error of a recovered panic, so that
-// retry.Policy.Decide dead-letters it with reason job.ReasonPanic on the
-// last attempt.
-func (e *PanicError) Panicked() bool { return true }
 
 // Server fetches jobs from a broker, runs them through a handler on a fixed
 // pool of workers and settles each outcome with the broker.
@@ -75,6 +54,14 @@ type Server struct {
 
 	draining atomic.Bool
 	abandon  atomic.Bool
+	lease    time.Duration // the broker's lease
+
+	// finishMu orders workers' settles with the end of Run: a worker
+	// settles under the read lock while finished is false; Run sets
+	// finished, under the write lock, before it stops the acker and
+	// returns.
+	finishMu sync.RWMutex
+	finished bool
 	checker  broker.HealthChecker
 	fetchErr atomic.Pointer[string] // set while fetches fail
 
@@ -132,6 +119,7 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 		idle:   make(chan *worker, o.Concurrency),
 		done:   make(chan struct{}),
 		acks:   newAckQueue(o.AckBatch),
+		lease:  b.Lease(),
 	}
 	s.retry, s.retrySet = o.retryPolicy()
 	s.namer, _ = h.(interface{ HandlerName(topic string) string })
@@ -147,11 +135,19 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 func (s *Server) Topics() []string { return slices.Clone(s.topics) }
 
 // Run processes jobs until ctx ends or [Server.Shutdown] is called, then
-// drains: it stops fetching, waits up to Options.ShutdownTimeout for the
-// jobs in flight, cancels the context of those still running and waits for
-// their handlers to return, leaving them unsettled (the broker redelivers
-// them after their lease). Pending acknowledgements are flushed before Run
-// returns.
+// drains: it stops fetching and waits up to Options.ShutdownTimeout for the
+// jobs in flight. When that timeout passes, Run stops renewing the leases of
+// the jobs still running and ends their contexts with a
+// [job.AbandonedError] that says when each lease ends. It then waits for
+// their handlers until the last of those leases ends, and no longer: an
+// outcome a handler returns while its job's lease holds is settled as usual,
+// except the job's answer to the cancellation (an error matching
+// context.Canceled), which leaves the job pending; a job whose handler has
+// not returned when its lease ends is abandoned, and the broker redelivers
+// it. Each abandoned job is logged. A handler that ignores its context can
+// keep running after Run has returned, in its worker goroutine, until it
+// returns; what it returns then is discarded. Pending acknowledgements are
+// flushed before Run returns.
 //
 // Run returns nil after a graceful drain, an error matching
 // [ErrJobsAbandoned] when jobs were abandoned, an error matching
@@ -181,8 +177,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) run(ctx, fetchCtx context.Context) error {
 	base := context.WithoutCancel(ctx)
-	jobCtx, cancelJobs := context.WithCancel(base)
-	defer cancelJobs()
+	jobCtx, cancelJobs := context.WithCancelCause(base)
+	defer cancelJobs(nil)
 
 	s.log.Info("conveyor: server started", "topics", s.topics, "concurrency", s.opts.Concurrency)
 
@@ -228,10 +224,18 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 	case <-timer.C:
 		s.abandon.Store(true)
 		stopHeartbeat() // let the leases run out
-		s.log.Warn("conveyor: shutdown timeout passed: cancelling the jobs still running; they stay pending and are redelivered after their lease",
-			"in_flight", s.inFlight(), "timeout", s.opts.ShutdownTimeout)
-		cancelJobs()
-		<-workersDone
+		<-hbDone        // the lease ends are final
+		ab, last := s.leaseEnds()
+		s.log.Warn("conveyor: shutdown timeout passed: cancelling the jobs still running; an outcome returned while its lease holds is settled, the other jobs stay pending and are redelivered after their lease",
+			"in_flight", s.inFlight(), "timeout", s.opts.ShutdownTimeout, "wait_until", last)
+		cancelJobs(ab)
+		wait := time.NewTimer(time.Until(last))
+		select {
+		case <-workersDone:
+			wait.Stop()
+		case <-wait.C:
+			s.leaveRunning()
+		}
 	}
 	stopHeartbeat()
 	<-hbDone
@@ -319,11 +323,12 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 			}
 			runtime.Gosched()
 		}
+		fetched := time.Now()
 		ds, err := s.b.Fetch(ctx, s.topics, len(ws))
 		s.stats.fetches.Add(1)
 		n := min(len(ds), len(ws))
 		for i, d := range ds[:n] {
-			ws[i].start(d)
+			ws[i].start(d, fetched)
 		}
 		for _, w := range ws[n:] {
 			s.idle <- w
@@ -377,44 +382,128 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 
 // worker runs one job at a time from its jobs channel.
 type worker struct {
-	s    *Server
-	jobs chan *broker.Delivery
-	cur  atomic.Pointer[broker.Delivery] // the delivery held, for heartbeats
-	n    atomic.Int64                    // jobs processed
-	_    [40]byte                        // keep workers' counters on separate cache lines
+	s       *Server
+	jobs    chan *broker.Delivery
+	cur     atomic.Pointer[broker.Delivery] // the delivery held, for heartbeats
+	renewed atomic.Int64                    // unix ns: when cur's lease was taken or last renewed
+	n       atomic.Int64                    // jobs processed
 }
 
-// start hands d to the idle worker w.
-func (w *worker) start(d *broker.Delivery) {
+// start hands d, fetched by a call that began at fetched, to the idle
+// worker w.
+func (w *worker) start(d *broker.Delivery, fetched time.Time) {
+	w.renewed.Store(fetched.UnixNano())
 	w.cur.Store(d)
 	w.jobs <- d
+}
+
+// leaseEnd returns when the lease of the delivery w holds ends, if it is not
+// renewed again.
+func (w *worker) leaseEnd() time.Time {
+	return time.Unix(0, w.renewed.Load()).Add(w.s.lease)
 }
 
 func (w *worker) loop(jobCtx, settleCtx context.Context) {
 	s := w.s
 	for d := range w.jobs {
+		if s.abandon.Load() {
+			// Fetched before the shutdown timeout and not started since:
+			// leave it for redelivery.
+			s.finish(w, nil, d, nil, settleCtx)
+			s.idle <- w
+			continue
+		}
 		err := s.call(jobCtx, &d.Job)
 		w.n.Add(1)
-		if s.abandon.Load() {
-			// The shutdown timeout passed while this job ran: leave it
-			// unsettled for redelivery.
-			s.stats.abandoned.Add(1)
-		} else {
-			s.settle(settleCtx, d, err)
-		}
-		w.cur.Store(nil)
+		s.finish(w, jobCtx, d, err, settleCtx)
 		s.idle <- w
 	}
 }
 
-// call runs the handler, turning a panic into a *PanicError.
+// finish settles the outcome err of d, whose handler ran with ctx (nil: it
+// did not run), unless the server abandoned the job: then d is left
+// pending for redelivery after its lease, and logged. Once Run has
+// returned, nothing is settled (Run counted and logged the job).
+func (s *Server) finish(w *worker, ctx context.Context, d *broker.Delivery, err error, settleCtx context.Context) {
+	s.finishMu.RLock()
+	defer s.finishMu.RUnlock()
+	defer w.cur.Store(nil)
+	if s.finished {
+		return
+	}
+	if s.abandon.Load() {
+		if ctx == nil {
+			s.abandoned(d, w.leaseEnd(), "it was fetched before the shutdown timeout and did not start")
+			return
+		}
+		now := time.Now()
+		if end, ok := job.Abandoned(ctx, &d.Job, err, now); ok {
+			why := "its handler answered the end of its context"
+			if !now.Before(end) {
+				why = "its handler returned after its lease ended"
+			}
+			s.abandoned(d, end, why)
+			return
+		}
+	}
+	s.settle(settleCtx, d, err)
+}
+
+// abandoned counts and logs d, left unsettled at shutdown: it stays pending
+// and the broker redelivers it after leaseEnd.
+func (s *Server) abandoned(d *broker.Delivery, leaseEnd time.Time, why string) {
+	s.stats.abandoned.Add(1)
+	j := &d.Job
+	s.log.Warn("conveyor: job abandoned at shutdown: "+why+"; it stays pending and is redelivered after its lease ends",
+		"job_id", j.ID, "topic", j.Topic, "attempt", j.Attempt, "outcome", "abandoned",
+		"redelivered_after", leaseEnd)
+}
+
+// leaseEnds returns the cause that ends the running jobs' context, which
+// says when the lease of each ends, and the latest of those ends (now when
+// none runs). The heartbeat must have stopped.
+func (s *Server) leaseEnds() (*job.AbandonedError, time.Time) {
+	ab := &job.AbandonedError{LeaseEnds: map[string]time.Time{}}
+	last := time.Now()
+	for _, w := range s.workers {
+		d := w.cur.Load()
+		if d == nil {
+			continue
+		}
+		end := w.leaseEnd()
+		if prev, ok := ab.LeaseEnds[d.Job.ID]; !ok || end.After(prev) {
+			ab.LeaseEnds[d.Job.ID] = end
+		}
+		if end.After(last) {
+			last = end
+		}
+	}
+	return ab, last
+}
+
+// leaveRunning ends the drain with handlers still running past their
+// leases: their jobs are abandoned, and whatever they return later is
+// discarded.
+func (s *Server) leaveRunning() {
+	s.finishMu.Lock()
+	defer s.finishMu.Unlock()
+	s.finished = true
+	for _, w := range s.workers {
+		if d := w.cur.Load(); d != nil {
+			s.abandoned(d, w.leaseEnd(), "its handler was still running when its lease ended")
+		}
+	}
+}
+
+// call runs the handler, turning a panic into a *job.PanicError.
 func (s *Server) call(ctx context.Context, j *job.Job) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &PanicError{Value: r, Stack: debug.Stack()}
+			pe := job.NewPanicError(r)
+			err = pe
 			s.stats.panics.Add(1)
 			s.log.Error("conveyor: handler panicked", "job_id", j.ID, "topic", j.Topic, "attempt", j.Attempt,
-				"panic", fmt.Sprint(r), "stack", string(err.(*PanicError).Stack))
+				"panic", fmt.Sprint(r), "stack", string(pe.Stack))
 		}
 	}()
 	return s.h.ProcessJob(ctx, j)

@@ -71,7 +71,7 @@ func newSettleServer(t *testing.T, r *settleRecorder, h job.Handler, policy *ret
 
 func TestSettleClassification(t *testing.T) {
 	boom := errors.New("boom")
-	panicErr := &PanicError{Value: "kaboom", Stack: []byte("goroutine 1 [running]:")}
+	panicErr := &job.PanicError{Value: "kaboom", Stack: []byte("goroutine 1 [running]:")}
 	tests := []struct {
 		name    string
 		err     error
@@ -98,9 +98,9 @@ func TestSettleClassification(t *testing.T) {
 		{"plain error last attempt", boom, 4,
 			settleCall{op: "dead-letter", failure: job.Failure{Error: "boom", Reason: job.ReasonExhausted, Origin: "t"}}},
 		{"panic retried", panicErr, 1,
-			settleCall{op: "retry", delay: 5 * time.Second, failure: job.Failure{Error: panicErr.Error(), Reason: job.ReasonError, Origin: "t"}}},
+			settleCall{op: "retry", delay: 5 * time.Second, failure: job.Failure{Error: panicErr.Error(), Reason: job.ReasonError, Origin: "t", Stack: string(panicErr.Stack)}}},
 		{"panic on last attempt", panicErr, 4,
-			settleCall{op: "dead-letter", failure: job.Failure{Error: panicErr.Error(), Reason: job.ReasonPanic, Origin: "t"}}},
+			settleCall{op: "dead-letter", failure: job.Failure{Error: panicErr.Error(), Reason: job.ReasonPanic, Origin: "t", Stack: string(panicErr.Stack)}}},
 		{"exhausted by retry middleware", job.Permanent(fmt.Errorf("%w: boom", job.ErrRetriesExhausted)), 4,
 			settleCall{op: "dead-letter", failure: job.Failure{Error: "conveyor: retries exhausted: boom", Reason: job.ReasonExhausted, Origin: "t"}}},
 	}
@@ -173,7 +173,7 @@ func TestPanicErrorCarriesStack(t *testing.T) {
 		panic("kaboom")
 	}), nil)
 	err := s.call(context.Background(), &job.Job{Topic: "t"})
-	var pe *PanicError
+	var pe *job.PanicError
 	if !errors.As(err, &pe) || pe.Value != "kaboom" || !strings.Contains(string(pe.Stack), "goroutine") {
 		t.Fatalf("err = %v", err)
 	}

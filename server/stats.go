@@ -38,8 +38,9 @@ type Stats struct {
 	SettleErrors int64
 	// Panics counts handler panics the server recovered.
 	Panics int64
-	// Abandoned counts jobs left unsettled because they were still running
-	// when the shutdown timeout passed.
+	// Abandoned counts jobs left unsettled at shutdown: still running when
+	// the shutdown timeout passed, they answered the cancellation, or had
+	// not returned when their lease ended (see [Server.Run]).
 	Abandoned int64
 	// Fetches counts calls to the broker's Fetch; FetchErrors counts those
 	// that failed. Processed/Fetches is the mean batch size.

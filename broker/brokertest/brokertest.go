@@ -110,6 +110,7 @@ var cases = []struct {
 	{"InvalidMessage", testInvalidMessage},
 	{"FIFO", testFIFO},
 	{"ManyTopics", testManyTopics},
+	{"TopicsBacklog", testTopicsBacklog},
 	{"FetchMax", testFetchMax},
 	{"Delayed", testDelayed},
 	{"Retry", testRetry},

@@ -233,6 +233,9 @@ func checkFailure(t testing.TB, got *job.Failure, want job.Failure) {
 	if !want.At.IsZero() && !sameTime(got.At, want.At) {
 		t.Errorf("Failure.At = %v, want %v", got.At, want.At)
 	}
+	if got.Stack != want.Stack {
+		t.Errorf("Failure.Stack = %q, want %q", got.Stack, want.Stack)
+	}
 }
 
 // power returns b as the optional interface T, or skips the test when b

@@ -113,7 +113,8 @@ func testDeadLetter(e *env) {
 	}
 	e.settled(b, "payments", 1, 0)
 	d2 := e.fetchOne(b, "payments")
-	f := job.Failure{Error: "card declined", Reason: job.ReasonPermanent, Handler: "charge", Origin: "payments", At: time.Now()}
+	f := job.Failure{Error: "card declined", Reason: job.ReasonPermanent, Handler: "charge", Origin: "payments", At: time.Now(),
+		Stack: "goroutine 7 [running]:\nmain.charge(...)\n\t/src/charge.go:12 +0x1d"}
 	if err := b.DeadLetter(e.ctx, d2, f); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}

@@ -73,8 +73,10 @@ type Options struct {
 	// Default 1s; it must be > 0 and <= 2s (see MaxBlock).
 	Block time.Duration
 	// ClaimInterval is how often Fetch recovers expired leases (XAUTOCLAIM)
-	// and promotes due delayed jobs. Default 1s. Delayed jobs are delivered
-	// up to about ClaimInterval + Block after they are due.
+	// and looks for due delayed jobs of every topic. Default 1s. A delayed
+	// job added through this broker is promoted when it is due, whatever
+	// ClaimInterval; one added by another process up to about
+	// ClaimInterval after it is due.
 	ClaimInterval time.Duration
 	// DeadLetterMaxLen is the dead-letter stream size past which every new
 	// dead letter is logged at error level and counted
@@ -93,8 +95,8 @@ type Options struct {
 	// the first pass that starts after its creation completes. Default 30s;
 	// negative: never scan, list only registered topics.
 	DiscoverInterval time.Duration
-	// TLS configures certificates for rediss:// URLs given to [Open]. It is
-	// ignored by [New], whose client is already configured.
+	// TLS configures certificates for rediss:// URLs given to [Open]. [New]
+	// refuses it ([ErrTLSWithClient]): its client is already configured.
 	TLS *TLSOptions
 	// Logger receives operational logs (lost entries, malformed entries,
 	// dead-letter overflow). Default slog.Default().
@@ -138,20 +140,23 @@ type Broker struct {
 
 	closed    atomic.Bool
 	groups    sync.Map // stream key -> struct{}: consumer group known to exist
+	vanished  sync.Map // stream key -> struct{}: its known group was found missing
 	topics    sync.Map // base topic -> struct{}: registered in <ns>:topics
 	keyCache  sync.Map // topic -> keys
 	keyCacheN atomic.Int64
 	lost      atomic.Int64
 	overflows atomic.Int64
 	stale     atomic.Int64
-	readTurn  atomic.Uint64 // rotates which topics get a larger read share
+	readTurn  atomic.Uint64 // which stream a read serves first
 
 	disc discovery // topic discovery for Topics
 
 	mu        sync.Mutex
-	lastMaint map[string]time.Time // topic -> last recovery/promotion
-	cursors   map[string]string    // topic -> XAUTOCLAIM cursor to resume
-	buf       []*buffered          // fetched, not yet returned
+	lastMaint map[string]time.Time  // topic -> last recovery/promotion
+	cursors   map[string]string     // topic -> XAUTOCLAIM cursor to resume
+	due       map[string]dueAt      // topic -> head of its delayed set
+	waits     map[*waiting]struct{} // reads waiting for new entries
+	buf       []*buffered           // fetched, not yet returned
 }
 
 // buffered is a delivery read beyond a Fetch's max, returned by a later
@@ -161,10 +166,24 @@ type buffered struct {
 	at time.Time
 }
 
+// ErrTLSWithClient is returned by [New] when Options.TLS is set: New uses
+// the client it is given as it is, so TLS belongs to that client.
+var ErrTLSWithClient = errors.New("conveyor/redis: Options.TLS is set, but New uses the client it is given as it is: configure TLS on that client (its TLSConfig), or use Open with a rediss:// URL")
+
 // New returns a Broker using client, which the caller keeps owning: Close
 // does not close it. client may be a *goredis.Client, a
-// *goredis.ClusterClient or a Sentinel-backed client. New does no I/O.
+// *goredis.ClusterClient or a Sentinel-backed client. New does no I/O. It
+// returns [ErrTLSWithClient] when opts.TLS is set: TLS is configured on the
+// client.
 func New(client goredis.UniversalClient, opts *Options) (*Broker, error) {
+	if opts != nil && opts.TLS != nil {
+		return nil, ErrTLSWithClient
+	}
+	return newBroker(client, opts)
+}
+
+// newBroker is New without its check of opts.TLS, which Open has applied.
+func newBroker(client goredis.UniversalClient, opts *Options) (*Broker, error) {
 	if client == nil {
 		return nil, errors.New("conveyor/redis: nil client")
 	}
@@ -180,6 +199,8 @@ func New(client goredis.UniversalClient, opts *Options) (*Broker, error) {
 		log:       o.Logger.With("broker", "redis", "namespace", o.Namespace),
 		lastMaint: map[string]time.Time{},
 		cursors:   map[string]string{},
+		due:       map[string]dueAt{},
+		waits:     map[*waiting]struct{}{},
 	}, nil
 }
 
@@ -290,6 +311,7 @@ func (b *Broker) Close() error {
 	}
 	b.release(ds)
 	if b.owned {
+		goredisLog.remove(b)
 		return b.rdb.Close()
 	}
 	return nil
@@ -309,11 +331,7 @@ func (b *Broker) release(ds []*broker.Delivery) {
 	calls := make([]scriptCall, len(ds))
 	for i, d := range ds {
 		k := b.keysFor(d.Job.Topic)
-		args := []any{b.o.Group, d.Receipt, "stream", "", "", b.o.Consumer}
-		for _, f := range encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure) {
-			args = append(args, f)
-		}
-		calls[i] = scriptCall{settleScript, []string{k.stream, k.stream}, args}
+		calls[i] = b.settleCall(d, k.stream, k.stream, "stream", "", "", encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure))
 	}
 	if _, err := b.runScripts(ctx, calls); err != nil {
 		b.log.Warn("conveyor/redis: could not release unreturned deliveries; they are recovered after the lease", "count", len(ds), "err", err)
@@ -436,8 +454,13 @@ func (b *Broker) ensureGroups(ctx context.Context, streams ...string) error {
 	}
 	_, _ = pipe.Exec(ctx)
 	for i, c := range cmds {
-		if err := c.Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		err := c.Err()
+		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 			return b.wrap("create consumer group on "+missing[i], err)
+		}
+		if _, was := b.vanished.LoadAndDelete(missing[i]); was && err == nil {
+			b.log.Error("conveyor/redis: consumer group was missing (destroyed with XGROUP DESTROY, or its stream deleted) and has been recreated; the new group reads the stream from its start, so jobs in flight or already read may run again, and the jobs of a deleted stream are lost",
+				"topic", b.topicOf(missing[i]), "stream", missing[i], "group", b.o.Group)
 		}
 		b.groups.Store(missing[i], struct{}{})
 		b.warnOtherGroups(missing[i], infos[i])
@@ -470,9 +493,34 @@ func (b *Broker) warnOtherGroups(stream string, info *goredis.XInfoGroupsCmd) {
 }
 
 // forgetGroups drops streams from the group cache so the next call recreates
-// their groups.
+// their groups. A group that was known to exist has vanished: the
+// ensureGroups call that recreates it logs that, once, at error level.
 func (b *Broker) forgetGroups(streams ...string) {
 	for _, s := range streams {
-		b.groups.Delete(s)
+		if _, had := b.groups.LoadAndDelete(s); had {
+			b.vanished.Store(s, struct{}{})
+		}
 	}
+}
+
+// topicOf returns the topic whose stream is the key stream (the inverse of
+// keysFor(topic).stream), or stream itself when it is no such key.
+func (b *Broker) topicOf(stream string) string {
+	rest, ok := strings.CutPrefix(stream, b.o.Namespace+":{")
+	if !ok {
+		return stream
+	}
+	i := strings.LastIndex(rest, "}")
+	if i < 0 {
+		return stream
+	}
+	base, suffix := rest[:i], rest[i+1:]
+	if suffix == ":stream" {
+		return base
+	}
+	depth := strings.Count(suffix, ":dlq")
+	if depth == 0 || suffix != strings.Repeat(":dlq", depth) {
+		return stream
+	}
+	return base + strings.Repeat(job.DeadLetterSuffix, depth)
 }

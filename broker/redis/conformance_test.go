@@ -11,7 +11,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/brokertest"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
-	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
+	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
 // conformanceFactory returns a brokertest.Factory on the Redis that client

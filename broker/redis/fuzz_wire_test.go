@@ -23,6 +23,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add("t", "0-0", false, "", "id-without-payload", "2", "", "", "", "error", "boom")
 	f.Add("t.dlq", "99999999999999-5", true, "p", "", "9223372036854775807", "9223372036854775807", "", "", "origin", "t")
 	f.Add("t", "5", true, "p", "", "+7", "-9223372036854775808", "a.b", "c", "h.", "x")
+	f.Add("t", "1-0", true, "p", "", "4", "1", "", "", "stack", "goroutine 1 [running]:\nmain.f()\n\t/x.go:3 +0x1")
 	f.Fuzz(func(t *testing.T, topic, entryID string, hasPayload bool, payload, id, attempt, enqueuedAt, hname, hval, extraKey, extraVal string) {
 		values := map[string]any{
 			fieldAttempt:         attempt,
@@ -104,6 +105,8 @@ func FuzzDecodeEntry(f *testing.F) {
 			j.Failure.Handler != j2.Failure.Handler || j.Failure.Origin != j2.Failure.Origin ||
 			j.Failure.At.UnixMilli() != j2.Failure.At.UnixMilli()):
 			t.Fatalf("round trip changed Failure: %+v -> %+v", *j.Failure, *j2.Failure)
+		case j.Failure != nil && j2.Failure.Stack != boundStack(j.Failure.Stack):
+			t.Fatalf("round trip changed the stack beyond its bound: %q -> %q", j.Failure.Stack, j2.Failure.Stack)
 		}
 	})
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
-	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
+	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
 // env is one test's Redis, namespace and raw client.

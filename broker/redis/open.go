@@ -47,21 +47,32 @@ const (
 // (h1,,h2, or a comma at the start or the end) is an error, not localhost.
 //
 // A malformed URL is rejected before any connection is tried, with an error
-// wrapping [ErrInvalidURL] that says what to fix.
+// wrapping [ErrInvalidURL] that says what to fix; an empty one is named as
+// such, with REDIS_URL, the setting that usually holds it.
+//
+// go-redis writes some lines of its own (a failed dial, say) to a logger it
+// keeps for the whole process, by default on stderr. The first Open routes
+// them, at warn level, to Options.Logger of the open brokers created by Open
+// (to each distinct one: go-redis does not say which client a line is
+// about), or to slog.Default() while none is open. It does so by calling
+// go-redis's SetLogger once; an application that wants those lines
+// elsewhere calls SetLogger after Open.
 func Open(rawURL string, opts *Options) (*Broker, error) {
 	client, addrs, err := newClient(rawURL, opts)
 	if err != nil {
 		return nil, err
 	}
-	b, err := New(client, opts)
+	b, err := newBroker(client, opts)
 	if err != nil {
 		_ = client.Close()
 		return nil, err
 	}
 	b.owned = true
+	goredisLog.add(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
+		goredisLog.remove(b)
 		_ = client.Close()
 		if strings.HasPrefix(rawURL, "rediss://") && isTimeout(err) && speaksPlainRedis(addrs[0]) {
 			return nil, fmt.Errorf("conveyor/redis: connect to %s: the server does not speak TLS on this port (it answered a plain-text PING): use redis:// instead of rediss://, or the server's TLS port: %w",
@@ -106,6 +117,9 @@ type parsedURL struct {
 
 // parseURL parses and checks rawURL without connecting.
 func parseURL(rawURL string) (*parsedURL, error) {
+	if strings.TrimSpace(rawURL) == "" {
+		return nil, fmt.Errorf("%w: the URL is empty: set REDIS_URL (or pass a URL), such as redis://localhost:6379", ErrInvalidURL)
+	}
 	safe := RedactURL(rawURL)
 	u, hosts, err := splitURL(rawURL)
 	if err != nil {

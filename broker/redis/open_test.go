@@ -8,7 +8,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
-	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
+	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
 func TestRedactURL(t *testing.T) {
@@ -54,6 +54,8 @@ func TestOpenErrors(t *testing.T) {
 		name, url, want string
 		opts            *redis.Options
 	}{
+		{name: "empty", url: "", want: "conveyor/redis: invalid Redis URL: the URL is empty: set REDIS_URL"},
+		{name: "blank", url: "  ", want: "the URL is empty: set REDIS_URL"},
 		{name: "bad scheme", url: "http://u:topsecret@localhost", want: "scheme must be redis:// or rediss://"},
 		{name: "no scheme", url: "default:topsecret@localhost:6379", want: "scheme must be redis:// or rediss://"},
 		{name: "unencoded password", url: "redis://u:top#secret@localhost:6379", want: "URL-encode"},

@@ -14,7 +14,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
-	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
+	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
 // startSentinel starts a Redis Sentinel monitoring master as "mymaster" and

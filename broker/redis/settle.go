@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -112,7 +113,7 @@ func packFields(fields []string) []string {
 	for i := 0; i+1 < len(fields); i += 2 {
 		switch fields[i] {
 		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt, fieldMaxAttempts, fieldTimeout,
-			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt:
+			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt, fieldStack:
 			own = append(own, fields[i], fields[i+1])
 		default:
 			rest = append(rest, fields[i], fields[i+1])
@@ -136,7 +137,11 @@ func (b *Broker) requeue(ctx context.Context, op string, d *broker.Delivery, del
 	k := b.keysFor(d.Job.Topic)
 	if delay > 0 {
 		due := b.o.Now().Add(delay).UnixMilli()
-		return b.settle(ctx, op, d, k.stream, k.delayed, "delayed", strconv.FormatInt(due, 10), encodeMember(fields), nil)
+		if err := b.settle(ctx, op, d, k.stream, k.delayed, "delayed", strconv.FormatInt(due, 10), encodeMember(fields), nil); err != nil {
+			return err
+		}
+		b.noteDue(d.Job.Topic, due)
+		return nil
 	}
 	return b.settle(ctx, op, d, k.stream, k.stream, "stream", "", "", fields)
 }
@@ -169,19 +174,45 @@ func (b *Broker) deadLetterFields(ctx context.Context, d *broker.Delivery, field
 	return b.settle(ctx, "dead-letter", d, k.stream, k.dlq, "dlq", strconv.FormatInt(b.o.DeadLetterMaxLen, 10), "", fields)
 }
 
-// settle runs settleScript; see its header for the arguments.
-func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src, target, mode, arg4, arg5 string, fields []string) error {
-	args := make([]any, 0, 6+len(fields))
-	args = append(args, b.o.Group, d.Receipt, mode, arg4, arg5, b.o.Consumer)
+// settleMarkerTTL is how long the marker of a settle lives (see
+// settleScript): longer than go-redis takes to run a command again after a
+// lost reply (MaxRetries attempts, each bounded by the read timeout and the
+// retry backoff: about 15s with the defaults).
+const settleMarkerTTL = time.Minute
+
+// settleCall returns the settleScript call that moves d's entry from src to
+// target; see the script's header for the arguments. Each call gets its own
+// token.
+func (b *Broker) settleCall(d *broker.Delivery, src, target, mode, arg4, arg5 string, fields []string) scriptCall {
+	args := make([]any, 0, 8+len(fields))
+	args = append(args, b.o.Group, d.Receipt, mode, arg4, arg5, b.o.Consumer,
+		strconv.FormatUint(rand.Uint64(), 36), settleMarkerTTL.Milliseconds())
 	for _, f := range fields {
 		args = append(args, f)
 	}
-	res, err := settleScript.Run(ctx, b.rdb, []string{src, target}, args...).Int64Slice()
+	return scriptCall{settleScript, []string{src, target, src + ":settled:" + d.Receipt}, args}
+}
+
+// settle moves d's entry from src to target with settleScript.
+func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src, target, mode, arg4, arg5 string, fields []string) error {
+	return b.runSettle(ctx, op, d, b.settleCall(d, src, target, mode, arg4, arg5, fields))
+}
+
+// runSettle runs c, a settleCall for d, and reads its reply.
+func (b *Broker) runSettle(ctx context.Context, op string, d *broker.Delivery, c scriptCall) error {
+	res, err := c.s.Run(ctx, b.rdb, c.keys, c.args...).Int64Slice()
 	if err != nil {
 		return b.wrap(op, err)
 	}
 	if len(res) < 2 {
 		return b.wrap(op, errors.New("unexpected script reply"))
+	}
+	if res[0] == 3 {
+		// The client ran the script again after losing the reply of a
+		// run that settled the entry.
+		b.log.Debug("conveyor/redis: settle found done by its own earlier run (the reply was lost and the call sent again)",
+			"op", op, "topic", d.Job.Topic, "job_id", d.Job.ID, "entry", d.Receipt)
+		return nil
 	}
 	if res[0] != 1 {
 		why := "is no longer pending (settled before, or recovered and settled by another consumer after the lease expired)"
@@ -197,7 +228,7 @@ func (b *Broker) settle(ctx context.Context, op string, d *broker.Delivery, src,
 	if res[1] == 1 {
 		b.overflows.Add(1)
 		b.log.Error("conveyor/redis: dead-letter stream at or above its cap; dead letter stored anyway",
-			"topic", d.Job.Topic, "job_id", d.Job.ID, "stream", target, "cap", b.o.DeadLetterMaxLen)
+			"topic", d.Job.Topic, "job_id", d.Job.ID, "stream", c.keys[1], "cap", b.o.DeadLetterMaxLen)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/job"
@@ -24,6 +25,7 @@ const (
 	fieldHandler    = "handler"
 	fieldOrigin     = "origin"
 	fieldFailedAt   = "failed_at" // unix ms
+	fieldStack      = "stack"     // a panicking handler's stack, at most MaxStack bytes
 	headerPrefix    = "h."
 
 	// Written by SnoozeBecause, dropped by the job's next settle.
@@ -37,6 +39,31 @@ const (
 	fieldMaxAttempts = "max_attempts" // 1 to job.MaxAttempt
 	fieldTimeout     = "timeout_ms"   // 1 to broker.MaxTimeout, in ms
 )
+
+// MaxStack is the most bytes of a failure's stack ([job.Failure.Stack]) a
+// retried or dead-lettered entry stores in its stack field. A longer stack
+// keeps its first MaxStack bytes (the innermost frames, where the panic
+// happened), cut at a line end, followed by stackTruncated.
+const MaxStack = 8 << 10
+
+// stackTruncated ends a stack cut to MaxStack.
+const stackTruncated = "\n… (stack truncated)"
+
+// boundStack returns s cut to at most MaxStack bytes.
+func boundStack(s string) string {
+	if len(s) <= MaxStack {
+		return s
+	}
+	n := MaxStack - len(stackTruncated)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // never split a character
+	}
+	cut := s[:n]
+	if i := strings.LastIndexByte(cut, '\n'); i > 0 {
+		cut = cut[:i]
+	}
+	return cut + stackTruncated
+}
 
 // encodeFields returns the stream entry fields of j as field, value pairs,
 // with attempt and failure f (nil: no failure fields).
@@ -60,16 +87,7 @@ func encodeFields(j *job.Job, attempt int, f *job.Failure) []string {
 		out = append(out, headerPrefix+name, j.Headers[name])
 	}
 	if f != nil {
-		out = append(out, fieldError, f.Error, fieldReason, f.Reason)
-		if f.Handler != "" {
-			out = append(out, fieldHandler, f.Handler)
-		}
-		if f.Origin != "" {
-			out = append(out, fieldOrigin, f.Origin)
-		}
-		if !f.At.IsZero() {
-			out = append(out, fieldFailedAt, strconv.FormatInt(f.At.UnixMilli(), 10))
-		}
+		out = append(out, failureFields(*f)...)
 	}
 	return out
 }
@@ -207,6 +225,8 @@ func decodeEntry(topic, entryID string, values map[string]any) decoded {
 			f.Handler, hasFailure = s, true
 		case k == fieldOrigin:
 			f.Origin, hasFailure = s, true
+		case k == fieldStack:
+			f.Stack, hasFailure = s, true
 		case k == fieldFailedAt:
 			if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
 				f.At = time.UnixMilli(ms)
@@ -262,6 +282,9 @@ func failureFields(f job.Failure) []string {
 	}
 	if !f.At.IsZero() {
 		out = append(out, fieldFailedAt, strconv.FormatInt(f.At.UnixMilli(), 10))
+	}
+	if f.Stack != "" {
+		out = append(out, fieldStack, boundStack(f.Stack))
 	}
 	return out
 }

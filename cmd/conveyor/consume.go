@@ -41,6 +41,7 @@ type failureView struct {
 	Handler string    `json:"handler,omitempty"`
 	Origin  string    `json:"origin,omitempty"`
 	At      time.Time `json:"at"`
+	Stack   string    `json:"stack,omitempty"` // a panicking handler's stack
 }
 
 func viewOf(j *job.Job) jobView {
@@ -55,7 +56,7 @@ func viewOf(j *job.Job) jobView {
 		v.PayloadBase64 = base64.StdEncoding.EncodeToString(p)
 	}
 	if f := j.Failure; f != nil {
-		v.Failure = &failureView{Error: f.Error, Reason: f.Reason, Handler: f.Handler, Origin: f.Origin, At: f.At.UTC()}
+		v.Failure = &failureView{Error: f.Error, Reason: f.Reason, Handler: f.Handler, Origin: f.Origin, At: f.At.UTC(), Stack: f.Stack}
 	}
 	return v
 }

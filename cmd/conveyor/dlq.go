@@ -315,6 +315,9 @@ func printDeadLetter(a *app, dl *broker.DeadLetter) {
 		fmt.Fprintf(tw, "header\t%s=%s\n", printable(k), printable(j.Headers[k]))
 	}
 	_ = tw.Flush()
+	if f := j.Failure; f != nil && f.Stack != "" {
+		fmt.Fprintf(a.stdout, "stack:\n  %s\n", indentLines(strings.TrimRight(f.Stack, "\n"), "  "))
+	}
 	label, text := payloadLabel(j.Payload)
 	if len(j.Payload) == 0 {
 		fmt.Fprintf(a.stdout, "payload%s\n", label)

@@ -20,7 +20,6 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/cli")
 
 func TestMain(m *testing.M) {
-	quietRedis()
 	goleak.VerifyTestMain(m)
 }
 

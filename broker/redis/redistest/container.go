@@ -15,6 +15,8 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
 // ryukImage is the reaper image testcontainers-go v0.45 pulls unless Ryuk is disabled.
@@ -55,12 +57,12 @@ func doProbe(image string) error {
 	defer cancel()
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err != nil {
-		return unavailable("no Docker engine answers")
+		return redistest.Unavailable("no Docker engine answers")
 	}
 	defer cli.Close()
 	if !testcontainers.ReadConfig().Config.RyukDisabled {
 		if _, err := cli.ImageInspect(ctx, ryukImage); err != nil {
-			return unavailable("TESTCONTAINERS_RYUK_DISABLED is not \"true\" and %s is not present (it would be pulled)", ryukImage)
+			return redistest.Unavailable("TESTCONTAINERS_RYUK_DISABLED is not \"true\" and %s is not present (it would be pulled)", ryukImage)
 		}
 	}
 	if _, err := cli.ImageInspect(ctx, image); err == nil {
@@ -75,7 +77,7 @@ func doProbe(image string) error {
 		_ = resp.Close()
 	}
 	if err != nil {
-		return unavailable("image %s not present and cannot be pulled (%s); make a Redis image present locally (docker images) and name it in %s, or install redis-server",
+		return redistest.Unavailable("image %s not present and cannot be pulled (%s); make a Redis image present locally (docker images) and name it in %s, or install redis-server",
 			image, firstLine(err.Error()), EnvImage)
 	}
 	return nil
@@ -95,14 +97,15 @@ type ctr struct {
 	c *tcredis.RedisContainer
 }
 
-func startContainer(t testing.TB, cfg *config) (*Server, string, error) {
+// startContainer serves the container path (see redistest.Container).
+func startContainer(t testing.TB, serverArgs []string) (redistest.Backend, string, string, error) {
 	t.Helper()
 	image := imageName()
 	if err := probeContainers(image); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	// Any command replaces the image's CMD, so repeat what a custom image puts there.
-	args := append([]string{"--protected-mode", "no", "--save", "", "--dir", "/data"}, cfg.serverArgs()...)
+	args := append([]string{"--protected-mode", "no", "--save", "", "--dir", "/data"}, serverArgs...)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	c, err := tcredis.Run(ctx, image,
@@ -122,14 +125,14 @@ func startContainer(t testing.TB, cfg *config) (*Server, string, error) {
 		})
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("container %s: %w", image, err)
+		return nil, "", "", fmt.Errorf("container %s: %w", image, err)
 	}
 	b := &ctr{c: c}
 	addr, err := b.endpoint(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return &Server{b: b, addr: addr}, fmt.Sprintf("container image %s (testcontainers) at %s", image, addr), nil
+	return b, addr, fmt.Sprintf("container image %s (testcontainers) at %s", image, addr), nil
 }
 
 // endpoint reads the (possibly new) mapped port and waits until PING answers: after a
@@ -147,15 +150,16 @@ func (b *ctr) endpoint(ctx context.Context) (string, error) {
 	if lo := net.JoinHostPort("127.0.0.1", port.Port()); len(addrs) == 0 || addrs[0] != lo {
 		addrs = append(addrs, lo)
 	}
-	addr, err := waitPingAny(addrs, startTimeout)
+	addr, err := redistest.WaitPingAny(addrs)
 	if err != nil {
 		return "", fmt.Errorf("container: %w", err)
 	}
 	return addr, nil
 }
 
-// stop implements backend. Kill gives the server no time to shut down (docker stop -t 0).
-func (b *ctr) stop(t testing.TB, kill bool) {
+// Stop implements redistest.Backend. Kill gives the server no time to shut down (docker
+// stop -t 0).
+func (b *ctr) Stop(t testing.TB, kill bool) {
 	t.Helper()
 	timeout := 10 * time.Second
 	if kill {
@@ -168,8 +172,8 @@ func (b *ctr) stop(t testing.TB, kill bool) {
 	}
 }
 
-// start implements backend.
-func (b *ctr) start(t testing.TB) string {
+// Start implements redistest.Backend.
+func (b *ctr) Start(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()

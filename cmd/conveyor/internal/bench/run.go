@@ -24,6 +24,8 @@ var scenarioFuncs = map[string]func(context.Context, *env) error{
 	ScenarioProcessStack: runProcessStack,
 	ScenarioLatency:      runLatency,
 	ScenarioMemory:       runMemory,
+	ScenarioDelayed:      runDelayed,
+	ScenarioTopics:       runTopics,
 }
 
 // newEnv returns the environment of a run of cfg (defaults applied), with an

@@ -1,4 +1,4 @@
-package dashboard_test
+package dashboarde2e_test
 
 import (
 	"context"

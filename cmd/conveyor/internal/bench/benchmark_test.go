@@ -11,7 +11,7 @@ import (
 // floor, the conveyor server on Redis (bare and with middleware.Default) and
 // the server on the memory broker, so that
 //
-//	go test -run '^$' -bench EndToEnd -benchtime 100000x ./internal/bench
+//	go test -run '^$' -bench EndToEnd -benchtime 100000x ./cmd/conveyor/internal/bench
 //
 // gives the same comparison as `conveyor bench`. ns/op is the timed phase
 // per job (set-up such as enqueueing excluded); jobs/s and ratio are the

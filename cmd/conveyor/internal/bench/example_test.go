@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/conveyor-jobs/conveyor/internal/bench"
+	"github.com/conveyor-jobs/conveyor/cmd/conveyor/internal/bench"
 )
 
 func ExampleParseScenarios() {

@@ -1,0 +1,6 @@
+// Package dashboarde2e holds the dashboard's end-to-end test: a headless Chromium
+// (chromedp) clicks through the dashboard that package
+// github.com/conveyor-jobs/conveyor/dashboard serves over a seeded Redis. It lives in the
+// command's module so that the browser driver stays out of the module applications
+// import; its fixture_test.go repeats the seed of the dashboard package's own tests.
+package dashboarde2e
