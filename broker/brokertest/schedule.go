@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -105,6 +106,20 @@ func testSchedule(e *env) {
 		if _, _, err := tp.PublishTick(e.ctx, c.entry, t0, c.m); err == nil {
 			t.Errorf("PublishTick with %s: no error", c.name)
 		}
+	}
+
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t2 := t1.Add(24 * time.Hour)
+	if _, _, err := tp.PublishTick(e.ctx, entry.Name, t2, tickMessage("reports", entry.Name, t2)); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("PublishTick on a closed broker: %v, want ErrClosed", err)
+	}
+	if _, err := tp.RegisterSchedule(e.ctx, entry); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("RegisterSchedule on a closed broker: %v, want ErrClosed", err)
+	}
+	if _, err := tp.Schedules(e.ctx); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Schedules on a closed broker: %v, want ErrClosed", err)
 	}
 }
 
