@@ -33,19 +33,21 @@ var brokers = []struct {
 	}},
 	{"redis", func(t *testing.T, clock func() time.Time) func() broker.Broker {
 		srv := redistest.Start(t)
-		return redisBrokers(t, srv.Client(t), srv.Namespace, clock)
+		return redisBrokers(t, func() goredis.UniversalClient { return srv.Client(t) }, srv.Namespace, clock)
 	}},
 	{"cluster", func(t *testing.T, clock func() time.Time) func() broker.Broker {
 		c := redistest.StartCluster(t, 3)
-		return redisBrokers(t, c.Client(t), c.Namespace, clock)
+		return redisBrokers(t, func() goredis.UniversalClient { return c.Client(t) }, c.Namespace, clock)
 	}},
 }
 
-func redisBrokers(t *testing.T, rdb goredis.UniversalClient, ns string, clock func() time.Time) func() broker.Broker {
+// redisBrokers returns a function making brokers on namespace ns, each
+// with its own client (connections), as separate processes would have.
+func redisBrokers(t *testing.T, client func() goredis.UniversalClient, ns string, clock func() time.Time) func() broker.Broker {
 	n := 0
 	return func() broker.Broker {
 		n++
-		b, err := redis.New(rdb, &redis.Options{Namespace: ns, Consumer: fmt.Sprint("c", n), Block: 50 * time.Millisecond, Now: clock})
+		b, err := redis.New(client(), &redis.Options{Namespace: ns, Consumer: fmt.Sprint("c", n), Block: 50 * time.Millisecond, Now: clock})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +59,8 @@ func redisBrokers(t *testing.T, rdb goredis.UniversalClient, ns string, clock fu
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // TestExactlyOnce runs 5 schedulers of one 1-second entry for 30 seconds
-// of a fake clock, each on its own broker connection, and checks that no
+// of a fake clock, each with a broker of its own (on Redis, its own
+// client and connections), and checks that no
 // tick was enqueued twice and none was lost: with synchronous clocks; with
 // one scheduler stopped half way, in the middle of a tick; and with the
 // clocks skewed by up to ±700ms.
