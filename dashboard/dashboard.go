@@ -286,7 +286,7 @@ func (d *Dashboard) newPage(root string) page {
 	p := page{
 		Title:     d.o.Display.Title,
 		Root:      root,
-		RedisURL:  redactURL(d.o.Display.RedisURL),
+		RedisURL:  redact.Address(d.o.Display.RedisURL),
 		Namespace: d.o.Display.Namespace,
 		ReadOnly:  d.o.ReadOnly,
 	}
@@ -306,23 +306,17 @@ func (d *Dashboard) render(w http.ResponseWriter, status int, name string, data 
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	if err := d.tmpl.ExecuteTemplate(w, name, data); err != nil {
-		d.log.Error("dashboard: render", "template", name, "err", d.redact(err.Error()))
+		d.log.Error("dashboard: render", "template", name, "err", redact.In(err.Error(), d.o.Display.RedisURL))
 	}
-}
-
-// redact removes the Redis password from error text, in every form an
-// error may quote it (as written, decoded, escaped).
-func (d *Dashboard) redact(msg string) string {
-	return redact.In(msg, d.o.Display.RedisURL)
 }
 
 // fail renders an error page for err.
 func (d *Dashboard) fail(w http.ResponseWriter, root string, status int, err error) {
 	if status >= 500 {
-		d.log.Error("dashboard", "err", d.redact(err.Error()))
+		d.log.Error("dashboard", "err", redact.In(err.Error(), d.o.Display.RedisURL))
 	}
 	p := d.newPage(root)
-	p.Error = d.redact(err.Error())
+	p.Error = redact.In(err.Error(), d.o.Display.RedisURL)
 	d.render(w, status, "error.html", p)
 }
 
@@ -357,7 +351,7 @@ func (d *Dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) overviewFragment(w http.ResponseWriter, r *http.Request) {
 	ov, err := d.overview(r.Context())
 	if err != nil {
-		http.Error(w, d.redact(err.Error()), statusOf(err))
+		http.Error(w, redact.In(err.Error(), d.o.Display.RedisURL), statusOf(err))
 		return
 	}
 	d.render(w, http.StatusOK, "overview-table", overviewData{page: d.newPage("./"), Overview: ov})
@@ -369,7 +363,7 @@ func (d *Dashboard) overviewJSON(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(statusOf(err))
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": d.redact(err.Error())})
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": redact.In(err.Error(), d.o.Display.RedisURL)})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -476,7 +470,7 @@ func (d *Dashboard) topicPage(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) topicStatsFragment(w http.ResponseWriter, r *http.Request) {
 	data, err := d.topicData(r.Context(), r.PathValue("topic"), "", false)
 	if err != nil {
-		http.Error(w, d.redact(err.Error()), statusOf(err))
+		http.Error(w, redact.In(err.Error(), d.o.Display.RedisURL), statusOf(err))
 		return
 	}
 	d.render(w, http.StatusOK, "topic-stats", data)
@@ -569,7 +563,7 @@ func (d *Dashboard) mutating(fn func(w http.ResponseWriter, r *http.Request, top
 		}
 		topic := r.PathValue("topic")
 		if err := d.knownTopic(r.Context(), topic); err != nil {
-			http.Error(w, d.redact(err.Error()), statusOf(err))
+			http.Error(w, redact.In(err.Error(), d.o.Display.RedisURL), statusOf(err))
 			return
 		}
 		fn(w, r, topic)
@@ -706,22 +700,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// redactURL returns rawURL without its password, nor any query or fragment
-// (which may carry one), for display. It works on URLs that do not parse (a
-// password with an unencoded '@', '/' or '#'): the user information runs to
-// the last '@'.
-func redactURL(rawURL string) string {
-	r := redact.URL(rawURL)
-	start := strings.LastIndex(r, "@") + 1
-	if start == 0 {
-		if _, rest, ok := strings.Cut(r, "://"); ok {
-			start = len(r) - len(rest)
-		}
-	}
-	if i := strings.IndexAny(r[start:], "?#"); i >= 0 {
-		r = r[:start+i]
-	}
-	return r
 }
