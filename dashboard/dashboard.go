@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
-	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
@@ -99,24 +98,6 @@ type Sampling struct {
 	Now func() time.Time
 }
 
-// PendingLister is implemented by brokers that list the delivered,
-// unsettled entries of a topic (the Redis broker).
-type PendingLister interface {
-	PendingEntries(ctx context.Context, topic string, limit int) ([]redis.PendingEntry, error)
-}
-
-// DelayedLister is implemented by brokers that list a topic's delayed jobs,
-// soonest due first (the Redis broker).
-type DelayedLister interface {
-	DelayedJobs(ctx context.Context, topic string, limit int) ([]redis.DelayedJob, error)
-}
-
-// DelayedDeleter is implemented by brokers that delete one delayed job by
-// job ID (the Redis broker).
-type DelayedDeleter interface {
-	DeleteDelayed(ctx context.Context, topic, id string) error
-}
-
 // CounterSource is implemented by brokers that report the lifetime counters
 // of a topic's stream: entries ever added and entries ever read by the
 // consumer group (the Redis broker). Without it the dashboard shows no rates.
@@ -141,9 +122,9 @@ var staticFS embed.FS
 type Dashboard struct {
 	insp     broker.Inspector
 	dlq      broker.DeadLetterAdmin
-	pending  PendingLister
-	delayed  DelayedLister
-	deleter  DelayedDeleter
+	pending  broker.PendingLister
+	delayed  broker.DelayedLister
+	deleter  broker.DelayedDeleter
 	counters CounterSource
 
 	o       Options
@@ -157,8 +138,9 @@ type Dashboard struct {
 
 // New returns a dashboard over b, which must implement [broker.Inspector].
 // Further powers are found by type assertion on b: dead-letter
-// administration ([broker.DeadLetterAdmin]), [PendingLister], [DelayedLister], [DelayedDeleter] and
-// [CounterSource]. With fewer powers the dashboard shows fewer panels. New
+// administration ([broker.DeadLetterAdmin]), listing pending entries
+// ([broker.PendingLister]) and delayed jobs ([broker.DelayedLister]),
+// deleting a delayed job ([broker.DelayedDeleter]) and [CounterSource]. With fewer powers the dashboard shows fewer panels. New
 // panics if opts.Auth sets both basic auth and a token, or a user without a
 // password (a programming error).
 func New(b broker.Inspector, opts *Options) *Dashboard {
@@ -175,9 +157,9 @@ func New(b broker.Inspector, opts *Options) *Dashboard {
 	d := &Dashboard{insp: b, o: o.withDefaults()}
 	d.log = d.o.Logger
 	d.dlq, _ = b.(broker.DeadLetterAdmin)
-	d.pending, _ = b.(PendingLister)
-	d.delayed, _ = b.(DelayedLister)
-	d.deleter, _ = b.(DelayedDeleter)
+	d.pending, _ = b.(broker.PendingLister)
+	d.delayed, _ = b.(broker.DelayedLister)
+	d.deleter, _ = b.(broker.DelayedDeleter)
 	d.counters, _ = b.(CounterSource)
 	d.csrf = newCSRF(d.o.Sampling.Now)
 	d.sampler = newSampler(d.o.Sampling)
@@ -410,7 +392,7 @@ type topicData struct {
 	Stat        *topicStat // nil until sampled
 	Consumers   []consumerRow
 	HasPending  bool
-	Pending     []redis.PendingEntry
+	Pending     []broker.PendingEntry
 	HasDelayed  bool
 	CanDelete   bool
 	Delayed     []delayedRow
@@ -428,7 +410,7 @@ type consumerRow struct {
 }
 
 type delayedRow struct {
-	redis.DelayedJob
+	broker.DelayedJob
 	Payload payload
 }
 

@@ -226,9 +226,6 @@ func TestMemoryBroker(t *testing.T) {
 	if page.StatusCode != http.StatusOK || !strings.Contains(page.body, "disk full") {
 		t.Fatalf("topic page: %d", page.StatusCode)
 	}
-	if strings.Contains(page.body, `id="pending"`) || strings.Contains(page.body, `id="delayed"`) {
-		t.Error("memory broker page shows panels it cannot fill")
-	}
 	res := post(t, h, "/topics/emails/dead/replay", url.Values{"csrf": {csrfToken(t, page.body)}, "all": {"1"}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("replay all: %d %s", res.StatusCode, res.body)
