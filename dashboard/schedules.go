@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 	"github.com/conveyor-jobs/conveyor/schedule"
 )
 
@@ -44,7 +45,7 @@ func (d *Dashboard) schedules(ctx context.Context) *schedulesPanel {
 	p := &schedulesPanel{Now: d.o.Sampling.Now()}
 	states, err := tp.Schedules(ctx)
 	if err != nil {
-		p.Err = d.redact(err.Error())
+		p.Err = redact.In(err.Error(), d.o.Display.RedisURL)
 		return p
 	}
 	for _, s := range states {

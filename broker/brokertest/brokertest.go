@@ -20,7 +20,8 @@
 // poison protection with job.ReasonMaxDeliveries), concurrent publishers and
 // consumers, Close and context cancellation. When the broker implements
 // [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer],
-// [broker.TrimDryRunner] or [broker.TickPublisher], their behaviour is
+// [broker.TrimDryRunner], [broker.PendingLister], [broker.DelayedLister],
+// [broker.DelayedDeleter] or [broker.TickPublisher], their behaviour is
 // checked too; otherwise those subtests are skipped.
 //
 // # Details the suite pins down
@@ -46,6 +47,14 @@
 //     their ID, payload and headers.
 //   - Trim with MaxLen removes exactly the oldest entries beyond MaxLen,
 //     unless that would reach the oldest pending entry.
+//   - PendingEntries lists leased jobs oldest entry first (by receipt), each
+//     with its holder and a delivery count of 1 after one delivery; an
+//     acknowledged job is no longer listed.
+//   - DelayedJobs lists soonest due first, each job with the attempt it will
+//     be delivered as (a retry's next attempt, a snooze's unchanged one) and
+//     its failure; Snooze is nil unless the job was snoozed through
+//     [broker.SnoozeRecorder], which records the cause and the time.
+//   - Listing an unknown topic returns nothing and no error.
 //   - PublishTick enqueues a tick only when it is after the entry's last
 //     tick, for every consumer of the queue space; a refused tick returns
 //     the last tick's job ID and enqueues nothing; re-registering an entry
@@ -132,6 +141,9 @@ var cases = []struct {
 	{"PurgeDeadLetters", testPurge},
 	{"Trim", testTrim},
 	{"TrimDryRun", testTrimDryRun},
+	{"PendingEntries", testPendingEntries},
+	{"DelayedJobs", testDelayedJobs},
+	{"DeleteDelayed", testDeleteDelayed},
 	{"Schedule", testSchedule},
 	{"ScheduleRace", testScheduleRace},
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker/memory"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/config"
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
 // Exit codes.
@@ -265,8 +266,8 @@ func dialURL(c *config.Config) string {
 // rawURL, as the user wrote it. The result still matches what err matches
 // (redis.ErrInvalidURL, say).
 func connectError(err error, dialed, rawURL string) error {
-	msg := strings.ReplaceAll(err.Error(), config.RedactURL(dialed), config.RedactURL(rawURL))
-	msg = config.Redact(msg, rawURL)
+	msg := strings.ReplaceAll(err.Error(), redact.URL(dialed), redact.URL(rawURL))
+	msg = redact.In(msg, rawURL)
 	if advice := config.Diagnose(err, rawURL); advice != "" {
 		msg += "\n  what to do: " + advice
 	}
