@@ -109,3 +109,25 @@ func xlen(t testing.TB, rdb goredis.UniversalClient, key string) int64 {
 	}
 	return n
 }
+
+// pendingOf returns how many entries of stream are leased to consumer.
+func pendingOf(t *testing.T, e *env, stream, consumer string) int64 {
+	t.Helper()
+	ps, err := e.rdb.XPendingExt(context.Background(), &goredis.XPendingExtArgs{
+		Stream: stream, Group: "conveyor", Start: "-", End: "+", Count: 1000, Consumer: consumer,
+	}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(ps))
+}
+
+// xlenAcked returns how many jobs of topics were acknowledged (deleted).
+func xlenAcked(t *testing.T, e *env, topics []string) int64 {
+	t.Helper()
+	var left int64
+	for _, topic := range topics {
+		left += xlen(t, e.rdb, e.key(topic, "stream"))
+	}
+	return 9 - left
+}
