@@ -318,7 +318,8 @@ func statusOf(err error) int {
 
 type overviewData struct {
 	page
-	Overview *overview
+	Overview  *overview
+	Schedules *schedulesPanel // nil: the broker keeps no schedules
 }
 
 func (d *Dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
@@ -327,7 +328,7 @@ func (d *Dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, "./", statusOf(err), err)
 		return
 	}
-	d.render(w, http.StatusOK, "overview.html", overviewData{page: d.newPage("./"), Overview: ov})
+	d.render(w, http.StatusOK, "overview.html", overviewData{page: d.newPage("./"), Overview: ov, Schedules: d.schedules(r.Context())})
 }
 
 func (d *Dashboard) overviewFragment(w http.ResponseWriter, r *http.Request) {

@@ -20,9 +20,9 @@
 // poison protection with job.ReasonMaxDeliveries), concurrent publishers and
 // consumers, Close and context cancellation. When the broker implements
 // [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer],
-// [broker.TrimDryRunner], [broker.PendingLister], [broker.DelayedLister] or
-// [broker.DelayedDeleter], their behaviour is checked too; otherwise those
-// subtests are skipped.
+// [broker.TrimDryRunner], [broker.PendingLister], [broker.DelayedLister],
+// [broker.DelayedDeleter] or [broker.TickPublisher], their behaviour is
+// checked too; otherwise those subtests are skipped.
 //
 // # Details the suite pins down
 //
@@ -55,6 +55,10 @@
 //     its failure; Snooze is nil unless the job was snoozed through
 //     [broker.SnoozeRecorder], which records the cause and the time.
 //   - Listing an unknown topic returns nothing and no error.
+//   - PublishTick enqueues a tick only when it is after the entry's last
+//     tick, for every consumer of the queue space; a refused tick returns
+//     the last tick's job ID and enqueues nothing; re-registering an entry
+//     keeps its last tick; Schedules lists registered entries only.
 //   - TrimDryRun removes nothing and returns exactly what Trim with the same
 //     options removes right after it, with pending entries present or not;
 //     it rejects the options Trim rejects.
@@ -140,6 +144,8 @@ var cases = []struct {
 	{"PendingEntries", testPendingEntries},
 	{"DelayedJobs", testDelayedJobs},
 	{"DeleteDelayed", testDeleteDelayed},
+	{"Schedule", testSchedule},
+	{"ScheduleRace", testScheduleRace},
 }
 
 // env is one subtest's queue space.

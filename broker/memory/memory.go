@@ -117,6 +117,8 @@ type state struct {
 
 	closed bool
 	done   chan struct{}
+
+	sched schedules // schedule entries and their last ticks
 }
 
 type topic struct {

@@ -38,6 +38,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newHealthCmd,
 	newDLQCmd,
 	newConsumersCmd,
+	newScheduleCmd,
 	newDashboardCmd,
 	newTrimCmd,
 	newBenchCmd,
@@ -105,8 +106,8 @@ See "conveyor config print" and config.yaml.example.
 
 The memory backend (QUEUE_BACKEND=memory) holds jobs only inside the process
 that runs it: worker can run on it, but produce, consume, consumers, health,
-dlq, trim and dashboard, which work on the jobs of other processes, need
-Redis.
+dlq, schedule, trim and dashboard, which work on the jobs of other processes,
+need Redis.
 
 Output: --json prints durations as seconds (a number, fractions allowed) in
 fields whose names end in _seconds, and times in RFC 3339. Human output
