@@ -67,7 +67,10 @@ func (e *TLSError) Unwrap() error { return e.Err }
 // are joined. Open also reads the files, and reports what they hold.
 func CheckTLS(rawURL string, t *TLSOptions) error {
 	scheme, _, _ := strings.Cut(rawURL, "://")
-	errs := tlsProblems(strings.EqualFold(scheme, "rediss"), t)
+	var errs []error
+	for _, e := range tlsProblems(strings.EqualFold(scheme, "rediss"), t) {
+		errs = append(errs, e)
+	}
 	if t != nil {
 		for _, f := range []struct{ field, path string }{
 			{"CAFile", t.CAFile}, {"CertFile", t.CertFile}, {"KeyFile", t.KeyFile},
@@ -85,11 +88,11 @@ func CheckTLS(rawURL string, t *TLSOptions) error {
 
 // tlsProblems returns the problems of t, for a rediss:// URL when rediss
 // is true, that need no file read.
-func tlsProblems(rediss bool, t *TLSOptions) []error {
+func tlsProblems(rediss bool, t *TLSOptions) []*TLSError {
 	if t == nil {
 		return nil
 	}
-	var errs []error
+	var errs []*TLSError
 	if !rediss {
 		for _, f := range []struct {
 			field string
@@ -121,9 +124,9 @@ func tlsProblems(rediss bool, t *TLSOptions) []error {
 func (p *parsedURL) applyTLS(t *TLSOptions) error {
 	problems := tlsProblems(p.tls, t)
 	var notRediss []error
-	for _, err := range problems {
-		if err.(*TLSError).Problem == TLSWithoutRediss {
-			notRediss = append(notRediss, err)
+	for _, e := range problems {
+		if e.Problem == TLSWithoutRediss {
+			notRediss = append(notRediss, e)
 		}
 	}
 	if len(notRediss) > 0 {
