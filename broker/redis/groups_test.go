@@ -2,9 +2,7 @@ package redis_test
 
 import (
 	"context"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,13 +21,8 @@ func TestOtherGroupOnStreamIsAnError(t *testing.T) {
 	if err := e.rdb.XGroupCreateMkStream(ctx, e.key("shared", "stream"), "analytics", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu   sync.Mutex
-		logs strings.Builder
-	)
-	b := e.broker(t, "w", func(o *redis.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	})
+	var logs logBuffer
+	b := e.broker(t, "w", func(o *redis.Options) { o.Logger = logs.logger(nil) })
 	for _, topic := range []string{"shared", "own"} {
 		if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
@@ -38,9 +31,7 @@ func TestOtherGroupOnStreamIsAnError(t *testing.T) {
 	for range 2 {
 		fetchN(t, b, []string{"shared", "own"}, 1)
 	}
-	mu.Lock()
 	out := logs.String()
-	mu.Unlock()
 	if n := strings.Count(out, "another consumer group reads this topic's stream"); n != 1 {
 		t.Fatalf("%d messages about another group, want 1:\n%s", n, out)
 	}
@@ -60,13 +51,8 @@ func TestVanishedGroupIsLogged(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	var (
-		mu   sync.Mutex
-		logs strings.Builder
-	)
-	b := e.broker(t, "w", func(o *redis.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	})
+	var logs logBuffer
+	b := e.broker(t, "w", func(o *redis.Options) { o.Logger = logs.logger(nil) })
 	topics := []string{"destroyed", "deleted", "kept"}
 	for _, topic := range topics {
 		if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte(`{}`)}); err != nil {
@@ -102,9 +88,7 @@ func TestVanishedGroupIsLogged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mu.Lock()
 	out := logs.String()
-	mu.Unlock()
 	const msg = "consumer group was missing"
 	if n := strings.Count(out, msg); n != 2 {
 		t.Fatalf("%d messages about a missing group, want 2 (one per topic):\n%s", n, out)

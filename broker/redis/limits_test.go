@@ -3,9 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,11 +22,8 @@ func TestJobLimitsFromRawProducer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	var logs strings.Builder
-	var mu sync.Mutex
-	b := e.broker(t, "a", func(o *redis.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	})
+	var logs logBuffer
+	b := e.broker(t, "a", func(o *redis.Options) { o.Logger = logs.logger(nil) })
 	maxMS := broker.MaxTimeout.Milliseconds()
 	tests := []struct {
 		maxAttempts, timeoutMS string
@@ -59,8 +54,6 @@ func TestJobLimitsFromRawProducer(t *testing.T) {
 	if err := b.Ack(ctx, ds...); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	for _, tt := range tests {
 		if tt.warning != "" && !strings.Contains(logs.String(), tt.warning) {
 			t.Errorf("no warning %s in the log:\n%s", tt.warning, logs.String())

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -18,18 +17,13 @@ import (
 // broker's logger, at debug level, instead of on stderr.
 func TestGoRedisLinesReachTheBrokerLogger(t *testing.T) {
 	t.Parallel()
-	var (
-		mu   sync.Mutex
-		logs strings.Builder
-	)
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs logBuffer
+	logger := logs.logger(&slog.HandlerOptions{Level: slog.LevelDebug})
 	if b, err := redis.Open("redis://127.0.0.1:1?dial_timeout=1s", &redis.Options{Logger: logger}); err == nil {
 		b.Close()
 		t.Fatal("Open of a closed port succeeded")
 	}
-	mu.Lock()
 	out := logs.String()
-	mu.Unlock()
 	if !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "conveyor/redis: go-redis: connection pool: failed to dial") {
 		t.Fatalf("go-redis's dial failure not in the broker's logger:\n%s", out)
 	}
