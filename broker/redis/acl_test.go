@@ -10,6 +10,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
@@ -62,8 +63,8 @@ func TestACLTopicsWithoutScan(t *testing.T) {
 	if err := srv.Client(t).Do(ctx, args...).Err(); err != nil {
 		t.Fatalf("ACL SETUSER: %v", err)
 	}
-	var logs logBuffer
-	b, err := redis.Open(fmt.Sprintf("redis://%s:%s@%s", user, pass, srv.Addr()), &redis.Options{Namespace: srv.Namespace, Logger: logs.logger(nil), DiscoverInterval: time.Nanosecond})
+	var logs logtest.Buffer
+	b, err := redis.Open(fmt.Sprintf("redis://%s:%s@%s", user, pass, srv.Addr()), &redis.Options{Namespace: srv.Namespace, Logger: logs.TextLogger(nil), DiscoverInterval: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
@@ -237,9 +238,9 @@ func TestTopicsLargeKeyspace(t *testing.T) {
 		ns := srv.Namespace + "-errors"
 		rec := &scanRecorder{}
 		clk := newClock()
-		var logs logBuffer
+		var logs logtest.Buffer
 		b := hookedBroker(t, srv, ns, rec, func(o *redis.Options) {
-			o.DiscoverInterval, o.Now, o.Logger = time.Minute, clk.Now, logs.logger(nil)
+			o.DiscoverInterval, o.Now, o.Logger = time.Minute, clk.Now, logs.TextLogger(nil)
 		})
 		if _, err := b.Publish(ctx, broker.Message{Topic: "registered", Payload: []byte("p")}); err != nil {
 			t.Fatal(err)

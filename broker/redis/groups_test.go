@@ -8,6 +8,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 )
 
 // TestOtherGroupOnStreamIsAnError: a second consumer group on a topic's
@@ -21,8 +22,8 @@ func TestOtherGroupOnStreamIsAnError(t *testing.T) {
 	if err := e.rdb.XGroupCreateMkStream(ctx, e.key("shared", "stream"), "analytics", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	var logs logBuffer
-	b := e.broker(t, "w", func(o *redis.Options) { o.Logger = logs.logger(nil) })
+	var logs logtest.Buffer
+	b := e.broker(t, "w", func(o *redis.Options) { o.Logger = logs.TextLogger(nil) })
 	for _, topic := range []string{"shared", "own"} {
 		if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
@@ -51,8 +52,8 @@ func TestVanishedGroupIsLogged(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	var logs logBuffer
-	b := e.broker(t, "w", func(o *redis.Options) { o.Logger = logs.logger(nil) })
+	var logs logtest.Buffer
+	b := e.broker(t, "w", func(o *redis.Options) { o.Logger = logs.TextLogger(nil) })
 	topics := []string{"destroyed", "deleted", "kept"}
 	for _, topic := range topics {
 		if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte(`{}`)}); err != nil {

@@ -2,9 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,31 +41,6 @@ func standaloneAndCluster(t *testing.T, test func(t *testing.T, rdb goredis.Univ
 		c := redistest.StartCluster(t, 1)
 		test(t, c.Client(t), c.Namespace)
 	})
-}
-
-// logBuffer collects what a text logger writes. It is safe for concurrent
-// use; the zero logBuffer is empty and ready.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// String returns what has been logged so far.
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// logger returns a text logger, with opts (nil: defaults), that writes to l.
-func (l *logBuffer) logger(opts *slog.HandlerOptions) *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, opts))
 }
 
 // key returns the key of topic's kind ("stream", "delayed", "dlq").

@@ -11,6 +11,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -22,8 +23,8 @@ func TestJobLimitsFromRawProducer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	var logs logBuffer
-	b := e.broker(t, "a", func(o *redis.Options) { o.Logger = logs.logger(nil) })
+	var logs logtest.Buffer
+	b := e.broker(t, "a", func(o *redis.Options) { o.Logger = logs.TextLogger(nil) })
 	maxMS := broker.MaxTimeout.Milliseconds()
 	tests := []struct {
 		maxAttempts, timeoutMS string

@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
@@ -17,8 +18,8 @@ import (
 // broker's logger, at debug level, instead of on stderr.
 func TestGoRedisLinesReachTheBrokerLogger(t *testing.T) {
 	t.Parallel()
-	var logs logBuffer
-	logger := logs.logger(&slog.HandlerOptions{Level: slog.LevelDebug})
+	var logs logtest.Buffer
+	logger := logs.TextLogger(&slog.HandlerOptions{Level: slog.LevelDebug})
 	if b, err := redis.Open("redis://127.0.0.1:1?dial_timeout=1s", &redis.Options{Logger: logger}); err == nil {
 		b.Close()
 		t.Fatal("Open of a closed port succeeded")

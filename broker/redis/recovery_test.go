@@ -12,6 +12,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -285,11 +286,11 @@ func TestAttemptOverflowIsBounded(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	var logs logBuffer
+	var logs logtest.Buffer
 	b := e.broker(t, "a", func(o *redis.Options) {
 		shortLease(o)
 		o.MaxDeliveries = 2
-		o.Logger = logs.logger(nil)
+		o.Logger = logs.TextLogger(nil)
 	})
 	for _, topic := range []string{"crash", "retry"} {
 		if err := e.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: e.key(topic, "stream"),
