@@ -11,6 +11,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/memory"
 	"github.com/conveyor-jobs/conveyor/dashboard"
+	"github.com/conveyor-jobs/conveyor/internal/dashboardtest"
 )
 
 // section returns the panel of page with the given id, "" when absent.
@@ -32,8 +33,8 @@ func TestMemoryBrokerPendingAndDelayed(t *testing.T) {
 	b := memory.New(nil)
 	t.Cleanup(func() { _ = b.Close() })
 	worker := b.Consumer("worker-7")
-	publish(t, b, "emails", 2)
-	ds := fetch(t, worker, "emails", 1)
+	dashboardtest.Publish(t, b, "emails", 2)
+	ds := dashboardtest.Fetch(t, worker, "emails", 1)
 	for _, m := range []broker.Message{
 		{Topic: "emails", ID: "later-1", Payload: []byte(`{"to":"a@example.com"}`), Delay: time.Hour},
 		{Topic: "emails", ID: "later-2", Payload: []byte(`{"to":"b@example.com"}`), Delay: 2 * time.Hour},
@@ -64,7 +65,7 @@ func TestMemoryBrokerPendingAndDelayed(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("delete: %d %s", res.StatusCode, res.body)
 	}
-	if info := inspect(t, b, "emails"); info.Delayed != 1 {
+	if info := dashboardtest.Inspect(t, b, "emails"); info.Delayed != 1 {
 		t.Errorf("delayed %d after the delete, want 1", info.Delayed)
 	}
 	if delayed := section(get(t, h, "/topics/emails").body, "delayed"); strings.Contains(delayed, "later-1") || !strings.Contains(delayed, "later-2") {
@@ -78,8 +79,8 @@ func TestPanelsNeedPowers(t *testing.T) {
 	t.Parallel()
 	b := memory.New(nil)
 	t.Cleanup(func() { _ = b.Close() })
-	publish(t, b, "emails", 2)
-	fetch(t, b, "emails", 1)
+	dashboardtest.Publish(t, b, "emails", 2)
+	dashboardtest.Fetch(t, b, "emails", 1)
 	if _, err := b.Publish(context.Background(), broker.Message{Topic: "emails", ID: "later-1", Delay: time.Hour}); err != nil {
 		t.Fatal(err)
 	}

@@ -153,56 +153,44 @@ func TestDelayedPromotedWhenDueWithoutPolling(t *testing.T) {
 // single Redis and on Cluster, with one topic and with several.
 func TestWaitingFetchPromotesDelayedJobs(t *testing.T) {
 	t.Parallel()
-	for _, cluster := range []bool{false, true} {
-		t.Run(map[bool]string{false: "standalone", true: "cluster"}[cluster], func(t *testing.T) {
-			t.Parallel()
-			var rdb goredis.UniversalClient
-			var ns string
-			if cluster {
-				c := redistest.StartCluster(t, 1)
-				rdb, ns = c.Client(t), c.Namespace
-			} else {
-				s := redistest.Start(t)
-				rdb, ns = s.Client(t), s.Namespace
-			}
-			b, err := redis.New(rdb, &redis.Options{
-				Namespace: ns, Consumer: "a", Lease: time.Minute,
-				Block: redis.MaxBlock, ClaimInterval: time.Hour,
-			})
-			if err != nil {
+	standaloneAndCluster(t, func(t *testing.T, rdb goredis.UniversalClient, ns string) {
+		b, err := redis.New(rdb, &redis.Options{
+			Namespace: ns, Consumer: "a", Lease: time.Minute,
+			Block: redis.MaxBlock, ClaimInterval: time.Hour,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		ctx := context.Background()
+		const delay = 50 * time.Millisecond
+		for _, topics := range [][]string{{"one"}, {"x", "y", "z"}} {
+			topic := topics[len(topics)-1]
+			// The first Fetch runs the ClaimInterval maintenance.
+			if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte("now")}); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = b.Close() })
-			ctx := context.Background()
-			const delay = 50 * time.Millisecond
-			for _, topics := range [][]string{{"one"}, {"x", "y", "z"}} {
-				topic := topics[len(topics)-1]
-				// The first Fetch runs the ClaimInterval maintenance.
-				if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte("now")}); err != nil {
-					t.Fatal(err)
-				}
-				first := fetchOne(t, b, topics, "now")
-				if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte("published"), Delay: delay}); err != nil {
-					t.Fatal(err)
-				}
-				d := fetchOne(t, b, topics, "published")
-				if err := b.Retry(ctx, d, delay, job.Failure{Error: "again"}); err != nil {
-					t.Fatal(err)
-				}
-				d = fetchOne(t, b, topics, "published")
-				if d.Job.Attempt != 2 {
-					t.Fatalf("retried job has attempt %d, want 2", d.Job.Attempt)
-				}
-				if err := b.Snooze(ctx, d, delay); err != nil {
-					t.Fatal(err)
-				}
-				d = fetchOne(t, b, topics, "published")
-				if err := b.Ack(ctx, first, d); err != nil {
-					t.Fatal(err)
-				}
+			first := fetchOne(t, b, topics, "now")
+			if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte("published"), Delay: delay}); err != nil {
+				t.Fatal(err)
 			}
-		})
-	}
+			d := fetchOne(t, b, topics, "published")
+			if err := b.Retry(ctx, d, delay, job.Failure{Error: "again"}); err != nil {
+				t.Fatal(err)
+			}
+			d = fetchOne(t, b, topics, "published")
+			if d.Job.Attempt != 2 {
+				t.Fatalf("retried job has attempt %d, want 2", d.Job.Attempt)
+			}
+			if err := b.Snooze(ctx, d, delay); err != nil {
+				t.Fatal(err)
+			}
+			d = fetchOne(t, b, topics, "published")
+			if err := b.Ack(ctx, first, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }
 
 // fetchOne calls Fetch once and wants exactly the job with payload want.
@@ -355,56 +343,44 @@ func TestMaintenanceErrorOfOneTopicSparesTheOthers(t *testing.T) {
 // single server and on Redis Cluster.
 func TestReadErrorOfOneStreamKeepsTheOthers(t *testing.T) {
 	t.Parallel()
-	for _, cluster := range []bool{false, true} {
-		t.Run(map[bool]string{false: "standalone", true: "cluster"}[cluster], func(t *testing.T) {
-			t.Parallel()
-			var rdb goredis.UniversalClient
-			var ns string
-			if cluster {
-				c := redistest.StartCluster(t, 1)
-				rdb, ns = c.Client(t), c.Namespace
-			} else {
-				s := redistest.Start(t)
-				rdb, ns = s.Client(t), s.Namespace
-			}
-			ctx := context.Background()
-			b, err := redis.New(rdb, &redis.Options{
-				Namespace: ns, Consumer: "a", Lease: time.Minute,
-				Block: 20 * time.Millisecond, ClaimInterval: time.Hour, // maintenance only at the first Fetch
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = b.Close() })
-			topics := []string{"bad", "good"}
-			// Create both groups, then break the stream of "bad".
-			if _, err := b.Fetch(ctx, topics, 10); err != nil {
-				t.Fatal(err)
-			}
-			bad := ns + ":{bad}:stream"
-			if err := rdb.Del(ctx, bad).Err(); err != nil {
-				t.Fatal(err)
-			}
-			if err := rdb.Set(ctx, bad, "not a stream", 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := b.Publish(ctx, broker.Message{Topic: "good", Payload: []byte("kept")}); err != nil {
-				t.Fatal(err)
-			}
-			ds, err := b.Fetch(ctx, topics, 10)
-			if err != nil {
-				t.Fatalf("Fetch: %v", err)
-			}
-			if len(ds) != 1 || string(ds[0].Job.Payload) != "kept" || ds[0].Job.Attempt != 1 {
-				t.Fatalf("Fetch returned %d deliveries, want the job of the good topic", len(ds))
-			}
-			if err := b.Ack(ctx, ds...); err != nil {
-				t.Fatal(err)
-			}
-			// With nothing read elsewhere, the error is returned.
-			if _, err := b.Fetch(ctx, topics, 10); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
-				t.Fatalf("Fetch with only a broken stream: err %v, want WRONGTYPE", err)
-			}
+	standaloneAndCluster(t, func(t *testing.T, rdb goredis.UniversalClient, ns string) {
+		ctx := context.Background()
+		b, err := redis.New(rdb, &redis.Options{
+			Namespace: ns, Consumer: "a", Lease: time.Minute,
+			Block: 20 * time.Millisecond, ClaimInterval: time.Hour, // maintenance only at the first Fetch
 		})
-	}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		topics := []string{"bad", "good"}
+		// Create both groups, then break the stream of "bad".
+		if _, err := b.Fetch(ctx, topics, 10); err != nil {
+			t.Fatal(err)
+		}
+		bad := ns + ":{bad}:stream"
+		if err := rdb.Del(ctx, bad).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Set(ctx, bad, "not a stream", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Publish(ctx, broker.Message{Topic: "good", Payload: []byte("kept")}); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := b.Fetch(ctx, topics, 10)
+		if err != nil {
+			t.Fatalf("Fetch: %v", err)
+		}
+		if len(ds) != 1 || string(ds[0].Job.Payload) != "kept" || ds[0].Job.Attempt != 1 {
+			t.Fatalf("Fetch returned %d deliveries, want the job of the good topic", len(ds))
+		}
+		if err := b.Ack(ctx, ds...); err != nil {
+			t.Fatal(err)
+		}
+		// With nothing read elsewhere, the error is returned.
+		if _, err := b.Fetch(ctx, topics, 10); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+			t.Fatalf("Fetch with only a broken stream: err %v, want WRONGTYPE", err)
+		}
+	})
 }

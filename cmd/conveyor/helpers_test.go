@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
 
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/cli")
@@ -50,23 +50,8 @@ type result struct {
 	stdout, stderr string
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for a writer and a concurrent reader.
+type syncBuffer = logtest.Buffer
 
 // invocation describes one run of conveyor in-process.
 type invocation struct {
