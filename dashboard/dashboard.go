@@ -144,6 +144,7 @@ type Dashboard struct {
 	pending  PendingLister
 	delayed  DelayedLister
 	deleter  DelayedDeleter
+	cancel   broker.Canceller
 	counters CounterSource
 
 	o       Options
@@ -157,8 +158,8 @@ type Dashboard struct {
 
 // New returns a dashboard over b, which must implement [broker.Inspector].
 // Further powers are found by type assertion on b: dead-letter
-// administration ([broker.DeadLetterAdmin]), [PendingLister], [DelayedLister], [DelayedDeleter] and
-// [CounterSource]. With fewer powers the dashboard shows fewer panels. New
+// administration ([broker.DeadLetterAdmin]), [PendingLister], [DelayedLister], [DelayedDeleter],
+// cancelling ([broker.Canceller]) and [CounterSource]. With fewer powers the dashboard shows fewer panels. New
 // panics if opts.Auth sets both basic auth and a token, or a user without a
 // password (a programming error).
 func New(b broker.Inspector, opts *Options) *Dashboard {
@@ -178,6 +179,7 @@ func New(b broker.Inspector, opts *Options) *Dashboard {
 	d.pending, _ = b.(PendingLister)
 	d.delayed, _ = b.(DelayedLister)
 	d.deleter, _ = b.(DelayedDeleter)
+	d.cancel, _ = b.(broker.Canceller)
 	d.counters, _ = b.(CounterSource)
 	d.csrf = newCSRF(d.o.Sampling.Now)
 	d.sampler = newSampler(d.o.Sampling)
@@ -227,6 +229,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /topics/{topic}/dead/replay", d.mutating(d.replay))
 	m.HandleFunc("POST /topics/{topic}/dead/purge", d.mutating(d.purge))
 	m.HandleFunc("POST /topics/{topic}/delayed/delete", d.mutating(d.deleteDelayed))
+	m.HandleFunc("POST /topics/{topic}/jobs/cancel", d.mutating(d.cancelJob))
 	d.mux = m
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -419,6 +422,7 @@ type topicData struct {
 	Pending     []redis.PendingEntry
 	HasDelayed  bool
 	CanDelete   bool
+	CanCancel   bool
 	Delayed     []delayedRow
 	HasDLQ      bool
 	DeadLetters []deadRow
@@ -503,6 +507,7 @@ func (d *Dashboard) topicData(ctx context.Context, topic, after string, lists bo
 		HasPending: d.pending != nil,
 		HasDelayed: d.delayed != nil,
 		CanDelete:  d.deleter != nil && !d.o.ReadOnly,
+		CanCancel:  d.cancel != nil && !d.o.ReadOnly,
 		HasDLQ:     d.dlq != nil,
 		After:      after,
 		PageSize:   n,
@@ -665,6 +670,31 @@ func (d *Dashboard) deleteDelayed(w http.ResponseWriter, r *http.Request, topic 
 	redirectDone(w, r, topic, "deleted", 1, 0)
 }
 
+// cancelJob cancels one job by ID (broker.Canceller): a delayed job is
+// dead-lettered now, a pending (running) one gets a cancel request.
+func (d *Dashboard) cancelJob(w http.ResponseWriter, r *http.Request, topic string) {
+	if d.cancel == nil {
+		http.Error(w, "this broker cannot cancel jobs", http.StatusNotImplemented)
+		return
+	}
+	id := r.PostForm.Get("id")
+	if id == "" {
+		http.Error(w, "missing id", http.StatusBadRequest)
+		return
+	}
+	res, err := d.cancel.Cancel(r.Context(), topic, id)
+	if err != nil {
+		d.fail(w, "../../../", statusOf(err), err)
+		return
+	}
+	done := "cancelled"
+	if res == broker.CancelRequested {
+		done = "cancel-requested"
+	}
+	d.sampler.invalidate()
+	redirectDone(w, r, topic, done, 1, 0)
+}
+
 // redirectDone sends the browser back to the topic page (a relative
 // Location, so any mount prefix works) with a message naming what was done
 // and how many of the selected items were not found.
@@ -692,6 +722,10 @@ func flashMessage(q url.Values) string {
 		msg = fmt.Sprintf("Purged %d dead %s.", n, plural(n, "letter", "letters"))
 	case "deleted":
 		return "Deleted the delayed job."
+	case "cancelled":
+		return "Cancelled the job: it is in the dead letters with reason cancelled."
+	case "cancel-requested":
+		return "Cancel requested: the job is running; its worker ends it within about a second and dead-letters it with reason cancelled (unless it completes first)."
 	default:
 		return ""
 	}
