@@ -318,21 +318,6 @@ func TestBadURLs(t *testing.T) {
 }
 
 func TestRedaction(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"redis://default:s3cret@h:6379/0", "redis://default:xxxxx@h:6379/0"},
-		{"rediss://:s3cret@h:6380", "rediss://:xxxxx@h:6380"},
-		{"redis://default:p@ss/w#rd@h:6379/0", "redis://default:xxxxx@h:6379/0"},
-		{"redis://h:6379/0", "redis://h:6379/0"},
-		{"redis://user@h:6379/0", "redis://user@h:6379/0"},
-		{"default:s3cret@h:6379", "default:xxxxx@h:6379"}, // no scheme
-		{"h:6379", "h:6379"},
-	}
-	for _, tt := range tests {
-		if got := config.RedactURL(tt.in); got != tt.want {
-			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-
 	// Entries (what `conveyor config print` shows) never hold the password.
 	c, err := config.Load(setup(t, map[string]string{".env": "REDIS_URL=redis://app:hunter2pass@h:6379/0\n"}, env{}))
 	if err != nil {
@@ -348,9 +333,6 @@ func TestRedaction(t *testing.T) {
 	}
 	if c.Redis.URL != "redis://app:hunter2pass@h:6379/0" {
 		t.Fatalf("the effective URL must keep the password: %q", c.Redis.URL)
-	}
-	if got := config.Redact("auth failed for hunter2pass", c.Redis.URL); strings.Contains(got, "hunter2pass") {
-		t.Fatalf("Redact left the password: %q", got)
 	}
 }
 

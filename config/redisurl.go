@@ -16,15 +16,6 @@ import (
 	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
-// RedactURL returns s with its password replaced by "xxxxx". It works on
-// URLs that do not parse too (a password with an unencoded "/", say).
-func RedactURL(s string) string { return redact.URL(s) }
-
-// Redact returns msg with every form of rawURL's password (as written,
-// decoded and encoded) replaced by "xxxxx", for error text that might quote
-// it.
-func Redact(msg, rawURL string) string { return redact.In(msg, rawURL) }
-
 // escapes names the characters that must be percent-encoded in a URL's
 // userinfo, with their encoding.
 var escapes = []struct{ char, enc string }{
@@ -64,7 +55,7 @@ func CheckURL(s string) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("not a valid URL: %s", Redact(err.Error(), s))
+		return fmt.Errorf("not a valid URL: %s", redact.In(err.Error(), s))
 	}
 	if scheme != "unix" && u.Host == "" {
 		return errors.New("missing host: write redis://[user:password@]host:port/db")
@@ -75,7 +66,7 @@ func CheckURL(s string) error {
 		}
 	}
 	if _, err := goredis.ParseURL(firstHost(u)); err != nil {
-		return errors.New(Redact(err.Error(), s))
+		return errors.New(redact.In(err.Error(), s))
 	}
 	return nil
 }
@@ -167,15 +158,15 @@ func (c *Config) TLSEnabled() bool {
 // (Cluster seeds, Sentinels) they connect to the first.
 func (c *Config) RedisOptions() (*goredis.Options, error) {
 	if err := CheckURL(c.Redis.URL); err != nil {
-		return nil, &Error{Key: "redis.url", Value: RedactURL(c.Redis.URL), Source: c.Source("redis.url"), Err: err}
+		return nil, &Error{Key: "redis.url", Value: redact.URL(c.Redis.URL), Source: c.Source("redis.url"), Err: err}
 	}
 	u, err := url.Parse(c.Redis.URL)
 	if err != nil {
-		return nil, errors.New(Redact(err.Error(), c.Redis.URL))
+		return nil, errors.New(redact.In(err.Error(), c.Redis.URL))
 	}
 	opts, err := goredis.ParseURL(firstHost(u))
 	if err != nil {
-		return nil, errors.New(Redact(err.Error(), c.Redis.URL))
+		return nil, errors.New(redact.In(err.Error(), c.Redis.URL))
 	}
 	if opts.TLSConfig != nil {
 		if err := c.TLS.apply(opts.TLSConfig); err != nil {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
-	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
@@ -99,24 +98,6 @@ type Sampling struct {
 	Now func() time.Time
 }
 
-// PendingLister is implemented by brokers that list the delivered,
-// unsettled entries of a topic (the Redis broker).
-type PendingLister interface {
-	PendingEntries(ctx context.Context, topic string, limit int) ([]redis.PendingEntry, error)
-}
-
-// DelayedLister is implemented by brokers that list a topic's delayed jobs,
-// soonest due first (the Redis broker).
-type DelayedLister interface {
-	DelayedJobs(ctx context.Context, topic string, limit int) ([]redis.DelayedJob, error)
-}
-
-// DelayedDeleter is implemented by brokers that delete one delayed job by
-// job ID (the Redis broker).
-type DelayedDeleter interface {
-	DeleteDelayed(ctx context.Context, topic, id string) error
-}
-
 // CounterSource is implemented by brokers that report the lifetime counters
 // of a topic's stream: entries ever added and entries ever read by the
 // consumer group (the Redis broker). Without it the dashboard shows no rates.
@@ -141,9 +122,9 @@ var staticFS embed.FS
 type Dashboard struct {
 	insp     broker.Inspector
 	dlq      broker.DeadLetterAdmin
-	pending  PendingLister
-	delayed  DelayedLister
-	deleter  DelayedDeleter
+	pending  broker.PendingLister
+	delayed  broker.DelayedLister
+	deleter  broker.DelayedDeleter
 	cancel   broker.Canceller
 	counters CounterSource
 
@@ -158,8 +139,10 @@ type Dashboard struct {
 
 // New returns a dashboard over b, which must implement [broker.Inspector].
 // Further powers are found by type assertion on b: dead-letter
-// administration ([broker.DeadLetterAdmin]), [PendingLister], [DelayedLister], [DelayedDeleter],
-// cancelling ([broker.Canceller]) and [CounterSource]. With fewer powers the dashboard shows fewer panels. New
+// administration ([broker.DeadLetterAdmin]), listing pending entries
+// ([broker.PendingLister]) and delayed jobs ([broker.DelayedLister]),
+// deleting a delayed job ([broker.DelayedDeleter]), cancelling a job
+// ([broker.Canceller]) and [CounterSource]. With fewer powers the dashboard shows fewer panels. New
 // panics if opts.Auth sets both basic auth and a token, or a user without a
 // password (a programming error).
 func New(b broker.Inspector, opts *Options) *Dashboard {
@@ -176,9 +159,9 @@ func New(b broker.Inspector, opts *Options) *Dashboard {
 	d := &Dashboard{insp: b, o: o.withDefaults()}
 	d.log = d.o.Logger
 	d.dlq, _ = b.(broker.DeadLetterAdmin)
-	d.pending, _ = b.(PendingLister)
-	d.delayed, _ = b.(DelayedLister)
-	d.deleter, _ = b.(DelayedDeleter)
+	d.pending, _ = b.(broker.PendingLister)
+	d.delayed, _ = b.(broker.DelayedLister)
+	d.deleter, _ = b.(broker.DelayedDeleter)
 	d.cancel, _ = b.(broker.Canceller)
 	d.counters, _ = b.(CounterSource)
 	d.csrf = newCSRF(d.o.Sampling.Now)
@@ -289,7 +272,7 @@ func (d *Dashboard) newPage(root string) page {
 	p := page{
 		Title:     d.o.Display.Title,
 		Root:      root,
-		RedisURL:  redactURL(d.o.Display.RedisURL),
+		RedisURL:  redact.Address(d.o.Display.RedisURL),
 		Namespace: d.o.Display.Namespace,
 		ReadOnly:  d.o.ReadOnly,
 	}
@@ -309,23 +292,17 @@ func (d *Dashboard) render(w http.ResponseWriter, status int, name string, data 
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	if err := d.tmpl.ExecuteTemplate(w, name, data); err != nil {
-		d.log.Error("dashboard: render", "template", name, "err", d.redact(err.Error()))
+		d.log.Error("dashboard: render", "template", name, "err", redact.In(err.Error(), d.o.Display.RedisURL))
 	}
-}
-
-// redact removes the Redis password from error text, in every form an
-// error may quote it (as written, decoded, escaped).
-func (d *Dashboard) redact(msg string) string {
-	return redact.In(msg, d.o.Display.RedisURL)
 }
 
 // fail renders an error page for err.
 func (d *Dashboard) fail(w http.ResponseWriter, root string, status int, err error) {
 	if status >= 500 {
-		d.log.Error("dashboard", "err", d.redact(err.Error()))
+		d.log.Error("dashboard", "err", redact.In(err.Error(), d.o.Display.RedisURL))
 	}
 	p := d.newPage(root)
-	p.Error = d.redact(err.Error())
+	p.Error = redact.In(err.Error(), d.o.Display.RedisURL)
 	d.render(w, status, "error.html", p)
 }
 
@@ -345,7 +322,8 @@ func statusOf(err error) int {
 
 type overviewData struct {
 	page
-	Overview *overview
+	Overview  *overview
+	Schedules *schedulesPanel // nil: the broker keeps no schedules
 }
 
 func (d *Dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
@@ -354,13 +332,13 @@ func (d *Dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, "./", statusOf(err), err)
 		return
 	}
-	d.render(w, http.StatusOK, "overview.html", overviewData{page: d.newPage("./"), Overview: ov})
+	d.render(w, http.StatusOK, "overview.html", overviewData{page: d.newPage("./"), Overview: ov, Schedules: d.schedules(r.Context())})
 }
 
 func (d *Dashboard) overviewFragment(w http.ResponseWriter, r *http.Request) {
 	ov, err := d.overview(r.Context())
 	if err != nil {
-		http.Error(w, d.redact(err.Error()), statusOf(err))
+		http.Error(w, redact.In(err.Error(), d.o.Display.RedisURL), statusOf(err))
 		return
 	}
 	d.render(w, http.StatusOK, "overview-table", overviewData{page: d.newPage("./"), Overview: ov})
@@ -372,7 +350,7 @@ func (d *Dashboard) overviewJSON(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(statusOf(err))
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": d.redact(err.Error())})
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": redact.In(err.Error(), d.o.Display.RedisURL)})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -419,7 +397,7 @@ type topicData struct {
 	Stat        *topicStat // nil until sampled
 	Consumers   []consumerRow
 	HasPending  bool
-	Pending     []redis.PendingEntry
+	Pending     []broker.PendingEntry
 	HasDelayed  bool
 	CanDelete   bool
 	CanCancel   bool
@@ -438,7 +416,7 @@ type consumerRow struct {
 }
 
 type delayedRow struct {
-	redis.DelayedJob
+	broker.DelayedJob
 	Payload payload
 }
 
@@ -480,7 +458,7 @@ func (d *Dashboard) topicPage(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) topicStatsFragment(w http.ResponseWriter, r *http.Request) {
 	data, err := d.topicData(r.Context(), r.PathValue("topic"), "", false)
 	if err != nil {
-		http.Error(w, d.redact(err.Error()), statusOf(err))
+		http.Error(w, redact.In(err.Error(), d.o.Display.RedisURL), statusOf(err))
 		return
 	}
 	d.render(w, http.StatusOK, "topic-stats", data)
@@ -574,7 +552,7 @@ func (d *Dashboard) mutating(fn func(w http.ResponseWriter, r *http.Request, top
 		}
 		topic := r.PathValue("topic")
 		if err := d.knownTopic(r.Context(), topic); err != nil {
-			http.Error(w, d.redact(err.Error()), statusOf(err))
+			http.Error(w, redact.In(err.Error(), d.o.Display.RedisURL), statusOf(err))
 			return
 		}
 		fn(w, r, topic)
@@ -740,22 +718,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// redactURL returns rawURL without its password, nor any query or fragment
-// (which may carry one), for display. It works on URLs that do not parse (a
-// password with an unencoded '@', '/' or '#'): the user information runs to
-// the last '@'.
-func redactURL(rawURL string) string {
-	r := redact.URL(rawURL)
-	start := strings.LastIndex(r, "@") + 1
-	if start == 0 {
-		if _, rest, ok := strings.Cut(r, "://"); ok {
-			start = len(r) - len(rest)
-		}
-	}
-	if i := strings.IndexAny(r[start:], "?#"); i >= 0 {
-		r = r[:start+i]
-	}
-	return r
 }

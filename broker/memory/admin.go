@@ -349,3 +349,109 @@ func (st *state) trimmable(t *topic, opts broker.TrimOptions, now time.Time) int
 	}
 	return n
 }
+
+var (
+	_ broker.PendingLister  = (*Broker)(nil)
+	_ broker.DelayedLister  = (*Broker)(nil)
+	_ broker.DelayedDeleter = (*Broker)(nil)
+)
+
+// PendingEntries lists up to limit (default [broker.DefaultListLimit]) jobs
+// of topic leased to a consumer, oldest entry first. A lease that has
+// expired is taken back first, so its job is ready again and not listed.
+// Idle is the time since the job was delivered or its lease last extended.
+func (b *Broker) PendingEntries(ctx context.Context, topic string, limit int) ([]broker.PendingEntry, error) {
+	if limit <= 0 {
+		limit = broker.DefaultListLimit
+	}
+	if err := b.lock(ctx); err != nil {
+		return nil, err
+	}
+	st := b.st
+	defer st.mu.Unlock()
+	now := st.now()
+	st.advance(now)
+	st.flush(now)
+	t := st.topics[topic]
+	var es []*entry
+	for e := st.leases.head; e != nil; e = e.next {
+		if e.topic == t {
+			es = append(es, e)
+		}
+	}
+	slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
+	es = es[:min(len(es), limit)]
+	tick := st.tick(now)
+	out := make([]broker.PendingEntry, len(es))
+	for i, e := range es {
+		// A lease lasts st.lease from its last delivery or extension.
+		idle := max(st.lease-time.Duration(e.at-tick), 0)
+		out[i] = broker.PendingEntry{ID: e.receipt, Consumer: e.holder.name, Idle: idle, Deliveries: int64(e.deliveries)}
+	}
+	return out, nil
+}
+
+// DelayedJobs lists up to limit (default [broker.DefaultListLimit]) delayed
+// jobs of topic, soonest due first (jobs due at the same instant in the
+// order they were enqueued). Their Snooze is always nil: the memory broker
+// records no snooze causes.
+func (b *Broker) DelayedJobs(ctx context.Context, topic string, limit int) ([]broker.DelayedJob, error) {
+	if limit <= 0 {
+		limit = broker.DefaultListLimit
+	}
+	if err := b.lock(ctx); err != nil {
+		return nil, err
+	}
+	st := b.st
+	defer st.mu.Unlock()
+	now := st.now()
+	st.advance(now)
+	st.flush(now)
+	es := st.delayedOf(st.topics[topic])
+	slices.SortFunc(es, func(a, b *entry) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.seq, b.seq))
+	})
+	es = es[:min(len(es), limit)]
+	out := make([]broker.DelayedJob, len(es))
+	for i, e := range es {
+		out[i] = broker.DelayedJob{Job: e.job, Due: st.epoch.Add(time.Duration(e.at)).Round(0)}
+		detach(&out[i].Job)
+	}
+	return out, nil
+}
+
+// DeleteDelayed removes the delayed job of topic with job ID id, or returns
+// an error wrapping [broker.ErrNotFound].
+func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
+	if err := b.lock(ctx); err != nil {
+		return err
+	}
+	st := b.st
+	defer st.mu.Unlock()
+	now := st.now()
+	st.advance(now)
+	st.flush(now)
+	t := st.topics[topic]
+	for _, e := range st.delayedOf(t) {
+		if e.job.ID == id {
+			st.remove(t, []*entry{e})
+			e.job = job.Job{}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: delayed job %q of %q", broker.ErrNotFound, id, topic)
+}
+
+// delayedOf returns the delayed entries of t, in no particular order.
+func (st *state) delayedOf(t *topic) []*entry {
+	if t == nil {
+		return nil
+	}
+	var es []*entry
+	for _, e := range st.delayed {
+		if e.topic == t {
+			es = append(es, e)
+		}
+	}
+	return es
+}

@@ -73,8 +73,10 @@ type Options struct {
 	// Default 1s; it must be > 0 and <= 2s (see MaxBlock).
 	Block time.Duration
 	// ClaimInterval is how often Fetch recovers expired leases (XAUTOCLAIM)
-	// and promotes due delayed jobs. Default 1s. Delayed jobs are delivered
-	// up to about ClaimInterval + Block after they are due.
+	// and looks for due delayed jobs of every topic. Default 1s. A delayed
+	// job added through this broker is promoted when it is due, whatever
+	// ClaimInterval; one added by another process up to about
+	// ClaimInterval after it is due.
 	ClaimInterval time.Duration
 	// DeadLetterMaxLen is the dead-letter stream size past which every new
 	// dead letter is logged at error level and counted
@@ -151,14 +153,16 @@ type Broker struct {
 	lost      atomic.Int64
 	overflows atomic.Int64
 	stale     atomic.Int64
-	readTurn  atomic.Uint64 // rotates which topics get a larger read share
+	readTurn  atomic.Uint64 // which stream a read serves first
 
 	disc discovery // topic discovery for Topics
 
 	mu        sync.Mutex
-	lastMaint map[string]time.Time // topic -> last recovery/promotion
-	cursors   map[string]string    // topic -> XAUTOCLAIM cursor to resume
-	buf       []*buffered          // fetched, not yet returned
+	lastMaint map[string]time.Time  // topic -> last recovery/promotion
+	cursors   map[string]string     // topic -> XAUTOCLAIM cursor to resume
+	due       map[string]dueAt      // topic -> head of its delayed set
+	waits     map[*waiting]struct{} // reads waiting for new entries
+	buf       []*buffered           // fetched, not yet returned
 }
 
 // buffered is a delivery read beyond a Fetch's max, returned by a later
@@ -201,6 +205,8 @@ func newBroker(client goredis.UniversalClient, opts *Options) (*Broker, error) {
 		log:       o.Logger.With("broker", "redis", "namespace", o.Namespace),
 		lastMaint: map[string]time.Time{},
 		cursors:   map[string]string{},
+		due:       map[string]dueAt{},
+		waits:     map[*waiting]struct{}{},
 	}, nil
 }
 

@@ -2,7 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/clocktest"
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
@@ -31,25 +31,8 @@ func (e *env) key(topic, kind string) string {
 	return e.ns + ":{" + topic + "}:" + kind
 }
 
-// clock is a settable clock for Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns a fake clock at the real time.
+func newClock() *clocktest.Clock { return clocktest.New(time.Now()) }
 
 // broker returns a broker on e with fast test timings, closed at cleanup.
 // mod may change the options.
@@ -125,4 +108,26 @@ func xlen(t testing.TB, rdb goredis.UniversalClient, key string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// pendingOf returns how many entries of stream are leased to consumer.
+func pendingOf(t *testing.T, e *env, stream, consumer string) int64 {
+	t.Helper()
+	ps, err := e.rdb.XPendingExt(context.Background(), &goredis.XPendingExtArgs{
+		Stream: stream, Group: "conveyor", Start: "-", End: "+", Count: 1000, Consumer: consumer,
+	}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(ps))
+}
+
+// xlenAcked returns how many jobs of topics were acknowledged (deleted).
+func xlenAcked(t *testing.T, e *env, topics []string) int64 {
+	t.Helper()
+	var left int64
+	for _, topic := range topics {
+		left += xlen(t, e.rdb, e.key(topic, "stream"))
+	}
+	return 9 - left
 }

@@ -86,6 +86,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			if ids[0] == "" {
 				ids[0] = cmd.(*goredis.StringCmd).Val()
 			}
+			b.noteDelayed(ms, nil, now)
 			return ids, nil
 		}
 	}
@@ -122,6 +123,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			ids[i] = c.(*goredis.StringCmd).Val()
 		}
 	}
+	b.noteDelayed(ms, cmds, now)
 	if batchErr != nil {
 		return ids, batchErr
 	}
@@ -135,6 +137,17 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		b.topics.Store(t, struct{}{})
 	}
 	return ids, nil
+}
+
+// noteDelayed records the due times of the messages of ms added to a
+// delayed set (those whose command in cmds succeeded; cmds nil: all), so
+// that this broker's Fetch promotes them when they are due.
+func (b *Broker) noteDelayed(ms []broker.Message, cmds []goredis.Cmder, now time.Time) {
+	for i := range ms {
+		if due := ms[i].Due(now); due.After(now) && (cmds == nil || cmds[i].Err() == nil) {
+			b.noteDue(ms[i].Topic, due.UnixMilli())
+		}
+	}
 }
 
 // registered reports whether base is known to be in the topic registry.
