@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -291,5 +292,45 @@ func testCancelServer(t *testing.T, rdb goredis.UniversalClient, ns string, coun
 		if info.Length != 0 || info.Delayed != 0 || info.Pending != 0 {
 			t.Errorf("%s after the cancels: %+v, want nothing left", topic, info)
 		}
+	}
+}
+
+// TestCancelACL runs Cancel and CancelRequested as a Redis ACL user with
+// exactly the commands of the least-privilege user in docs/redis.md.
+func TestCancelACL(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Restartable()) // own server: ACL SETUSER must not touch a shared one
+	ctx := context.Background()
+	const user, pass = "conveyor-worker", "acl-Passw0rd-9"
+	args := []any{"ACL", "SETUSER", user, "reset", "on", ">" + pass, "~" + srv.Namespace + ":*", "-@all"}
+	for _, c := range strings.Fields(`ping hello auth select
+		xadd xreadgroup xack xdel xautoclaim xclaim xpending xgroup|create xgroup|delconsumer
+		xinfo|groups xinfo|stream xinfo|consumers xlen xrange xrevrange xtrim
+		zadd zrange zrangebyscore zrem zcard sadd smembers scan set get evalsha eval`) {
+		args = append(args, "+"+c)
+	}
+	if err := srv.Client(t).Do(ctx, args...).Err(); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	b, err := redis.Open(fmt.Sprintf("redis://%s:%s@%s", user, pass, srv.Addr()), &redis.Options{Namespace: srv.Namespace, Block: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.PublishBatch(ctx, []broker.Message{
+		{Topic: "t", Payload: []byte("r"), ID: "running"},
+		{Topic: "t", Payload: []byte("q"), ID: "queued"},
+		{Topic: "t", Payload: []byte("d"), ID: "delayed", Delay: time.Hour},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := fetchN(t, b, []string{"t"}, 1)[0]
+	for id, want := range map[string]broker.CancelResult{"running": broker.CancelRequested, "queued": broker.CancelledQueued, "delayed": broker.CancelledDelayed} {
+		if res, err := b.Cancel(ctx, "t", id); err != nil || res != want {
+			t.Errorf("Cancel(%s) = %v, %v; want %v", id, res, err, want)
+		}
+	}
+	if rs, err := b.CancelRequested(ctx, d); err != nil || len(rs) != 1 {
+		t.Errorf("CancelRequested = %v, %v; want the running job", rs, err)
 	}
 }
