@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 	"errors"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
@@ -17,47 +17,50 @@ const DefaultCancelInterval = time.Second
 
 // jobCancel is a worker's cancellable context for the job it runs. The
 // context is reused from job to job until a cancel request ends it, so that
-// a job costs no allocation: a handler must not use its context after it
-// returned.
+// a job costs no allocation and no lock, two atomic operations: a handler
+// must not use its context after it returned.
 type jobCancel struct {
-	mu     sync.Mutex
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	d      *broker.Delivery // the job running under ctx; nil between jobs
-	hit    bool             // d's context was ended by a cancel request
+	ctx     context.Context                         // the worker's goroutine only
+	renew   bool                                    // the worker's goroutine only: ctx was cancelled
+	cancel  atomic.Pointer[context.CancelCauseFunc] // ends ctx
+	running atomic.Pointer[broker.Delivery]         // the job running under ctx; cancelled once a request ended it
 }
+
+// cancelled marks, in jobCancel.running, a job whose context a cancel
+// request ended.
+var cancelled = new(broker.Delivery)
 
 // begin returns the context to run d with, a child of parent.
 func (c *jobCancel) begin(parent context.Context, d *broker.Delivery) context.Context {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ctx == nil || c.ctx.Err() != nil {
-		c.ctx, c.cancel = context.WithCancelCause(parent)
+	if c.ctx == nil || c.renew {
+		ctx, cancel := context.WithCancelCause(parent)
+		c.ctx, c.renew = ctx, false
+		c.cancel.Store(&cancel)
 	}
-	c.d, c.hit = d, false
+	c.running.Store(d)
 	return c.ctx
 }
 
 // end marks the end of the job begun last and reports whether a cancel
 // request ended its context.
 func (c *jobCancel) end() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	hit := c.hit
-	c.d, c.hit = nil, false
-	return hit
+	if c.running.Swap(nil) != cancelled {
+		return false
+	}
+	// request marked the job and then cancels its context: wait for that,
+	// so that the next job never gets this cancel.
+	<-c.ctx.Done()
+	c.renew = true
+	return true
 }
 
 // request ends the context of d with job.ErrCancelled, if d is still
 // running and was not cancelled yet, and reports whether it did.
 func (c *jobCancel) request(d *broker.Delivery) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.d != d || c.hit {
+	if !c.running.CompareAndSwap(d, cancelled) {
 		return false
 	}
-	c.hit = true
-	c.cancel(job.ErrCancelled)
+	(*c.cancel.Load())(job.ErrCancelled)
 	return true
 }
 
