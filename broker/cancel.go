@@ -23,9 +23,9 @@ const (
 	CancelledDelayed
 	// CancelRequested: the job is running (delivered and not settled). A
 	// cancel request was recorded; the server running the job ends its
-	// handler's context (within about Options.CancelInterval, 1s by
-	// default) and dead-letters the job with reason job.ReasonCancelled
-	// when the handler returns, unless the handler returns nil.
+	// handler's context (within its CancelInterval, 1s by default) and
+	// dead-letters the job with reason job.ReasonCancelled when the
+	// handler returns, unless the handler returns nil.
 	CancelRequested
 )
 
