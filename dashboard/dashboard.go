@@ -125,6 +125,7 @@ type Dashboard struct {
 	pending  broker.PendingLister
 	delayed  broker.DelayedLister
 	deleter  broker.DelayedDeleter
+	cancel   broker.Canceller
 	counters CounterSource
 
 	o       Options
@@ -140,7 +141,8 @@ type Dashboard struct {
 // Further powers are found by type assertion on b: dead-letter
 // administration ([broker.DeadLetterAdmin]), listing pending entries
 // ([broker.PendingLister]) and delayed jobs ([broker.DelayedLister]),
-// deleting a delayed job ([broker.DelayedDeleter]) and [CounterSource]. With fewer powers the dashboard shows fewer panels. New
+// deleting a delayed job ([broker.DelayedDeleter]), cancelling a job
+// ([broker.Canceller]) and [CounterSource]. With fewer powers the dashboard shows fewer panels. New
 // panics if opts.Auth sets both basic auth and a token, or a user without a
 // password (a programming error).
 func New(b broker.Inspector, opts *Options) *Dashboard {
@@ -160,6 +162,7 @@ func New(b broker.Inspector, opts *Options) *Dashboard {
 	d.pending, _ = b.(broker.PendingLister)
 	d.delayed, _ = b.(broker.DelayedLister)
 	d.deleter, _ = b.(broker.DelayedDeleter)
+	d.cancel, _ = b.(broker.Canceller)
 	d.counters, _ = b.(CounterSource)
 	d.csrf = newCSRF(d.o.Sampling.Now)
 	d.sampler = newSampler(d.o.Sampling)
@@ -209,6 +212,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /topics/{topic}/dead/replay", d.mutating(d.replay))
 	m.HandleFunc("POST /topics/{topic}/dead/purge", d.mutating(d.purge))
 	m.HandleFunc("POST /topics/{topic}/delayed/delete", d.mutating(d.deleteDelayed))
+	m.HandleFunc("POST /topics/{topic}/jobs/cancel", d.mutating(d.cancelJob))
 	d.mux = m
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -396,6 +400,7 @@ type topicData struct {
 	Pending     []broker.PendingEntry
 	HasDelayed  bool
 	CanDelete   bool
+	CanCancel   bool
 	Delayed     []delayedRow
 	HasDLQ      bool
 	DeadLetters []deadRow
@@ -480,6 +485,7 @@ func (d *Dashboard) topicData(ctx context.Context, topic, after string, lists bo
 		HasPending: d.pending != nil,
 		HasDelayed: d.delayed != nil,
 		CanDelete:  d.deleter != nil && !d.o.ReadOnly,
+		CanCancel:  d.cancel != nil && !d.o.ReadOnly,
 		HasDLQ:     d.dlq != nil,
 		After:      after,
 		PageSize:   n,
@@ -642,6 +648,31 @@ func (d *Dashboard) deleteDelayed(w http.ResponseWriter, r *http.Request, topic 
 	redirectDone(w, r, topic, "deleted", 1, 0)
 }
 
+// cancelJob cancels one job by ID (broker.Canceller): a delayed job is
+// dead-lettered now, a pending (running) one gets a cancel request.
+func (d *Dashboard) cancelJob(w http.ResponseWriter, r *http.Request, topic string) {
+	if d.cancel == nil {
+		http.Error(w, "this broker cannot cancel jobs", http.StatusNotImplemented)
+		return
+	}
+	id := r.PostForm.Get("id")
+	if id == "" {
+		http.Error(w, "missing id", http.StatusBadRequest)
+		return
+	}
+	res, err := d.cancel.Cancel(r.Context(), topic, id)
+	if err != nil {
+		d.fail(w, "../../../", statusOf(err), err)
+		return
+	}
+	done := "cancelled"
+	if res == broker.CancelRequested {
+		done = "cancel-requested"
+	}
+	d.sampler.invalidate()
+	redirectDone(w, r, topic, done, 1, 0)
+}
+
 // redirectDone sends the browser back to the topic page (a relative
 // Location, so any mount prefix works) with a message naming what was done
 // and how many of the selected items were not found.
@@ -669,6 +700,10 @@ func flashMessage(q url.Values) string {
 		msg = fmt.Sprintf("Purged %d dead %s.", n, plural(n, "letter", "letters"))
 	case "deleted":
 		return "Deleted the delayed job."
+	case "cancelled":
+		return "Cancelled the job: it is in the dead letters with reason cancelled."
+	case "cancel-requested":
+		return "Cancel requested: the job is running; its worker ends it within about a second and dead-letters it with reason cancelled (unless it completes first)."
 	default:
 		return ""
 	}

@@ -21,8 +21,9 @@
 // consumers, Close and context cancellation. When the broker implements
 // [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer],
 // [broker.TrimDryRunner], [broker.PendingLister], [broker.DelayedLister],
-// [broker.DelayedDeleter] or [broker.TickPublisher], their behaviour is
-// checked too; otherwise those subtests are skipped.
+// [broker.DelayedDeleter], [broker.TickPublisher], [broker.Canceller] or
+// [broker.CancelWatcher], their behaviour is checked too; otherwise those
+// subtests are skipped.
 //
 // # Details the suite pins down
 //
@@ -62,6 +63,12 @@
 //   - TrimDryRun removes nothing and returns exactly what Trim with the same
 //     options removes right after it, with pending entries present or not;
 //     it rejects the options Trim rejects.
+//   - Cancel of a queued or delayed job dead-letters it at once with
+//     [broker.CancelFailure]; of a delivered job, it records a request that
+//     CancelRequested reports for that delivery (and its redelivery after a
+//     lost lease) until it is settled; a retry is a new delivery without
+//     the request. A settled job, a dead letter, an unknown ID or topic is
+//     [broker.ErrNotFound].
 //
 // # Timing
 //
@@ -146,6 +153,11 @@ var cases = []struct {
 	{"DeleteDelayed", testDeleteDelayed},
 	{"Schedule", testSchedule},
 	{"ScheduleRace", testScheduleRace},
+	{"CancelQueued", testCancelQueued},
+	{"CancelDelayed", testCancelDelayed},
+	{"CancelRunning", testCancelRunning},
+	{"CancelRedelivered", testCancelRedelivered},
+	{"CancelNotFound", testCancelNotFound},
 }
 
 // env is one subtest's queue space.

@@ -760,6 +760,7 @@ func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Dur
 		e.job.Failure = &fc
 	}
 	e.deliveries = 0
+	e.cancel = false
 	e.receipt, e.seq = st.receipt()
 	st.enqueue(e, e.topic, now.Add(delay), now)
 	st.flush(now)

@@ -534,25 +534,21 @@ func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
-	key := b.keysFor(topic).delayed
-	for start := int64(0); ; start += snapshotBatch {
-		ms, err := b.rdb.ZRange(ctx, key, start, start+snapshotBatch-1).Result()
+	k := b.keysFor(topic)
+	for {
+		m, found, _, err := b.findDelayed(ctx, k, id, 0)
 		if err != nil {
 			return b.wrap("delete delayed job", err)
 		}
-		for _, m := range ms {
-			if decodeMemberJob(topic, m).ID == id {
-				n, err := b.rdb.ZRem(ctx, key, m).Result()
-				if err != nil {
-					return b.wrap("delete delayed job", err)
-				}
-				if n == 1 {
-					return nil
-				}
-			}
-		}
-		if len(ms) < snapshotBatch {
+		if !found {
 			return fmt.Errorf("%w: delayed job %q of %q", broker.ErrNotFound, id, topic)
+		}
+		n, err := b.rdb.ZRem(ctx, k.delayed, m).Result()
+		if err != nil {
+			return b.wrap("delete delayed job", err)
+		}
+		if n == 1 {
+			return nil
 		}
 	}
 }

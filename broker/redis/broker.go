@@ -95,6 +95,12 @@ type Options struct {
 	// the first pass that starts after its creation completes. Default 30s;
 	// negative: never scan, list only registered topics.
 	DiscoverInterval time.Duration
+	// CancelRequestTTL is how long the request to cancel a running job
+	// ([Broker.Cancel]) lasts: the server holding the job sees it within
+	// about a second, and a job whose holder crashed is cancelled by the
+	// consumer that recovers it, if that happens within this time. Default
+	// 10m.
+	CancelRequestTTL time.Duration
 	// TLS configures certificates for rediss:// URLs given to [Open]. [New]
 	// refuses it ([ErrTLSWithClient]): its client is already configured.
 	TLS *TLSOptions
@@ -254,6 +260,12 @@ func (opts *Options) withDefaults() (Options, error) {
 	}
 	if o.DiscoverInterval == 0 {
 		o.DiscoverInterval = DefaultDiscoverInterval
+	}
+	switch {
+	case o.CancelRequestTTL == 0:
+		o.CancelRequestTTL = DefaultCancelRequestTTL
+	case o.CancelRequestTTL < time.Millisecond:
+		return o, fmt.Errorf("conveyor/redis: cancel request TTL %v must be at least 1ms", o.CancelRequestTTL)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

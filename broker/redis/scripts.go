@@ -24,7 +24,8 @@ func newScript(name, src string) script {
 
 // scripts returns every script of the package.
 func scripts() []script {
-	return []script{settleScript, promoteScript, readScript, peekScript, recoverScript, extendScript, replayScript, trimScript, deleteConsumerScript, tickScript}
+	return []script{settleScript, promoteScript, readScript, peekScript, recoverScript, extendScript, replayScript, trimScript, deleteConsumerScript, tickScript,
+		cancelEntryScript, cancelDelayedScript}
 }
 
 // commandAt returns the Redis command that line (1-based) of s runs, in ACL

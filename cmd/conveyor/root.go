@@ -41,6 +41,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newScheduleCmd,
 	newDashboardCmd,
 	newTrimCmd,
+	newCancelCmd,
 	newBenchCmd,
 	newConfigCmd,
 	newVersionCmd,
@@ -106,8 +107,8 @@ See "conveyor config print" and config.yaml.example.
 
 The memory backend (QUEUE_BACKEND=memory) holds jobs only inside the process
 that runs it: worker can run on it, but produce, consume, consumers, health,
-dlq, schedule, trim and dashboard, which work on the jobs of other processes,
-need Redis.
+dlq, schedule, trim, cancel and dashboard, which work on the jobs of other
+processes, need Redis.
 
 Output: --json prints durations as seconds (a number, fractions allowed) in
 fields whose names end in _seconds, and times in RFC 3339. Human output
