@@ -193,6 +193,8 @@ type TopicInfo struct {
 	DeadLetters int64 `json:"dead_letters"`
 	// Groups lists consumer groups; brokers without groups report one.
 	Groups []GroupInfo `json:"groups"`
+	// Paused is set while the topic is paused (see [Pauser]).
+	Paused bool `json:"paused,omitempty"`
 }
 
 // GroupInfo describes one consumer group of a topic.

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -106,7 +107,11 @@ func (b *Broker) Inspect(ctx context.Context, topic string) (*broker.TopicInfo, 
 	groups := pipe.XInfoGroups(ctx, k.stream)
 	delayed := pipe.ZCard(ctx, k.delayed)
 	dead := pipe.XLen(ctx, k.dlq)
+	paused := pipe.Get(ctx, k.paused)
 	_, _ = pipe.Exec(ctx)
+	if err := paused.Err(); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, b.wrap("inspect "+topic, err)
+	}
 	for _, c := range []goredis.Cmder{length, last, delayed, dead} {
 		if err := c.Err(); err != nil {
 			return nil, b.wrap("inspect "+topic, err)
@@ -118,6 +123,7 @@ func (b *Broker) Inspect(ctx context.Context, topic string) (*broker.TopicInfo, 
 		Delayed:     delayed.Val(),
 		DeadLetters: dead.Val(),
 		Groups:      []broker.GroupInfo{},
+		Paused:      paused.Err() == nil,
 	}
 	if ls := last.Val(); len(ls) > 0 {
 		info.LastID = ls[0].ID
