@@ -19,9 +19,9 @@
 // leases (redelivery to another consumer after expiry, Extend, exclusivity,
 // poison protection with job.ReasonMaxDeliveries), concurrent publishers and
 // consumers, Close and context cancellation. When the broker implements
-// [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer] or
-// [broker.TrimDryRunner], their behaviour is checked too; otherwise those
-// subtests are skipped.
+// [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer],
+// [broker.TrimDryRunner], [broker.PriorityFetcher] or [broker.Pauser],
+// their behaviour is checked too; otherwise those subtests are skipped.
 //
 // # Details the suite pins down
 //
@@ -128,6 +128,14 @@ var cases = []struct {
 	{"PurgeDeadLetters", testPurge},
 	{"Trim", testTrim},
 	{"TrimDryRun", testTrimDryRun},
+	{"WeightedShares", testWeightedShares},
+	{"WeightedIdleTopic", testWeightedIdleTopic},
+	{"StrictOrder", testStrictOrder},
+	{"Pause", testPause},
+	{"PauseWaitingFetch", testPauseWaitingFetch},
+	{"PauseDelayed", testPauseDelayed},
+	{"PauseLeases", testPauseLeases},
+	{"PauseKept", testPauseKept},
 }
 
 // env is one subtest's queue space.

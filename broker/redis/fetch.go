@@ -536,7 +536,7 @@ func (b *Broker) readShared(ctx context.Context, ks []keys, count int, o order) 
 		args = append(args, "strict")
 	case o.strides != nil:
 		args = append(args, "weighted")
-		for _, s := range o.strides {
+		for _, s := range o.stridesOf(ks) {
 			args = append(args, s)
 		}
 		for _, p := range b.loadPasses(ks) {
