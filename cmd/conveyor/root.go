@@ -39,6 +39,8 @@ var subcommands = []func(*app) *cobra.Command{
 	newConsumersCmd,
 	newDashboardCmd,
 	newTrimCmd,
+	newPauseCmd,
+	newResumeCmd,
 	newBenchCmd,
 	newConfigCmd,
 	newVersionCmd,
