@@ -144,6 +144,7 @@ type Dashboard struct {
 	pending  PendingLister
 	delayed  DelayedLister
 	deleter  DelayedDeleter
+	pauser   broker.Pauser
 	counters CounterSource
 
 	o       Options
@@ -157,8 +158,8 @@ type Dashboard struct {
 
 // New returns a dashboard over b, which must implement [broker.Inspector].
 // Further powers are found by type assertion on b: dead-letter
-// administration ([broker.DeadLetterAdmin]), [PendingLister], [DelayedLister], [DelayedDeleter] and
-// [CounterSource]. With fewer powers the dashboard shows fewer panels. New
+// administration ([broker.DeadLetterAdmin]), [PendingLister], [DelayedLister], [DelayedDeleter],
+// [broker.Pauser] and [CounterSource]. With fewer powers the dashboard shows fewer panels. New
 // panics if opts.Auth sets both basic auth and a token, or a user without a
 // password (a programming error).
 func New(b broker.Inspector, opts *Options) *Dashboard {
@@ -178,6 +179,7 @@ func New(b broker.Inspector, opts *Options) *Dashboard {
 	d.pending, _ = b.(PendingLister)
 	d.delayed, _ = b.(DelayedLister)
 	d.deleter, _ = b.(DelayedDeleter)
+	d.pauser, _ = b.(broker.Pauser)
 	d.counters, _ = b.(CounterSource)
 	d.csrf = newCSRF(d.o.Sampling.Now)
 	d.sampler = newSampler(d.o.Sampling)
@@ -227,6 +229,8 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /topics/{topic}/dead/replay", d.mutating(d.replay))
 	m.HandleFunc("POST /topics/{topic}/dead/purge", d.mutating(d.purge))
 	m.HandleFunc("POST /topics/{topic}/delayed/delete", d.mutating(d.deleteDelayed))
+	m.HandleFunc("POST /topics/{topic}/fetching/pause", d.mutating(d.pause))
+	m.HandleFunc("POST /topics/{topic}/fetching/resume", d.mutating(d.resume))
 	d.mux = m
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -419,6 +423,7 @@ type topicData struct {
 	Pending     []redis.PendingEntry
 	HasDelayed  bool
 	CanDelete   bool
+	CanPause    bool // the broker can pause topics and the dashboard may act
 	Delayed     []delayedRow
 	HasDLQ      bool
 	DeadLetters []deadRow
@@ -503,6 +508,7 @@ func (d *Dashboard) topicData(ctx context.Context, topic, after string, lists bo
 		HasPending: d.pending != nil,
 		HasDelayed: d.delayed != nil,
 		CanDelete:  d.deleter != nil && !d.o.ReadOnly,
+		CanPause:   d.pauser != nil && !d.o.ReadOnly,
 		HasDLQ:     d.dlq != nil,
 		After:      after,
 		PageSize:   n,
@@ -692,6 +698,8 @@ func flashMessage(q url.Values) string {
 		msg = fmt.Sprintf("Purged %d dead %s.", n, plural(n, "letter", "letters"))
 	case "deleted":
 		return "Deleted the delayed job."
+	case "paused", "resumed":
+		return pausedMessage(q.Get("done"))
 	default:
 		return ""
 	}
