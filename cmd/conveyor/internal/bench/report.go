@@ -28,6 +28,8 @@ const (
 	RowTopics10          = "topics-10"
 	RowTopics200         = "topics-200"
 	RowTopicsHot         = "topics-hot"
+	RowPriorities1       = "priorities-1"
+	RowPriorities3       = "priorities-3"
 )
 
 // Report is the result of [Run]; its JSON form is what `conveyor bench
@@ -75,7 +77,8 @@ type Row struct {
 	// RatioToFloor is JobsPerSec over the baseline row's median (Baseline):
 	// floor-publish for publishing rows, none for the latency and delayed
 	// rows (their rate is the publisher's) and the topics rows (their
-	// handler sleeps), floor for the others. It is null when there is no
+	// handler sleeps), priorities-1 for priorities-3, floor for the others.
+	// It is null when there is no
 	// baseline or the floor scenario did not run.
 	RatioToFloor *float64 `json:"ratio_to_floor"`
 	// Baseline names the row RatioToFloor divides by ("" for none).
@@ -165,13 +168,16 @@ func (r *Report) add(scenario, name, what string, run RunResult) {
 
 // baselineOf names the floor row a row is compared to; "" for the latency
 // and delayed rows, whose rate is set by the publisher, and for the topics
-// rows, whose handler sleeps, so they have nothing to compare.
+// rows, whose handler sleeps, so they have nothing to compare; priorities-3
+// is compared to priorities-1, which shows what weighting costs.
 func baselineOf(name string) string {
 	switch name {
 	case RowFloorPublish, RowPublishSingle, RowPublishConcurrent, RowPublishBatch:
 		return RowFloorPublish
 	case RowLatency, RowLatencyAck, RowDelayed, RowTopics1, RowTopics10, RowTopics200, RowTopicsHot:
 		return ""
+	case RowPriorities3:
+		return RowPriorities1
 	}
 	return RowFloor
 }
