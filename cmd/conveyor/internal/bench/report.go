@@ -282,19 +282,27 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, row := range r.Scenarios {
 		notes = append(notes, fmt.Sprintf("  %-19s %s", row.Name, row.What))
 	}
-	_, err := fmt.Fprintf(w, "\nvs floor: ratio to the floor row's jobs/s; \"p\" marks publishing rows, compared to floor-publish.\nRTT/job, cmds/job: Redis round trips and commands sent by this process per job.\nCPU µs/job: this process's CPU time per job; Redis µs/job: the Redis server's (INFO cpu);\nCPU ratio: the floor's CPU per job (both) over the row's, the expected ratio when CPU is the only limit.\n%s\n",
-		strings.Join(notes, "\n"))
+	star := ""
+	if r.row(RowPriorities3) != nil {
+		star = " \"*\" marks priorities-3, compared to priorities-1."
+	}
+	_, err := fmt.Fprintf(w, "\nvs floor: ratio to the floor row's jobs/s; \"p\" marks publishing rows, compared to floor-publish.%s\nRTT/job, cmds/job: Redis round trips and commands sent by this process per job.\nCPU µs/job: this process's CPU time per job; Redis µs/job: the Redis server's (INFO cpu);\nCPU ratio: the floor's CPU per job (both) over the row's, the expected ratio when CPU is the only limit.\n%s\n",
+		star, strings.Join(notes, "\n"))
 	return err
 }
 
-// ratioText formats a ratio, marked "p" when its baseline is floor-publish.
+// ratioText formats a ratio, marked "p" when its baseline is
+// floor-publish, "*" when it is priorities-1.
 func ratioText(r *float64, baseline string) string {
 	if r == nil {
 		return "-"
 	}
 	s := strconv.FormatFloat(*r, 'f', 2, 64) + "x"
-	if baseline != RowFloor {
+	switch baseline {
+	case RowFloorPublish:
 		s += "p"
+	case RowPriorities1:
+		s += "*"
 	}
 	return s
 }
