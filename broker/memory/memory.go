@@ -605,7 +605,8 @@ func hasReader(rs []*consumer, c *consumer) bool {
 // empty batch and a nil error if none came. Fetch returns ctx.Err() when ctx
 // ends and [broker.ErrClosed] when b closes while it waits. Jobs of one topic
 // come oldest first (redeliveries before unread jobs); when several topics
-// have jobs, the topic looked at first rotates between calls.
+// have jobs, the topic looked at first rotates between calls. Paused topics
+// (see [Broker.Pause]) are skipped.
 //
 // Each delivery has its own Headers map and Failure; its Payload shares the
 // stored job's bytes and must not be modified.

@@ -51,6 +51,10 @@ const recoverRounds = 8
 // waiting Fetch promotes at that time, which ends its wait. A delayed job
 // added by another process is learned at the next ClaimInterval promotion.
 //
+// A paused topic (see [Broker.Pause]) is neither read, nor waited on, nor
+// recovered; the pause keys are read by the same script or pipeline as the
+// entries.
+//
 // Cancelling ctx does not interrupt a blocking read: Fetch returns ctx.Err()
 // when it comes back empty. Close makes a waiting Fetch return ErrClosed
 // within Block. Entries without a payload are dead-lettered with reason
