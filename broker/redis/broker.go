@@ -158,6 +158,7 @@ type Broker struct {
 	waits     map[*waiting]struct{} // reads waiting for new entries
 	buf       []*buffered           // fetched, not yet returned
 	passes    map[string]int64      // topic -> pass of weighted fetches (see internal/share)
+	pauseSeen map[string]pauseSeen  // topic -> its pause key as a one-topic read last saw it (see readOne)
 }
 
 // buffered is a delivery read beyond a Fetch's max, returned by a later

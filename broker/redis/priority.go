@@ -108,11 +108,14 @@ func (b *Broker) storePasses(ks []keys, pass []int64) {
 // Resume, by setting the key <ns>:{topic}:paused (to the time of the
 // pause, in unix ms). The topic's jobs stay in its stream; delayed jobs
 // are moved to the stream when due but not read; leases that expire while
-// it is paused are recovered after Resume. A Fetch that starts after Pause
-// returns no job of topic; one already waiting for new entries (at most
-// Options.Block) may still return a job that arrives during its wait. A
-// Fetch on Cluster checks at every poll (Block/10). The key outlives the
-// process and Redis restarts (with persistence).
+// it is paused are recovered after Resume. Fetches stop returning the
+// topic's jobs within Options.Block of the pause: a read of several topics
+// checks the pause keys in its script; a read of one topic under load
+// sends the key's GET in the same pipeline as its XREADGROUP, so a read
+// already sent may still take jobs, and it checks the key first after
+// Block without a read; a blocking read already waiting may take a job
+// that arrives during its wait. A Fetch on Cluster checks at every poll.
+// The key outlives the process and, with persistence, Redis restarts.
 func (b *Broker) Pause(ctx context.Context, topic string) error {
 	if err := b.checkTopic(ctx, topic); err != nil {
 		return err

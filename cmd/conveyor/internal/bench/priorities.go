@@ -17,17 +17,25 @@ var PrioritiesWeights = []int{3, 2, 1}
 
 // runPriorities measures what fetching by weight costs: a server on Redis
 // (--concurrency workers, no-op handler) draining N pre-enqueued jobs on
-// one topic with plain fetches (priorities-1), then N jobs spread evenly
-// over three topics weighted 3:2:1 (priorities-3, compared to
-// priorities-1). The shares of the first half of the jobs processed in
-// priorities-3, which every topic still had a backlog for, are in the
-// row's description.
+// one topic with plain fetches (priorities-1), N jobs spread evenly over
+// three topics fetched in turn (priorities-3-turn: the cost of more
+// topics), and over three topics weighted 3:2:1 (priorities-3: the cost of
+// the weights on top), both compared to priorities-1. The shares of the
+// first half of the jobs processed, which every topic still had a backlog
+// for, are in the three-topic rows' descriptions.
 func runPriorities(ctx context.Context, e *env) error {
-	if err := e.prioritiesCase(ctx, RowPriorities1, nil); err != nil {
-		return fmt.Errorf("bench: %s: %w", RowPriorities1, err)
-	}
-	if err := e.prioritiesCase(ctx, RowPriorities3, PrioritiesWeights); err != nil {
-		return fmt.Errorf("bench: %s: %w", RowPriorities3, err)
+	for _, c := range []struct {
+		row     string
+		topics  int
+		weights []int
+	}{
+		{RowPriorities1, 1, nil},
+		{RowPriorities3Turn, 3, nil},
+		{RowPriorities3, 3, PrioritiesWeights},
+	} {
+		if err := e.prioritiesCase(ctx, c.row, c.topics, c.weights); err != nil {
+			return fmt.Errorf("bench: %s: %w", c.row, err)
+		}
 	}
 	return nil
 }
@@ -44,7 +52,7 @@ func (w prioritiesWatch) FetchWeighted(ctx context.Context, topics []broker.Topi
 	return w.pf.FetchWeighted(ctx, topics, max, strict)
 }
 
-func (e *env) prioritiesCase(ctx context.Context, row string, weights []int) error {
+func (e *env) prioritiesCase(ctx context.Context, row string, k int, weights []int) error {
 	rt := &roundTrips{}
 	b, err := e.openRedis(ScenarioPriorities, rt)
 	if err != nil {
@@ -55,7 +63,6 @@ func (e *env) prioritiesCase(ctx context.Context, row string, weights []int) err
 		_ = b.Close()
 		_ = e.cleanup(ns)
 	}()
-	k := max(len(weights), 1)
 	topics := make([]string, k)
 	prio := map[string]int{}
 	for i := range topics {
@@ -125,17 +132,21 @@ func (e *env) prioritiesCase(ctx context.Context, row string, weights []int) err
 	}
 	res := result(n, meas)
 	res.Processed = calls
-	what := fmt.Sprintf("N jobs on 1 topic, server on Redis (concurrency %d), no-op handler, plain fetches", e.cfg.Concurrency)
-	if weights != nil {
-		shares := ""
-		for i, topic := range topics {
-			if i > 0 {
-				shares += "/"
-			}
-			shares += fmt.Sprintf("%.0f", 100*float64(firstHalf[topic])/float64(max(n/2, 1)))
+	shares := ""
+	for i, topic := range topics {
+		if i > 0 {
+			shares += "/"
 		}
-		what = fmt.Sprintf("N jobs over 3 topics weighted %d:%d:%d, as priorities-1; first half processed %s %%",
-			weights[0], weights[1], weights[2], shares)
+		shares += fmt.Sprintf("%.0f", 100*float64(firstHalf[topic])/float64(max(n/2, 1)))
+	}
+	var what string
+	switch {
+	case k == 1:
+		what = fmt.Sprintf("N jobs on 1 topic, server on Redis (concurrency %d), no-op handler", e.cfg.Concurrency)
+	case weights == nil:
+		what = fmt.Sprintf("N jobs over %d topics in turn, as priorities-1; first half processed %s %%", k, shares)
+	default:
+		what = fmt.Sprintf("N jobs over %d topics weighted %v, as priorities-1; first half processed %s %%", k, weights, shares)
 	}
 	e.report.add(ScenarioPriorities, row, what, res)
 	return nil

@@ -29,6 +29,7 @@ const (
 	RowTopics200         = "topics-200"
 	RowTopicsHot         = "topics-hot"
 	RowPriorities1       = "priorities-1"
+	RowPriorities3Turn   = "priorities-3-turn"
 	RowPriorities3       = "priorities-3"
 )
 
@@ -77,7 +78,8 @@ type Row struct {
 	// RatioToFloor is JobsPerSec over the baseline row's median (Baseline):
 	// floor-publish for publishing rows, none for the latency and delayed
 	// rows (their rate is the publisher's) and the topics rows (their
-	// handler sleeps), priorities-1 for priorities-3, floor for the others.
+	// handler sleeps), priorities-1 for the three-topic priorities rows,
+	// floor for the others.
 	// It is null when there is no
 	// baseline or the floor scenario did not run.
 	RatioToFloor *float64 `json:"ratio_to_floor"`
@@ -168,15 +170,15 @@ func (r *Report) add(scenario, name, what string, run RunResult) {
 
 // baselineOf names the floor row a row is compared to; "" for the latency
 // and delayed rows, whose rate is set by the publisher, and for the topics
-// rows, whose handler sleeps, so they have nothing to compare; priorities-3
-// is compared to priorities-1, which shows what weighting costs.
+// rows, whose handler sleeps, so they have nothing to compare; the
+// three-topic priorities rows are compared to priorities-1.
 func baselineOf(name string) string {
 	switch name {
 	case RowFloorPublish, RowPublishSingle, RowPublishConcurrent, RowPublishBatch:
 		return RowFloorPublish
 	case RowLatency, RowLatencyAck, RowDelayed, RowTopics1, RowTopics10, RowTopics200, RowTopicsHot:
 		return ""
-	case RowPriorities3:
+	case RowPriorities3Turn, RowPriorities3:
 		return RowPriorities1
 	}
 	return RowFloor
@@ -283,8 +285,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		notes = append(notes, fmt.Sprintf("  %-19s %s", row.Name, row.What))
 	}
 	star := ""
-	if r.row(RowPriorities3) != nil {
-		star = " \"*\" marks priorities-3, compared to priorities-1."
+	if r.row(RowPriorities3) != nil || r.row(RowPriorities3Turn) != nil {
+		star = " \"*\" marks the three-topic priorities rows, compared to priorities-1."
 	}
 	_, err := fmt.Fprintf(w, "\nvs floor: ratio to the floor row's jobs/s; \"p\" marks publishing rows, compared to floor-publish.%s\nRTT/job, cmds/job: Redis round trips and commands sent by this process per job.\nCPU µs/job: this process's CPU time per job; Redis µs/job: the Redis server's (INFO cpu);\nCPU ratio: the floor's CPU per job (both) over the row's, the expected ratio when CPU is the only limit.\n%s\n",
 		star, strings.Join(notes, "\n"))

@@ -46,6 +46,7 @@ func TestRunAllScenarios(t *testing.T) {
 		{RowTopics200, ScenarioTopics, "", tinyN, true, true},
 		{RowTopicsHot, ScenarioTopics, "", tinyN, true, true},
 		{RowPriorities1, ScenarioPriorities, RowFloor, tinyN, true, false},
+		{RowPriorities3Turn, ScenarioPriorities, RowPriorities1, tinyN, true, false},
 		{RowPriorities3, ScenarioPriorities, RowPriorities1, tinyN, true, false},
 	}
 	if len(rep.Scenarios) != len(wantRows) {
