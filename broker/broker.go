@@ -1,7 +1,7 @@
 // Package broker defines the contract between conveyor's server and the
 // stores that hold jobs: the [Broker] interface, [Delivery], [Message],
-// optional admin powers found by type assertion ([Inspector],
-// [DeadLetterAdmin], [Trimmer], [TrimDryRunner]), the [Publisher] side
+// optional powers found by type assertion ([Inspector], [DeadLetterAdmin],
+// [Trimmer], [TrimDryRunner], [PriorityFetcher], [Pauser]), the [Publisher] side
 // that producers need, producer-side middleware ([Producer]) and typed
 // publishing ([TypedPublisher]).
 //
