@@ -1,8 +1,8 @@
 // Package broker defines the contract between conveyor's server and the
 // stores that hold jobs: the [Broker] interface, [Delivery], [Message],
-// optional admin powers found by type assertion ([Inspector],
-// [DeadLetterAdmin], [PendingLister], [DelayedLister], [DelayedDeleter],
-// [Trimmer], [TrimDryRunner]), the [Publisher] side
+// optional powers found by type assertion ([Inspector], [DeadLetterAdmin],
+// [PendingLister], [DelayedLister], [DelayedDeleter], [Trimmer],
+// [TrimDryRunner], [PriorityFetcher], [Pauser]), the [Publisher] side
 // that producers need, producer-side middleware ([Producer]) and typed
 // publishing ([TypedPublisher]).
 //
@@ -194,6 +194,8 @@ type TopicInfo struct {
 	DeadLetters int64 `json:"dead_letters"`
 	// Groups lists consumer groups; brokers without groups report one.
 	Groups []GroupInfo `json:"groups"`
+	// Paused is set while the topic is paused (see [Pauser]).
+	Paused bool `json:"paused,omitempty"`
 }
 
 // GroupInfo describes one consumer group of a topic.

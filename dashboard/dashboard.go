@@ -126,6 +126,7 @@ type Dashboard struct {
 	delayed  broker.DelayedLister
 	deleter  broker.DelayedDeleter
 	cancel   broker.Canceller
+	pauser   broker.Pauser
 	counters CounterSource
 
 	o       Options
@@ -142,7 +143,8 @@ type Dashboard struct {
 // administration ([broker.DeadLetterAdmin]), listing pending entries
 // ([broker.PendingLister]) and delayed jobs ([broker.DelayedLister]),
 // deleting a delayed job ([broker.DelayedDeleter]), cancelling a job
-// ([broker.Canceller]) and [CounterSource]. With fewer powers the dashboard shows fewer panels. New
+// ([broker.Canceller]), pausing a topic ([broker.Pauser]) and
+// [CounterSource]. With fewer powers the dashboard shows fewer panels. New
 // panics if opts.Auth sets both basic auth and a token, or a user without a
 // password (a programming error).
 func New(b broker.Inspector, opts *Options) *Dashboard {
@@ -163,6 +165,7 @@ func New(b broker.Inspector, opts *Options) *Dashboard {
 	d.delayed, _ = b.(broker.DelayedLister)
 	d.deleter, _ = b.(broker.DelayedDeleter)
 	d.cancel, _ = b.(broker.Canceller)
+	d.pauser, _ = b.(broker.Pauser)
 	d.counters, _ = b.(CounterSource)
 	d.csrf = newCSRF(d.o.Sampling.Now)
 	d.sampler = newSampler(d.o.Sampling)
@@ -213,6 +216,8 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /topics/{topic}/dead/purge", d.mutating(d.purge))
 	m.HandleFunc("POST /topics/{topic}/delayed/delete", d.mutating(d.deleteDelayed))
 	m.HandleFunc("POST /topics/{topic}/jobs/cancel", d.mutating(d.cancelJob))
+	m.HandleFunc("POST /topics/{topic}/fetching/pause", d.mutating(d.pause))
+	m.HandleFunc("POST /topics/{topic}/fetching/resume", d.mutating(d.resume))
 	d.mux = m
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -401,6 +406,7 @@ type topicData struct {
 	HasDelayed  bool
 	CanDelete   bool
 	CanCancel   bool
+	CanPause    bool // the broker can pause topics and the dashboard may act
 	Delayed     []delayedRow
 	HasDLQ      bool
 	DeadLetters []deadRow
@@ -486,6 +492,7 @@ func (d *Dashboard) topicData(ctx context.Context, topic, after string, lists bo
 		HasDelayed: d.delayed != nil,
 		CanDelete:  d.deleter != nil && !d.o.ReadOnly,
 		CanCancel:  d.cancel != nil && !d.o.ReadOnly,
+		CanPause:   d.pauser != nil && !d.o.ReadOnly,
 		HasDLQ:     d.dlq != nil,
 		After:      after,
 		PageSize:   n,
@@ -704,6 +711,8 @@ func flashMessage(q url.Values) string {
 		return "Cancelled the job: it is in the dead letters with reason cancelled."
 	case "cancel-requested":
 		return "Cancel requested: the job is running; its worker ends it within about a second and dead-letters it with reason cancelled (unless it completes first)."
+	case "paused", "resumed":
+		return pausedMessage(q.Get("done"))
 	default:
 		return ""
 	}

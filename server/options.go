@@ -39,6 +39,22 @@ type Options struct {
 	// Topics to fetch. When empty, the server reads them from the handler if
 	// it has a Topics() []string method, as [job.Mux] does.
 	Topics []string
+	// Priorities weighs the topics against each other, by topic name; a
+	// topic absent or 0 weighs 1. While every topic has a backlog, the
+	// jobs fetched follow the weights: {"critical": 6, "default": 3,
+	// "low": 1} processes 60 %, 30 % and 10 %, whatever Concurrency. A
+	// topic with nothing ready leaves its share to the others. Every
+	// topic named must be one the server fetches; weights must not be
+	// negative. Nil fetches the topics in turn, each topic with jobs
+	// getting an equal part of every fetch. Priorities need a broker that
+	// is a broker.PriorityFetcher (both of conveyor's are); with another,
+	// the server logs a warning at start and fetches in turn.
+	Priorities map[string]int
+	// StrictPriority makes Priorities an order: a topic's jobs are fetched
+	// only when every topic of higher weight has none ready (topics of
+	// equal weight in name order). A lower topic may wait indefinitely
+	// under a steady higher backlog.
+	StrictPriority bool
 	// ShutdownTimeout is how long Run waits for in-flight jobs once its
 	// context ends, before cancelling their context and no longer renewing
 	// their leases. Outcomes returned before a lease ends are still

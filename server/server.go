@@ -42,6 +42,8 @@ type Server struct {
 	namer   interface{ HandlerName(topic string) string }
 	opts    Options
 	topics  []string
+	weights []broker.TopicWeight   // nil: fetch in turn (see Options.Priorities)
+	prio    broker.PriorityFetcher // the broker's, if it has the power
 	log     *slog.Logger
 	workers []*worker
 	idle    chan *worker
@@ -111,21 +113,27 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 	o.Topics = topics
+	weights, err := o.priorities(topics)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
-		b:      b,
-		h:      h,
-		opts:   o,
-		topics: topics,
-		log:    o.Logger,
-		idle:   make(chan *worker, o.Concurrency),
-		done:   make(chan struct{}),
-		acks:   newAckQueue(o.AckBatch),
-		lease:  b.Lease(),
+		weights: weights,
+		b:       b,
+		h:       h,
+		opts:    o,
+		topics:  topics,
+		log:     o.Logger,
+		idle:    make(chan *worker, o.Concurrency),
+		done:    make(chan struct{}),
+		acks:    newAckQueue(o.AckBatch),
+		lease:   b.Lease(),
 	}
 	s.retry, s.retrySet = o.retryPolicy()
 	s.namer, _ = h.(interface{ HandlerName(topic string) string })
 	s.checker, _ = b.(broker.HealthChecker)
 	s.watcher, _ = b.(broker.CancelWatcher)
+	s.prio, _ = b.(broker.PriorityFetcher)
 	s.workers = make([]*worker, o.Concurrency)
 	for i := range s.workers {
 		s.workers[i] = &worker{s: s, jobs: make(chan *broker.Delivery, 1)}
@@ -183,6 +191,7 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 	defer cancelJobs(nil)
 
 	s.log.Info("conveyor: server started", "topics", s.topics, "concurrency", s.opts.Concurrency)
+	s.logPriorities()
 
 	var workers sync.WaitGroup
 	for _, w := range s.workers {
@@ -333,7 +342,7 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 			runtime.Gosched()
 		}
 		fetched := time.Now()
-		ds, err := s.b.Fetch(ctx, s.topics, len(ws))
+		ds, err := s.fetch(ctx, len(ws))
 		s.stats.fetches.Add(1)
 		n := min(len(ds), len(ws))
 		for i, d := range ds[:n] {

@@ -21,9 +21,9 @@
 // consumers, Close and context cancellation. When the broker implements
 // [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer],
 // [broker.TrimDryRunner], [broker.PendingLister], [broker.DelayedLister],
-// [broker.DelayedDeleter], [broker.TickPublisher], [broker.Canceller] or
-// [broker.CancelWatcher], their behaviour is checked too; otherwise those
-// subtests are skipped.
+// [broker.DelayedDeleter], [broker.TickPublisher], [broker.Canceller],
+// [broker.CancelWatcher], [broker.PriorityFetcher] or [broker.Pauser], their
+// behaviour is checked too; otherwise those subtests are skipped.
 //
 // # Details the suite pins down
 //
@@ -158,6 +158,14 @@ var cases = []struct {
 	{"CancelRunning", testCancelRunning},
 	{"CancelRedelivered", testCancelRedelivered},
 	{"CancelNotFound", testCancelNotFound},
+	{"WeightedShares", testWeightedShares},
+	{"WeightedIdleTopic", testWeightedIdleTopic},
+	{"StrictOrder", testStrictOrder},
+	{"Pause", testPause},
+	{"PauseWaitingFetch", testPauseWaitingFetch},
+	{"PauseDelayed", testPauseDelayed},
+	{"PauseLeases", testPauseLeases},
+	{"PauseKept", testPauseKept},
 }
 
 // env is one subtest's queue space.

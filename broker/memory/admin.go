@@ -84,6 +84,7 @@ func (b *Broker) Inspect(ctx context.Context, name string) (*broker.TopicInfo, e
 		Pending: t.pending,
 		Lag:     int64(t.ready.len()),
 		Delayed: t.delayed,
+		Paused:  t.paused,
 	}
 	if dl != nil {
 		info.DeadLetters = int64(dl.ready.len()) + dl.pending + dl.delayed

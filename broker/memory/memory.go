@@ -131,6 +131,8 @@ type topic struct {
 	lastDelivered string
 	readers       []*consumer
 	touched       bool
+	paused        bool  // see Broker.Pause
+	pass          int64 // weighted fetch: see internal/share
 }
 
 type consumer struct {
@@ -503,7 +505,7 @@ func (st *state) deadLetter(e *entry, f job.Failure, attempt int, now time.Time)
 func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*broker.Delivery {
 	avail, live := 0, 0
 	for _, name := range topics {
-		if t := st.topics[name]; t != nil && t.ready.len() > 0 {
+		if t := st.topics[name]; t.has() {
 			avail += t.ready.len()
 			live++
 		}
@@ -525,38 +527,56 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 		for k := 0; k < len(topics) && len(out) < n; k++ {
 			i := (first + k) % len(topics)
 			t := st.topics[topics[i]]
-			if t == nil || t.ready.len() == 0 {
+			if !t.has() {
 				continue
 			}
 			for c := 0; c < share && len(out) < n && t.ready.len() > 0; c++ {
-				e := t.ready.popFront()
-				e.deliveries++
-				e.state = stLeased
-				e.holder = b.c
-				e.at = until
-				st.leases.pushBack(e)
-				st.leased[e.seq] = e
-				t.pending++
-				d := &ds[len(out)]
-				d.Job = e.job
-				d.Job.Attempt = e.attempt()
-				d.Receipt = e.receipt
-				detach(&d.Job)
-				out = append(out, d)
-				t.lastDelivered = e.receipt
+				out = append(out, st.give(b, t, &ds[len(out)], until))
 			}
 			st.rr = uint32(i + 1)
-			if !hasReader(t.readers, b.c) {
-				t.readers = append(t.readers, b.c)
-			}
+			st.served(b, t)
 			if t.ready.len() > 0 {
 				live++
-				st.touch(t) // leftovers: let another waiter have them
 			}
 		}
 	}
 	b.c.lastSeen = now
 	return out
+}
+
+// has reports whether t exists, is not paused and has ready jobs.
+func (t *topic) has() bool {
+	return t != nil && !t.paused && t.ready.len() > 0
+}
+
+// give leases the first ready job of t to b's consumer until the tick
+// until, filling d.
+func (st *state) give(b *Broker, t *topic, d *broker.Delivery, until int64) *broker.Delivery {
+	e := t.ready.popFront()
+	e.deliveries++
+	e.state = stLeased
+	e.holder = b.c
+	e.at = until
+	st.leases.pushBack(e)
+	st.leased[e.seq] = e
+	t.pending++
+	d.Job = e.job
+	d.Job.Attempt = e.attempt()
+	d.Receipt = e.receipt
+	detach(&d.Job)
+	t.lastDelivered = e.receipt
+	return d
+}
+
+// served records that b's consumer took jobs of t, and lets another waiter
+// have t's leftovers.
+func (st *state) served(b *Broker, t *topic) {
+	if !hasReader(t.readers, b.c) {
+		t.readers = append(t.readers, b.c)
+	}
+	if t.ready.len() > 0 {
+		st.touch(t)
+	}
 }
 
 // detach gives a delivered or listed job its own headers and failure, as a
@@ -587,11 +607,19 @@ func hasReader(rs []*consumer, c *consumer) bool {
 // empty batch and a nil error if none came. Fetch returns ctx.Err() when ctx
 // ends and [broker.ErrClosed] when b closes while it waits. Jobs of one topic
 // come oldest first (redeliveries before unread jobs); when several topics
-// have jobs, the topic looked at first rotates between calls.
+// have jobs, the topic looked at first rotates between calls. Paused topics
+// (see [Broker.Pause]) are skipped.
 //
 // Each delivery has its own Headers map and Failure; its Payload shares the
 // stored job's bytes and must not be modified.
 func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker.Delivery, error) {
+	return b.fetch(ctx, topics, max, func(now time.Time) []*broker.Delivery {
+		return b.st.take(b, topics, max, now)
+	})
+}
+
+// fetch is Fetch with take choosing the jobs (under st.mu).
+func (b *Broker) fetch(ctx context.Context, topics []string, max int, take func(now time.Time) []*broker.Delivery) ([]*broker.Delivery, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -606,7 +634,7 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	}
 	now := st.now()
 	st.advance(now)
-	ds := st.take(b, topics, max, now)
+	ds := take(now)
 	if len(ds) > 0 || st.fetchWait < 0 {
 		st.flush(now)
 		st.mu.Unlock()
@@ -633,7 +661,7 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 			}
 			now = st.now()
 			st.advance(now)
-			if ds = st.take(b, topics, max, now); len(ds) > 0 {
+			if ds = take(now); len(ds) > 0 {
 				st.removeWaiter(w, now)
 				st.mu.Unlock()
 				return ds, nil
@@ -649,7 +677,7 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 				return nil, broker.ErrClosed
 			}
 			st.advance(now)
-			ds = st.take(b, topics, max, now)
+			ds = take(now)
 			st.removeWaiter(w, now)
 			return ds, nil
 		case <-ctx.Done():

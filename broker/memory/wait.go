@@ -82,6 +82,9 @@ func (st *state) flush(now time.Time) {
 // Waiters already woken and not yet back count too, so calling wake again is
 // harmless.
 func (st *state) wake(t *topic) {
+	if t.paused {
+		return
+	}
 	budget := t.ready.len()
 	for w := st.waiters.head; w != nil && budget > 0; w = w.next {
 		if !w.wants(t.name) {

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -105,7 +106,11 @@ func (b *Broker) Inspect(ctx context.Context, topic string) (*broker.TopicInfo, 
 	groups := pipe.XInfoGroups(ctx, k.stream)
 	delayed := pipe.ZCard(ctx, k.delayed)
 	dead := pipe.XLen(ctx, k.dlq)
+	paused := pipe.Get(ctx, k.paused)
 	_, _ = pipe.Exec(ctx)
+	if err := paused.Err(); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, b.wrap("inspect "+topic, err)
+	}
 	for _, c := range []goredis.Cmder{length, last, delayed, dead} {
 		if err := c.Err(); err != nil {
 			return nil, b.wrap("inspect "+topic, err)
@@ -117,6 +122,7 @@ func (b *Broker) Inspect(ctx context.Context, topic string) (*broker.TopicInfo, 
 		Delayed:     delayed.Val(),
 		DeadLetters: dead.Val(),
 		Groups:      []broker.GroupInfo{},
+		Paused:      paused.Err() == nil,
 	}
 	if ls := last.Val(); len(ls) > 0 {
 		info.LastID = ls[0].ID

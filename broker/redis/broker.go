@@ -163,6 +163,8 @@ type Broker struct {
 	due       map[string]dueAt      // topic -> head of its delayed set
 	waits     map[*waiting]struct{} // reads waiting for new entries
 	buf       []*buffered           // fetched, not yet returned
+	passes    map[string]int64      // topic -> pass of weighted fetches (see internal/share)
+	pauseSeen map[string]pauseSeen  // topic -> its pause key as a one-topic read last saw it (see readOne)
 }
 
 // buffered is a delivery read beyond a Fetch's max, returned by a later
@@ -394,12 +396,13 @@ type keys struct {
 	stream  string // where the topic's jobs are read from
 	delayed string // delayed jobs of the topic
 	dlq     string // the topic's dead-letter stream (= stream of topic+".dlq")
+	paused  string // set while the topic is paused (see Broker.Pause)
 }
 
 // keysFor maps a topic to its keys: topic T uses <ns>:{T}:stream,
-// <ns>:{T}:delayed and <ns>:{T}:dlq; its dead-letter topic T.dlq reads
-// <ns>:{T}:dlq, delays into <ns>:{T}:dlq:delayed and dead-letters into
-// <ns>:{T}:dlq:dlq, and so on.
+// <ns>:{T}:delayed, <ns>:{T}:dlq and <ns>:{T}:paused; its dead-letter topic
+// T.dlq reads <ns>:{T}:dlq, delays into <ns>:{T}:dlq:delayed, dead-letters
+// into <ns>:{T}:dlq:dlq, is paused by <ns>:{T}:dlq:paused, and so on.
 func (b *Broker) keysFor(topic string) keys {
 	if k, ok := b.keyCache.Load(topic); ok {
 		return k.(keys)
@@ -426,11 +429,13 @@ func (b *Broker) makeKeys(topic string) keys {
 		k.stream = prefix + ":stream"
 		k.delayed = prefix + ":delayed"
 		k.dlq = prefix + ":dlq"
+		k.paused = prefix + ":paused"
 		return k
 	}
 	k.stream = prefix + strings.Repeat(":dlq", depth)
 	k.delayed = k.stream + ":delayed"
 	k.dlq = k.stream + ":dlq"
+	k.paused = k.stream + ":paused"
 	return k
 }
 

@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/internal/share"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -50,6 +51,10 @@ const recoverRounds = 8
 // waiting Fetch promotes at that time, which ends its wait. A delayed job
 // added by another process is learned at the next ClaimInterval promotion.
 //
+// A paused topic (see [Broker.Pause]) is neither read, nor waited on, nor
+// recovered; the pause keys are read by the same script or pipeline as the
+// entries.
+//
 // Cancelling ctx does not interrupt a blocking read: Fetch returns ctx.Err()
 // when it comes back empty. Close makes a waiting Fetch return ErrClosed
 // within Block. Entries without a payload are dead-lettered with reason
@@ -63,6 +68,16 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	if max <= 0 || len(topics) == 0 {
 		return nil, nil
 	}
+	ks, err := b.topicKeys(topics)
+	if err != nil {
+		return nil, err
+	}
+	return b.fetch(ctx, ks, max, order{})
+}
+
+// topicKeys validates topics and returns their keys, without duplicates,
+// in the order given.
+func (b *Broker) topicKeys(topics []string) ([]keys, error) {
 	ks := make([]keys, 0, len(topics))
 	seen := map[string]bool{}
 	for _, t := range topics {
@@ -74,6 +89,15 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 		}
 		seen[t] = true
 		ks = append(ks, b.keysFor(t))
+	}
+	return ks, nil
+}
+
+// fetch is Fetch of the topics of ks, sharing max among them as o says.
+func (b *Broker) fetch(ctx context.Context, ks []keys, max int, o order) ([]*broker.Delivery, error) {
+	seen := make(map[string]bool, len(ks))
+	for _, k := range ks {
+		seen[k.topic] = true
 	}
 	out, err := b.takeBuffered(ctx, seen, max)
 	if err != nil || len(out) >= max {
@@ -95,7 +119,7 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	// the Fetch, which still returns what was recovered and reads new jobs.
 	rec, _ := b.maintain(ctx, ks, max-len(out))
 	out = append(out, rec...)
-	got, err := b.read(ctx, ks, max-len(out), len(out) == 0)
+	got, err := b.read(ctx, ks, max-len(out), len(out) == 0, o)
 	if b.closed.Load() {
 		if !b.owned {
 			b.release(append(out, got...))
@@ -337,7 +361,7 @@ func (b *Broker) recover(ctx context.Context, k keys, room int) ([]*broker.Deliv
 	var out []*broker.Delivery
 	done := false
 	for round := 0; round < recoverRounds && room-len(out) > 0; round++ {
-		res, err := recoverScript.Run(ctx, b.rdb, []string{k.stream},
+		res, err := recoverScript.Run(ctx, b.rdb, []string{k.stream, k.paused},
 			b.o.Group, b.o.Consumer, b.o.Lease.Milliseconds(), cursor, room-len(out)).Slice()
 		if err != nil {
 			if isNoGroup(err) {
@@ -451,32 +475,30 @@ func parseRecover(res []any) (next string, entries []goredis.XMessage, counts []
 // Block when block is set and none is waiting. Every entry read is leased
 // to this consumer, so read never reads more than count while entries are
 // waiting: on a single Redis, one script (readScript) goes round all the
-// streams, sharing count among those that have entries; on Cluster, where a
-// script cannot span slots, see readCluster. Only a wait for new entries
-// can return more than count (on a single Redis, when entries arrive on
-// several streams at the same moment): the caller buffers them. Within a
-// topic, entries come in stream order.
+// streams, sharing count among those that have entries as o says, and
+// skipping paused topics; on Cluster, where a script cannot span slots,
+// see readCluster. Only a wait for new entries can return more than count
+// (on a single Redis, when entries arrive on several streams at the same
+// moment): the caller buffers them. Within a topic, entries come in stream
+// order.
 //
 // On an error reading one stream, the entries read from the others are
 // returned together with the error.
-func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool) ([]*broker.Delivery, error) {
+func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool, o order) ([]*broker.Delivery, error) {
 	if count <= 0 || len(ks) == 0 {
 		return nil, nil
 	}
 	var streams []goredis.XStream
 	var err error
-	switch {
-	case b.cluster:
-		streams, err = b.readCluster(ctx, ks, count, block)
-	case len(ks) == 1 && block:
-		// One stream: one blocking read with COUNT count is exact.
-		streams, err = b.waitGroup(ctx, ks, count)
-	default:
-		streams, err = b.readShared(ctx, ks, count)
+	if b.cluster {
+		streams, err = b.readCluster(ctx, ks, count, block, o)
+	} else {
+		var paused map[int]bool
+		streams, paused, err = b.readShared(ctx, ks, count, o)
 		if err == nil && len(streams) == 0 && block {
-			// Nothing is waiting: wait on every stream at once, each
-			// with an equal part of count (at least one entry).
-			streams, err = b.waitGroup(ctx, ks, max(1, count/len(ks)))
+			// Nothing is waiting: wait on every stream not paused at
+			// once, each with an equal part of count (at least one).
+			streams, err = b.waitUnpaused(ctx, ks, paused, count)
 		}
 	}
 	byStream := make(map[string]keys, len(ks))
@@ -499,34 +521,130 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool) ([]
 	return out, err
 }
 
-// readShared reads up to count new entries from the streams of ks in one
-// round trip (readScript), starting at the stream after the last one that
-// gave entries in the previous call, so that every topic is served in
-// turn. Streams whose consumer group is missing have it recreated, and are
-// read at the next call.
-func (b *Broker) readShared(ctx context.Context, ks []keys, count int) ([]goredis.XStream, error) {
+// readShared reads up to count new entries from the streams of ks not
+// paused, in one round trip (readScript): in turn (the zero order), it
+// starts at the stream after the last one that gave entries in the
+// previous call, so that every topic is served in turn. It returns the
+// indexes in ks of the paused topics too. Streams whose consumer group is
+// missing have it recreated, and are read at the next call.
+func (b *Broker) readShared(ctx context.Context, ks []keys, count int, o order) ([]goredis.XStream, map[int]bool, error) {
 	if len(ks) == 1 {
-		return b.readGroup(ctx, ks, count, -1)
+		streams, paused, err := b.readOne(ctx, ks[0], count)
+		if paused {
+			return streams, map[int]bool{0: true}, err
+		}
+		return streams, nil, err
 	}
 	names := make([]string, len(ks))
+	keys := make([]string, 2*len(ks))
 	for i, k := range ks {
 		names[i] = k.stream
+		keys[i], keys[len(ks)+i] = k.stream, k.paused
 	}
-	turn := b.readTurn.Load()
-	res, err := readScript.Run(ctx, b.rdb, names, b.o.Group, b.o.Consumer, count, turn%uint64(len(ks))).Slice()
+	args := []any{b.o.Group, b.o.Consumer, count}
+	switch {
+	case o.strict:
+		args = append(args, "strict")
+	case o.strides != nil:
+		args = append(args, "weighted")
+		for _, s := range o.stridesOf(ks) {
+			args = append(args, s)
+		}
+		for _, p := range b.loadPasses(ks) {
+			args = append(args, p)
+		}
+	default:
+		args = append(args, "turn", b.readTurn.Load()%uint64(len(ks)))
+	}
+	res, err := readScript.Run(ctx, b.rdb, keys, args...).Slice()
 	if err != nil {
-		return nil, b.wrap("read", err)
+		return nil, nil, b.wrap("read", err)
 	}
-	streams, failed, next, err := parseRead(res, names)
+	r, err := parseRead(res, names)
 	if err != nil {
-		return nil, b.wrap("read", err)
+		return nil, nil, b.wrap("read", err)
 	}
-	b.readTurn.Store(next)
+	switch {
+	case o.strict:
+	case o.strides != nil:
+		b.storePasses(ks, r.passes)
+	default:
+		b.readTurn.Store(r.next)
+	}
+	return r.streams, r.paused, b.readFailed(ctx, ks, r.failed)
+}
+
+// readOne reads up to count new entries of one stream and reports whether
+// its topic is paused, in one round trip: a plain XREADGROUP, pipelined
+// after a GET of the pause key, costs less than readScript (whose reply
+// Redis converts twice). Since the read does not depend on the GET, it is
+// sent only while the topic was seen not paused less than Block ago (by
+// the previous Fetch, under load); otherwise a GET alone comes first. So
+// a read returns entries of a paused topic only when the pause landed
+// within the last Block, as with a blocking read already waiting.
+func (b *Broker) readOne(ctx context.Context, k keys, count int) ([]goredis.XStream, bool, error) {
+	b.mu.Lock()
+	seen, ok := b.pauseSeen[k.topic]
+	b.mu.Unlock()
+	if !ok || seen.paused || time.Since(seen.at) > b.o.Block {
+		paused, err := b.Paused(ctx, k.topic)
+		if err != nil {
+			return nil, false, err
+		}
+		b.notePaused(k.topic, paused)
+		if paused {
+			return nil, true, nil
+		}
+	}
+	pipe := b.rdb.Pipeline()
+	get := pipe.Get(ctx, k.paused)
+	read := pipe.XReadGroup(ctx, &goredis.XReadGroupArgs{
+		Group: b.o.Group, Consumer: b.o.Consumer,
+		Streams: []string{k.stream, ">"}, Count: int64(count), Block: -1,
+	})
+	_, _ = pipe.Exec(ctx)
+	paused := get.Err() == nil
+	if err := get.Err(); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, false, b.wrap("read "+k.topic, err)
+	}
+	b.notePaused(k.topic, paused)
+	streams, err := read.Result()
+	switch {
+	case err == nil:
+		return streams, paused, nil
+	case errors.Is(err, goredis.Nil):
+		return nil, paused, nil
+	case isNoGroup(err):
+		return nil, paused, b.readFailed(ctx, []keys{k}, map[int]string{0: err.Error()})
+	default:
+		return nil, paused, b.wrap("read "+k.topic, err)
+	}
+}
+
+// pauseSeen is what a one-topic read last saw of its topic's pause key.
+type pauseSeen struct {
+	paused bool
+	at     time.Time
+}
+
+// notePaused records that topic was seen paused or not just now.
+func (b *Broker) notePaused(topic string, paused bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pauseSeen == nil || len(b.pauseSeen) > maxKeyCache {
+		b.pauseSeen = map[string]pauseSeen{}
+	}
+	b.pauseSeen[topic] = pauseSeen{paused: paused, at: time.Now()}
+}
+
+// readFailed handles the streams whose read failed (by index into ks):
+// missing consumer groups are recreated; it returns the first other error.
+func (b *Broker) readFailed(ctx context.Context, ks []keys, failed map[int]string) error {
 	var missing []string
 	var first error
 	for i, msg := range failed {
 		if strings.HasPrefix(msg, "NOGROUP") {
-			missing = append(missing, names[i])
+			missing = append(missing, ks[i].stream)
 		} else if first == nil {
 			first = b.wrap("read "+ks[i].topic, errors.New(msg))
 		}
@@ -537,28 +655,62 @@ func (b *Broker) readShared(ctx context.Context, ks []keys, count int) ([]goredi
 			first = err
 		}
 	}
-	return streams, first
+	return first
 }
 
-// parseRead reads readScript's reply: the entries per stream (in read
-// order), the error text of each failed stream by index into names, and
-// the index to start from next time.
-func parseRead(res []any, names []string) ([]goredis.XStream, map[int]string, uint64, error) {
-	if len(res) != 3 {
-		return nil, nil, 0, fmt.Errorf("unexpected reply of %d elements", len(res))
+// waitUnpaused waits like waitGroup on the streams of ks not in paused
+// (indexes into ks), count shared among them; when every one is paused it
+// waits Block (or until ctx ends) and returns nothing.
+func (b *Broker) waitUnpaused(ctx context.Context, ks []keys, paused map[int]bool, count int) ([]goredis.XStream, error) {
+	wait := ks
+	if len(paused) > 0 {
+		wait = make([]keys, 0, len(ks))
+		for i, k := range ks {
+			if !paused[i] {
+				wait = append(wait, k)
+			}
+		}
+	}
+	if len(wait) == 0 {
+		t := time.NewTimer(b.o.Block)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return nil, nil
+	}
+	return b.waitGroup(ctx, wait, max(1, count/len(wait)))
+}
+
+// readReply is readScript's reply.
+type readReply struct {
+	streams []goredis.XStream // entries per stream, in read order
+	failed  map[int]string    // index into names -> error text
+	next    uint64            // turn: the index to start from next time
+	paused  map[int]bool      // indexes into names of paused streams
+	passes  []int64           // weighted: the new passes, by index
+}
+
+// parseRead reads readScript's reply for the streams names.
+func parseRead(res []any, names []string) (readReply, error) {
+	var r readReply
+	if len(res) != 5 {
+		return r, fmt.Errorf("unexpected reply of %d elements", len(res))
 	}
 	reads, _ := res[0].([]any)
 	fails, _ := res[1].([]any)
 	next, _ := res[2].(int64)
-	var out []goredis.XStream
-	for _, r := range reads {
-		pair, ok := r.([]any)
+	paused, _ := res[3].([]any)
+	passes, _ := res[4].([]any)
+	for _, x := range reads {
+		pair, ok := x.([]any)
 		if !ok || len(pair) != 2 {
-			return nil, nil, 0, errors.New("unexpected reply: bad read")
+			return r, errors.New("unexpected reply: bad read")
 		}
 		i, _ := pair[0].(int64)
 		if i < 1 || int(i) > len(names) {
-			return nil, nil, 0, fmt.Errorf("unexpected reply: stream index %d", i)
+			return r, fmt.Errorf("unexpected reply: stream index %d", i)
 		}
 		raw, _ := pair[1].([]any)
 		s := goredis.XStream{Stream: names[i-1], Messages: make([]goredis.XMessage, 0, len(raw))}
@@ -568,9 +720,9 @@ func parseRead(res []any, names []string) ([]goredis.XStream, map[int]string, ui
 				s.Messages = append(s.Messages, m)
 			}
 		}
-		out = append(out, s)
+		r.streams = append(r.streams, s)
 	}
-	failed := map[int]string{}
+	r.failed = map[int]string{}
 	for _, f := range fails {
 		pair, ok := f.([]any)
 		if !ok || len(pair) != 2 {
@@ -579,10 +731,26 @@ func parseRead(res []any, names []string) ([]goredis.XStream, map[int]string, ui
 		i, _ := pair[0].(int64)
 		msg, _ := pair[1].(string)
 		if i >= 1 && int(i) <= len(names) {
-			failed[int(i-1)] = msg
+			r.failed[int(i-1)] = msg
 		}
 	}
-	return out, failed, uint64(max(next, 0)), nil
+	r.next = uint64(max(next, 0))
+	r.paused = map[int]bool{}
+	for _, x := range paused {
+		if i, ok := x.(int64); ok && i >= 1 && int(i) <= len(names) {
+			r.paused[int(i-1)] = true
+		}
+	}
+	if len(passes) > 0 {
+		if len(passes) != len(names) {
+			return r, fmt.Errorf("unexpected reply: %d passes for %d streams", len(passes), len(names))
+		}
+		r.passes = make([]int64, len(names))
+		for i, x := range passes {
+			r.passes[i], _ = x.(int64)
+		}
+	}
+	return r, nil
 }
 
 // parseEntry reads one stream entry of a script reply: {id, {field, value,
@@ -650,15 +818,17 @@ func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block time
 
 // readCluster reads up to count new entries of ks on Redis Cluster, where
 // each topic's stream sits in its own slot, so no single command or script
-// can read them all. When there are more streams than count, it asks every
-// stream whether it has unread entries (peekScript, which leases nothing)
-// in one pipeline; then it reads from those that have (or from all) with a
-// second pipeline, count shared out among them (each stream read with its
-// own COUNT), the topics served first rotating from one call to the next. go-redis sends a pipeline to every master at once,
-// so each step costs one round trip. When none has entries and block is
-// set, it asks again every Block/10 (10 ms to 100 ms), or as soon as a
-// delayed job was promoted, until Block has passed.
-func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bool) ([]goredis.XStream, error) {
+// can read them all. When there are more streams than count, or the order
+// is strict, it asks every stream how many unread entries it has
+// (peekScript, which leases nothing, up to count) in one pipeline; then it
+// reads from those that have (or from all) with a second pipeline, count
+// shared out among them as o says (each stream read with its own
+// readScript), the topics served first rotating from one call to the next
+// in turn. Paused topics have nothing to read. go-redis sends a pipeline to
+// every master at once, so each step costs one round trip. When none has
+// entries and block is set, it asks again every Block/10 (10 ms to 100
+// ms), or as soon as a delayed job was promoted, until Block has passed.
+func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bool, o order) ([]goredis.XStream, error) {
 	until := time.Now().Add(b.o.Block)
 	var woke <-chan struct{}
 	if block {
@@ -670,12 +840,12 @@ func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bo
 	for {
 		// With count >= len(ks) every stream gets a share: no need to ask
 		// which have entries first.
-		has, perr := ks, error(nil)
-		if count < len(ks) {
-			has, perr = b.peek(ctx, ks)
+		has, avail, perr := ks, []int(nil), error(nil)
+		if count < len(ks) || o.strict {
+			has, avail, perr = b.peek(ctx, ks, count, o)
 		}
 		if len(has) > 0 {
-			streams, err := b.readEach(ctx, has, b.shares(len(has), count))
+			streams, err := b.readShares(ctx, has, avail, count, o)
 			if len(streams) > 0 || err != nil || perr != nil {
 				return streams, errors.Join(perr, err)
 			}
@@ -698,19 +868,62 @@ func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bo
 	}
 }
 
-// peek returns the topics of ks whose stream has unread entries, in one
-// pipeline of peekScript, and the first error of a stream. Streams without
-// the consumer group have it created.
-func (b *Broker) peek(ctx context.Context, ks []keys) ([]keys, error) {
+// readShares shares count among ks as o says and reads each stream's
+// share (readEach). avail, when known, is how many unread entries each
+// stream of ks had (strict order shares by it).
+func (b *Broker) readShares(ctx context.Context, ks []keys, avail []int, count int, o order) ([]goredis.XStream, error) {
+	switch {
+	case o.strict:
+		counts := make([]int, len(ks))
+		left := count
+		for i := range ks {
+			counts[i] = min(left, avail[i])
+			left -= counts[i]
+		}
+		if left > 0 && len(ks) > 0 {
+			counts[0] += left // arrived since the peek: the first takes them
+		}
+		streams, _, err := b.readEach(ctx, ks, counts)
+		return streams, err
+	case o.strides != nil:
+		strides := o.stridesOf(ks)
+		pass := b.loadPasses(ks)
+		live := make([]bool, len(ks))
+		for i := range live {
+			live[i] = true
+		}
+		counts := share.Plan(pass, strides, live, count)
+		streams, got, err := b.readEach(ctx, ks, counts)
+		for i := range ks {
+			if got[i] < counts[i] {
+				pass[i] -= int64(counts[i]-got[i]) * strides[i]
+				live[i] = false
+			}
+		}
+		share.Idle(pass, live)
+		b.storePasses(ks, pass)
+		return streams, err
+	default:
+		streams, _, err := b.readEach(ctx, ks, b.shares(len(ks), count))
+		return streams, err
+	}
+}
+
+// peek returns the topics of ks whose stream has unread entries and is not
+// paused, with how many (up to count), in one pipeline of peekScript, and
+// the first error of a stream. Streams without the consumer group have it
+// created.
+func (b *Broker) peek(ctx context.Context, ks []keys, count int, o order) ([]keys, []int, error) {
 	calls := make([]scriptCall, len(ks))
 	for i, k := range ks {
-		calls[i] = scriptCall{peekScript, []string{k.stream}, []any{b.o.Group}}
+		calls[i] = scriptCall{peekScript, []string{k.stream, k.paused}, []any{b.o.Group, count}}
 	}
 	cmds, err := b.runScripts(ctx, calls)
 	if err != nil {
-		return nil, b.wrap("read", err)
+		return nil, nil, b.wrap("read", err)
 	}
 	var has []keys
+	var avail []int
 	var missing []string
 	var first error
 	for i, c := range cmds {
@@ -724,6 +937,7 @@ func (b *Broker) peek(ctx context.Context, ks []keys) ([]keys, error) {
 			missing = append(missing, ks[i].stream)
 		case n > 0:
 			has = append(has, ks[i])
+			avail = append(avail, int(n))
 		}
 	}
 	if len(missing) > 0 {
@@ -732,7 +946,7 @@ func (b *Broker) peek(ctx context.Context, ks []keys) ([]keys, error) {
 			first = err
 		}
 	}
-	return has, first
+	return has, avail, first
 }
 
 // shares splits count among n streams: each gets count/n, and count%n of
@@ -751,50 +965,56 @@ func (b *Broker) shares(n, count int) []int {
 	return out
 }
 
-// readEach reads each stream of ks with its own non-blocking XREADGROUP
-// COUNT counts[i] (streams with a zero share are skipped), in one pipeline.
-// An error of one stream does not discard what the others returned: they
-// are returned with the first error.
-func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int) ([]goredis.XStream, error) {
-	pipe := b.rdb.Pipeline()
-	cmds := make([]*goredis.XStreamSliceCmd, len(ks))
+// readEach reads each stream of ks with its own readScript of COUNT
+// counts[i] (streams with a zero share are skipped), in one pipeline, and
+// returns the entries with how many each stream gave. A paused stream
+// gives none. An error of one stream does not discard what the others
+// returned: they are returned with the first error.
+func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int) ([]goredis.XStream, []int, error) {
+	var calls []scriptCall
+	var idx []int
 	for i, k := range ks {
-		if counts[i] <= 0 {
-			continue
+		if counts[i] > 0 {
+			calls = append(calls, scriptCall{readScript, []string{k.stream, k.paused}, []any{b.o.Group, b.o.Consumer, counts[i], "strict"}})
+			idx = append(idx, i)
 		}
-		cmds[i] = pipe.XReadGroup(ctx, &goredis.XReadGroupArgs{
-			Group: b.o.Group, Consumer: b.o.Consumer,
-			Streams: []string{k.stream, ">"}, Count: int64(counts[i]), Block: -1,
-		})
 	}
-	_, _ = pipe.Exec(ctx)
+	got := make([]int, len(ks))
+	if len(calls) == 0 {
+		return nil, got, nil
+	}
+	cmds, err := b.runScripts(ctx, calls)
+	if err != nil {
+		return nil, got, b.wrap("read", err)
+	}
 	var out []goredis.XStream
-	var missing []string
+	failed := map[int]string{}
 	var first error
-	for i, c := range cmds {
-		if c == nil {
-			continue
+	for j, c := range cmds {
+		i := idx[j]
+		res, err := c.Slice()
+		var r readReply
+		if err == nil {
+			r, err = parseRead(res, []string{ks[i].stream})
 		}
-		s, err := c.Result()
-		switch {
-		case err == nil:
-			out = append(out, s...)
-		case errors.Is(err, goredis.Nil):
-		case isNoGroup(err):
-			missing = append(missing, ks[i].stream)
-		default:
+		if err != nil {
 			if first == nil {
 				first = b.wrap("read "+ks[i].topic, err)
 			}
+			continue
+		}
+		for _, s := range r.streams {
+			got[i] += len(s.Messages)
+		}
+		out = append(out, r.streams...)
+		if msg, ok := r.failed[0]; ok {
+			failed[i] = msg
 		}
 	}
-	if len(missing) > 0 {
-		b.forgetGroups(missing...)
-		if err := b.ensureGroups(ctx, missing...); err != nil && first == nil {
-			first = err
-		}
+	if err := b.readFailed(ctx, ks, failed); err != nil && first == nil {
+		first = err
 	}
-	return out, first
+	return out, got, first
 }
 
 // warn logs the corrections decodeEntry made.

@@ -336,66 +336,131 @@ return {#due, tonumber(head[2]) or -1}
 `)
 
 // readScript reads new entries (XREADGROUP >) from several streams in one
-// round trip, leasing no more than a total of COUNT: it goes round the
-// streams from the one at index ARGV[4], each time giving every stream that
-// still had entries an equal part of what is left (at least one), until
-// COUNT entries are read or every stream came back short. Each stream is
-// read in order, so a stream's entries stay FIFO. Used where all streams sit
-// in one slot (a single Redis, Sentinel).
+// round trip, leasing no more than a total of COUNT. A paused stream (its
+// pause key is set) is not read. How COUNT is shared among the others
+// depends on the mode:
 //
-// KEYS streams
+//   - turn: it goes round the streams from the one at index ARGV[5], each
+//     time giving every stream that still had entries an equal part of
+//     what is left (at least one), until COUNT entries are read or every
+//     stream came back short.
+//   - weighted: each entry goes to the stream with entries whose pass is
+//     lowest, whose pass then grows by its stride (stride scheduling; see
+//     internal/share); a stream that came back short leaves its part to
+//     the others and its pass is brought up to theirs.
+//   - strict: the streams are read in order, each with all that is left.
+//
+// Each stream is read in order, so a stream's entries stay FIFO. Used where
+// all streams sit in one slot (a single Redis, Sentinel), and on Cluster
+// with one stream.
+//
+// KEYS[1..n] streams; KEYS[n+1..2n] their pause keys
 // ARGV[1] group
 // ARGV[2] consumer
 // ARGV[3] COUNT: most entries to read in all
-// ARGV[4] index (0-based) of the stream served first
+// ARGV[4] mode: turn, weighted or strict
+// ARGV[5] turn: index (0-based) of the stream served first
+// ARGV[5..4+n] weighted: the streams' strides; ARGV[5+n..4+2n] their passes
 //
-// Returns {reads, failures, next}: reads is a list of {stream index
-// (1-based), entries as XREADGROUP returns them}; failures a list of
-// {stream index, error text} of the streams whose read failed (NOGROUP when
-// the stream or its group was deleted); next the 0-based index after the
-// last stream that gave entries, for the next call to start from.
+// Returns {reads, failures, next, paused, passes}: reads is a list of
+// {stream index (1-based), entries as XREADGROUP returns them}; failures a
+// list of {stream index, error text} of the streams whose read failed
+// (NOGROUP when the stream or its group was deleted); next (turn) the
+// 0-based index after the last stream that gave entries, for the next call
+// to start from; paused the indexes of the paused streams; passes
+// (weighted) the streams' new passes.
 var readScript = newScript("read", `
-local n, left, first = #KEYS, tonumber(ARGV[3]), tonumber(ARGV[4]) % #KEYS
-local live, nlive, reads, failures, next = {}, #KEYS, {}, {}, first
-for i = 1, n do live[i] = true end
-while left > 0 and nlive > 0 do
-  local share = math.max(1, math.floor(left / nlive))
-  for j = 0, n - 1 do
-    local i = (first + j) % n + 1
-    if left <= 0 then break end
-    if live[i] then
-      local c = math.min(share, left)
-      local ok, r = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', c, 'STREAMS', KEYS[i], '>')
-      local got = 0
-      if not ok then
-        if type(r) == 'table' then r = r.err end
-        failures[#failures + 1] = {i, tostring(r)}
-      elseif r then
-        got = #r[1][2]
-        reads[#reads + 1] = {i, r[1][2]}
+local n, left, mode = #KEYS / 2, tonumber(ARGV[3]), ARGV[4]
+local live, nlive, reads, failures, paused, passes, next = {}, 0, {}, {}, {}, {}, 0
+for i = 1, n do
+  live[i] = not redis.call('GET', KEYS[n + i])
+  if live[i] then nlive = nlive + 1 else paused[#paused + 1] = i end
+end
+local function read(i, c)
+  local ok, r = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', c, 'STREAMS', KEYS[i], '>')
+  local got = 0
+  if not ok then
+    if type(r) == 'table' then r = r.err end
+    failures[#failures + 1] = {i, tostring(r)}
+  elseif r then
+    got = #r[1][2]
+    reads[#reads + 1] = {i, r[1][2]}
+  end
+  if got < c then
+    live[i] = false
+    nlive = nlive - 1
+  end
+  return got
+end
+if mode == 'turn' then
+  local first = tonumber(ARGV[5]) % n
+  next = first
+  while left > 0 and nlive > 0 do
+    local share = math.max(1, math.floor(left / nlive))
+    for j = 0, n - 1 do
+      local i = (first + j) % n + 1
+      if left <= 0 then break end
+      if live[i] then
+        local got = read(i, math.min(share, left))
         left = left - got
-        next = i % n
-      end
-      if got < c then
-        live[i] = false
-        nlive = nlive - 1
+        if got > 0 then next = i % n end
       end
     end
   end
+elseif mode == 'strict' then
+  for i = 1, n do
+    if left <= 0 then break end
+    if live[i] then left = left - read(i, left) end
+  end
+else
+  local stride = {}
+  for i = 1, n do
+    stride[i] = tonumber(ARGV[4 + i])
+    passes[i] = tonumber(ARGV[4 + n + i])
+  end
+  while left > 0 and nlive > 0 do
+    local plan, p = {}, {}
+    for i = 1, n do plan[i], p[i] = 0, passes[i] end
+    for _ = 1, left do
+      local best
+      for i = 1, n do
+        if live[i] and (not best or p[i] < p[best]) then best = i end
+      end
+      plan[best] = plan[best] + 1
+      p[best] = p[best] + stride[best]
+    end
+    for i = 1, n do
+      if plan[i] > 0 then
+        local got = read(i, plan[i])
+        left = left - got
+        passes[i] = passes[i] + got * stride[i]
+      end
+    end
+  end
+  local low
+  for i = 1, n do
+    if live[i] and (not low or passes[i] < low) then low = passes[i] end
+  end
+  for i = 1, n do
+    if low and not live[i] and passes[i] < low then passes[i] = low end
+  end
 end
-return {reads, failures, next}
+return {reads, failures, next, paused, passes}
 `)
 
-// peekScript reports whether a stream has entries its consumer group has
-// not read yet, without reading (leasing) them. Used on Redis Cluster,
-// where one script cannot read streams of several slots.
+// peekScript reports how many entries, up to a limit, a stream has that its
+// consumer group has not read yet, without reading (leasing) them. Used on
+// Redis Cluster, where one script cannot read streams of several slots.
 //
 // KEYS[1] stream
+// KEYS[2] the stream's pause key
 // ARGV[1] group
+// ARGV[2] the most entries to count
 //
-// Returns 1 when there are unread entries, 0 when there are none, -1 when
-// the stream or its group does not exist.
+// Returns the number of unread entries (0 when the stream is paused), -1
+// when the stream or its group does not exist.
 var peekScript = newScript("peek", `
+if redis.call('GET', KEYS[2]) then return 0 end
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
 if not ok then
   local e = type(groups) == 'table' and groups.err or tostring(groups)
@@ -409,7 +474,7 @@ for _, g in ipairs(groups) do
     if g[j] == 'last-delivered-id' then last = g[j + 1] end
   end
   if name == ARGV[1] then
-    return #redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 1)
+    return #redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', ARGV[2])
   end
 end
 return -1
@@ -419,6 +484,7 @@ return -1
 // reads their delivery counts (XPENDING) in one round trip.
 //
 // KEYS[1] stream
+// KEYS[2] the stream's pause key: a paused stream is not recovered
 // ARGV[1] group
 // ARGV[2] consumer
 // ARGV[3] min idle (ms)
@@ -429,7 +495,9 @@ return -1
 // XAUTOCLAIM returns them ({id, {field, value, ...}}), counts in the same
 // order, and the IDs of pending entries whose stream entry was deleted (they
 // are removed from the pending list by XAUTOCLAIM: those jobs are lost).
+// For a paused stream it returns {"0-0", {}, {}, {}}.
 var recoverScript = newScript("recover", `
+if redis.call('GET', KEYS[2]) then return {'0-0', {}, {}, {}} end
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 local entries, counts, deleted = {}, {}, r[3] or {}
 for _, e in ipairs(r[2]) do

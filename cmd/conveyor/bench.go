@@ -47,6 +47,11 @@ conditions. Scenarios (all by default, in this order):
                  small ones (topics-hot), through a server of 10 workers
                  with a 2 ms handler: jobs/s, and the topics' completion
                  times (max: the slowest topic's)
+  priorities     N pre-enqueued jobs on one topic (priorities-1), over 3
+                 topics in turn (priorities-3-turn) and over 3 topics
+                 weighted 3:2:1 (priorities-3), through a server of
+                 --concurrency workers, no-op handler: jobs/s against one
+                 topic, and the shares of the first half processed
 
 Each scenario runs --runs times (the whole list in turn) and the table shows
 the median. Without --redis-url, bench starts a throwaway redis-server from

@@ -32,7 +32,8 @@ func newHealthCmd(a *app) *cobra.Command {
 last entry ID, how many jobs are pending (delivered, not yet settled), the lag
 (not yet delivered to the group), delayed jobs waiting for their time, and the
 dead-letter depth; then each consumer group and consumer with its pending
-count and idle time.
+count and idle time. A topic paused by conveyor pause is marked (PAUSED)
+(--json: "paused": true).
 
 Without --topic it describes every topic in the namespace. A --topic the
 namespace holds no trace of (no jobs, dead letters or consumer group, never
@@ -108,7 +109,7 @@ func printHealth(a *app, infos []*broker.TopicInfo) {
 	tw := newTable(a.stdout)
 	fmt.Fprintln(tw, "TOPIC\tLENGTH\tPENDING\tLAG\tDELAYED\tDEAD LETTERS\tLAST ID")
 	for _, in := range infos {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", printable(in.Topic), in.Length, in.Pending, in.Lag, in.Delayed, in.DeadLetters, orDash(in.LastID))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", printable(in.Topic)+pausedMark(in), in.Length, in.Pending, in.Lag, in.Delayed, in.DeadLetters, orDash(in.LastID))
 	}
 	_ = tw.Flush()
 
@@ -132,6 +133,14 @@ func printHealth(a *app, infos []*broker.TopicInfo) {
 		fmt.Fprintln(tw, "(no consumer groups yet: no worker has read these topics)")
 	}
 	_ = tw.Flush()
+}
+
+// pausedMark marks a paused topic's name in health's table.
+func pausedMark(in *broker.TopicInfo) string {
+	if in.Paused {
+		return " (PAUSED)"
+	}
+	return ""
 }
 
 func orDash(s string) string {

@@ -75,5 +75,5 @@ func globEscape(s string) string {
 // isEmpty reports whether info shows no trace of the topic: no jobs, no
 // dead letters, no consumer group.
 func isEmpty(info *broker.TopicInfo) bool {
-	return info.Length == 0 && info.Delayed == 0 && info.DeadLetters == 0 && len(info.Groups) == 0
+	return info.Length == 0 && info.Delayed == 0 && info.DeadLetters == 0 && len(info.Groups) == 0 && !info.Paused
 }

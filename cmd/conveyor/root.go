@@ -42,6 +42,8 @@ var subcommands = []func(*app) *cobra.Command{
 	newDashboardCmd,
 	newTrimCmd,
 	newCancelCmd,
+	newPauseCmd,
+	newResumeCmd,
 	newBenchCmd,
 	newConfigCmd,
 	newVersionCmd,

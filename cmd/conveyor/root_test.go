@@ -51,6 +51,8 @@ func TestMemoryBackendRefused(t *testing.T) {
 		{"consume", "--topic", "t", "--timeout", "1s"},
 		{"consumers", "list"},
 		{"consumers", "prune", "--idle", "1h"},
+		{"pause", "--topic", "t"},
+		{"resume", "--topic", "t"},
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "conveyor.yaml")

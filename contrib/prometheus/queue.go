@@ -46,6 +46,7 @@ type QueueCollectorOptions struct {
 //	conveyor_queue_delayed{topic}       waiting for their due time
 //	conveyor_queue_dead_letters{topic}  in the topic's dead-letter topic
 //	conveyor_queue_consumers{topic}     consumers known to the topic's groups
+//	conveyor_topic_paused{topic}        1 while the topic is paused (no worker fetches it), else 0
 //	conveyor_queue_last_refresh_timestamp_seconds  end of the last fully successful refresh
 //	conveyor_queue_refresh_errors_total            failed Topics or Inspect calls
 //
@@ -97,6 +98,7 @@ const (
 	gaugeDelayed
 	gaugeDeadLetters
 	gaugeConsumers
+	gaugePaused
 	numGauges
 )
 
@@ -107,6 +109,7 @@ var gaugeNames = [numGauges][2]string{
 	{"delayed", "Jobs waiting for their due time."},
 	{"dead_letters", "Jobs in the topic's dead-letter topic."},
 	{"consumers", "Consumers known to the topic's consumer groups."},
+	{"paused", "1 while the topic is paused (no worker fetches its jobs), else 0."},
 }
 
 // ErrCollectorRunning is returned by [QueueCollector.Run] when the collector
@@ -144,7 +147,11 @@ func NewQueueCollector(insp broker.Inspector, opts *QueueCollectorOptions) *Queu
 		ns = "conveyor"
 	}
 	for i, g := range gaugeNames {
-		c.gauges[i] = prometheus.NewDesc(prometheus.BuildFQName(ns, "queue", g[0]), g[1],
+		sub := "queue"
+		if i == gaugePaused {
+			sub = "topic" // a state of the topic, not a count of its queue
+		}
+		c.gauges[i] = prometheus.NewDesc(prometheus.BuildFQName(ns, sub, g[0]), g[1],
 			[]string{"topic"}, opts.ConstLabels)
 	}
 	c.lastRefresh = prometheus.NewDesc(prometheus.BuildFQName(ns, "queue", "last_refresh_timestamp_seconds"),
@@ -246,6 +253,9 @@ func values(info *broker.TopicInfo) *[numGauges]float64 {
 		consumers += len(g.Consumers)
 	}
 	vs[gaugeConsumers] = float64(consumers)
+	if info.Paused {
+		vs[gaugePaused] = 1
+	}
 	return &vs
 }
 

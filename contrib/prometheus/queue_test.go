@@ -38,6 +38,7 @@ func twoTopics() *fakeBroker {
 	b.set(broker.TopicInfo{
 		Topic: "orchestrate", Length: 12, Pending: 3, Lag: 9, Delayed: 4, DeadLetters: 2,
 		Groups: []broker.GroupInfo{{Name: "workers", Consumers: []broker.ConsumerInfo{{Name: "w1"}, {Name: "w2"}}}},
+		Paused: true,
 	})
 	b.set(broker.TopicInfo{Topic: "emails", Length: 1, Lag: 1})
 	return b
@@ -60,6 +61,8 @@ const queueHelp = `
 # TYPE conveyor_queue_pending gauge
 # HELP conveyor_queue_refresh_errors_total Broker calls that failed while refreshing the queue gauges.
 # TYPE conveyor_queue_refresh_errors_total counter
+# HELP conveyor_topic_paused 1 while the topic is paused (no worker fetches its jobs), else 0.
+# TYPE conveyor_topic_paused gauge
 `
 
 func TestQueueCollectorExposition(t *testing.T) {
@@ -83,6 +86,8 @@ conveyor_queue_length{topic="orchestrate"} 12
 conveyor_queue_pending{topic="emails"} 0
 conveyor_queue_pending{topic="orchestrate"} 3
 conveyor_queue_refresh_errors_total 0
+conveyor_topic_paused{topic="emails"} 0
+conveyor_topic_paused{topic="orchestrate"} 1
 `
 	gatherAndCompare(t, reg, want)
 }
@@ -115,8 +120,8 @@ func TestQueueCollectorScrapeMakesNoBrokerCalls(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := testutil.CollectAndCount(c); n != 14 {
-		t.Errorf("series = %d, want 14", n)
+	if n := testutil.CollectAndCount(c); n != 16 {
+		t.Errorf("series = %d, want 16", n)
 	}
 	if n := b.callCount(); n != 3 {
 		t.Errorf("broker calls after 101 scrapes = %d, want still 3", n)
@@ -190,6 +195,8 @@ conveyor_queue_refresh_errors_total 0
 # TYPE conveyor_queue_last_refresh_timestamp_seconds gauge
 # HELP conveyor_queue_refresh_errors_total Broker calls that failed while refreshing the queue gauges.
 # TYPE conveyor_queue_refresh_errors_total counter
+# HELP conveyor_topic_paused 1 while the topic is paused (no worker fetches its jobs), else 0.
+# TYPE conveyor_topic_paused gauge
 ` + tt.want
 			gatherAndCompare(t, reg, want, "conveyor_queue_length",
 				"conveyor_queue_last_refresh_timestamp_seconds", "conveyor_queue_refresh_errors_total")

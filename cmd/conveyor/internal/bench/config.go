@@ -19,10 +19,11 @@ const (
 	ScenarioMemory       = "memory"
 	ScenarioDelayed      = "delayed"
 	ScenarioTopics       = "topics"
+	ScenarioPriorities   = "priorities"
 )
 
 // Scenarios lists every scenario, in the order [Run] runs them.
-var Scenarios = []string{ScenarioFloor, ScenarioPublish, ScenarioProcess, ScenarioProcessStack, ScenarioLatency, ScenarioMemory, ScenarioDelayed, ScenarioTopics}
+var Scenarios = []string{ScenarioFloor, ScenarioPublish, ScenarioProcess, ScenarioProcessStack, ScenarioLatency, ScenarioMemory, ScenarioDelayed, ScenarioTopics, ScenarioPriorities}
 
 // Defaults of [Config] fields left at their zero value.
 const (

@@ -28,6 +28,9 @@ const (
 	RowTopics10          = "topics-10"
 	RowTopics200         = "topics-200"
 	RowTopicsHot         = "topics-hot"
+	RowPriorities1       = "priorities-1"
+	RowPriorities3Turn   = "priorities-3-turn"
+	RowPriorities3       = "priorities-3"
 )
 
 // Report is the result of [Run]; its JSON form is what `conveyor bench
@@ -75,7 +78,9 @@ type Row struct {
 	// RatioToFloor is JobsPerSec over the baseline row's median (Baseline):
 	// floor-publish for publishing rows, none for the latency and delayed
 	// rows (their rate is the publisher's) and the topics rows (their
-	// handler sleeps), floor for the others. It is null when there is no
+	// handler sleeps), priorities-1 for the three-topic priorities rows,
+	// floor for the others.
+	// It is null when there is no
 	// baseline or the floor scenario did not run.
 	RatioToFloor *float64 `json:"ratio_to_floor"`
 	// Baseline names the row RatioToFloor divides by ("" for none).
@@ -165,13 +170,16 @@ func (r *Report) add(scenario, name, what string, run RunResult) {
 
 // baselineOf names the floor row a row is compared to; "" for the latency
 // and delayed rows, whose rate is set by the publisher, and for the topics
-// rows, whose handler sleeps, so they have nothing to compare.
+// rows, whose handler sleeps, so they have nothing to compare; the
+// three-topic priorities rows are compared to priorities-1.
 func baselineOf(name string) string {
 	switch name {
 	case RowFloorPublish, RowPublishSingle, RowPublishConcurrent, RowPublishBatch:
 		return RowFloorPublish
 	case RowLatency, RowLatencyAck, RowDelayed, RowTopics1, RowTopics10, RowTopics200, RowTopicsHot:
 		return ""
+	case RowPriorities3Turn, RowPriorities3:
+		return RowPriorities1
 	}
 	return RowFloor
 }
@@ -276,19 +284,27 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, row := range r.Scenarios {
 		notes = append(notes, fmt.Sprintf("  %-19s %s", row.Name, row.What))
 	}
-	_, err := fmt.Fprintf(w, "\nvs floor: ratio to the floor row's jobs/s; \"p\" marks publishing rows, compared to floor-publish.\nRTT/job, cmds/job: Redis round trips and commands sent by this process per job.\nCPU µs/job: this process's CPU time per job; Redis µs/job: the Redis server's (INFO cpu);\nCPU ratio: the floor's CPU per job (both) over the row's, the expected ratio when CPU is the only limit.\n%s\n",
-		strings.Join(notes, "\n"))
+	star := ""
+	if r.row(RowPriorities3) != nil || r.row(RowPriorities3Turn) != nil {
+		star = " \"*\" marks the three-topic priorities rows, compared to priorities-1."
+	}
+	_, err := fmt.Fprintf(w, "\nvs floor: ratio to the floor row's jobs/s; \"p\" marks publishing rows, compared to floor-publish.%s\nRTT/job, cmds/job: Redis round trips and commands sent by this process per job.\nCPU µs/job: this process's CPU time per job; Redis µs/job: the Redis server's (INFO cpu);\nCPU ratio: the floor's CPU per job (both) over the row's, the expected ratio when CPU is the only limit.\n%s\n",
+		star, strings.Join(notes, "\n"))
 	return err
 }
 
-// ratioText formats a ratio, marked "p" when its baseline is floor-publish.
+// ratioText formats a ratio, marked "p" when its baseline is
+// floor-publish, "*" when it is priorities-1.
 func ratioText(r *float64, baseline string) string {
 	if r == nil {
 		return "-"
 	}
 	s := strconv.FormatFloat(*r, 'f', 2, 64) + "x"
-	if baseline != RowFloor {
+	switch baseline {
+	case RowFloorPublish:
 		s += "p"
+	case RowPriorities1:
+		s += "*"
 	}
 	return s
 }

@@ -26,6 +26,7 @@ var scenarioFuncs = map[string]func(context.Context, *env) error{
 	ScenarioMemory:       runMemory,
 	ScenarioDelayed:      runDelayed,
 	ScenarioTopics:       runTopics,
+	ScenarioPriorities:   runPriorities,
 }
 
 // newEnv returns the environment of a run of cfg (defaults applied), with an

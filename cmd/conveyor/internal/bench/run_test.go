@@ -45,6 +45,9 @@ func TestRunAllScenarios(t *testing.T) {
 		{RowTopics10, ScenarioTopics, "", tinyN, true, true},
 		{RowTopics200, ScenarioTopics, "", tinyN, true, true},
 		{RowTopicsHot, ScenarioTopics, "", tinyN, true, true},
+		{RowPriorities1, ScenarioPriorities, RowFloor, tinyN, true, false},
+		{RowPriorities3Turn, ScenarioPriorities, RowPriorities1, tinyN, true, false},
+		{RowPriorities3, ScenarioPriorities, RowPriorities1, tinyN, true, false},
 	}
 	if len(rep.Scenarios) != len(wantRows) {
 		t.Fatalf("%d rows, want %d: %+v", len(rep.Scenarios), len(wantRows), rep.Scenarios)
