@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"slices"
 )
 
@@ -12,12 +13,15 @@ import (
 //
 // Implementations are safe for concurrent use.
 type Publisher interface {
-	// Publish enqueues one job and returns its ID.
+	// Publish enqueues one job and returns its ID. For a message whose
+	// unique key another job holds, it enqueues nothing and returns the
+	// holder's ID with a *[DuplicateError].
 	Publish(ctx context.Context, m Message) (string, error)
 	// PublishBatch enqueues many jobs in as few round trips as the store
 	// allows and returns their IDs in order. On error, some may have been
 	// enqueued: when the error is a *[BatchError], the IDs returned with it
-	// are those of the jobs the store confirmed, with "" for the others.
+	// are those of the jobs the store confirmed, the holders' IDs for the
+	// duplicates, and "" for the others.
 	PublishBatch(ctx context.Context, ms []Message) ([]string, error)
 }
 
@@ -46,10 +50,10 @@ func NewProducer(b Publisher, mw ...PublishMiddleware) *Producer {
 	next := PublishFunc(func(ctx context.Context, ms []Message) ([]string, error) {
 		if len(ms) == 1 {
 			id, err := b.Publish(ctx, ms[0])
-			if err != nil {
+			if err != nil && id == "" {
 				return nil, err
 			}
-			return []string{id}, nil
+			return []string{id}, err // a duplicate names the holder
 		}
 		return b.PublishBatch(ctx, ms)
 	})
@@ -61,16 +65,17 @@ func NewProducer(b Publisher, mw ...PublishMiddleware) *Producer {
 	return &Producer{b: b, next: next}
 }
 
-// Publish publishes one message and returns its ID.
+// Publish publishes one message and returns its ID; for a duplicate
+// unique key, the holder's ID with the *[DuplicateError].
 func (p *Producer) Publish(ctx context.Context, m Message) (string, error) {
 	ids, err := p.next(ctx, []Message{m})
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrDuplicate) {
 		return "", err
 	}
 	if len(ids) == 0 {
-		return "", nil
+		return "", err
 	}
-	return ids[0], nil
+	return ids[0], err
 }
 
 // PublishBatch publishes ms (not modified) and returns their IDs in order.

@@ -49,6 +49,14 @@
 //   - TrimDryRun removes nothing and returns exactly what Trim with the same
 //     options removes right after it, with pending entries present or not;
 //     it rejects the options Trim rejects.
+//   - A unique key (Message.UniqueKey) is held by one job of a topic while
+//     it is delayed, queued, running (crashed workers included) or waiting
+//     to retry; a duplicate Publish returns the holder's ID and a
+//     *broker.DuplicateError, and PublishBatch reports duplicates per index
+//     in BatchError.Duplicates. The ack releases the key, or keeps it until
+//     UniqueFor after the job's EnqueuedAt; dead-lettering (poison
+//     protection's too) releases it; a replay takes it again, or leaves the
+//     dead letter and returns ErrDuplicate when another job holds it.
 //
 // # Timing
 //
@@ -127,6 +135,13 @@ var cases = []struct {
 	{"PurgeDeadLetters", testPurge},
 	{"Trim", testTrim},
 	{"TrimDryRun", testTrimDryRun},
+	{"UniqueHeld", testUniqueHeld},
+	{"UniqueKept", testUniqueKept},
+	{"UniqueDeadLetter", testUniqueDeadLetter},
+	{"UniqueCrash", testUniqueCrash},
+	{"UniquePoison", testUniquePoison},
+	{"UniqueBatch", testUniqueBatch},
+	{"UniqueInvalid", testUniqueInvalid},
 }
 
 // env is one subtest's queue space.
