@@ -107,7 +107,7 @@ type state struct {
 	delayed   entryHeap
 	consumers map[string]*consumer
 	claims    map[string]claim // unique keys held, by claimKey
-	rr        uint32 // rotates the first topic a Fetch looks at
+	rr        uint32           // rotates the first topic a Fetch looks at
 
 	waiters  waiterList
 	touched  []*topic // topics that got ready jobs while someone waits
