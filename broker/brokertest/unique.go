@@ -68,6 +68,11 @@ func testUniqueHeld(e *env) {
 		t.Fatalf("Retry: %v", err)
 	}
 	e.duplicateOf(b, m, id, "waiting to retry")
+	old := d
+	if err := b.Ack(e.ctx, old); err != nil {
+		t.Fatalf("Ack of a delivery already retried: %v", err)
+	}
+	e.duplicateOf(b, m, id, "waiting to retry, after a stale Ack of its last delivery")
 	d = e.fetchAfter(b, retried.Add(delay), "u")
 	if d.Job.ID != id || d.Job.Attempt != 2 {
 		t.Fatalf("retried job: ID %q attempt %d, want %q attempt 2", d.Job.ID, d.Job.Attempt, id)
