@@ -33,6 +33,9 @@ type PublishFunc func(ctx context.Context, ms []Message) ([]string, error)
 // PublishMiddleware wraps publishing, on the producer side: counting enqueues,
 // injecting trace context into headers, validating payloads. It may change the
 // messages (copy Headers before writing to them: the map may be the caller's).
+// Messages refused as duplicates of a unique job are reported as
+// PublishBatch reports them, in a *[BatchError]'s Duplicates, also for a
+// batch of one.
 type PublishMiddleware func(next PublishFunc) PublishFunc
 
 // Producer publishes through a chain of [PublishMiddleware] to a
@@ -50,10 +53,14 @@ func NewProducer(b Publisher, mw ...PublishMiddleware) *Producer {
 	next := PublishFunc(func(ctx context.Context, ms []Message) ([]string, error) {
 		if len(ms) == 1 {
 			id, err := b.Publish(ctx, ms[0])
-			if err != nil && id == "" {
+			if errors.Is(err, ErrDuplicate) {
+				// Reported as PublishBatch reports it, for the middleware.
+				return []string{id}, &BatchError{Duplicates: []int{0}, Err: err}
+			}
+			if err != nil {
 				return nil, err
 			}
-			return []string{id}, err // a duplicate names the holder
+			return []string{id}, nil
 		}
 		return b.PublishBatch(ctx, ms)
 	})
@@ -69,13 +76,17 @@ func NewProducer(b Publisher, mw ...PublishMiddleware) *Producer {
 // unique key, the holder's ID with the *[DuplicateError].
 func (p *Producer) Publish(ctx context.Context, m Message) (string, error) {
 	ids, err := p.next(ctx, []Message{m})
-	if err != nil && !errors.Is(err, ErrDuplicate) {
+	var be *BatchError
+	if errors.As(err, &be) && len(be.Failed) == 0 && len(be.Duplicates) == 1 && len(ids) == 1 {
+		return ids[0], be.Err // the holder's ID and its *DuplicateError
+	}
+	if err != nil {
 		return "", err
 	}
 	if len(ids) == 0 {
-		return "", err
+		return "", nil
 	}
-	return ids[0], err
+	return ids[0], nil
 }
 
 // PublishBatch publishes ms (not modified) and returns their IDs in order.

@@ -17,7 +17,14 @@ func TestDuplicateThroughPublishers(t *testing.T) {
 	ctx := context.Background()
 	b := memory.New(&memory.Options{FetchWait: -1})
 	defer b.Close()
-	p := broker.NewProducer(b, header("via", "producer"))
+	var seen error // what the middleware sees
+	p := broker.NewProducer(b, header("via", "producer"), func(next broker.PublishFunc) broker.PublishFunc {
+		return func(ctx context.Context, ms []broker.Message) ([]string, error) {
+			ids, err := next(ctx, ms)
+			seen = err
+			return ids, err
+		}
+	})
 	first, err := p.Publish(ctx, broker.Message{Topic: "t", UniqueKey: "k"})
 	if err != nil {
 		t.Fatal(err)
@@ -26,6 +33,10 @@ func TestDuplicateThroughPublishers(t *testing.T) {
 	var de *broker.DuplicateError
 	if id != first || !errors.As(err, &de) || de.ID != first {
 		t.Fatalf("Producer.Publish of a held key = %q, %v; want %q and a DuplicateError", id, err, first)
+	}
+	var be *broker.BatchError
+	if !errors.As(seen, &be) || len(be.Duplicates) != 1 || be.Duplicates[0] != 0 {
+		t.Fatalf("middleware saw %v, want a BatchError with index 0 a duplicate", seen)
 	}
 
 	tp := broker.NewTypedPublisher[int](p, "t", nil)
