@@ -207,13 +207,15 @@ func testUniqueCrash(e *env) {
 	c1 := e.open("c1")
 	m := broker.Message{Topic: "crash", Payload: []byte("p"), UniqueKey: "k"}
 	id := e.publish(c1, m)
-	d := e.fetchOne(c1, "crash")
+	if d := e.fetchOne(c1, "crash"); d.Job.ID != id {
+		t.Fatalf("fetched %q, want %q", d.Job.ID, id)
+	}
 	if err := c1.Close(); err != nil { // killed while running the job
 		t.Fatalf("Close: %v", err)
 	}
 	c2 := e.open("c2")
 	e.duplicateOf(c2, m, id, "its worker killed")
-	d = e.fetchOne(c2, "crash") // after the lease
+	d := e.fetchOne(c2, "crash") // after the lease
 	if d.Job.ID != id || d.Job.Attempt != 2 {
 		t.Fatalf("redelivered %s, want job %s attempt 2", describe([]*broker.Delivery{d}), id)
 	}
