@@ -90,6 +90,9 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			ids[i] = u.String()
 		}
 	}
+	if len(ms) == 1 && ms[0].UniqueKey != "" && b.registered(b.keysFor(ms[0].Topic).base) {
+		return b.publishUnique(ctx, &ms[0], ids[0], now)
+	}
 	if len(ms) == 1 && ms[0].UniqueKey == "" {
 		if k := b.keysFor(ms[0].Topic); b.registered(k.base) {
 			// The common case needs no pipeline: one command.

@@ -74,6 +74,20 @@ func (b *Broker) publishUniqueCall(m *broker.Message, id string, now time.Time) 
 	return scriptCall{publishUniqueScript, []string{k.unique + m.UniqueKey, k.stream}, args}
 }
 
+// publishUnique publishes m, a unique message of a registered topic, alone:
+// one script run, no pipeline. It returns what PublishBatch returns.
+func (b *Broker) publishUnique(ctx context.Context, m *broker.Message, id string, now time.Time) ([]string, error) {
+	c := b.publishUniqueCall(m, id, now)
+	got, added, err := publishUniqueReply(c.s.Run(ctx, b.rdb, c.keys, c.args...))
+	if err != nil {
+		return nil, b.wrap("publish", err)
+	}
+	if !added {
+		return []string{got}, &broker.BatchError{Duplicates: []int{0}, Err: &broker.DuplicateError{Topic: m.Topic, Key: m.UniqueKey, ID: got}}
+	}
+	return []string{got}, nil
+}
+
 // publishUniqueReply reads publishUniqueScript's reply: the job's ID, and
 // whether the key was free (false: the ID is the holder's).
 func publishUniqueReply(c goredis.Cmder) (string, bool, error) {
