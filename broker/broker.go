@@ -1,7 +1,8 @@
 // Package broker defines the contract between conveyor's server and the
 // stores that hold jobs: the [Broker] interface, [Delivery], [Message],
 // optional admin powers found by type assertion ([Inspector],
-// [DeadLetterAdmin], [Trimmer], [TrimDryRunner]), the [Publisher] side
+// [DeadLetterAdmin], [PendingLister], [DelayedLister], [DelayedDeleter],
+// [Trimmer], [TrimDryRunner]), the [Publisher] side
 // that producers need, producer-side middleware ([Producer]) and typed
 // publishing ([TypedPublisher]).
 //

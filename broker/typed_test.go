@@ -8,12 +8,12 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/memory"
+	"github.com/conveyor-jobs/conveyor/internal/clocktest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -31,27 +31,9 @@ type xmlCodec struct{}
 func (xmlCodec) Marshal(v any) ([]byte, error)      { return xml.Marshal(v) }
 func (xmlCodec) Unmarshal(data []byte, v any) error { return xml.Unmarshal(data, v) }
 
-// clock is a settable time source for the memory broker.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // newMemory returns a memory broker whose Fetch does not wait and whose
 // time is clk (nil for the real time), closed when the test ends.
-func newMemory(t testing.TB, clk *clock) *memory.Broker {
+func newMemory(t testing.TB, clk *clocktest.Clock) *memory.Broker {
 	t.Helper()
 	opts := &memory.Options{FetchWait: -1}
 	if clk != nil {
@@ -163,7 +145,7 @@ func TestTypedPublisherOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := &clock{t: start}
+			clk := clocktest.New(start)
 			b := newMemory(t, clk)
 			tp := broker.NewTypedPublisher[task](b, "orchestrate", nil)
 			id, err := tp.Publish(t.Context(), task{Prompt: "p"}, tt.opts)
@@ -174,11 +156,11 @@ func TestTypedPublisherOptions(t *testing.T) {
 				t.Fatalf("Publish returned ID %q, want %q", id, tt.id)
 			}
 			if tt.due > 0 {
-				clk.Add(tt.due - time.Second)
+				clk.Advance(tt.due - time.Second)
 				if js := fetchAll(t, b, "orchestrate"); len(js) != 0 {
 					t.Fatalf("job delivered %v before it was due", tt.due-time.Second)
 				}
-				clk.Add(time.Second)
+				clk.Advance(time.Second)
 			}
 			js := fetchAll(t, b, "orchestrate")
 			if len(js) != 1 {

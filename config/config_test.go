@@ -285,13 +285,13 @@ func TestBadURLs(t *testing.T) {
 		{"bad percent", "redis://default:100%sure@h:6379/0", []string{`"%" as %25`}},
 		{"no scheme", "localhost:6379", []string{"missing scheme", "redis://"}},
 		{"no scheme, with a password", "default:100%sure@localhost:6379", []string{"missing scheme"}},
-		{"wrong scheme", "http://localhost:6379", []string{`scheme "http"`, "rediss://"}},
+		{"wrong scheme", "http://localhost:6379", []string{"scheme must be redis:// or rediss://"}},
 		{"no host", "redis:///0", []string{"missing host"}},
 		{"bad db", "redis://localhost:6379/abc", []string{"database"}},
 		{"port out of range", "redis://localhost:99999/0", []string{`port "99999"`, "1 to 65535"}},
 		{"port zero", "rediss://localhost:0/0", []string{`port "0"`}},
 		{"bad port of a cluster seed", "redis://a:7000,b:70000,c:7002/0?cluster=true", []string{`port "70000" of b`}},
-		{"empty port", "redis://localhost:/0", []string{`port ""`}},
+		{"empty port", "redis://localhost:/0", []string{`the port after "localhost" is empty`}},
 		{"empty host in a cluster list", "redis://a:7000,,c:7002/0?cluster=true", []string{"host 2 of 3", "empty"}},
 		{"leading comma", "redis://,b:7001/0?cluster=true", []string{"host 1 of 2", "empty"}},
 		{"empty", "", []string{"must not be empty"}},
@@ -318,21 +318,6 @@ func TestBadURLs(t *testing.T) {
 }
 
 func TestRedaction(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"redis://default:s3cret@h:6379/0", "redis://default:xxxxx@h:6379/0"},
-		{"rediss://:s3cret@h:6380", "rediss://:xxxxx@h:6380"},
-		{"redis://default:p@ss/w#rd@h:6379/0", "redis://default:xxxxx@h:6379/0"},
-		{"redis://h:6379/0", "redis://h:6379/0"},
-		{"redis://user@h:6379/0", "redis://user@h:6379/0"},
-		{"default:s3cret@h:6379", "default:xxxxx@h:6379"}, // no scheme
-		{"h:6379", "h:6379"},
-	}
-	for _, tt := range tests {
-		if got := config.RedactURL(tt.in); got != tt.want {
-			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-
 	// Entries (what `conveyor config print` shows) never hold the password.
 	c, err := config.Load(setup(t, map[string]string{".env": "REDIS_URL=redis://app:hunter2pass@h:6379/0\n"}, env{}))
 	if err != nil {
@@ -348,9 +333,6 @@ func TestRedaction(t *testing.T) {
 	}
 	if c.Redis.URL != "redis://app:hunter2pass@h:6379/0" {
 		t.Fatalf("the effective URL must keep the password: %q", c.Redis.URL)
-	}
-	if got := config.Redact("auth failed for hunter2pass", c.Redis.URL); strings.Contains(got, "hunter2pass") {
-		t.Fatalf("Redact left the password: %q", got)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 // worker) and programs embedding conveyor use it on startup:
 //
 //	if err := rdb.Ping(ctx).Err(); err != nil {
-//		log.Fatalf("redis: %s\n%s", config.Redact(err.Error(), url), config.Diagnose(err, url))
+//		log.Fatalf("redis: %s\n%s", err, config.Diagnose(err, url))
 //	}
 func Diagnose(err error, rawURL string) string {
 	if err == nil {

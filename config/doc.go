@@ -16,7 +16,7 @@
 // Unknown keys in the file, values that do not decode and values that do not
 // validate are errors matching [ErrInvalid]; each names the key, the value
 // and where it came from (the file, .env or the variable). Passwords in
-// REDIS_URL never appear in errors or in [Config.Entries]; see [RedactURL].
+// REDIS_URL never appear in errors or in [Config.Entries].
 //
 // # Connection problems
 //

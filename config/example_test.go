@@ -39,11 +39,6 @@ func ExampleLoad_invalid() {
 	// config: redis.lease = "30" (from env CONVEYOR_REDIS_LEASE): not a duration: use a number with a unit, such as "30s", "1m30s" or "500ms"
 }
 
-func ExampleRedactURL() {
-	fmt.Println(config.RedactURL("rediss://default:s3cret@redis.example.com:6380/0"))
-	// Output: rediss://default:xxxxx@redis.example.com:6380/0
-}
-
 func ExampleDiagnose() {
 	err := errors.New("NOAUTH Authentication required.")
 	fmt.Println(config.Diagnose(err, "redis://redis.example.com:6379/0"))

@@ -345,7 +345,7 @@ func displayValue(key string, raw any) string {
 		s = fmt.Sprint(v)
 	}
 	if key == "redis.url" {
-		return RedactURL(s)
+		return redact.URL(s)
 	}
 	return redact.URLsIn(s)
 }

@@ -1,216 +1,151 @@
 package config
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
+	"io/fs"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
-// RedactURL returns s with its password replaced by "xxxxx". It works on
-// URLs that do not parse too (a password with an unencoded "/", say).
-func RedactURL(s string) string { return redact.URL(s) }
-
-// Redact returns msg with every form of rawURL's password (as written,
-// decoded and encoded) replaced by "xxxxx", for error text that might quote
-// it.
-func Redact(msg, rawURL string) string { return redact.In(msg, rawURL) }
-
-// escapes names the characters that must be percent-encoded in a URL's
-// userinfo, with their encoding.
-var escapes = []struct{ char, enc string }{
-	{"@", "%40"}, {":", "%3A"}, {"/", "%2F"}, {"#", "%23"}, {"?", "%3F"}, {" ", "%20"},
-}
-
 // ErrUnencodedPassword is matched by the error [CheckURL] returns for a
 // password (or user name) with characters that must be URL-encoded.
-var ErrUnencodedPassword = errors.New("special characters in the user name or password of a URL must be URL-encoded")
+var ErrUnencodedPassword = redis.ErrUnencodedPassword
+
+// urlRules are the Redis broker's URL checks as the configuration applies
+// them: every reserved character of the user and password encoded, a host
+// given, and unix:// socket URLs accepted (conveyor ping reaches them
+// through go-redis; the broker itself rejects them when it is opened).
+var urlRules = redis.URLRules{Encoded: true, Host: true, Unix: true}
 
 // CheckURL checks a Redis URL and returns an error that says how to fix it,
-// never quoting the password.
-func CheckURL(s string) error {
-	if strings.TrimSpace(s) == "" {
-		return errEmpty
+// never quoting the password. The checks are the Redis broker's
+// ([redis.CheckURL]), with the user and password fully percent-encoded and a
+// host required; the error wraps the broker's [*redis.URLError], whose Part
+// names the wrong part of the URL.
+func CheckURL(s string) error { return urlProblem(urlRules.Check(s)) }
+
+// reasonError is err told as a config error's reason: the key, value and
+// source stand before it, so msg is the problem alone.
+type reasonError struct {
+	msg string
+	err error
+}
+
+func (e *reasonError) Error() string { return e.msg }
+func (e *reasonError) Unwrap() error { return e.err }
+
+// urlProblem returns err, a *redis.URLError or nil, without the URL (a
+// config error shows it as its value): the problem alone, or errEmpty's
+// reason for an empty URL, as for any other key.
+func urlProblem(err error) error {
+	var ue *redis.URLError
+	if !errors.As(err, &ue) {
+		return err
 	}
-	scheme, _, ok := strings.Cut(s, "://")
-	if !ok {
-		return errors.New("missing scheme: write redis://[user:password@]host:port/db, or rediss:// for TLS")
+	if ue.Part == redis.URLEmpty {
+		return &reasonError{msg: errEmpty.Error(), err: ue}
 	}
-	switch scheme {
-	case "redis", "rediss", "unix":
+	return &reasonError{msg: ue.Problem, err: ue}
+}
+
+// tlsKeys are the keys of the redis.TLSOptions fields.
+var tlsKeys = map[string]string{
+	"CAFile":             "tls.ca_file",
+	"CertFile":           "tls.cert_file",
+	"KeyFile":            "tls.key_file",
+	"InsecureSkipVerify": "tls.insecure_skip_verify",
+}
+
+// tlsOptions returns the TLS settings as the Redis broker takes them.
+func (c *Config) tlsOptions() *redis.TLSOptions {
+	return &redis.TLSOptions{
+		CAFile:             c.TLS.CAFile,
+		CertFile:           c.TLS.CertFile,
+		KeyFile:            c.TLS.KeyFile,
+		InsecureSkipVerify: c.TLS.InsecureSkipVerify,
+	}
+}
+
+// tlsErrors returns the *redis.TLSErrors that redis.CheckTLS joined in err.
+func tlsErrors(err error) []*redis.TLSError {
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	var out []*redis.TLSError
+	for _, err := range errs {
+		var te *redis.TLSError
+		if errors.As(err, &te) {
+			out = append(out, te)
+		}
+	}
+	return out
+}
+
+// tlsError returns e as an error about its key.
+func (c *Config) tlsError(e *redis.TLSError) *Error {
+	key := tlsKeys[e.Field]
+	out := &Error{Key: key, Value: c.valueOf(key), Source: c.Source(key)}
+	var msg string
+	switch e.Problem {
+	case redis.TLSWithoutRediss:
+		msg = fmt.Sprintf("is set but redis.url uses redis:// (no TLS): use rediss:// to connect with TLS, or unset %s", EnvVar(key))
+	case redis.TLSHalfPair:
+		out.Value = ""
+		msg = "must be set too: a client certificate needs both tls.cert_file and tls.key_file"
+	case redis.TLSUnreadable:
+		cause := e.Err
+		var pe *fs.PathError
+		if errors.As(cause, &pe) {
+			cause = pe.Err
+		}
+		msg = fmt.Sprintf("cannot read the file: %v", cause)
+	case redis.TLSNoCertificate:
+		msg = "holds no PEM certificate"
+		if e.Err != nil {
+			msg = e.Err.Error()
+		}
 	default:
-		return fmt.Errorf("scheme %q is not supported: use redis:// (plain) or rediss:// (TLS)", scheme)
+		msg = e.Error()
 	}
-	if user, password, _, ok := redact.Userinfo(s); ok {
-		if err := checkEncoded("password", password); err != nil {
-			return err
-		}
-		if err := checkEncoded("user name", user); err != nil {
-			return err
-		}
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("not a valid URL: %s", Redact(err.Error(), s))
-	}
-	if scheme != "unix" && u.Host == "" {
-		return errors.New("missing host: write redis://[user:password@]host:port/db")
-	}
-	if scheme != "unix" {
-		if err := checkPorts(u.Host); err != nil {
-			return err
-		}
-	}
-	if _, err := goredis.ParseURL(firstHost(u)); err != nil {
-		return errors.New(Redact(err.Error(), s))
-	}
-	return nil
-}
-
-// checkPorts checks the port of every comma-separated host of hosts (one
-// server, or Cluster seeds and Sentinels): when given, it must be a number
-// from 1 to 65535. A host without a port uses 6379.
-func checkPorts(hosts string) error {
-	list := strings.Split(hosts, ",")
-	for i, h := range list {
-		if h == "" {
-			if len(list) == 1 {
-				return errors.New("missing host: write redis://[user:password@]host:port/db")
-			}
-			return fmt.Errorf("host %d of %d in the list is empty (two commas, or one at an end): remove it", i+1, len(list))
-		}
-		name, port, err := net.SplitHostPort(h)
-		if err != nil {
-			if strings.Contains(err.Error(), "missing port") {
-				continue
-			}
-			return fmt.Errorf("host %q: %v: write host:port", h, err)
-		}
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("port %q of %s is not a number from 1 to 65535: fix the port (Redis listens on 6379 unless configured otherwise)", port, name)
-		}
-	}
-	return nil
-}
-
-// firstHost returns u as a single-server URL: the first of several
-// comma-separated hosts (Cluster seeds, Sentinels), without conveyor's own
-// query options (cluster, master_name), for go-redis's ParseURL.
-func firstHost(u *url.URL) string {
-	single := *u
-	single.Host, _, _ = strings.Cut(u.Host, ",")
-	q := u.Query()
-	q.Del("cluster")
-	q.Del("master_name")
-	single.RawQuery = q.Encode()
-	return single.String()
-}
-
-// checkEncoded returns an error naming the characters of part (a password
-// or user name) that must be percent-encoded.
-func checkEncoded(what, part string) error {
-	var found []string
-	for _, e := range escapes {
-		if strings.Contains(part, e.char) {
-			found = append(found, fmt.Sprintf("%q as %s", e.char, e.enc))
-		}
-	}
-	if bad := badPercent(part); bad {
-		found = append(found, `"%" as %25`)
-	}
-	if len(found) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%w: in the %s, write %s (keep the other characters as they are)",
-		ErrUnencodedPassword, what, strings.Join(found, ", "))
-}
-
-// badPercent reports a "%" not followed by two hex digits.
-func badPercent(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			continue
-		}
-		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-			return true
-		}
-		i += 2
-	}
-	return false
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+	out.Err = &reasonError{msg: msg, err: e}
+	return out
 }
 
 // TLSEnabled reports whether the Redis URL asks for TLS (rediss://).
 func (c *Config) TLSEnabled() bool {
-	return strings.HasPrefix(c.Redis.URL, "rediss://")
+	scheme, _, _ := strings.Cut(c.Redis.URL, "://")
+	return strings.EqualFold(scheme, "rediss")
 }
 
 // RedisOptions returns go-redis options for the configured URL, with the
 // TLS settings and dial timeout applied. For a URL listing several hosts
-// (Cluster seeds, Sentinels) they connect to the first.
+// (Cluster seeds, Sentinels) they connect to the first. The URL and TLS
+// settings are read as the Redis broker reads them ([redis.URLRules]); an
+// error names the key at fault.
 func (c *Config) RedisOptions() (*goredis.Options, error) {
-	if err := CheckURL(c.Redis.URL); err != nil {
-		return nil, &Error{Key: "redis.url", Value: RedactURL(c.Redis.URL), Source: c.Source("redis.url"), Err: err}
+	var t *redis.TLSOptions
+	if c.TLSEnabled() {
+		t = c.tlsOptions()
 	}
-	u, err := url.Parse(c.Redis.URL)
+	opts, err := urlRules.Options(c.Redis.URL, t)
 	if err != nil {
-		return nil, errors.New(Redact(err.Error(), c.Redis.URL))
-	}
-	opts, err := goredis.ParseURL(firstHost(u))
-	if err != nil {
-		return nil, errors.New(Redact(err.Error(), c.Redis.URL))
-	}
-	if opts.TLSConfig != nil {
-		if err := c.TLS.apply(opts.TLSConfig); err != nil {
-			return nil, err
+		var te *redis.TLSError
+		if errors.As(err, &te) {
+			return nil, c.tlsError(te)
 		}
+		return nil, &Error{Key: "redis.url", Value: redact.URL(c.Redis.URL), Source: c.Source("redis.url"), Err: urlProblem(err)}
 	}
 	if c.Redis.DialTimeout > 0 {
 		opts.DialTimeout = c.Redis.DialTimeout
 	}
 	return opts, nil
-}
-
-func (t TLS) apply(tc *tls.Config) error {
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return fmt.Errorf("config: tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("config: tls.ca_file %s holds no PEM certificate", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return fmt.Errorf("config: tls.cert_file/tls.key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	if t.InsecureSkipVerify {
-		tc.InsecureSkipVerify = true
-	}
-	return nil
 }
 
 // User returns the user name in the Redis URL, or "default" when it has

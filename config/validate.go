@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strings"
+
+	"github.com/conveyor-jobs/conveyor/broker/redis"
 )
 
 // validate checks the decoded values and returns every problem, each naming
@@ -23,22 +24,16 @@ func (c *Config) validate() error {
 		}
 	}
 
+	tlsErrs := tlsErrors(redis.CheckTLS(c.Redis.URL, c.tlsOptions()))
 	oneOf("backend", c.Backend, BackendRedis, BackendMemory)
 	if c.Backend == BackendRedis {
 		if err := CheckURL(c.Redis.URL); err != nil {
-			bad("redis.url", c.Redis.URL, "%v", err)
-		} else if !c.TLSEnabled() {
-			for _, k := range []struct {
-				key string
-				set bool
-			}{
-				{"tls.ca_file", c.TLS.CAFile != ""},
-				{"tls.cert_file", c.TLS.CertFile != ""},
-				{"tls.key_file", c.TLS.KeyFile != ""},
-				{"tls.insecure_skip_verify", c.TLS.InsecureSkipVerify},
-			} {
-				if k.set {
-					bad(k.key, c.valueOf(k.key), "is set but redis.url uses redis:// (no TLS): use rediss:// to connect with TLS, or unset %s", EnvVar(k.key))
+			errs = append(errs, &Error{Key: "redis.url", Value: displayValue("redis.url", c.Redis.URL),
+				Source: c.Source("redis.url"), Err: err})
+		} else {
+			for _, e := range tlsErrs {
+				if e.Problem == redis.TLSWithoutRediss {
+					errs = append(errs, c.tlsError(e))
 				}
 			}
 		}
@@ -107,25 +102,9 @@ func (c *Config) validate() error {
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf("log.format", c.Log.Format, "text", "json")
 
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		key := "tls.cert_file"
-		if c.TLS.KeyFile == "" {
-			key = "tls.key_file"
-		}
-		bad(key, "", "must be set too: a client certificate needs both tls.cert_file and tls.key_file")
-	}
-	for _, k := range []struct{ key, path string }{
-		{"tls.ca_file", c.TLS.CAFile}, {"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile},
-	} {
-		if k.path == "" {
-			continue
-		}
-		if _, err := os.Stat(k.path); err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			bad(k.key, k.path, "cannot read the file: %v", err)
+	for _, e := range tlsErrs {
+		if e.Problem != redis.TLSWithoutRediss {
+			errs = append(errs, c.tlsError(e))
 		}
 	}
 	return errors.Join(errs...)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/conveyor-jobs/conveyor/dashboard"
+	"github.com/conveyor-jobs/conveyor/internal/dashboardtest"
 )
 
 func TestDeadLetterActions(t *testing.T) {
@@ -28,8 +29,8 @@ func TestDeadLetterActions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			h := dashboard.New(f.b, nil)
-			ids := deadIDs(t, f.b, "orchestrate")
+			h := dashboard.New(f.Broker, nil)
+			ids := dashboardtest.DeadIDs(t, f.Broker, "orchestrate")
 			form := tt.pick(ids)
 			form.Set("csrf", csrfToken(t, get(t, h, "/topics/orchestrate").body))
 
@@ -48,11 +49,11 @@ func TestDeadLetterActions(t *testing.T) {
 				t.Errorf("no message after %s", tt.name)
 			}
 
-			info := inspect(t, f.b, "orchestrate")
-			if want := int64(orchestrateDead - tt.moved); info.DeadLetters != want {
+			info := dashboardtest.Inspect(t, f.Broker, "orchestrate")
+			if want := int64(dashboardtest.OrchestrateDead - tt.moved); info.DeadLetters != want {
 				t.Errorf("dead letters %d, want %d", info.DeadLetters, want)
 			}
-			wantLen := int64(orchestrateLength)
+			wantLen := int64(dashboardtest.OrchestrateLength)
 			if tt.action == "replay" {
 				wantLen += int64(tt.moved)
 			}
@@ -60,7 +61,7 @@ func TestDeadLetterActions(t *testing.T) {
 				t.Errorf("stream length %d, want %d", info.Length, wantLen)
 			}
 			// Nothing else moved: the other topic is untouched.
-			if s := inspect(t, f.b, "summarize"); s.DeadLetters != summarizeDead || s.Length != summarizeLength {
+			if s := dashboardtest.Inspect(t, f.Broker, "summarize"); s.DeadLetters != dashboardtest.SummarizeDead || s.Length != dashboardtest.SummarizeLength {
 				t.Errorf("summarize changed: %+v", s)
 			}
 		})
@@ -70,8 +71,8 @@ func TestDeadLetterActions(t *testing.T) {
 func TestReplayedJobIsDeliveredAgain(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := dashboard.New(f.b, nil)
-	dl, err := f.b.DeadLetterByID(t.Context(), "summarize", deadIDs(t, f.b, "summarize")[0])
+	h := dashboard.New(f.Broker, nil)
+	dl, err := f.Broker.DeadLetterByID(t.Context(), "summarize", dashboardtest.DeadIDs(t, f.Broker, "summarize")[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestReplayedJobIsDeliveredAgain(t *testing.T) {
 		t.Fatalf("replay: %d", res.StatusCode)
 	}
 	// Worker B reads the 2 unread jobs, then the replayed one, attempt 1.
-	ds := fetch(t, f.workerB, "summarize", 3)
+	ds := dashboardtest.Fetch(t, f.WorkerB, "summarize", 3)
 	last := ds[2].Job
 	if last.ID != dl.Job.ID || last.Attempt != 1 || last.Failure != nil || string(last.Payload) != string(dl.Job.Payload) {
 		t.Errorf("replayed job = %+v, want ID %s, attempt 1, no failure", last, dl.Job.ID)
@@ -90,14 +91,14 @@ func TestReplayedJobIsDeliveredAgain(t *testing.T) {
 func TestDeleteDelayed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := dashboard.New(f.b, nil)
+	h := dashboard.New(f.Broker, nil)
 	token := csrfToken(t, get(t, h, "/topics/orchestrate").body)
 	res := post(t, h, "/topics/orchestrate/delayed/delete", url.Values{"csrf": {token}, "id": {"later-1"}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("delete: %d %s", res.StatusCode, res.body)
 	}
-	if info := inspect(t, f.b, "orchestrate"); info.Delayed != orchestrateDelayed-1 {
-		t.Errorf("delayed %d, want %d", info.Delayed, orchestrateDelayed-1)
+	if info := dashboardtest.Inspect(t, f.Broker, "orchestrate"); info.Delayed != dashboardtest.OrchestrateDelayed-1 {
+		t.Errorf("delayed %d, want %d", info.Delayed, dashboardtest.OrchestrateDelayed-1)
 	}
 	back := mustURL(t, "http://example.com/topics/orchestrate/delayed/delete").ResolveReference(mustURL(t, res.Header.Get("Location")))
 	if page := get(t, h, back.RequestURI()).body; strings.Contains(page, "later-1") || !strings.Contains(page, "Deleted the delayed job") {
@@ -112,9 +113,9 @@ func TestDeleteDelayed(t *testing.T) {
 func TestActionsRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := dashboard.New(f.b, nil)
+	h := dashboard.New(f.Broker, nil)
 	token := csrfToken(t, get(t, h, "/topics/orchestrate").body)
-	other := csrfToken(t, get(t, dashboard.New(f.b, nil), "/topics/orchestrate").body) // another process's key
+	other := csrfToken(t, get(t, dashboard.New(f.Broker, nil), "/topics/orchestrate").body) // another process's key
 	tests := []struct {
 		name   string
 		target string
@@ -154,8 +155,8 @@ func TestActionsRefused(t *testing.T) {
 			}
 		})
 	}
-	info := inspect(t, f.b, "orchestrate")
-	if info.DeadLetters != orchestrateDead || info.Delayed != orchestrateDelayed {
+	info := dashboardtest.Inspect(t, f.Broker, "orchestrate")
+	if info.DeadLetters != dashboardtest.OrchestrateDead || info.Delayed != dashboardtest.OrchestrateDelayed {
 		t.Errorf("a refused action changed something: %+v", info)
 	}
 }
@@ -163,7 +164,7 @@ func TestActionsRefused(t *testing.T) {
 func TestReadOnly(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := dashboard.New(f.b, &dashboard.Options{ReadOnly: true})
+	h := dashboard.New(f.Broker, &dashboard.Options{ReadOnly: true})
 	page := get(t, h, "/topics/orchestrate")
 	if page.StatusCode != http.StatusOK {
 		t.Fatalf("GET: %d", page.StatusCode)
@@ -177,14 +178,14 @@ func TestReadOnly(t *testing.T) {
 		t.Error("read-only page lacks its badge or the dead letters")
 	}
 	// A token from a writable dashboard does not help.
-	token := csrfToken(t, get(t, dashboard.New(f.b, nil), "/topics/orchestrate").body)
+	token := csrfToken(t, get(t, dashboard.New(f.Broker, nil), "/topics/orchestrate").body)
 	for _, target := range []string{"/topics/orchestrate/dead/replay", "/topics/orchestrate/dead/purge", "/topics/orchestrate/delayed/delete"} {
 		res := post(t, h, target, url.Values{"csrf": {token}, "all": {"1"}, "id": {"later-1"}})
 		if res.StatusCode != http.StatusForbidden {
 			t.Errorf("POST %s: %d, want 403", target, res.StatusCode)
 		}
 	}
-	if info := inspect(t, f.b, "orchestrate"); info.DeadLetters != orchestrateDead || info.Delayed != orchestrateDelayed {
+	if info := dashboardtest.Inspect(t, f.Broker, "orchestrate"); info.DeadLetters != dashboardtest.OrchestrateDead || info.Delayed != dashboardtest.OrchestrateDelayed {
 		t.Errorf("read-only dashboard changed something: %+v", info)
 	}
 }
@@ -192,8 +193,8 @@ func TestReadOnly(t *testing.T) {
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	basic := dashboard.New(f.b, &dashboard.Options{Auth: dashboard.Auth{User: "ops", Password: "hunter22"}})
-	token := dashboard.New(f.b, &dashboard.Options{Auth: dashboard.Auth{Token: "t0ken-abc"}})
+	basic := dashboard.New(f.Broker, &dashboard.Options{Auth: dashboard.Auth{User: "ops", Password: "hunter22"}})
+	token := dashboard.New(f.Broker, &dashboard.Options{Auth: dashboard.Auth{Token: "t0ken-abc"}})
 	tests := []struct {
 		name   string
 		h      http.Handler
@@ -252,7 +253,7 @@ func TestNewPanicsOnContradictoryAuth(t *testing.T) {
 					t.Errorf("New with %+v: recovered %v, want a conveyor/dashboard panic", a, r)
 				}
 			}()
-			dashboard.New(f.b, &dashboard.Options{Auth: a})
+			dashboard.New(f.Broker, &dashboard.Options{Auth: a})
 		}()
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/dashboard"
+	"github.com/conveyor-jobs/conveyor/internal/dashboardtest"
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
@@ -99,9 +100,9 @@ func (m *monitor) until(t *testing.T, marker string) [][]string {
 func TestCostIsBounded(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, redistest.WithArgs("--databases", "16")) // a server of its own
-	b := openBroker(t, srv, "w")
+	b := dashboardtest.OpenBroker(t, srv, "w")
 	ctx := context.Background()
-	publish(t, b, "big", 3000)
+	dashboardtest.Publish(t, b, "big", 3000)
 	delayed := make([]broker.Message, 300)
 	for i := range delayed {
 		delayed[i] = broker.Message{Topic: "big", Payload: []byte("{}"), Delay: time.Hour + time.Duration(i)*time.Second}
@@ -109,14 +110,14 @@ func TestCostIsBounded(t *testing.T) {
 	if _, err := b.PublishBatch(ctx, delayed); err != nil {
 		t.Fatal(err)
 	}
-	for i, d := range fetch(t, b, "big", 200) {
+	for i, d := range dashboardtest.Fetch(t, b, "big", 200) {
 		if i < 120 {
 			if err := b.DeadLetter(ctx, d, job.Failure{Error: "boom", Reason: job.ReasonPermanent}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	publish(t, b, "small", 1)
+	dashboardtest.Publish(t, b, "small", 1)
 
 	h := dashboard.New(b, nil)
 	rdb := srv.Client(t)

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
-	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
@@ -99,24 +98,6 @@ type Sampling struct {
 	Now func() time.Time
 }
 
-// PendingLister is implemented by brokers that list the delivered,
-// unsettled entries of a topic (the Redis broker).
-type PendingLister interface {
-	PendingEntries(ctx context.Context, topic string, limit int) ([]redis.PendingEntry, error)
-}
-
-// DelayedLister is implemented by brokers that list a topic's delayed jobs,
-// soonest due first (the Redis broker).
-type DelayedLister interface {
-	DelayedJobs(ctx context.Context, topic string, limit int) ([]redis.DelayedJob, error)
-}
-
-// DelayedDeleter is implemented by brokers that delete one delayed job by
-// job ID (the Redis broker).
-type DelayedDeleter interface {
-	DeleteDelayed(ctx context.Context, topic, id string) error
-}
-
 // CounterSource is implemented by brokers that report the lifetime counters
 // of a topic's stream: entries ever added and entries ever read by the
 // consumer group (the Redis broker). Without it the dashboard shows no rates.
@@ -141,9 +122,10 @@ var staticFS embed.FS
 type Dashboard struct {
 	insp     broker.Inspector
 	dlq      broker.DeadLetterAdmin
-	pending  PendingLister
-	delayed  DelayedLister
-	deleter  DelayedDeleter
+	pending  broker.PendingLister
+	delayed  broker.DelayedLister
+	deleter  broker.DelayedDeleter
+	cancel   broker.Canceller
 	counters CounterSource
 
 	o       Options
@@ -157,8 +139,10 @@ type Dashboard struct {
 
 // New returns a dashboard over b, which must implement [broker.Inspector].
 // Further powers are found by type assertion on b: dead-letter
-// administration ([broker.DeadLetterAdmin]), [PendingLister], [DelayedLister], [DelayedDeleter] and
-// [CounterSource]. With fewer powers the dashboard shows fewer panels. New
+// administration ([broker.DeadLetterAdmin]), listing pending entries
+// ([broker.PendingLister]) and delayed jobs ([broker.DelayedLister]),
+// deleting a delayed job ([broker.DelayedDeleter]), cancelling a job
+// ([broker.Canceller]) and [CounterSource]. With fewer powers the dashboard shows fewer panels. New
 // panics if opts.Auth sets both basic auth and a token, or a user without a
 // password (a programming error).
 func New(b broker.Inspector, opts *Options) *Dashboard {
@@ -175,9 +159,10 @@ func New(b broker.Inspector, opts *Options) *Dashboard {
 	d := &Dashboard{insp: b, o: o.withDefaults()}
 	d.log = d.o.Logger
 	d.dlq, _ = b.(broker.DeadLetterAdmin)
-	d.pending, _ = b.(PendingLister)
-	d.delayed, _ = b.(DelayedLister)
-	d.deleter, _ = b.(DelayedDeleter)
+	d.pending, _ = b.(broker.PendingLister)
+	d.delayed, _ = b.(broker.DelayedLister)
+	d.deleter, _ = b.(broker.DelayedDeleter)
+	d.cancel, _ = b.(broker.Canceller)
 	d.counters, _ = b.(CounterSource)
 	d.csrf = newCSRF(d.o.Sampling.Now)
 	d.sampler = newSampler(d.o.Sampling)
@@ -227,6 +212,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /topics/{topic}/dead/replay", d.mutating(d.replay))
 	m.HandleFunc("POST /topics/{topic}/dead/purge", d.mutating(d.purge))
 	m.HandleFunc("POST /topics/{topic}/delayed/delete", d.mutating(d.deleteDelayed))
+	m.HandleFunc("POST /topics/{topic}/jobs/cancel", d.mutating(d.cancelJob))
 	d.mux = m
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +272,7 @@ func (d *Dashboard) newPage(root string) page {
 	p := page{
 		Title:     d.o.Display.Title,
 		Root:      root,
-		RedisURL:  redactURL(d.o.Display.RedisURL),
+		RedisURL:  redact.Address(d.o.Display.RedisURL),
 		Namespace: d.o.Display.Namespace,
 		ReadOnly:  d.o.ReadOnly,
 	}
@@ -306,23 +292,17 @@ func (d *Dashboard) render(w http.ResponseWriter, status int, name string, data 
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	if err := d.tmpl.ExecuteTemplate(w, name, data); err != nil {
-		d.log.Error("dashboard: render", "template", name, "err", d.redact(err.Error()))
+		d.log.Error("dashboard: render", "template", name, "err", redact.In(err.Error(), d.o.Display.RedisURL))
 	}
-}
-
-// redact removes the Redis password from error text, in every form an
-// error may quote it (as written, decoded, escaped).
-func (d *Dashboard) redact(msg string) string {
-	return redact.In(msg, d.o.Display.RedisURL)
 }
 
 // fail renders an error page for err.
 func (d *Dashboard) fail(w http.ResponseWriter, root string, status int, err error) {
 	if status >= 500 {
-		d.log.Error("dashboard", "err", d.redact(err.Error()))
+		d.log.Error("dashboard", "err", redact.In(err.Error(), d.o.Display.RedisURL))
 	}
 	p := d.newPage(root)
-	p.Error = d.redact(err.Error())
+	p.Error = redact.In(err.Error(), d.o.Display.RedisURL)
 	d.render(w, status, "error.html", p)
 }
 
@@ -344,7 +324,8 @@ func statusOf(err error) int {
 
 type overviewData struct {
 	page
-	Overview *overview
+	Overview  *overview
+	Schedules *schedulesPanel // nil: the broker keeps no schedules
 }
 
 func (d *Dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
@@ -353,13 +334,13 @@ func (d *Dashboard) overviewPage(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, "./", statusOf(err), err)
 		return
 	}
-	d.render(w, http.StatusOK, "overview.html", overviewData{page: d.newPage("./"), Overview: ov})
+	d.render(w, http.StatusOK, "overview.html", overviewData{page: d.newPage("./"), Overview: ov, Schedules: d.schedules(r.Context())})
 }
 
 func (d *Dashboard) overviewFragment(w http.ResponseWriter, r *http.Request) {
 	ov, err := d.overview(r.Context())
 	if err != nil {
-		http.Error(w, d.redact(err.Error()), statusOf(err))
+		http.Error(w, redact.In(err.Error(), d.o.Display.RedisURL), statusOf(err))
 		return
 	}
 	d.render(w, http.StatusOK, "overview-table", overviewData{page: d.newPage("./"), Overview: ov})
@@ -371,7 +352,7 @@ func (d *Dashboard) overviewJSON(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(statusOf(err))
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": d.redact(err.Error())})
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": redact.In(err.Error(), d.o.Display.RedisURL)})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -418,9 +399,10 @@ type topicData struct {
 	Stat        *topicStat // nil until sampled
 	Consumers   []consumerRow
 	HasPending  bool
-	Pending     []redis.PendingEntry
+	Pending     []broker.PendingEntry
 	HasDelayed  bool
 	CanDelete   bool
+	CanCancel   bool
 	Delayed     []delayedRow
 	HasDLQ      bool
 	DeadLetters []deadRow
@@ -436,7 +418,7 @@ type consumerRow struct {
 }
 
 type delayedRow struct {
-	redis.DelayedJob
+	broker.DelayedJob
 	Payload payload
 }
 
@@ -478,7 +460,7 @@ func (d *Dashboard) topicPage(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) topicStatsFragment(w http.ResponseWriter, r *http.Request) {
 	data, err := d.topicData(r.Context(), r.PathValue("topic"), "", false)
 	if err != nil {
-		http.Error(w, d.redact(err.Error()), statusOf(err))
+		http.Error(w, redact.In(err.Error(), d.o.Display.RedisURL), statusOf(err))
 		return
 	}
 	d.render(w, http.StatusOK, "topic-stats", data)
@@ -505,6 +487,7 @@ func (d *Dashboard) topicData(ctx context.Context, topic, after string, lists bo
 		HasPending: d.pending != nil,
 		HasDelayed: d.delayed != nil,
 		CanDelete:  d.deleter != nil && !d.o.ReadOnly,
+		CanCancel:  d.cancel != nil && !d.o.ReadOnly,
 		HasDLQ:     d.dlq != nil,
 		After:      after,
 		PageSize:   n,
@@ -571,7 +554,7 @@ func (d *Dashboard) mutating(fn func(w http.ResponseWriter, r *http.Request, top
 		}
 		topic := r.PathValue("topic")
 		if err := d.knownTopic(r.Context(), topic); err != nil {
-			http.Error(w, d.redact(err.Error()), statusOf(err))
+			http.Error(w, redact.In(err.Error(), d.o.Display.RedisURL), statusOf(err))
 			return
 		}
 		fn(w, r, topic)
@@ -670,6 +653,31 @@ func (d *Dashboard) deleteDelayed(w http.ResponseWriter, r *http.Request, topic 
 	redirectDone(w, r, topic, "deleted", 1, 0)
 }
 
+// cancelJob cancels one job by ID (broker.Canceller): a delayed job is
+// dead-lettered now, a pending (running) one gets a cancel request.
+func (d *Dashboard) cancelJob(w http.ResponseWriter, r *http.Request, topic string) {
+	if d.cancel == nil {
+		http.Error(w, "this broker cannot cancel jobs", http.StatusNotImplemented)
+		return
+	}
+	id := r.PostForm.Get("id")
+	if id == "" {
+		http.Error(w, "missing id", http.StatusBadRequest)
+		return
+	}
+	res, err := d.cancel.Cancel(r.Context(), topic, id)
+	if err != nil {
+		d.fail(w, "../../../", statusOf(err), err)
+		return
+	}
+	done := "cancelled"
+	if res == broker.CancelRequested {
+		done = "cancel-requested"
+	}
+	d.sampler.invalidate()
+	redirectDone(w, r, topic, done, 1, 0)
+}
+
 // redirectDone sends the browser back to the topic page (a relative
 // Location, so any mount prefix works) with a message naming what was done
 // and how many of the selected items were not found.
@@ -697,6 +705,10 @@ func flashMessage(q url.Values) string {
 		msg = fmt.Sprintf("Purged %d dead %s.", n, plural(n, "letter", "letters"))
 	case "deleted":
 		return "Deleted the delayed job."
+	case "cancelled":
+		return "Cancelled the job: it is in the dead letters with reason cancelled."
+	case "cancel-requested":
+		return "Cancel requested: the job is running; its worker ends it within about a second and dead-letters it with reason cancelled (unless it completes first)."
 	default:
 		return ""
 	}
@@ -711,22 +723,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// redactURL returns rawURL without its password, nor any query or fragment
-// (which may carry one), for display. It works on URLs that do not parse (a
-// password with an unencoded '@', '/' or '#'): the user information runs to
-// the last '@'.
-func redactURL(rawURL string) string {
-	r := redact.URL(rawURL)
-	start := strings.LastIndex(r, "@") + 1
-	if start == 0 {
-		if _, rest, ok := strings.Cut(r, "://"); ok {
-			start = len(r) - len(rest)
-		}
-	}
-	if i := strings.IndexAny(r[start:], "?#"); i >= 0 {
-		r = r[:start+i]
-	}
-	return r
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/dashboard"
+	"github.com/conveyor-jobs/conveyor/internal/dashboardtest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -19,26 +20,26 @@ func TestSnoozedJobShown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := t.Context()
-	if _, err := f.b.Publish(ctx, broker.Message{Topic: "flaky", ID: "snoozed-1", Payload: []byte(`{}`)}); err != nil {
+	if _, err := f.Broker.Publish(ctx, broker.Message{Topic: "flaky", ID: "snoozed-1", Payload: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
-	d := fetch(t, f.workerA, "flaky", 1)[0]
+	d := dashboardtest.Fetch(t, f.WorkerA, "flaky", 1)[0]
 	// What the server records for the retry middleware's outcome.
 	failure := job.FailureOf(&d.Job, job.RetryIn(288*time.Millisecond, errors.New("upstream 503")), job.ReasonError, time.Now())
-	if err := f.workerA.Retry(ctx, d, 0, failure); err != nil {
+	if err := f.WorkerA.Retry(ctx, d, 0, failure); err != nil {
 		t.Fatal(err)
 	}
-	d = fetch(t, f.workerA, "flaky", 1)[0]
-	if err := f.workerA.SnoozeBecause(ctx, d, time.Minute, "conveyor: circuit open"); err != nil {
+	d = dashboardtest.Fetch(t, f.WorkerA, "flaky", 1)[0]
+	if err := f.WorkerA.SnoozeBecause(ctx, d, time.Minute, "conveyor: circuit open"); err != nil {
 		t.Fatal(err)
 	}
-	js, err := f.b.DelayedJobs(ctx, "flaky", 10)
+	js, err := f.Broker.DelayedJobs(ctx, "flaky", 10)
 	if err != nil || len(js) != 1 {
 		t.Fatalf("DelayedJobs: %v, %v", js, err)
 	}
 	due := js[0].Due.UTC().Format("2006-01-02 15:04:05 UTC")
 
-	page := get(t, dashboard.New(f.b, nil), "/topics/flaky").body
+	page := get(t, dashboard.New(f.Broker, nil), "/topics/flaky").body
 	_, delayed, _ := strings.Cut(page, `id="delayed"`)
 	delayed, _, _ = strings.Cut(delayed, "</section>")
 	for _, want := range []string{"snoozed-1", `<span class="reason">snoozed</span> conveyor: circuit open`, "last error: upstream 503", `title="` + due + `"`} {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/conveyor-jobs/conveyor/dashboard"
+	"github.com/conveyor-jobs/conveyor/internal/dashboardtest"
 )
 
 // TestDeadLetterActionUnknownID checks that replaying or purging dead
@@ -16,7 +17,7 @@ import (
 func TestDeadLetterActionUnknownID(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := dashboard.New(f.b, nil)
+	h := dashboard.New(f.Broker, nil)
 	token := csrfToken(t, get(t, h, "/topics/orchestrate").body)
 	for _, action := range []string{"replay", "purge"} {
 		res := post(t, h, "/topics/orchestrate/dead/"+action, url.Values{"csrf": {token}, "id": {"0-1", "0-2"}})
@@ -24,11 +25,11 @@ func TestDeadLetterActionUnknownID(t *testing.T) {
 			t.Errorf("%s of unknown IDs: %d\n%s", action, res.StatusCode, res.body)
 		}
 	}
-	if info := inspect(t, f.b, "orchestrate"); info.DeadLetters != orchestrateDead {
-		t.Fatalf("dead letters %d, want %d", info.DeadLetters, orchestrateDead)
+	if info := dashboardtest.Inspect(t, f.Broker, "orchestrate"); info.DeadLetters != dashboardtest.OrchestrateDead {
+		t.Fatalf("dead letters %d, want %d", info.DeadLetters, dashboardtest.OrchestrateDead)
 	}
 
-	ids := deadIDs(t, f.b, "orchestrate")
+	ids := dashboardtest.DeadIDs(t, f.Broker, "orchestrate")
 	res := post(t, h, "/topics/orchestrate/dead/replay", url.Values{"csrf": {token}, "id": {ids[0], "0-1"}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("replay of one known and one unknown ID: %d %s", res.StatusCode, res.body)
@@ -37,8 +38,8 @@ func TestDeadLetterActionUnknownID(t *testing.T) {
 	if page := get(t, h, back.RequestURI()).body; !strings.Contains(page, "Replayed 1 dead letter to the stream. 1 selected dead letter was not found") {
 		t.Errorf("no message naming the missing dead letter")
 	}
-	if info := inspect(t, f.b, "orchestrate"); info.DeadLetters != orchestrateDead-1 {
-		t.Errorf("dead letters %d, want %d", info.DeadLetters, orchestrateDead-1)
+	if info := dashboardtest.Inspect(t, f.Broker, "orchestrate"); info.DeadLetters != dashboardtest.OrchestrateDead-1 {
+		t.Errorf("dead letters %d, want %d", info.DeadLetters, dashboardtest.OrchestrateDead-1)
 	}
 }
 
@@ -47,7 +48,7 @@ func TestDeadLetterActionUnknownID(t *testing.T) {
 func TestStaticFilesOnly(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := dashboard.New(f.b, nil)
+	h := dashboard.New(f.Broker, nil)
 	if res := get(t, h, "/static/app.css"); res.StatusCode != http.StatusOK {
 		t.Errorf("GET /static/app.css: %d", res.StatusCode)
 	}
@@ -63,7 +64,7 @@ func TestStaticFilesOnly(t *testing.T) {
 func TestOverviewJSONDurations(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	h := dashboard.New(f.b, nil)
+	h := dashboard.New(f.Broker, nil)
 	res := get(t, h, "/api/overview")
 	var ov struct {
 		Topics []struct {

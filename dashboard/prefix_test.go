@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/conveyor-jobs/conveyor/dashboard"
+	"github.com/conveyor-jobs/conveyor/internal/dashboardtest"
 )
 
 // linkRE finds every URL a page refers to.
@@ -17,7 +18,7 @@ func TestMountedUnderPrefix(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	mux := http.NewServeMux()
-	mux.Handle("/ops/queues/", http.StripPrefix("/ops/queues", dashboard.New(f.b, nil)))
+	mux.Handle("/ops/queues/", http.StripPrefix("/ops/queues", dashboard.New(f.Broker, nil)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("a link left the prefix: %s", r.URL)
 		http.NotFound(w, r)
@@ -82,7 +83,7 @@ func TestMountedUnderPrefix(t *testing.T) {
 			if back.Path != "/ops/queues/topics/orchestrate" {
 				t.Errorf("redirected to %s", back)
 			}
-			if info := inspect(t, f.b, "orchestrate"); info.DeadLetters != 0 {
+			if info := dashboardtest.Inspect(t, f.Broker, "orchestrate"); info.DeadLetters != 0 {
 				t.Errorf("dead letters after replay all: %d", info.DeadLetters)
 			}
 			break
@@ -91,7 +92,7 @@ func TestMountedUnderPrefix(t *testing.T) {
 
 	// A token login under the prefix scopes its cookie to the prefix.
 	tm := http.NewServeMux()
-	tm.Handle("/ops/queues/", http.StripPrefix("/ops/queues", dashboard.New(f.b, &dashboard.Options{Auth: dashboard.Auth{Token: "abc123"}})))
+	tm.Handle("/ops/queues/", http.StripPrefix("/ops/queues", dashboard.New(f.Broker, &dashboard.Options{Auth: dashboard.Auth{Token: "abc123"}})))
 	res := do(t, tm, mustRequest(t, http.MethodGet, "/ops/queues/topics/summarize?token=abc123", ""))
 	if cs := res.Cookies(); res.StatusCode != http.StatusSeeOther || len(cs) != 1 || cs[0].Path != "/ops/queues/" {
 		t.Errorf("login under the prefix: %d %+v", res.StatusCode, cs)

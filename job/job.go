@@ -94,6 +94,8 @@ const (
 	ReasonMaxDeliveries = "max-deliveries"
 	// ReasonPanic: the handler panicked on its last allowed attempt.
 	ReasonPanic = "panic"
+	// ReasonCancelled: an operator cancelled the job (see [ErrCancelled]).
+	ReasonCancelled = "cancelled"
 )
 
 // DeadLetterSuffix is appended to a topic to name its dead-letter topic.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/conveyor-jobs/conveyor/internal/clocktest"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
 	"github.com/conveyor-jobs/conveyor/retry"
@@ -24,7 +25,7 @@ type stack struct {
 	rec      *fakeRecorder
 	log      *bytes.Buffer
 	breakers *middleware.Breakers
-	clk      *clock
+	clk      *clocktest.Clock
 	// storeHadDeadline is set when the rate-limit store was called with a
 	// deadline in its context.
 	storeHadDeadline bool
@@ -50,7 +51,7 @@ func (p *probeStore) Allow(ctx context.Context, key string, l middleware.Limit, 
 // 5 ms timeout.
 func newStack(t *testing.T, handler job.HandlerFunc) *stack {
 	t.Helper()
-	st := &stack{rec: newFakeRecorder(), log: &bytes.Buffer{}, clk: newClock()}
+	st := &stack{rec: newFakeRecorder(), log: &bytes.Buffer{}, clk: clocktest.New(t0)}
 	st.breakers = middleware.NewBreakers(&middleware.BreakerOptions{
 		Settings: gobreaker.Settings{Timeout: time.Hour, ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 3 }},
 		Logger:   quietLogger,

@@ -58,7 +58,7 @@ type LoggingOptions struct {
 // the context decides what becomes of the job.
 //
 // Logging never logs headers, nor the payload unless opts.LogPayload is set,
-// and it removes passwords from URLs in error texts (see [RedactURLs]):
+// and it removes passwords from URLs in error texts:
 // "redis://user:secret@host" is logged as "redis://user:xxxxx@host".
 func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 	var o LoggingOptions
@@ -143,7 +143,7 @@ func Logging(logger *slog.Logger, opts *LoggingOptions) job.Middleware {
 				}
 			}
 			if err != nil {
-				attrs = append(attrs, slog.String("error", RedactURLs(err.Error())))
+				attrs = append(attrs, slog.String("error", redact.URLsIn(err.Error())))
 				var pe *job.PanicError
 				if errors.As(err, &pe) {
 					attrs = append(attrs, slog.String("stack", string(pe.Stack)))
@@ -168,11 +168,3 @@ func levelOr(l slog.Leveler, def slog.Level) slog.Level {
 	}
 	return l.Level()
 }
-
-// RedactURLs returns s with the passwords of the URLs in it replaced by
-// "xxxxx": "redis://user:secret@host" becomes "redis://user:xxxxx@host", and a
-// userinfo with no colon ("https://token@host"), which is usually a token, is
-// replaced whole. The userinfo runs to the last "@" before white space, so
-// that a password with an unencoded "@" is redacted whole. Everything else is
-// unchanged.
-func RedactURLs(s string) string { return redact.URLsIn(s) }

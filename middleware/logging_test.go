@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -146,24 +145,6 @@ func TestLoggingPanicStack(t *testing.T) {
 	}
 }
 
-func TestRedactURLs(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"no url here", "no url here"},
-		{"redis://localhost:6379/0", "redis://localhost:6379/0"},
-		{"redis://:secret@host:6379", "redis://:xxxxx@host:6379"},
-		{"rediss://user:secret@host:6380/1 refused", "rediss://user:xxxxx@host:6380/1 refused"},
-		{"https://ghp_token@github.com/x", "https://xxxxx@github.com/x"},
-		{`parse "redis://u:p@ss:w/rd@host": invalid port`, `parse "redis://u:xxxxx@host": invalid port`},
-		{"a redis://a:1@h and amqp://b:2@h", "a redis://a:xxxxx@h and amqp://b:xxxxx@h"},
-		{"mail me@example.com", "mail me@example.com"},
-	}
-	for _, tt := range tests {
-		if got := middleware.RedactURLs(tt.in); got != tt.want {
-			t.Errorf("RedactURLs(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func ExampleLogging() {
 	// A text logger without time and duration, so the output is stable.
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
@@ -180,12 +161,6 @@ func ExampleLogging() {
 	_ = h.ProcessJob(context.Background(), &job.Job{ID: "42", Topic: "orchestrate", Attempt: 1})
 	// Output:
 	// level=WARN msg="job will be retried" job_id=42 topic=orchestrate attempt=1 outcome=retry delay=5s error="retry in 5s: dial redis://worker:xxxxx@cache:6379: refused"
-}
-
-func ExampleRedactURLs() {
-	fmt.Println(middleware.RedactURLs("connect rediss://default:p4ss@redis.example.com:6380: timeout"))
-	// Output:
-	// connect rediss://default:xxxxx@redis.example.com:6380: timeout
 }
 
 func TestLoggingInterruptedJob(t *testing.T) {

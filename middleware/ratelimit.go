@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -195,7 +196,7 @@ func RateLimit(opts *RateLimitOptions) job.Middleware {
 					logger = slog.Default()
 				}
 				logger.WarnContext(ctx, "rate limit store failed", "key", key, "topic", j.Topic, "job_id", j.ID,
-					"error", RedactURLs(err.Error()), "fail_closed", o.FailClosed)
+					"error", redact.URLsIn(err.Error()), "fail_closed", o.FailClosed)
 				if o.FailClosed {
 					return job.SnoozeBecause(time.Second, fmt.Errorf("%w: store: %w", ErrRateLimited, err))
 				}

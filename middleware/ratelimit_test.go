@@ -11,31 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/conveyor-jobs/conveyor/internal/clocktest"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// clock is a manual clock for tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func TestMemoryStoreBucket(t *testing.T) {
 	s := middleware.NewMemoryStore(nil)
@@ -124,7 +105,7 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 }
 
 func TestRateLimitSnoozes(t *testing.T) {
-	clk := newClock()
+	clk := clocktest.New(t0)
 	mw := middleware.RateLimit(&middleware.RateLimitOptions{
 		Key:    middleware.ByTenant(),
 		Limit:  middleware.PerSecond(1, 1),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 )
 
 // ledger counts what handlers did with each job ID, in process: how often a
@@ -283,22 +284,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 }
 
 // logLines is a concurrency-safe slog sink for asserting on log output.
-type logLines struct {
-	mu sync.Mutex
-	sb strings.Builder
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sb.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sb.String()
-}
+type logLines struct{ logtest.Buffer }
 
 // Contains reports whether the output so far contains s.
 func (l *logLines) Contains(s string) bool { return strings.Contains(l.String(), s) }

@@ -18,6 +18,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
+	"github.com/conveyor-jobs/conveyor/internal/clocktest"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/server"
 )
@@ -229,24 +230,6 @@ func TestFaultSecurityACL(t *testing.T) {
 	}
 }
 
-// clock is a settable clock for Options.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestFaultSecurityACLEveryOperation runs every operation of the Redis
 // broker as an ACL user granted exactly aclCommands, on database 1 (so
 // SELECT is needed): a permission missing from the list fails the test with
@@ -268,7 +251,7 @@ func TestFaultSecurityACLEveryOperation(t *testing.T) {
 func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
 	ctx := context.Background()
 	logger, _ := testLogger(t)
-	clk := &clock{now: time.Now()}
+	clk := clocktest.New(time.Now())
 	mod := func(o *redis.Options) {
 		o.Lease = 200 * time.Millisecond
 		o.ClaimInterval = 20 * time.Millisecond

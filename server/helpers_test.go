@@ -13,6 +13,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/memory"
+	"github.com/conveyor-jobs/conveyor/internal/clocktest"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/server"
 )
@@ -42,30 +43,13 @@ func withLease(d time.Duration) func(*memory.Options) {
 	return func(o *memory.Options) { o.Lease = d }
 }
 
-func withClock(c *fakeClock) func(*memory.Options) {
+func withClock(c *clocktest.Clock) func(*memory.Options) {
 	return func(o *memory.Options) { o.Now = c.Now }
 }
 
-// fakeClock is a clock tests move forward by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newFakeClock returns a fake clock at the start of 2026.
+func newFakeClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 // running is a server started by start.

@@ -75,6 +75,12 @@ type Options struct {
 	// AckInterval is the longest an acknowledgement waits for its batch to
 	// fill before it is sent. Default 2ms.
 	AckInterval time.Duration
+	// CancelInterval is how often the server asks a broker that records
+	// cancel requests (broker.CancelWatcher) which of the jobs it holds an
+	// operator cancelled: one call while it holds jobs, none while it
+	// holds none. A cancelled job's context ends within about this time.
+	// Default 1s.
+	CancelInterval time.Duration
 }
 
 // Backoff is an exponential backoff: Initial, doubling on each consecutive
@@ -124,6 +130,7 @@ func (o *Options) withDefaults(lease time.Duration) (Options, error) {
 		{"ErrorBackoff.Max", int64(c.ErrorBackoff.Max)},
 		{"AckBatch", int64(c.AckBatch)},
 		{"AckInterval", int64(c.AckInterval)},
+		{"CancelInterval", int64(c.CancelInterval)},
 	} {
 		if f.v < 0 {
 			return c, fmt.Errorf("%w: %s is negative", ErrInvalidOptions, f.name)
@@ -160,6 +167,9 @@ func (o *Options) withDefaults(lease time.Duration) (Options, error) {
 	}
 	if c.AckInterval == 0 {
 		c.AckInterval = DefaultAckInterval
+	}
+	if c.CancelInterval == 0 {
+		c.CancelInterval = DefaultCancelInterval
 	}
 	return c, nil
 }

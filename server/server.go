@@ -63,6 +63,7 @@ type Server struct {
 	finishMu sync.RWMutex
 	finished bool
 	checker  broker.HealthChecker
+	watcher  broker.CancelWatcher   // nil: the broker records no cancel requests
 	fetchErr atomic.Pointer[string] // set while fetches fail
 
 	acks *ackQueue
@@ -124,6 +125,7 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 	s.retry, s.retrySet = o.retryPolicy()
 	s.namer, _ = h.(interface{ HandlerName(topic string) string })
 	s.checker, _ = b.(broker.HealthChecker)
+	s.watcher, _ = b.(broker.CancelWatcher)
 	s.workers = make([]*worker, o.Concurrency)
 	for i := range s.workers {
 		s.workers[i] = &worker{s: s, jobs: make(chan *broker.Delivery, 1)}
@@ -200,6 +202,11 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 		s.heartbeat(base, hbStop)
 	}()
 	stopHeartbeat := sync.OnceFunc(func() { close(hbStop) })
+	cwDone := make(chan struct{})
+	go func() {
+		defer close(cwDone)
+		s.watchCancels(base, hbStop)
+	}()
 
 	fatal := s.fetchLoop(fetchCtx)
 
@@ -225,6 +232,7 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 		s.abandon.Store(true)
 		stopHeartbeat() // let the leases run out
 		<-hbDone        // the lease ends are final
+		<-cwDone
 		ab, last := s.leaseEnds()
 		s.log.Warn("conveyor: shutdown timeout passed: cancelling the jobs still running; an outcome returned while its lease holds is settled, the other jobs stay pending and are redelivered after their lease",
 			"in_flight", s.inFlight(), "timeout", s.opts.ShutdownTimeout, "wait_until", last)
@@ -239,6 +247,7 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 	}
 	stopHeartbeat()
 	<-hbDone
+	<-cwDone
 	close(ackerStop)
 	<-ackerDone
 
@@ -387,6 +396,7 @@ type worker struct {
 	cur     atomic.Pointer[broker.Delivery] // the delivery held, for heartbeats
 	renewed atomic.Int64                    // unix ns: when cur's lease was taken or last renewed
 	n       atomic.Int64                    // jobs processed
+	jc      jobCancel                       // cur's context, when the broker records cancel requests
 }
 
 // start hands d, fetched by a call that began at fetched, to the idle
@@ -409,22 +419,30 @@ func (w *worker) loop(jobCtx, settleCtx context.Context) {
 		if s.abandon.Load() {
 			// Fetched before the shutdown timeout and not started since:
 			// leave it for redelivery.
-			s.finish(w, nil, d, nil, settleCtx)
+			s.finish(w, nil, d, nil, settleCtx, false)
 			s.idle <- w
 			continue
 		}
-		err := s.call(jobCtx, &d.Job)
+		ctx, cancelled := jobCtx, false
+		if s.watcher != nil {
+			ctx = w.jc.begin(jobCtx, d)
+		}
+		err := s.call(ctx, &d.Job)
+		if s.watcher != nil {
+			cancelled = w.jc.end()
+		}
 		w.n.Add(1)
-		s.finish(w, jobCtx, d, err, settleCtx)
+		s.finish(w, ctx, d, err, settleCtx, cancelled)
 		s.idle <- w
 	}
 }
 
 // finish settles the outcome err of d, whose handler ran with ctx (nil: it
-// did not run), unless the server abandoned the job: then d is left
-// pending for redelivery after its lease, and logged. Once Run has
-// returned, nothing is settled (Run counted and logged the job).
-func (s *Server) finish(w *worker, ctx context.Context, d *broker.Delivery, err error, settleCtx context.Context) {
+// did not run) and was cancelled at an operator's request if cancelled,
+// unless the server abandoned the job: then d is left pending for
+// redelivery after its lease, and logged. Once Run has returned, nothing is
+// settled (Run counted and logged the job).
+func (s *Server) finish(w *worker, ctx context.Context, d *broker.Delivery, err error, settleCtx context.Context, cancelled bool) {
 	s.finishMu.RLock()
 	defer s.finishMu.RUnlock()
 	defer w.cur.Store(nil)
@@ -445,6 +463,10 @@ func (s *Server) finish(w *worker, ctx context.Context, d *broker.Delivery, err 
 			s.abandoned(d, end, why)
 			return
 		}
+	}
+	if cancelled {
+		s.settleCancelled(settleCtx, d, err)
+		return
 	}
 	s.settle(settleCtx, d, err)
 }

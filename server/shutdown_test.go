@@ -1,45 +1,33 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
 	"github.com/conveyor-jobs/conveyor/server"
 )
 
 // jsonLog is a JSON slog logger whose records tests read back.
-type jsonLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *jsonLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type jsonLog struct{ logtest.Buffer }
 
 func (l *jsonLog) logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return l.JSONLogger(&slog.HandlerOptions{Level: slog.LevelDebug})
 }
 
 // records returns the records whose message contains text.
 func (l *jsonLog) records(t testing.TB, text string) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
 		var r map[string]any
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
@@ -78,7 +66,7 @@ func TestAbandonedJobIsLoggedAsAbandoned(t *testing.T) {
 	for name, l := range map[string]*jsonLog{"logging middleware": &perJob, "server": &own} {
 		rs := l.records(t, "job abandoned at shutdown")
 		if len(rs) != 1 {
-			t.Fatalf("%s: %d abandonment records, want 1:\n%s", name, len(rs), l.buf.String())
+			t.Fatalf("%s: %d abandonment records, want 1:\n%s", name, len(rs), l.String())
 		}
 		r := rs[0]
 		if r["outcome"] != "abandoned" || r["delay"] != nil || r["job_id"] != "stuck" {

@@ -18,6 +18,8 @@ type counters struct {
 	fetches      counter
 	extendErrors counter
 	extended     counter
+	cancelled    counter
+	cancelChecks counter
 }
 
 // Stats counts what a server has done since it was created.
@@ -48,6 +50,10 @@ type Stats struct {
 	// ExtendErrors counts failed lease renewals; Extended counts the leases
 	// renewed.
 	ExtendErrors, Extended int64
+	// Cancelled counts jobs dead-lettered because an operator cancelled
+	// them while they ran (also counted in DeadLettered); CancelChecks
+	// counts the calls that asked the broker for cancel requests.
+	Cancelled, CancelChecks int64
 	// InFlight is the number of jobs held right now.
 	InFlight int
 }
@@ -67,6 +73,8 @@ func (s *Server) Stats() Stats {
 		FetchErrors:  s.stats.fetchErrors.Load(),
 		ExtendErrors: s.stats.extendErrors.Load(),
 		Extended:     s.stats.extended.Load(),
+		Cancelled:    s.stats.cancelled.Load(),
+		CancelChecks: s.stats.cancelChecks.Load(),
 		InFlight:     s.inFlight(),
 	}
 	for _, w := range s.workers {

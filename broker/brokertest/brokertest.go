@@ -19,8 +19,10 @@
 // leases (redelivery to another consumer after expiry, Extend, exclusivity,
 // poison protection with job.ReasonMaxDeliveries), concurrent publishers and
 // consumers, Close and context cancellation. When the broker implements
-// [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer] or
-// [broker.TrimDryRunner], their behaviour is checked too; otherwise those
+// [broker.Inspector], [broker.DeadLetterAdmin], [broker.Trimmer],
+// [broker.TrimDryRunner], [broker.PendingLister], [broker.DelayedLister],
+// [broker.DelayedDeleter], [broker.TickPublisher], [broker.Canceller] or
+// [broker.CancelWatcher], their behaviour is checked too; otherwise those
 // subtests are skipped.
 //
 // # Details the suite pins down
@@ -46,9 +48,27 @@
 //     their ID, payload and headers.
 //   - Trim with MaxLen removes exactly the oldest entries beyond MaxLen,
 //     unless that would reach the oldest pending entry.
+//   - PendingEntries lists leased jobs oldest entry first (by receipt), each
+//     with its holder and a delivery count of 1 after one delivery; an
+//     acknowledged job is no longer listed.
+//   - DelayedJobs lists soonest due first, each job with the attempt it will
+//     be delivered as (a retry's next attempt, a snooze's unchanged one) and
+//     its failure; Snooze is nil unless the job was snoozed through
+//     [broker.SnoozeRecorder], which records the cause and the time.
+//   - Listing an unknown topic returns nothing and no error.
+//   - PublishTick enqueues a tick only when it is after the entry's last
+//     tick, for every consumer of the queue space; a refused tick returns
+//     the last tick's job ID and enqueues nothing; re-registering an entry
+//     keeps its last tick; Schedules lists registered entries only.
 //   - TrimDryRun removes nothing and returns exactly what Trim with the same
 //     options removes right after it, with pending entries present or not;
 //     it rejects the options Trim rejects.
+//   - Cancel of a queued or delayed job dead-letters it at once with
+//     [broker.CancelFailure]; of a delivered job, it records a request that
+//     CancelRequested reports for that delivery (and its redelivery after a
+//     lost lease) until it is settled; a retry is a new delivery without
+//     the request. A settled job, a dead letter, an unknown ID or topic is
+//     [broker.ErrNotFound].
 //   - A unique key (Message.UniqueKey) is held by one job of a topic while
 //     it is delayed, queued, running (crashed workers included) or waiting
 //     to retry; a duplicate Publish returns the holder's ID and a
@@ -114,6 +134,7 @@ var cases = []struct {
 	{"InvalidMessage", testInvalidMessage},
 	{"FIFO", testFIFO},
 	{"ManyTopics", testManyTopics},
+	{"TopicsBacklog", testTopicsBacklog},
 	{"FetchMax", testFetchMax},
 	{"Delayed", testDelayed},
 	{"Retry", testRetry},
@@ -135,6 +156,16 @@ var cases = []struct {
 	{"PurgeDeadLetters", testPurge},
 	{"Trim", testTrim},
 	{"TrimDryRun", testTrimDryRun},
+	{"PendingEntries", testPendingEntries},
+	{"DelayedJobs", testDelayedJobs},
+	{"DeleteDelayed", testDeleteDelayed},
+	{"Schedule", testSchedule},
+	{"ScheduleRace", testScheduleRace},
+	{"CancelQueued", testCancelQueued},
+	{"CancelDelayed", testCancelDelayed},
+	{"CancelRunning", testCancelRunning},
+	{"CancelRedelivered", testCancelRedelivered},
+	{"CancelNotFound", testCancelNotFound},
 	{"UniqueHeld", testUniqueHeld},
 	{"UniqueKept", testUniqueKept},
 	{"UniqueDeadLetter", testUniqueDeadLetter},

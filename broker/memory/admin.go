@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,21 @@ func (b *Broker) lock(ctx context.Context) error {
 		return broker.ErrClosed
 	}
 	return nil
+}
+
+// lockCurrent is lock, then brings the state up to its clock's now: delayed
+// jobs that are due become ready, expired leases are taken back, and
+// waiting fetches are woken. It returns the locked state, which the caller
+// unlocks, and now.
+func (b *Broker) lockCurrent(ctx context.Context) (*state, time.Time, error) {
+	if err := b.lock(ctx); err != nil {
+		return nil, time.Time{}, err
+	}
+	st := b.st
+	now := st.now()
+	st.advance(now)
+	st.flush(now)
+	return st, now, nil
 }
 
 // Topics lists the topics that hold or held jobs or dead letters, sorted; a
@@ -49,14 +65,11 @@ func (b *Broker) Topics(ctx context.Context) ([]string, error) {
 // Length; Delayed and DeadLetters count its delayed set and dead-letter
 // topic. It returns [broker.ErrNotFound] for a topic never used.
 func (b *Broker) Inspect(ctx context.Context, name string) (*broker.TopicInfo, error) {
-	if err := b.lock(ctx); err != nil {
+	st, now, err := b.lockCurrent(ctx)
+	if err != nil {
 		return nil, err
 	}
-	st := b.st
 	defer st.mu.Unlock()
-	now := st.now()
-	st.advance(now)
-	st.flush(now)
 	t, dl := st.topics[name], st.topics[job.DeadLetterTopic(name)]
 	if t == nil && dl == nil {
 		return nil, fmt.Errorf("%w: topic %q", broker.ErrNotFound, name)
@@ -83,10 +96,8 @@ func (b *Broker) Inspect(ctx context.Context, name string) (*broker.TopicInfo, e
 		Consumers:       []broker.ConsumerInfo{},
 	}
 	held := make(map[*consumer]int64)
-	for e := st.leases.head; e != nil; e = e.next {
-		if e.topic == t {
-			held[e.holder]++
-		}
+	for e := range st.leasedOf(t) {
+		held[e.holder]++
 	}
 	for _, c := range t.readers {
 		g.Consumers = append(g.Consumers, broker.ConsumerInfo{Name: c.name, Pending: held[c], Idle: now.Sub(c.lastSeen)})
@@ -106,16 +117,8 @@ func (st *state) entries(t *topic) []*entry {
 	for i := 0; i < t.ready.len(); i++ {
 		es = append(es, t.ready.at(i))
 	}
-	for e := st.leases.head; e != nil; e = e.next {
-		if e.topic == t {
-			es = append(es, e)
-		}
-	}
-	for _, e := range st.delayed {
-		if e.topic == t {
-			es = append(es, e)
-		}
-	}
+	es = slices.AppendSeq(es, st.leasedOf(t))
+	es = slices.AppendSeq(es, st.delayedOf(t))
 	slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
 	return es
 }
@@ -310,14 +313,11 @@ func (b *Broker) trim(ctx context.Context, topic string, opts broker.TrimOptions
 	if (opts.MaxLen > 0) == (opts.OlderThan > 0) || opts.MaxLen < 0 || opts.OlderThan < 0 {
 		return 0, errTrimOptions
 	}
-	if err := b.lock(ctx); err != nil {
+	st, now, err := b.lockCurrent(ctx)
+	if err != nil {
 		return 0, err
 	}
-	st := b.st
 	defer st.mu.Unlock()
-	now := st.now()
-	st.advance(now)
-	st.flush(now)
 	t := st.topics[topic]
 	if t == nil {
 		return 0, nil
@@ -345,8 +345,8 @@ func (st *state) trimmable(t *topic, opts broker.TrimOptions, now time.Time) int
 	}
 	// The oldest pending position bounds the trim.
 	var bound uint64
-	for e := st.leases.head; e != nil; e = e.next {
-		if e.topic == t && (bound == 0 || e.pos < bound) {
+	for e := range st.leasedOf(t) {
+		if bound == 0 || e.pos < bound {
 			bound = e.pos
 		}
 	}
@@ -366,4 +366,103 @@ func (st *state) trimmable(t *topic, opts broker.TrimOptions, now time.Time) int
 		}
 	}
 	return n
+}
+
+var (
+	_ broker.PendingLister  = (*Broker)(nil)
+	_ broker.DelayedLister  = (*Broker)(nil)
+	_ broker.DelayedDeleter = (*Broker)(nil)
+)
+
+// PendingEntries lists up to limit (default [broker.DefaultListLimit]) jobs
+// of topic leased to a consumer, oldest entry first. A lease that has
+// expired is taken back first, so its job is ready again and not listed.
+// Idle is the time since the job was delivered or its lease last extended.
+func (b *Broker) PendingEntries(ctx context.Context, topic string, limit int) ([]broker.PendingEntry, error) {
+	st, now, err := b.lockCurrent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.mu.Unlock()
+	es := firstOf(st.leasedOf(st.topics[topic]), limit, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
+	tick := st.tick(now)
+	out := make([]broker.PendingEntry, len(es))
+	for i, e := range es {
+		// A lease lasts st.lease from its last delivery or extension.
+		idle := max(st.lease-time.Duration(e.at-tick), 0)
+		out[i] = broker.PendingEntry{ID: e.receipt, Consumer: e.holder.name, Idle: idle, Deliveries: int64(e.deliveries)}
+	}
+	return out, nil
+}
+
+// DelayedJobs lists up to limit (default [broker.DefaultListLimit]) delayed
+// jobs of topic, soonest due first (jobs due at the same instant in the
+// order they were enqueued). Their Snooze is always nil: the memory broker
+// records no snooze causes.
+func (b *Broker) DelayedJobs(ctx context.Context, topic string, limit int) ([]broker.DelayedJob, error) {
+	st, _, err := b.lockCurrent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.mu.Unlock()
+	es := firstOf(st.delayedOf(st.topics[topic]), limit, func(a, b *entry) int {
+		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.seq, b.seq))
+	})
+	out := make([]broker.DelayedJob, len(es))
+	for i, e := range es {
+		out[i] = broker.DelayedJob{Job: e.job, Due: st.epoch.Add(time.Duration(e.at)).Round(0)}
+		detach(&out[i].Job)
+	}
+	return out, nil
+}
+
+// DeleteDelayed removes the delayed job of topic with job ID id, or returns
+// an error wrapping [broker.ErrNotFound].
+func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
+	st, _, err := b.lockCurrent(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.mu.Unlock()
+	t := st.topics[topic]
+	for e := range st.delayedOf(t) {
+		if e.job.ID == id {
+			st.remove(t, []*entry{e})
+			e.job = job.Job{}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: delayed job %q of %q", broker.ErrNotFound, id, topic)
+}
+
+// firstOf returns the first limit (default [broker.DefaultListLimit]) of the
+// entries es yields, in the order of compare.
+func firstOf(es iter.Seq[*entry], limit int, compare func(a, b *entry) int) []*entry {
+	if limit <= 0 {
+		limit = broker.DefaultListLimit
+	}
+	sorted := slices.SortedFunc(es, compare)
+	return sorted[:min(len(sorted), limit)]
+}
+
+// leasedOf yields the leased entries of t, soonest lease expiry first.
+func (st *state) leasedOf(t *topic) iter.Seq[*entry] {
+	return func(yield func(*entry) bool) {
+		for e := st.leases.head; e != nil; e = e.next {
+			if e.topic == t && !yield(e) {
+				return
+			}
+		}
+	}
+}
+
+// delayedOf yields the delayed entries of t, in no particular order.
+func (st *state) delayedOf(t *topic) iter.Seq[*entry] {
+	return func(yield func(*entry) bool) {
+		for _, e := range st.delayed {
+			if e.topic == t && !yield(e) {
+				return
+			}
+		}
+	}
 }

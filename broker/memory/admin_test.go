@@ -7,6 +7,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/memory"
+	"github.com/conveyor-jobs/conveyor/internal/clocktest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -17,17 +18,17 @@ import (
 func TestTrimDryRunMatchesTrim(t *testing.T) {
 	ctx := context.Background()
 	// sixOldFourNew publishes 6 jobs, waits an hour, publishes 4 more.
-	sixOldFourNew := func(t *testing.T, b *memory.Broker, c *clock) {
+	sixOldFourNew := func(t *testing.T, b *memory.Broker, c *clocktest.Clock) {
 		for range 6 {
 			mustPublish(t, b, broker.Message{Topic: "t"})
 		}
-		c.Add(time.Hour)
+		c.Advance(time.Hour)
 		for range 4 {
 			mustPublish(t, b, broker.Message{Topic: "t"})
 		}
 	}
 	// twoPending does the same and leases the 2 oldest jobs.
-	twoPending := func(t *testing.T, b *memory.Broker, c *clock) {
+	twoPending := func(t *testing.T, b *memory.Broker, c *clocktest.Clock) {
 		sixOldFourNew(t, b, c)
 		if ds, err := b.Fetch(ctx, []string{"t"}, 2); err != nil || len(ds) != 2 {
 			t.Fatalf("Fetch = %d jobs, %v; want 2", len(ds), err)
@@ -35,12 +36,12 @@ func TestTrimDryRunMatchesTrim(t *testing.T) {
 	}
 	// leaseExpired lets the 2 leases of twoPending expire: the jobs are
 	// ready again for redelivery, still pending in Redis terms.
-	leaseExpired := func(t *testing.T, b *memory.Broker, c *clock) {
+	leaseExpired := func(t *testing.T, b *memory.Broker, c *clocktest.Clock) {
 		twoPending(t, b, c)
-		c.Add(time.Hour)
+		c.Advance(time.Hour)
 	}
 	// delayed publishes 3 jobs due in an hour and 2 ready ones.
-	delayed := func(t *testing.T, b *memory.Broker, _ *clock) {
+	delayed := func(t *testing.T, b *memory.Broker, _ *clocktest.Clock) {
 		for range 3 {
 			mustPublish(t, b, broker.Message{Topic: "t", Delay: time.Hour})
 		}
@@ -49,7 +50,7 @@ func TestTrimDryRunMatchesTrim(t *testing.T) {
 		}
 	}
 	// deadLettered moves 2 of 3 jobs to t.dlq.
-	deadLettered := func(t *testing.T, b *memory.Broker, _ *clock) {
+	deadLettered := func(t *testing.T, b *memory.Broker, _ *clocktest.Clock) {
 		for range 3 {
 			mustPublish(t, b, broker.Message{Topic: "t"})
 		}
@@ -65,7 +66,7 @@ func TestTrimDryRunMatchesTrim(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		setup func(*testing.T, *memory.Broker, *clock)
+		setup func(*testing.T, *memory.Broker, *clocktest.Clock)
 		opts  broker.TrimOptions
 		want  int64
 	}{
@@ -80,7 +81,7 @@ func TestTrimDryRunMatchesTrim(t *testing.T) {
 		{"oldest lease expired", leaseExpired, broker.TrimOptions{MaxLen: 1, IncludeUnread: true}, 0},
 		{"delayed jobs not counted", delayed, broker.TrimOptions{MaxLen: 1, IncludeUnread: true}, 1},
 		{"dead letters not counted", deadLettered, broker.TrimOptions{MaxLen: 1, IncludeUnread: true}, 0},
-		{"unknown topic", func(*testing.T, *memory.Broker, *clock) {}, broker.TrimOptions{MaxLen: 1, IncludeUnread: true}, 0},
+		{"unknown topic", func(*testing.T, *memory.Broker, *clocktest.Clock) {}, broker.TrimOptions{MaxLen: 1, IncludeUnread: true}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

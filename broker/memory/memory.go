@@ -107,7 +107,7 @@ type state struct {
 	delayed   entryHeap
 	consumers map[string]*consumer
 	claims    map[string]claim // unique keys held, by claimKey
-	rr        uint32           // rotates the first topic a Fetch looks at
+	rr        uint32           // index after the topic a Fetch served last
 
 	waiters  waiterList
 	touched  []*topic // topics that got ready jobs while someone waits
@@ -118,6 +118,8 @@ type state struct {
 
 	closed bool
 	done   chan struct{}
+
+	sched schedules // schedule entries and their last ticks
 }
 
 type topic struct {
@@ -522,12 +524,18 @@ func (st *state) deadLetter(e *entry, f job.Failure, attempt int, now time.Time)
 	st.enqueue(d, st.topic(e.topic.dlq), now, now)
 }
 
-// take leases up to max ready jobs of topics to b's consumer.
+// take leases up to max ready jobs of topics to b's consumer. It goes round
+// the topics from the one after the topic served last, giving each topic
+// that has ready jobs an equal part of what is left (at least one), until
+// max jobs are taken or none is ready: every topic with a backlog is served
+// in turn, and one long backlog does not take every job of a Fetch while
+// others wait.
 func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*broker.Delivery {
-	avail := 0
+	avail, live := 0, 0
 	for _, name := range topics {
-		if t := st.topics[name]; t != nil {
+		if t := st.topics[name]; t != nil && t.ready.len() > 0 {
 			avail += t.ready.len()
+			live++
 		}
 	}
 	if avail == 0 {
@@ -538,34 +546,43 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 	out := make([]*broker.Delivery, 0, n)
 	until := st.tick(now) + int64(st.lease)
 	first := int(st.rr % uint32(len(topics)))
-	st.rr++
-	for k := 0; k < len(topics) && len(out) < n; k++ {
-		t := st.topics[topics[(first+k)%len(topics)]]
-		if t == nil || t.ready.len() == 0 {
-			continue
+	for len(out) < n {
+		share := 1
+		if live > 0 && (n-len(out))/live > 1 {
+			share = (n - len(out)) / live
 		}
-		for len(out) < n && t.ready.len() > 0 {
-			e := t.ready.popFront()
-			e.deliveries++
-			e.state = stLeased
-			e.holder = b.c
-			e.at = until
-			st.leases.pushBack(e)
-			st.leased[e.seq] = e
-			t.pending++
-			d := &ds[len(out)]
-			d.Job = e.job
-			d.Job.Attempt = e.attempt()
-			d.Receipt = e.receipt
-			detach(&d.Job)
-			out = append(out, d)
-			t.lastDelivered = e.receipt
-		}
-		if !hasReader(t.readers, b.c) {
-			t.readers = append(t.readers, b.c)
-		}
-		if t.ready.len() > 0 {
-			st.touch(t) // leftovers: let another waiter have them
+		live = 0
+		for k := 0; k < len(topics) && len(out) < n; k++ {
+			i := (first + k) % len(topics)
+			t := st.topics[topics[i]]
+			if t == nil || t.ready.len() == 0 {
+				continue
+			}
+			for c := 0; c < share && len(out) < n && t.ready.len() > 0; c++ {
+				e := t.ready.popFront()
+				e.deliveries++
+				e.state = stLeased
+				e.holder = b.c
+				e.at = until
+				st.leases.pushBack(e)
+				st.leased[e.seq] = e
+				t.pending++
+				d := &ds[len(out)]
+				d.Job = e.job
+				d.Job.Attempt = e.attempt()
+				d.Receipt = e.receipt
+				detach(&d.Job)
+				out = append(out, d)
+				t.lastDelivered = e.receipt
+			}
+			st.rr = uint32(i + 1)
+			if !hasReader(t.readers, b.c) {
+				t.readers = append(t.readers, b.c)
+			}
+			if t.ready.len() > 0 {
+				live++
+				st.touch(t) // leftovers: let another waiter have them
+			}
 		}
 	}
 	b.c.lastSeen = now
@@ -781,6 +798,7 @@ func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Dur
 		e.job.Failure = &fc
 	}
 	e.deliveries = 0
+	e.cancel = false
 	e.receipt, e.seq = st.receipt()
 	st.enqueue(e, e.topic, now.Add(delay), now)
 	st.flush(now)

@@ -3,37 +3,22 @@ package memory_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/memory"
+	"github.com/conveyor-jobs/conveyor/internal/clocktest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
-// clock is a fake clock for Options.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newClock returns a fake clock at a fixed time.
+func newClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // newFake returns a broker on a fake clock whose Fetch never waits.
-func newFake(t *testing.T) (*memory.Broker, *clock) {
+func newFake(t *testing.T) (*memory.Broker, *clocktest.Clock) {
 	t.Helper()
 	c := newClock()
 	b := memory.New(&memory.Options{Lease: time.Minute, MaxDeliveries: 4, FetchWait: -1, Now: c.Now})
@@ -82,21 +67,21 @@ func TestFakeClockDelaysAndLeases(t *testing.T) {
 	other := b.Consumer("other")
 	mustPublish(t, b, broker.Message{Topic: "t", Payload: []byte("later"), Delay: time.Hour})
 	mustFetch(t, b, "t", 0)
-	c.Add(time.Hour - time.Nanosecond)
+	c.Advance(time.Hour - time.Nanosecond)
 	mustFetch(t, b, "t", 0)
-	c.Add(time.Nanosecond)
+	c.Advance(time.Nanosecond)
 	d := mustFetch(t, b, "t", 1)[0]
 	if d.Job.Attempt != 1 {
 		t.Fatalf("Attempt = %d", d.Job.Attempt)
 	}
 	// Extend just before expiry keeps the job from the other consumer.
-	c.Add(time.Minute - time.Second)
+	c.Advance(time.Minute - time.Second)
 	if err := b.Extend(ctx, d); err != nil {
 		t.Fatalf("Extend: %v", err)
 	}
-	c.Add(time.Minute - time.Second)
+	c.Advance(time.Minute - time.Second)
 	mustFetch(t, other, "t", 0)
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	d2 := mustFetch(t, other, "t", 1)[0]
 	if d2.Job.Attempt != 2 || d2.Job.ID != d.Job.ID {
 		t.Fatalf("redelivered %s attempt %d, want %s attempt 2", d2.Job.ID, d2.Job.Attempt, d.Job.ID)
@@ -172,14 +157,14 @@ func TestPoisonCountsDeliveriesNotAttempts(t *testing.T) {
 	// Attempt 5 loses its lease three times: it is redelivered each time,
 	// as attempts 6, 7 and 8.
 	for attempt := 6; attempt <= 8; attempt++ {
-		c.Add(time.Minute)
+		c.Advance(time.Minute)
 		d := mustFetch(t, b, "t", 1)[0]
 		if d.Job.Attempt != attempt {
 			t.Fatalf("redelivered Attempt = %d, want %d", d.Job.Attempt, attempt)
 		}
 	}
 	// The fourth delivery with no outcome is the last.
-	c.Add(time.Minute)
+	c.Advance(time.Minute)
 	mustFetch(t, b, "t", 0)
 	dl := mustFetch(t, b, "t.dlq", 1)[0]
 	if dl.Job.Attempt != 8 || dl.Job.Failure == nil || dl.Job.Failure.Reason != job.ReasonMaxDeliveries ||
@@ -360,7 +345,7 @@ func TestInspect(t *testing.T) {
 	if err != nil || len(ds) != 2 {
 		t.Fatal(len(ds), err)
 	}
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	info, err := b.Inspect(ctx, "t")
 	if err != nil {
 		t.Fatal(err)
@@ -440,7 +425,7 @@ func TestDeliveriesAreDetached(t *testing.T) {
 	d1 := mustFetch(t, b, "t", 1)[0]
 	d1.Job.Headers["k"] = "changed"
 	d1.Job.Failure.Error = "changed"
-	c.Add(time.Minute) // lease lost: redelivered
+	c.Advance(time.Minute) // lease lost: redelivered
 	d2 := mustFetch(t, b, "t", 1)[0]
 	if d2.Job.Header("k") != "v" || d2.Job.Failure.Error != "e" {
 		t.Errorf("redelivery sees headers %v, failure %q", d2.Job.Headers, d2.Job.Failure.Error)

@@ -29,6 +29,7 @@ type entry struct {
 	deliveries int   // deliveries of this stored entry
 	heapIdx    int32 // index in the delayed heap
 	state      uint8
+	cancel     bool   // a leased entry's cancel was requested (Cancel)
 	prev, next *entry // lease list
 }
 

@@ -35,15 +35,15 @@ func TestUniqueKeptOnFakeClock(t *testing.T) {
 	ctx := context.Background()
 	m := broker.Message{Topic: "t", UniqueKey: "hourly", UniqueFor: time.Hour}
 	id := mustPublish(t, b, m)
-	c.Add(10 * time.Minute)
+	c.Advance(10 * time.Minute)
 	if err := b.Ack(ctx, mustFetch(t, b, "t", 1)...); err != nil {
 		t.Fatal(err)
 	}
-	c.Add(50*time.Minute - time.Nanosecond)
+	c.Advance(50*time.Minute - time.Nanosecond)
 	if got, err := b.Publish(ctx, m); !errors.Is(err, broker.ErrDuplicate) || got != id {
 		t.Fatalf("Publish just before EnqueuedAt + UniqueFor = %q, %v; want %q and ErrDuplicate", got, err, id)
 	}
-	c.Add(time.Nanosecond)
+	c.Advance(time.Nanosecond)
 	if _, err := b.Publish(ctx, m); err != nil {
 		t.Fatalf("Publish at EnqueuedAt + UniqueFor: %v", err)
 	}

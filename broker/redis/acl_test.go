@@ -3,16 +3,14 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
@@ -65,10 +63,8 @@ func TestACLTopicsWithoutScan(t *testing.T) {
 	if err := srv.Client(t).Do(ctx, args...).Err(); err != nil {
 		t.Fatalf("ACL SETUSER: %v", err)
 	}
-	var logs strings.Builder
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	b, err := redis.Open(fmt.Sprintf("redis://%s:%s@%s", user, pass, srv.Addr()), &redis.Options{Namespace: srv.Namespace, Logger: logger, DiscoverInterval: time.Nanosecond})
+	var logs logtest.Buffer
+	b, err := redis.Open(fmt.Sprintf("redis://%s:%s@%s", user, pass, srv.Addr()), &redis.Options{Namespace: srv.Namespace, Logger: logs.TextLogger(nil), DiscoverInterval: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,21 +78,7 @@ func TestACLTopicsWithoutScan(t *testing.T) {
 			t.Fatalf("Topics without SCAN = %v, %v; want [registered]", ts, err)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if n := strings.Count(logs.String(), "grant +scan"); n != 1 {
 		t.Errorf("%d warnings about SCAN, want 1:\n%s", n, logs.String())
 	}
-}
-
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

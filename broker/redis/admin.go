@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -475,111 +474,62 @@ func (b *Broker) ServerInfo(ctx context.Context) (ServerInfo, error) {
 	return ServerInfo{Version: fields["version"], Mode: fields["mode"], Role: fields["role"]}, nil
 }
 
-// PendingEntry is a delivered, unsettled entry of a topic.
-type PendingEntry struct {
-	// ID is the stream entry ID (the delivery's receipt).
-	ID string `json:"id"`
-	// Consumer holds the lease.
-	Consumer string `json:"consumer"`
-	// Idle is the time since the entry was last delivered or extended; in
-	// JSON, "idle_seconds", a number of seconds.
-	Idle time.Duration `json:"-"`
-	// Deliveries counts deliveries of this stream entry.
-	Deliveries int64 `json:"deliveries"`
-}
+var (
+	_ broker.PendingLister  = (*Broker)(nil)
+	_ broker.DelayedLister  = (*Broker)(nil)
+	_ broker.DelayedDeleter = (*Broker)(nil)
+)
 
-// pendingEntryJSON is the JSON form of PendingEntry.
-type pendingEntryJSON struct {
-	ID          string  `json:"id"`
-	Consumer    string  `json:"consumer"`
-	IdleSeconds float64 `json:"idle_seconds"`
-	Deliveries  int64   `json:"deliveries"`
-}
-
-// MarshalJSON encodes p with Idle as "idle_seconds", a number of seconds,
-// like every duration in conveyor's JSON.
-func (p PendingEntry) MarshalJSON() ([]byte, error) {
-	return json.Marshal(pendingEntryJSON{p.ID, p.Consumer, p.Idle.Seconds(), p.Deliveries})
-}
-
-// UnmarshalJSON decodes what MarshalJSON encodes.
-func (p *PendingEntry) UnmarshalJSON(data []byte) error {
-	var v pendingEntryJSON
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
-	}
-	*p = PendingEntry{ID: v.ID, Consumer: v.Consumer, Idle: time.Duration(v.IdleSeconds * float64(time.Second)), Deliveries: v.Deliveries}
-	return nil
-}
-
-// PendingEntries lists up to limit (default 100) pending entries of topic in
-// the broker's group, oldest first (XPENDING with the extended form).
-func (b *Broker) PendingEntries(ctx context.Context, topic string, limit int) ([]PendingEntry, error) {
+// PendingEntries lists up to limit (default [broker.DefaultListLimit])
+// pending entries of topic in the broker's group, oldest first (XPENDING
+// with the extended form). Entries whose lease expired and that no consumer
+// has claimed yet are listed too.
+func (b *Broker) PendingEntries(ctx context.Context, topic string, limit int) ([]broker.PendingEntry, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
-		limit = 100
+		limit = broker.DefaultListLimit
 	}
 	ps, err := b.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
 		Stream: b.keysFor(topic).stream, Group: b.o.Group, Start: "-", End: "+", Count: int64(limit),
 	}).Result()
 	if err != nil {
 		if isNoGroup(err) {
-			return []PendingEntry{}, nil
+			return []broker.PendingEntry{}, nil
 		}
 		return nil, b.wrap("pending entries of "+topic, err)
 	}
-	out := make([]PendingEntry, len(ps))
+	out := make([]broker.PendingEntry, len(ps))
 	for i, p := range ps {
-		out[i] = PendingEntry{ID: p.ID, Consumer: p.Consumer, Idle: p.Idle, Deliveries: p.RetryCount}
+		out[i] = broker.PendingEntry{ID: p.ID, Consumer: p.Consumer, Idle: p.Idle, Deliveries: p.RetryCount}
 	}
 	return out, nil
 }
 
-// DelayedJob is a job waiting in a topic's delayed set.
-type DelayedJob struct {
-	// Job is the job as it will be delivered (Attempt included).
-	Job job.Job `json:"job"`
-	// Due is when it becomes ready.
-	Due time.Time `json:"due"`
-	// Snooze describes the snooze that put the job there, when it was
-	// snoozed through [Broker.SnoozeBecause]; nil for a retry, a job
-	// published with a delay, or a snooze that recorded nothing.
-	Snooze *Snooze `json:"snooze,omitempty"`
-}
-
-// Snooze records why and when a job was snoozed.
-type Snooze struct {
-	// Cause is the text of the snooze's cause, such as "conveyor: circuit
-	// open" or "conveyor: rate limited"; "" when none was given.
-	Cause string `json:"cause"`
-	// At is when the job was snoozed.
-	At time.Time `json:"at"`
-}
-
-// DelayedJobs lists up to limit (default 100) delayed jobs of topic, soonest
-// due first.
-func (b *Broker) DelayedJobs(ctx context.Context, topic string, limit int) ([]DelayedJob, error) {
+// DelayedJobs lists up to limit (default [broker.DefaultListLimit]) delayed
+// jobs of topic, soonest due first (jobs due at the same millisecond in the
+// order of their encoded members).
+func (b *Broker) DelayedJobs(ctx context.Context, topic string, limit int) ([]broker.DelayedJob, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
-		limit = 100
+		limit = broker.DefaultListLimit
 	}
 	zs, err := b.rdb.ZRangeWithScores(ctx, b.keysFor(topic).delayed, 0, int64(limit-1)).Result()
 	if err != nil {
 		return nil, b.wrap("delayed jobs of "+topic, err)
 	}
-	out := make([]DelayedJob, 0, len(zs))
+	out := make([]broker.DelayedJob, 0, len(zs))
 	for _, z := range zs {
 		member, _ := z.Member.(string)
 		j, values := decodeMemberValues(topic, member)
-		dj := DelayedJob{Job: j, Due: time.UnixMilli(int64(z.Score))}
+		dj := broker.DelayedJob{Job: j, Due: time.UnixMilli(int64(z.Score))}
 		if ms, ok := values[fieldSnoozedAt].(string); ok {
 			at, _ := strconv.ParseInt(ms, 10, 64)
 			cause, _ := values[fieldSnoozeCause].(string)
-			dj.Snooze = &Snooze{Cause: cause, At: time.UnixMilli(at)}
+			dj.Snooze = &broker.Snooze{Cause: cause, At: time.UnixMilli(at)}
 		}
 		out = append(out, dj)
 	}
@@ -614,30 +564,26 @@ func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
-	key := b.keysFor(topic).delayed
-	for start := int64(0); ; start += snapshotBatch {
-		ms, err := b.rdb.ZRange(ctx, key, start, start+snapshotBatch-1).Result()
+	k := b.keysFor(topic)
+	for {
+		m, found, _, err := b.findDelayed(ctx, k, id, 0)
 		if err != nil {
 			return b.wrap("delete delayed job", err)
 		}
-		for _, m := range ms {
-			if j := decodeMemberJob(topic, m); j.ID == id {
-				n, err := b.rdb.ZRem(ctx, key, m).Result()
-				if err != nil {
-					return b.wrap("delete delayed job", err)
-				}
-				if n == 1 && j.UniqueKey != "" {
-					if err := b.releaseClaim(ctx, topic, j.UniqueKey, id); err != nil {
-						return b.wrap("delete delayed job: release its unique key", err)
-					}
-				}
-				if n == 1 {
-					return nil
+		if !found {
+			return fmt.Errorf("%w: delayed job %q of %q", broker.ErrNotFound, id, topic)
+		}
+		n, err := b.rdb.ZRem(ctx, k.delayed, m).Result()
+		if err != nil {
+			return b.wrap("delete delayed job", err)
+		}
+		if n == 1 {
+			if key := decodeMemberJob(topic, m).UniqueKey; key != "" {
+				if err := b.releaseClaim(ctx, topic, key, id); err != nil {
+					return b.wrap("delete delayed job: release its unique key", err)
 				}
 			}
-		}
-		if len(ms) < snapshotBatch {
-			return fmt.Errorf("%w: delayed job %q of %q", broker.ErrNotFound, id, topic)
+			return nil
 		}
 	}
 }

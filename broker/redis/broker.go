@@ -74,8 +74,10 @@ type Options struct {
 	// Default 1s; it must be > 0 and <= 2s (see MaxBlock).
 	Block time.Duration
 	// ClaimInterval is how often Fetch recovers expired leases (XAUTOCLAIM)
-	// and promotes due delayed jobs. Default 1s. Delayed jobs are delivered
-	// up to about ClaimInterval + Block after they are due.
+	// and looks for due delayed jobs of every topic. Default 1s. A delayed
+	// job added through this broker is promoted when it is due, whatever
+	// ClaimInterval; one added by another process up to about
+	// ClaimInterval after it is due.
 	ClaimInterval time.Duration
 	// DeadLetterMaxLen is the dead-letter stream size past which every new
 	// dead letter is logged at error level and counted
@@ -94,6 +96,12 @@ type Options struct {
 	// the first pass that starts after its creation completes. Default 30s;
 	// negative: never scan, list only registered topics.
 	DiscoverInterval time.Duration
+	// CancelRequestTTL is how long the request to cancel a running job
+	// ([Broker.Cancel]) lasts: the server holding the job sees it within
+	// about a second, and a job whose holder crashed is cancelled by the
+	// consumer that recovers it, if that happens within this time. Default
+	// 10m.
+	CancelRequestTTL time.Duration
 	// UniqueClaimTTL is the safety expiry of a unique job's claim on its
 	// key while the job lives: the claim ends this long after the job's due
 	// time (at publication, retry, snooze and replay, each of which renews
@@ -155,14 +163,16 @@ type Broker struct {
 	lost      atomic.Int64
 	overflows atomic.Int64
 	stale     atomic.Int64
-	readTurn  atomic.Uint64 // rotates which topics get a larger read share
+	readTurn  atomic.Uint64 // which stream a read serves first
 
 	disc discovery // topic discovery for Topics
 
 	mu        sync.Mutex
-	lastMaint map[string]time.Time // topic -> last recovery/promotion
-	cursors   map[string]string    // topic -> XAUTOCLAIM cursor to resume
-	buf       []*buffered          // fetched, not yet returned
+	lastMaint map[string]time.Time  // topic -> last recovery/promotion
+	cursors   map[string]string     // topic -> XAUTOCLAIM cursor to resume
+	due       map[string]dueAt      // topic -> head of its delayed set
+	waits     map[*waiting]struct{} // reads waiting for new entries
+	buf       []*buffered           // fetched, not yet returned
 }
 
 // buffered is a delivery read beyond a Fetch's max, returned by a later
@@ -205,6 +215,8 @@ func newBroker(client goredis.UniversalClient, opts *Options) (*Broker, error) {
 		log:       o.Logger.With("broker", "redis", "namespace", o.Namespace),
 		lastMaint: map[string]time.Time{},
 		cursors:   map[string]string{},
+		due:       map[string]dueAt{},
+		waits:     map[*waiting]struct{}{},
 	}, nil
 }
 
@@ -258,6 +270,12 @@ func (opts *Options) withDefaults() (Options, error) {
 	}
 	if o.DiscoverInterval == 0 {
 		o.DiscoverInterval = DefaultDiscoverInterval
+	}
+	switch {
+	case o.CancelRequestTTL == 0:
+		o.CancelRequestTTL = DefaultCancelRequestTTL
+	case o.CancelRequestTTL < time.Millisecond:
+		return o, fmt.Errorf("conveyor/redis: cancel request TTL %v must be at least 1ms", o.CancelRequestTTL)
 	}
 	switch {
 	case o.UniqueClaimTTL == 0:

@@ -16,6 +16,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
@@ -237,21 +238,15 @@ func TestTopicsLargeKeyspace(t *testing.T) {
 		ns := srv.Namespace + "-errors"
 		rec := &scanRecorder{}
 		clk := newClock()
-		var logs strings.Builder
-		var mu sync.Mutex
-		logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+		var logs logtest.Buffer
 		b := hookedBroker(t, srv, ns, rec, func(o *redis.Options) {
-			o.DiscoverInterval, o.Now, o.Logger = time.Minute, clk.Now, logger
+			o.DiscoverInterval, o.Now, o.Logger = time.Minute, clk.Now, logs.TextLogger(nil)
 		})
 		if _, err := b.Publish(ctx, broker.Message{Topic: "registered", Payload: []byte("p")}); err != nil {
 			t.Fatal(err)
 		}
 		xadd(t, srv.Client(t), ns+":{raw}:stream")
-		warnings := func() int {
-			mu.Lock()
-			defer mu.Unlock()
-			return strings.Count(logs.String(), "SCAN failed")
-		}
+		warnings := func() int { return strings.Count(logs.String(), "SCAN failed") }
 		// call lists the topics and returns the SCAN calls it made.
 		call := func(ctx context.Context) ([]string, []scanCall) {
 			t.Helper()

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -24,17 +25,30 @@ const recoverRounds = 8
 
 // Fetch returns up to max jobs from topics, each leased to this consumer.
 //
-// In order, it returns deliveries an earlier Fetch kept after an error; every
+// In order, it returns deliveries an earlier Fetch kept; every
 // ClaimInterval, promotes due delayed jobs and recovers entries whose lease
-// expired (XAUTOCLAIM), dead-lettering poison entries; then reads new
-// entries with XREADGROUP. It never leases more than max entries: with
-// several topics, max is shared out among their streams (each stream read
-// with its own COUNT, the topic served first rotating between calls), so a
-// Fetch may return fewer than max although more jobs are waiting; when none
-// is waiting it blocks up to Options.Block on the topics with a share, one
-// entry each. Within a topic, jobs come in FIFO order. On Redis Cluster each
-// topic's stream is read separately (they live in different slots) in one
-// pipeline, polling until Block has passed.
+// expired (XAUTOCLAIM), dead-lettering poison entries; promotes the delayed
+// jobs of topics whose earliest delayed job is due (see below); then reads
+// new entries. It never leases more than max entries while entries are
+// waiting: with several topics, one script goes round all their streams,
+// giving each stream that has entries an equal part of max, starting after
+// the stream that was served last, so every topic with a backlog is served
+// in turn and a Fetch returns jobs whenever any topic has some. When none is
+// waiting, it blocks up to Options.Block on all the topics' streams at once
+// (one entry each when there are more topics than max; entries that arrive
+// on several streams at the same moment beyond max are kept for the next
+// Fetch). Within a topic, jobs come in FIFO order. On Redis Cluster, where
+// one command cannot read streams of several slots, Fetch reads each stream
+// with its own share of max in one pipeline; with more topics than max it
+// first asks every stream whether it has unread entries (one pipeline,
+// leasing nothing) and shares max among those that have. It polls every
+// Block/10 until Block has passed.
+//
+// Delayed jobs (delayed publishes, Retry, Snooze) are promoted when due: the
+// broker keeps the due time of each topic's earliest delayed job, learned
+// at every promotion and lowered when this broker adds a delayed job, and a
+// waiting Fetch promotes at that time, which ends its wait. A delayed job
+// added by another process is learned at the next ClaimInterval promotion.
 //
 // Cancelling ctx does not interrupt a blocking read: Fetch returns ctx.Err()
 // when it comes back empty. Close makes a waiting Fetch return ErrClosed
@@ -98,9 +112,10 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 		b.log.Error("conveyor/redis: read failed for some topics; returning the jobs read from the others", "err", err)
 	}
 	if len(out) > max {
-		// Not expected (read stays within its count); put extras back
-		// rather than hold leases nothing renews.
-		b.release(out[max:])
+		// A wait on several streams returned entries of more than one
+		// (they arrived at the same moment): the next Fetch returns the
+		// extras first.
+		b.keep(out[max:])
 		out = out[:max]
 	}
 	if len(out) == 0 {
@@ -222,27 +237,33 @@ func (b *Broker) stillOwned(ctx context.Context, ds []*broker.Delivery) (map[str
 
 // maintain promotes due delayed jobs and recovers expired leases for the
 // topics whose ClaimInterval has passed (or whose last recovery scan was cut
-// short), returning up to room recovered deliveries. Each topic is handled
-// on its own: an error of one topic (logged with the topic) neither skips
-// the others nor skips recovery of the topic whose promotion failed. The
-// errors are returned joined, with what was recovered.
+// short), returning up to room recovered deliveries. A topic whose earliest
+// delayed job is known to be due (see dueAt) is promoted too, whatever
+// ClaimInterval says. Each topic is handled on its own: an error of one
+// topic (logged with the topic) neither skips the others nor skips recovery
+// of the topic whose promotion failed. The errors are returned joined, with
+// what was recovered.
 func (b *Broker) maintain(ctx context.Context, ks []keys, room int) ([]*broker.Delivery, error) {
 	now := time.Now()
-	var due []keys
+	nowMs := b.o.Now().UnixMilli()
+	var due, prom []keys
 	b.mu.Lock()
 	for _, k := range ks {
 		_, resume := b.cursors[k.topic]
 		if resume || now.Sub(b.lastMaint[k.topic]) >= b.o.ClaimInterval {
 			b.lastMaint[k.topic] = now
 			due = append(due, k)
+			prom = append(prom, k)
+		} else if d, ok := b.due[k.topic]; ok && d.at <= nowMs {
+			prom = append(prom, k)
 		}
 	}
 	b.mu.Unlock()
-	if len(due) == 0 {
+	if len(prom) == 0 {
 		return nil, nil
 	}
 	var errs []error
-	for _, err := range b.promote(ctx, due) {
+	for _, err := range b.promote(ctx, prom) {
 		errs = append(errs, err)
 	}
 	var out []*broker.Delivery
@@ -262,10 +283,12 @@ func (b *Broker) maintain(ctx context.Context, ks []keys, room int) ([]*broker.D
 
 // promote moves due delayed jobs of ks to their streams: one script per
 // topic, pipelined, repeated for topics that had more than a batch due. It
-// returns the error of each topic that failed (logged with the topic); the
-// other topics are promoted regardless.
+// records each topic's next due time (see dueAt) and returns the error of
+// each topic that failed (logged with the topic); the other topics are
+// promoted regardless.
 func (b *Broker) promote(ctx context.Context, ks []keys) map[string]error {
 	errs := map[string]error{}
+	b.promoting(ks)
 	now := strconv.FormatInt(b.o.Now().UnixMilli(), 10)
 	for round := 0; round < 10 && len(ks) > 0; round++ {
 		calls := make([]scriptCall, len(ks))
@@ -283,14 +306,18 @@ func (b *Broker) promote(ctx context.Context, ks []keys) map[string]error {
 		}
 		var more []keys
 		for i, c := range cmds {
-			n, err := c.Int64()
+			res, err := c.Int64Slice()
+			if err == nil && len(res) != 2 {
+				err = fmt.Errorf("unexpected reply of %d elements", len(res))
+			}
 			if err != nil {
 				err = b.wrap("promote delayed jobs of "+ks[i].topic, err)
 				b.log.Error("conveyor/redis: promote delayed jobs", "topic", ks[i].topic, "err", err)
 				errs[ks[i].topic] = err
 				continue
 			}
-			if n >= promoteBatch {
+			b.promoted(ks[i].topic, res[1])
+			if res[0] >= promoteBatch {
 				more = append(more, ks[i])
 			}
 		}
@@ -420,12 +447,15 @@ func parseRecover(res []any) (next string, entries []goredis.XMessage, counts []
 	return next, entries, counts, deleted, nil
 }
 
-// read reads new entries of ks (XREADGROUP >), at most count in all,
-// waiting up to Block when block is set. Every entry read is leased to this
-// consumer, so read never reads more than it returns: XREADGROUP's COUNT
-// applies per stream, so count is shared out among the streams (see shares)
-// and each stream is read with its own share. Within a topic, entries come in
-// stream order.
+// read reads new entries of ks (XREADGROUP >), up to count, waiting up to
+// Block when block is set and none is waiting. Every entry read is leased
+// to this consumer, so read never reads more than count while entries are
+// waiting: on a single Redis, one script (readScript) goes round all the
+// streams, sharing count among those that have entries; on Cluster, where a
+// script cannot span slots, see readCluster. Only a wait for new entries
+// can return more than count (on a single Redis, when entries arrive on
+// several streams at the same moment): the caller buffers them. Within a
+// topic, entries come in stream order.
 //
 // On an error reading one stream, the entries read from the others are
 // returned together with the error.
@@ -435,22 +465,18 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool) ([]
 	}
 	var streams []goredis.XStream
 	var err error
-	if len(ks) == 1 {
-		streams, err = b.readGroup(ctx, ks, count, block)
-	} else {
-		counts := b.shares(len(ks), count)
-		streams, err = b.readEach(ctx, ks, counts, b.cluster && block)
-		if err == nil && len(streams) == 0 && block && !b.cluster {
-			// Nothing is waiting: block on the streams that have a share,
-			// one entry each, so that even entries arriving on several
-			// streams at once stay within count.
-			var win []keys
-			for i, k := range ks {
-				if counts[i] > 0 {
-					win = append(win, k)
-				}
-			}
-			streams, err = b.readGroup(ctx, win, 1, true)
+	switch {
+	case b.cluster:
+		streams, err = b.readCluster(ctx, ks, count, block)
+	case len(ks) == 1 && block:
+		// One stream: one blocking read with COUNT count is exact.
+		streams, err = b.waitGroup(ctx, ks, count)
+	default:
+		streams, err = b.readShared(ctx, ks, count)
+		if err == nil && len(streams) == 0 && block {
+			// Nothing is waiting: wait on every stream at once, each
+			// with an equal part of count (at least one entry).
+			streams, err = b.waitGroup(ctx, ks, max(1, count/len(ks)))
 		}
 	}
 	byStream := make(map[string]keys, len(ks))
@@ -473,34 +499,128 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool) ([]
 	return out, err
 }
 
-// shares splits count among n streams: each gets count/n, and count%n of
-// them one more, starting at a position that rotates from one call to the
-// next so that no topic is always served last. The shares sum to count.
-func (b *Broker) shares(n, count int) []int {
-	start := int(b.readTurn.Add(1) % uint64(n))
-	out := make([]int, n)
-	for i := range out {
-		out[i] = count / n
-		if (i-start+n)%n < count%n {
-			out[i]++
+// readShared reads up to count new entries from the streams of ks in one
+// round trip (readScript), starting at the stream after the last one that
+// gave entries in the previous call, so that every topic is served in
+// turn. Streams whose consumer group is missing have it recreated, and are
+// read at the next call.
+func (b *Broker) readShared(ctx context.Context, ks []keys, count int) ([]goredis.XStream, error) {
+	if len(ks) == 1 {
+		return b.readGroup(ctx, ks, count, -1)
+	}
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = k.stream
+	}
+	turn := b.readTurn.Load()
+	res, err := readScript.Run(ctx, b.rdb, names, b.o.Group, b.o.Consumer, count, turn%uint64(len(ks))).Slice()
+	if err != nil {
+		return nil, b.wrap("read", err)
+	}
+	streams, failed, next, err := parseRead(res, names)
+	if err != nil {
+		return nil, b.wrap("read", err)
+	}
+	b.readTurn.Store(next)
+	var missing []string
+	var first error
+	for i, msg := range failed {
+		if strings.HasPrefix(msg, "NOGROUP") {
+			missing = append(missing, names[i])
+		} else if first == nil {
+			first = b.wrap("read "+ks[i].topic, errors.New(msg))
 		}
 	}
-	return out
+	if len(missing) > 0 {
+		b.forgetGroups(missing...)
+		if err := b.ensureGroups(ctx, missing...); err != nil && first == nil {
+			first = err
+		}
+	}
+	return streams, first
 }
 
-// readGroup runs one XREADGROUP over all streams of ks with COUNT count,
-// recreating missing groups once. It may return up to count entries per
-// stream.
-func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block bool) ([]goredis.XStream, error) {
+// parseRead reads readScript's reply: the entries per stream (in read
+// order), the error text of each failed stream by index into names, and
+// the index to start from next time.
+func parseRead(res []any, names []string) ([]goredis.XStream, map[int]string, uint64, error) {
+	if len(res) != 3 {
+		return nil, nil, 0, fmt.Errorf("unexpected reply of %d elements", len(res))
+	}
+	reads, _ := res[0].([]any)
+	fails, _ := res[1].([]any)
+	next, _ := res[2].(int64)
+	var out []goredis.XStream
+	for _, r := range reads {
+		pair, ok := r.([]any)
+		if !ok || len(pair) != 2 {
+			return nil, nil, 0, errors.New("unexpected reply: bad read")
+		}
+		i, _ := pair[0].(int64)
+		if i < 1 || int(i) > len(names) {
+			return nil, nil, 0, fmt.Errorf("unexpected reply: stream index %d", i)
+		}
+		raw, _ := pair[1].([]any)
+		s := goredis.XStream{Stream: names[i-1], Messages: make([]goredis.XMessage, 0, len(raw))}
+		for _, e := range raw {
+			m, ok := parseEntry(e)
+			if ok {
+				s.Messages = append(s.Messages, m)
+			}
+		}
+		out = append(out, s)
+	}
+	failed := map[int]string{}
+	for _, f := range fails {
+		pair, ok := f.([]any)
+		if !ok || len(pair) != 2 {
+			continue
+		}
+		i, _ := pair[0].(int64)
+		msg, _ := pair[1].(string)
+		if i >= 1 && int(i) <= len(names) {
+			failed[int(i-1)] = msg
+		}
+	}
+	return out, failed, uint64(max(next, 0)), nil
+}
+
+// parseEntry reads one stream entry of a script reply: {id, {field, value,
+// ...}}.
+func parseEntry(e any) (goredis.XMessage, bool) {
+	pair, ok := e.([]any)
+	if !ok || len(pair) != 2 {
+		return goredis.XMessage{}, false
+	}
+	id, _ := pair[0].(string)
+	fv, _ := pair[1].([]any)
+	values := make(map[string]any, len(fv)/2)
+	for j := 0; j+1 < len(fv); j += 2 {
+		f, _ := fv[j].(string)
+		values[f] = fv[j+1]
+	}
+	return goredis.XMessage{ID: id, Values: values}, true
+}
+
+// waitGroup waits up to Block for new entries on every stream of ks with
+// one blocking XREADGROUP, COUNT count per stream, while delayed jobs of ks
+// that come due meanwhile are promoted (promoteWhenDue), which ends the
+// wait at once.
+func (b *Broker) waitGroup(ctx context.Context, ks []keys, count int) ([]goredis.XStream, error) {
+	_, stop := b.promoteWhenDue(ctx, ks, time.Now().Add(b.o.Block), false)
+	defer stop()
+	return b.readGroup(ctx, ks, count, b.o.Block)
+}
+
+// readGroup runs one XREADGROUP over all streams of ks with COUNT count
+// (per stream) and BLOCK block (-1: none), recreating missing groups once.
+func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block time.Duration) ([]goredis.XStream, error) {
 	args := &goredis.XReadGroupArgs{
 		Group:    b.o.Group,
 		Consumer: b.o.Consumer,
 		Streams:  make([]string, 0, 2*len(ks)),
 		Count:    int64(count),
-		Block:    -1,
-	}
-	if block {
-		args.Block = b.o.Block
+		Block:    block,
 	}
 	names := make([]string, len(ks))
 	for i, k := range ks {
@@ -528,58 +648,42 @@ func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block bool
 	}
 }
 
-// readEach reads each stream of ks with its own non-blocking XREADGROUP
-// COUNT counts[i] (streams with a zero share are skipped), pipelined; on
-// Redis Cluster they live in different slots. When poll is set and nothing
-// came, it polls until Block has passed. An error of one stream does not
-// discard what the others returned: they are returned with the first error.
-func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int, poll bool) ([]goredis.XStream, error) {
-	deadline := time.Now().Add(b.o.Block)
+// readCluster reads up to count new entries of ks on Redis Cluster, where
+// each topic's stream sits in its own slot, so no single command or script
+// can read them all. When there are more streams than count, it asks every
+// stream whether it has unread entries (peekScript, which leases nothing)
+// in one pipeline; then it reads from those that have (or from all) with a
+// second pipeline, count shared out among them (each stream read with its
+// own COUNT), the topics served first rotating from one call to the next. go-redis sends a pipeline to every master at once,
+// so each step costs one round trip. When none has entries and block is
+// set, it asks again every Block/10 (10 ms to 100 ms), or as soon as a
+// delayed job was promoted, until Block has passed.
+func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bool) ([]goredis.XStream, error) {
+	until := time.Now().Add(b.o.Block)
+	var woke <-chan struct{}
+	if block {
+		var stop func()
+		woke, stop = b.promoteWhenDue(ctx, ks, until, true)
+		defer stop()
+	}
 	every := min(max(b.o.Block/10, 10*time.Millisecond), 100*time.Millisecond)
 	for {
-		pipe := b.rdb.Pipeline()
-		cmds := make([]*goredis.XStreamSliceCmd, len(ks))
-		for i, k := range ks {
-			if counts[i] <= 0 {
-				continue
-			}
-			cmds[i] = pipe.XReadGroup(ctx, &goredis.XReadGroupArgs{
-				Group: b.o.Group, Consumer: b.o.Consumer,
-				Streams: []string{k.stream, ">"}, Count: int64(counts[i]), Block: -1,
-			})
+		// With count >= len(ks) every stream gets a share: no need to ask
+		// which have entries first.
+		has, perr := ks, error(nil)
+		if count < len(ks) {
+			has, perr = b.peek(ctx, ks)
 		}
-		_, _ = pipe.Exec(ctx)
-		var out []goredis.XStream
-		var missing []string
-		var first error
-		for i, c := range cmds {
-			if c == nil {
-				continue
+		if len(has) > 0 {
+			streams, err := b.readEach(ctx, has, b.shares(len(has), count))
+			if len(streams) > 0 || err != nil || perr != nil {
+				return streams, errors.Join(perr, err)
 			}
-			s, err := c.Result()
-			switch {
-			case err == nil:
-				out = append(out, s...)
-			case errors.Is(err, goredis.Nil):
-			case isNoGroup(err):
-				missing = append(missing, ks[i].stream)
-			default:
-				if first == nil {
-					first = b.wrap("read "+ks[i].topic, err)
-				}
-			}
+		} else if perr != nil {
+			return nil, perr
 		}
-		if len(missing) > 0 {
-			b.forgetGroups(missing...)
-			if err := b.ensureGroups(ctx, missing...); err != nil && first == nil {
-				first = err
-			}
-		}
-		if len(out) > 0 || first != nil || !poll || len(missing) > 0 {
-			return out, first
-		}
-		wait := min(every, time.Until(deadline))
-		if wait <= 0 || b.closed.Load() {
+		wait := min(every, time.Until(until))
+		if !block || wait <= 0 || b.closed.Load() {
 			return nil, nil
 		}
 		t := time.NewTimer(wait)
@@ -587,9 +691,110 @@ func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int, poll boo
 		case <-ctx.Done():
 			t.Stop()
 			return nil, nil
+		case <-woke:
+			t.Stop()
 		case <-t.C:
 		}
 	}
+}
+
+// peek returns the topics of ks whose stream has unread entries, in one
+// pipeline of peekScript, and the first error of a stream. Streams without
+// the consumer group have it created.
+func (b *Broker) peek(ctx context.Context, ks []keys) ([]keys, error) {
+	calls := make([]scriptCall, len(ks))
+	for i, k := range ks {
+		calls[i] = scriptCall{peekScript, []string{k.stream}, []any{b.o.Group}}
+	}
+	cmds, err := b.runScripts(ctx, calls)
+	if err != nil {
+		return nil, b.wrap("read", err)
+	}
+	var has []keys
+	var missing []string
+	var first error
+	for i, c := range cmds {
+		n, err := c.Int64()
+		switch {
+		case err != nil:
+			if first == nil {
+				first = b.wrap("read "+ks[i].topic, err)
+			}
+		case n < 0:
+			missing = append(missing, ks[i].stream)
+		case n > 0:
+			has = append(has, ks[i])
+		}
+	}
+	if len(missing) > 0 {
+		b.forgetGroups(missing...)
+		if err := b.ensureGroups(ctx, missing...); err != nil && first == nil {
+			first = err
+		}
+	}
+	return has, first
+}
+
+// shares splits count among n streams: each gets count/n, and count%n of
+// them one more, starting at a position that moves on by count from one
+// call to the next, so that with count < n successive calls serve
+// successive streams. The shares sum to count.
+func (b *Broker) shares(n, count int) []int {
+	start := int((b.readTurn.Add(uint64(count)) - uint64(count)) % uint64(n))
+	out := make([]int, n)
+	for i := range out {
+		out[i] = count / n
+		if (i-start+n)%n < count%n {
+			out[i]++
+		}
+	}
+	return out
+}
+
+// readEach reads each stream of ks with its own non-blocking XREADGROUP
+// COUNT counts[i] (streams with a zero share are skipped), in one pipeline.
+// An error of one stream does not discard what the others returned: they
+// are returned with the first error.
+func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int) ([]goredis.XStream, error) {
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*goredis.XStreamSliceCmd, len(ks))
+	for i, k := range ks {
+		if counts[i] <= 0 {
+			continue
+		}
+		cmds[i] = pipe.XReadGroup(ctx, &goredis.XReadGroupArgs{
+			Group: b.o.Group, Consumer: b.o.Consumer,
+			Streams: []string{k.stream, ">"}, Count: int64(counts[i]), Block: -1,
+		})
+	}
+	_, _ = pipe.Exec(ctx)
+	var out []goredis.XStream
+	var missing []string
+	var first error
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		s, err := c.Result()
+		switch {
+		case err == nil:
+			out = append(out, s...)
+		case errors.Is(err, goredis.Nil):
+		case isNoGroup(err):
+			missing = append(missing, ks[i].stream)
+		default:
+			if first == nil {
+				first = b.wrap("read "+ks[i].topic, err)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		b.forgetGroups(missing...)
+		if err := b.ensureGroups(ctx, missing...); err != nil && first == nil {
+			first = err
+		}
+	}
+	return out, first
 }
 
 // warn logs the corrections decodeEntry made.

@@ -2,14 +2,13 @@ package redis_test
 
 import (
 	"context"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 )
 
 // TestOtherGroupOnStreamIsAnError: a second consumer group on a topic's
@@ -23,13 +22,8 @@ func TestOtherGroupOnStreamIsAnError(t *testing.T) {
 	if err := e.rdb.XGroupCreateMkStream(ctx, e.key("shared", "stream"), "analytics", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu   sync.Mutex
-		logs strings.Builder
-	)
-	b := e.broker(t, "w", func(o *redis.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	})
+	var logs logtest.Buffer
+	b := e.broker(t, "w", func(o *redis.Options) { o.Logger = logs.TextLogger(nil) })
 	for _, topic := range []string{"shared", "own"} {
 		if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
@@ -38,9 +32,7 @@ func TestOtherGroupOnStreamIsAnError(t *testing.T) {
 	for range 2 {
 		fetchN(t, b, []string{"shared", "own"}, 1)
 	}
-	mu.Lock()
 	out := logs.String()
-	mu.Unlock()
 	if n := strings.Count(out, "another consumer group reads this topic's stream"); n != 1 {
 		t.Fatalf("%d messages about another group, want 1:\n%s", n, out)
 	}
@@ -60,13 +52,8 @@ func TestVanishedGroupIsLogged(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	var (
-		mu   sync.Mutex
-		logs strings.Builder
-	)
-	b := e.broker(t, "w", func(o *redis.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	})
+	var logs logtest.Buffer
+	b := e.broker(t, "w", func(o *redis.Options) { o.Logger = logs.TextLogger(nil) })
 	topics := []string{"destroyed", "deleted", "kept"}
 	for _, topic := range topics {
 		if _, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte(`{}`)}); err != nil {
@@ -102,9 +89,7 @@ func TestVanishedGroupIsLogged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mu.Lock()
 	out := logs.String()
-	mu.Unlock()
 	const msg = "consumer group was missing"
 	if n := strings.Count(out, msg); n != 2 {
 		t.Fatalf("%d messages about a missing group, want 2 (one per topic):\n%s", n, out)

@@ -2,7 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/clocktest"
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
@@ -26,30 +26,30 @@ func newEnv(t testing.TB) *env {
 	return &env{srv: srv, rdb: srv.Client(t), ns: srv.Namespace}
 }
 
+// standaloneAndCluster runs test as two parallel subtests, "standalone" on a
+// single Redis and "cluster" on a one-node Redis Cluster, each given a client
+// and a namespace of its own.
+func standaloneAndCluster(t *testing.T, test func(t *testing.T, rdb goredis.UniversalClient, ns string)) {
+	t.Helper()
+	t.Run("standalone", func(t *testing.T) {
+		t.Parallel()
+		s := redistest.Start(t)
+		test(t, s.Client(t), s.Namespace)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		c := redistest.StartCluster(t, 1)
+		test(t, c.Client(t), c.Namespace)
+	})
+}
+
 // key returns the key of topic's kind ("stream", "delayed", "dlq").
 func (e *env) key(topic, kind string) string {
 	return e.ns + ":{" + topic + "}:" + kind
 }
 
-// clock is a settable clock for Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns a fake clock at the real time.
+func newClock() *clocktest.Clock { return clocktest.New(time.Now()) }
 
 // broker returns a broker on e with fast test timings, closed at cleanup.
 // mod may change the options.
@@ -125,4 +125,26 @@ func xlen(t testing.TB, rdb goredis.UniversalClient, key string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// pendingOf returns how many entries of stream are leased to consumer.
+func pendingOf(t *testing.T, e *env, stream, consumer string) int64 {
+	t.Helper()
+	ps, err := e.rdb.XPendingExt(context.Background(), &goredis.XPendingExtArgs{
+		Stream: stream, Group: "conveyor", Start: "-", End: "+", Count: 1000, Consumer: consumer,
+	}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(ps))
+}
+
+// xlenAcked returns how many jobs of topics were acknowledged (deleted).
+func xlenAcked(t *testing.T, e *env, topics []string) int64 {
+	t.Helper()
+	var left int64
+	for _, topic := range topics {
+		left += xlen(t, e.rdb, e.key(topic, "stream"))
+	}
+	return 9 - left
 }

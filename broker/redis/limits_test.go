@@ -3,9 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -24,11 +23,8 @@ func TestJobLimitsFromRawProducer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	var logs strings.Builder
-	var mu sync.Mutex
-	b := e.broker(t, "a", func(o *redis.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	})
+	var logs logtest.Buffer
+	b := e.broker(t, "a", func(o *redis.Options) { o.Logger = logs.TextLogger(nil) })
 	maxMS := broker.MaxTimeout.Milliseconds()
 	tests := []struct {
 		maxAttempts, timeoutMS string
@@ -59,8 +55,6 @@ func TestJobLimitsFromRawProducer(t *testing.T) {
 	if err := b.Ack(ctx, ds...); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	for _, tt := range tests {
 		if tt.warning != "" && !strings.Contains(logs.String(), tt.warning) {
 			t.Errorf("no warning %s in the log:\n%s", tt.warning, logs.String())

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
@@ -18,18 +18,13 @@ import (
 // broker's logger, at debug level, instead of on stderr.
 func TestGoRedisLinesReachTheBrokerLogger(t *testing.T) {
 	t.Parallel()
-	var (
-		mu   sync.Mutex
-		logs strings.Builder
-	)
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs logtest.Buffer
+	logger := logs.TextLogger(&slog.HandlerOptions{Level: slog.LevelDebug})
 	if b, err := redis.Open("redis://127.0.0.1:1?dial_timeout=1s", &redis.Options{Logger: logger}); err == nil {
 		b.Close()
 		t.Fatal("Open of a closed port succeeded")
 	}
-	mu.Lock()
 	out := logs.String()
-	mu.Unlock()
 	if !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "conveyor/redis: go-redis: connection pool: failed to dial") {
 		t.Fatalf("go-redis's dial failure not in the broker's logger:\n%s", out)
 	}

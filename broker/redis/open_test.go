@@ -11,27 +11,6 @@ import (
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
-func TestRedactURL(t *testing.T) {
-	t.Parallel()
-	tests := []struct{ in, want string }{
-		{"redis://localhost:6379", "redis://localhost:6379"},
-		{"redis://:s3cret@localhost:6379/2", "redis://:xxxxx@localhost:6379/2"},
-		{"rediss://user:s3cret@host:6380", "rediss://user:xxxxx@host:6380"},
-		{"redis://user:p@ss:w/rd#x@host:6379/0", "redis://user:xxxxx@host:6379/0"},
-		{"redis://user@host", "redis://user@host"},
-		{"not a url", "not a url"},
-		{"default:s3cret@127.0.0.1:6379", "default:xxxxx@127.0.0.1:6379"},
-		{"localhost:6379", "localhost:6379"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := redis.RedactURL(tt.in); got != tt.want {
-				t.Fatalf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
 // openErr opens url and returns the error text, failing if Open succeeds or
 // the text holds secret.
 func openErr(t *testing.T, url string, opts *redis.Options, secret string) string {

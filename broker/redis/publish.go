@@ -103,6 +103,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			if ids[0] == "" {
 				ids[0] = cmd.(*goredis.StringCmd).Val()
 			}
+			b.noteDelayed(ms, nil, now)
 			return ids, nil
 		}
 	}
@@ -161,6 +162,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		if isNoScript(c.Err()) { // a batch of one
 			uc := b.publishUniqueCall(&ms[i], ids[i], now)
 			c = uc.s.Run(ctx, b.rdb, uc.keys, uc.args...)
+			cmds[i] = c
 		}
 		id, added, err := publishUniqueReply(c)
 		switch {
@@ -182,6 +184,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 	if batchErr != nil && batchErr.Err == nil {
 		batchErr.Err = dupErr
 	}
+	b.noteDelayed(ms, cmds, now)
 	if batchErr != nil && len(batchErr.Failed) > 0 {
 		return ids, batchErr
 	}
@@ -199,6 +202,17 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		return ids, batchErr
 	}
 	return ids, nil
+}
+
+// noteDelayed records the due times of the messages of ms added to a
+// delayed set (those whose command in cmds succeeded; cmds nil: all), so
+// that this broker's Fetch promotes them when they are due.
+func (b *Broker) noteDelayed(ms []broker.Message, cmds []goredis.Cmder, now time.Time) {
+	for i := range ms {
+		if due := ms[i].Due(now); due.After(now) && (cmds == nil || cmds[i].Err() == nil) {
+			b.noteDue(ms[i].Topic, due.UnixMilli())
+		}
+	}
 }
 
 // isNoScript reports a NOSCRIPT error: EVALSHA of a script not loaded.

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/logtest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -287,12 +286,11 @@ func TestAttemptOverflowIsBounded(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	var logs strings.Builder
-	var mu sync.Mutex
+	var logs logtest.Buffer
 	b := e.broker(t, "a", func(o *redis.Options) {
 		shortLease(o)
 		o.MaxDeliveries = 2
-		o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+		o.Logger = logs.TextLogger(nil)
 	})
 	for _, topic := range []string{"crash", "retry"} {
 		if err := e.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: e.key(topic, "stream"),
@@ -328,8 +326,6 @@ func TestAttemptOverflowIsBounded(t *testing.T) {
 	if err := b.Ack(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if want := fmt.Sprintf(`attempt \"9223372036854775807\" above %d, using %d`, job.MaxAttempt, job.MaxAttempt); !strings.Contains(logs.String(), want) {
 		t.Errorf("no warning %s in the log:\n%s", want, logs.String())
 	}

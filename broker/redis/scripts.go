@@ -24,8 +24,8 @@ func newScript(name, src string) script {
 
 // scripts returns every script of the package.
 func scripts() []script {
-	return []script{settleScript, promoteScript, recoverScript, extendScript, replayScript, trimScript, deleteConsumerScript,
-		publishUniqueScript, ackUniqueScript, releaseUniqueScript}
+	return []script{settleScript, promoteScript, readScript, peekScript, recoverScript, extendScript, replayScript, trimScript, deleteConsumerScript, tickScript,
+		cancelEntryScript, cancelDelayedScript, publishUniqueScript, ackUniqueScript, releaseUniqueScript}
 }
 
 // commandAt returns the Redis command that line (1-based) of s runs, in ACL
@@ -317,7 +317,8 @@ return {1, overflow}
 // ARGV[1] now (unix ms)
 // ARGV[2] most members to move
 //
-// Returns the number of members moved.
+// Returns {number of members moved, score of the earliest member left (due
+// unix ms), or -1 when the set is empty}.
 var promoteScript = newScript("promote", `
 local function decode(s)
   local out, pos, n = {}, 1, #s
@@ -344,7 +345,88 @@ for _, m in ipairs(due) do
   end
   redis.call('ZREM', KEYS[1], m)
 end
-return #due
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {#due, tonumber(head[2]) or -1}
+`)
+
+// readScript reads new entries (XREADGROUP >) from several streams in one
+// round trip, leasing no more than a total of COUNT: it goes round the
+// streams from the one at index ARGV[4], each time giving every stream that
+// still had entries an equal part of what is left (at least one), until
+// COUNT entries are read or every stream came back short. Each stream is
+// read in order, so a stream's entries stay FIFO. Used where all streams sit
+// in one slot (a single Redis, Sentinel).
+//
+// KEYS streams
+// ARGV[1] group
+// ARGV[2] consumer
+// ARGV[3] COUNT: most entries to read in all
+// ARGV[4] index (0-based) of the stream served first
+//
+// Returns {reads, failures, next}: reads is a list of {stream index
+// (1-based), entries as XREADGROUP returns them}; failures a list of
+// {stream index, error text} of the streams whose read failed (NOGROUP when
+// the stream or its group was deleted); next the 0-based index after the
+// last stream that gave entries, for the next call to start from.
+var readScript = newScript("read", `
+local n, left, first = #KEYS, tonumber(ARGV[3]), tonumber(ARGV[4]) % #KEYS
+local live, nlive, reads, failures, next = {}, #KEYS, {}, {}, first
+for i = 1, n do live[i] = true end
+while left > 0 and nlive > 0 do
+  local share = math.max(1, math.floor(left / nlive))
+  for j = 0, n - 1 do
+    local i = (first + j) % n + 1
+    if left <= 0 then break end
+    if live[i] then
+      local c = math.min(share, left)
+      local ok, r = pcall(redis.call, 'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', c, 'STREAMS', KEYS[i], '>')
+      local got = 0
+      if not ok then
+        if type(r) == 'table' then r = r.err end
+        failures[#failures + 1] = {i, tostring(r)}
+      elseif r then
+        got = #r[1][2]
+        reads[#reads + 1] = {i, r[1][2]}
+        left = left - got
+        next = i % n
+      end
+      if got < c then
+        live[i] = false
+        nlive = nlive - 1
+      end
+    end
+  end
+end
+return {reads, failures, next}
+`)
+
+// peekScript reports whether a stream has entries its consumer group has
+// not read yet, without reading (leasing) them. Used on Redis Cluster,
+// where one script cannot read streams of several slots.
+//
+// KEYS[1] stream
+// ARGV[1] group
+//
+// Returns 1 when there are unread entries, 0 when there are none, -1 when
+// the stream or its group does not exist.
+var peekScript = newScript("peek", `
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if not ok then
+  local e = type(groups) == 'table' and groups.err or tostring(groups)
+  if string.find(e, 'no such key', 1, true) then return -1 end
+  return redis.error_reply(e)
+end
+for _, g in ipairs(groups) do
+  local name, last
+  for j = 1, #g, 2 do
+    if g[j] == 'name' then name = g[j + 1] end
+    if g[j] == 'last-delivered-id' then last = g[j + 1] end
+  end
+  if name == ARGV[1] then
+    return #redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', 1)
+  end
+end
+return -1
 `)
 
 // recoverScript claims entries idle longer than the lease (XAUTOCLAIM) and

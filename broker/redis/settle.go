@@ -156,7 +156,11 @@ func (b *Broker) requeue(ctx context.Context, op string, d *broker.Delivery, del
 	k := b.keysFor(d.Job.Topic)
 	if delay > 0 {
 		due := b.o.Now().Add(delay).UnixMilli()
-		return b.settle(ctx, op, d, k.stream, k.delayed, "delayed", strconv.FormatInt(due, 10), encodeMember(fields), nil)
+		if err := b.settle(ctx, op, d, k.stream, k.delayed, "delayed", strconv.FormatInt(due, 10), encodeMember(fields), nil); err != nil {
+			return err
+		}
+		b.noteDue(d.Job.Topic, due)
+		return nil
 	}
 	return b.settle(ctx, op, d, k.stream, k.stream, "stream", "", "", fields)
 }

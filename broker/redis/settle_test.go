@@ -200,3 +200,41 @@ func TestSettleFailureLeavesEntryPending(t *testing.T) {
 		})
 	}
 }
+
+// TestExtendReportsDeletedEntries: an entry deleted from the stream while
+// leased is not reported as renewed: Extend returns ErrNotFound, the job is
+// counted in Lost, and the other delivery is renewed.
+func TestExtendReportsDeletedEntries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	b := e.broker(t, "a", nil)
+	for _, p := range []string{"kept", "deleted"} {
+		if _, err := b.Publish(ctx, broker.Message{Topic: "ext", Payload: []byte(p)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds := fetchN(t, b, []string{"ext"}, 2)
+	if err := b.Extend(ctx, ds...); err != nil {
+		t.Fatalf("Extend of two leased deliveries: %v", err)
+	}
+	if err := e.rdb.XDel(ctx, e.key("ext", "stream"), ds[1].Receipt).Err(); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Extend(ctx, ds...)
+	if !errors.Is(err, broker.ErrNotFound) || !strings.Contains(err.Error(), "1 of 2") {
+		t.Fatalf("Extend after XDEL: %v, want ErrNotFound for 1 of 2", err)
+	}
+	if got := b.Lost(); got != 1 {
+		t.Fatalf("Lost() = %d, want 1", got)
+	}
+	if n := pendingOf(t, e, e.key("ext", "stream"), "a"); n != 1 {
+		t.Fatalf("%d entries pending, want 1 (the kept one)", n)
+	}
+	if err := b.Extend(ctx, ds[0]); err != nil {
+		t.Fatalf("Extend of the kept delivery: %v", err)
+	}
+	if err := b.Ack(ctx, ds[0]); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,7 +2,10 @@ package redis_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +117,50 @@ func TestTopicsNamespaceGlob(t *testing.T) {
 	b := e.broker(t, "a", func(o *redis.Options) { o.Namespace = ns })
 	if got := listTopics(t, b); !slices.Equal(got, []string{"mine"}) {
 		t.Fatalf("Topics = %v, want [mine]", got)
+	}
+}
+
+// TestFetchRejectsTopicsThatBreakHashTags: topic names with '{' or '}' (or
+// empty) would put a topic's keys in different Cluster slots; Fetch rejects
+// them with an error naming the topic, and ValidateTopic states the rule.
+func TestTopicsThatBreakHashTagsAreRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.broker(t, "a", nil)
+	for _, tc := range []struct {
+		topic string
+		ok    bool
+	}{
+		{"orders", true},
+		{"orders.dlq", true},
+		{"a:b-c_d", true},
+		{"", false},
+		{"{}x}", false},
+		{"x{y", false},
+		{"y}", false},
+	} {
+		err := redis.ValidateTopic(tc.topic)
+		if (err == nil) != tc.ok {
+			t.Fatalf("ValidateTopic(%q) = %v, want ok=%v", tc.topic, err, tc.ok)
+		}
+		_, ferr := b.Fetch(context.Background(), []string{"orders", tc.topic}, 1)
+		_, perr := b.Publish(context.Background(), broker.Message{Topic: tc.topic, Payload: []byte("{}")})
+		if tc.ok {
+			if ferr != nil || perr != nil {
+				t.Fatalf("topic %q: Fetch: %v, Publish: %v", tc.topic, ferr, perr)
+			}
+			continue
+		}
+		if tc.topic == "" { // Publish names the message rather than the empty topic
+			if !errors.Is(perr, broker.ErrInvalidMessage) {
+				t.Fatalf("Publish to an empty topic: %v", perr)
+			}
+			perr = ferr
+		}
+		for _, err := range []error{err, ferr, perr} {
+			if !errors.Is(err, broker.ErrInvalidMessage) || !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.topic)) || !strings.Contains(err.Error(), "'{'") {
+				t.Fatalf("topic %q: error %v, want ErrInvalidMessage naming the topic and the rule", tc.topic, err)
+			}
+		}
 	}
 }

@@ -85,6 +85,9 @@ func (b *Broker) publishUnique(ctx context.Context, m *broker.Message, id string
 	if !added {
 		return []string{got}, &broker.BatchError{Duplicates: []int{0}, Err: &broker.DuplicateError{Topic: m.Topic, Key: m.UniqueKey, ID: got}}
 	}
+	if due := m.Due(now); due.After(now) {
+		b.noteDue(m.Topic, due.UnixMilli())
+	}
 	return []string{got}, nil
 }
 

@@ -39,6 +39,14 @@ conditions. Scenarios (all by default, in this order):
   latency        jobs published one at a time at --rate per second while a
                  server runs: publish -> handler start, publish -> acked
   memory         process on the in-memory broker
+  delayed        min(-n, --latency-jobs) jobs published at 1,000/s through a
+                 running server's broker, each delayed 0-2 s at random:
+                 lateness (due time -> handler start) p50/p90/p99/max
+  topics         N pre-enqueued jobs over 1 (topics-1), 10 (topics-10) and
+                 200 topics (topics-200), and half on one topic beside 199
+                 small ones (topics-hot), through a server of 10 workers
+                 with a 2 ms handler: jobs/s, and the topics' completion
+                 times (max: the slowest topic's)
 
 Each scenario runs --runs times (the whole list in turn) and the table shows
 the median. Without --redis-url, bench starts a throwaway redis-server from
@@ -77,7 +85,7 @@ stderr.`,
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "server workers, and goroutines of publish-concurrent")
 	f.IntVar(&cfg.PayloadSize, "payload-size", bench.DefaultPayloadSize, "payload size in bytes (at least 30)")
 	f.IntVar(&cfg.Rate, "rate", bench.DefaultRate, "publish rate of the latency scenario, jobs per second")
-	f.IntVar(&cfg.LatencyJobs, "latency-jobs", bench.DefaultLatencyJobs, "most jobs the latency scenario publishes (it publishes min(-n, this))")
+	f.IntVar(&cfg.LatencyJobs, "latency-jobs", bench.DefaultLatencyJobs, "most jobs the latency and delayed scenarios publish (they publish min(-n, this))")
 	f.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios to run")
 	f.IntVar(&cfg.Runs, "runs", bench.DefaultRuns, "runs of each scenario; the table shows the median")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object on stdout")

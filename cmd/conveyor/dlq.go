@@ -389,141 +389,158 @@ func notFound(topic string, missing []string, tail string) error {
 	return errors.New(msg)
 }
 
-// newDLQMoveCmd builds replay and purge, which differ only in the verb, the
-// result line (done: "replayed %s to %s", the count and the topic) and the
-// broker call.
-//
-// With ask, --all changes nothing unless the operator confirms: on a
-// terminal the command asks, elsewhere it needs --yes.
-func newDLQMoveCmd(a *app, use, short, long, example, verb, past, done string, ask bool,
-	do func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error)) *cobra.Command {
+// dlqAction is what a command that changes the dead letters --id or --all
+// select does (replay, purge); its verb is the command's name.
+type dlqAction struct {
+	past string // the verb in the past tense: "replayed"
+	done string // the result line, given the count and the topic: "replayed %s to %s"
+	// ask makes --all change nothing unless the operator confirms: on a
+	// terminal the command asks, elsewhere it needs --yes.
+	ask   bool
+	apply func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error)
+}
+
+// newDLQActionCmd completes cmd, which holds the command's name and help,
+// into a command doing act to the dead letters --id or --all select, with
+// --dry-run and --json (and --yes when act asks).
+func newDLQActionCmd(a *app, cmd *cobra.Command, act dlqAction) *cobra.Command {
 	var f dlqFlags
-	cmd := &cobra.Command{
-		Use:     use,
-		Short:   short,
-		Long:    long,
-		Example: example,
-		Args:    cobra.NoArgs,
-		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			if err := a.requireRedis(cmd); err != nil {
-				return err
-			}
-			topic, err := f.origin()
+	verb := cmd.Name()
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		if err := a.requireRedis(cmd); err != nil {
+			return err
+		}
+		topic, err := f.origin()
+		if err != nil {
+			return err
+		}
+		if err := f.selection(); err != nil {
+			return err
+		}
+		f.ids = unique(f.ids)
+		ctx := cmd.Context()
+		return a.withBroker(func(b broker.Broker) error {
+			adm, err := deadLetterAdmin(b)
 			if err != nil {
 				return err
 			}
-			if err := f.selection(); err != nil {
+			if err := a.requireTopic(ctx, b, topic); err != nil {
 				return err
 			}
-			f.ids = unique(f.ids)
-			ctx := cmd.Context()
-			return a.withBroker(func(b broker.Broker) error {
-				adm, err := deadLetterAdmin(b)
-				if err != nil {
+			if f.dryRun {
+				return a.dlqDryRun(ctx, adm, topic, verb, &f)
+			}
+			if act.ask && f.all && !f.yes {
+				if err := a.confirmAll(ctx, b, topic, verb); err != nil {
 					return err
 				}
-				if err := a.requireTopic(ctx, b, topic); err != nil {
-					return err
-				}
-				if f.dryRun {
-					dls, missing, err := collect(ctx, adm, topic, &f)
-					if err != nil {
-						return err
-					}
-					switch {
-					case f.asJSON:
-						if err := writeJSON(a.stdout, struct {
-							DryRun  bool     `json:"dry_run"`
-							Topic   string   `json:"topic"`
-							Count   int      `json:"count"`
-							IDs     []string `json:"ids"`
-							Missing []string `json:"missing,omitempty"`
-						}{true, topic, len(dls), idsOf(dls), missing}); err != nil {
-							return err
-						}
-					case f.all && len(dls) == 0:
-						fmt.Fprintf(a.stdout, "dry run: no dead letters in %s: nothing to %s\n", job.DeadLetterTopic(topic), verb)
-					case len(dls) > 0:
-						fmt.Fprintf(a.stdout, "dry run: would %s %s of %s\n", verb, plural(len(dls), "dead letter", "dead letters"), topic)
-						printDeadLetters(a, dls)
-					}
-					if len(missing) > 0 {
-						return notFound(topic, missing, "")
-					}
-					return nil
-				}
-				if ask && f.all && !f.yes {
-					if err := a.confirmAll(ctx, b, topic, verb); err != nil {
-						return err
-					}
-				}
-				n := 0
-				var missing []string
-				if f.all {
-					if a.isTerminal != nil && a.isTerminal(a.stderr) {
-						fmt.Fprintf(a.stderr, "%s: all dead letters of %s…\n", verb, topic)
-					}
-					n, err = do(adm, ctx, topic, nil) // the broker snapshots the IDs first
-				} else {
-					// Look the IDs up first: the broker skips unknown IDs
-					// without saying which.
-					bar := newProgress(a.stderr, verb, len(f.ids), len(f.ids) >= dlqChunk && a.isTerminal != nil && a.isTerminal(a.stderr))
-					for ids := range slices.Chunk(f.ids, dlqChunk) {
-						var found []broker.DeadLetter
-						var lost []string
-						if found, lost, err = find(ctx, adm, topic, ids); err != nil {
-							break
-						}
-						missing = append(missing, lost...)
-						if len(found) > 0 { // never nil: nil means all
-							var m int
-							m, err = do(adm, ctx, topic, idsOf(found))
-							n += m
-						}
-						bar.add(len(ids))
-						if err != nil {
-							break
-						}
-					}
-					bar.finish()
-				}
-				if err != nil {
-					return fmt.Errorf("%s after %s: %w", verb, plural(n, "dead letter", "dead letters"), err)
-				}
-				switch {
-				case f.asJSON:
-					if err := writeJSON(a.stdout, struct {
-						Topic   string   `json:"topic"`
-						Count   int      `json:"count"`
-						Missing []string `json:"missing,omitempty"`
-					}{topic, n, missing}); err != nil {
-						return err
-					}
-				case f.all && n == 0:
-					fmt.Fprintf(a.stdout, "no dead letters in %s: nothing to %s\n", job.DeadLetterTopic(topic), verb)
-				case n > 0 || len(missing) == 0:
-					fmt.Fprintf(a.stdout, done+"\n", plural(n, "dead letter", "dead letters"), topic)
-				}
-				if len(missing) > 0 {
-					tail := "nothing " + past
-					if n > 0 {
-						tail = past + " " + plural(n, "dead letter", "dead letters")
-					}
-					return notFound(topic, missing, tail)
-				}
-				return nil
-			})
-		}),
-	}
+			}
+			n, missing, err := a.dlqApply(ctx, adm, topic, verb, &f, act)
+			if err != nil {
+				return fmt.Errorf("%s after %s: %w", verb, plural(n, "dead letter", "dead letters"), err)
+			}
+			return a.dlqReport(topic, verb, &f, act, n, missing)
+		})
+	})
 	addTopicFlag(cmd, &f)
 	cmd.Flags().StringArrayVar(&f.ids, "id", nil, "dead letter ID (repeatable)")
 	cmd.Flags().BoolVar(&f.all, "all", false, "every dead letter of the topic")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "list what would be done, change nothing")
 	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the result as JSON")
-	if ask {
+	if act.ask {
 		cmd.Flags().BoolVarP(&f.yes, "yes", "y", false, "with --all, do it without asking (required when stdin is not a terminal)")
 	}
 	return cmd
+}
+
+// dlqDryRun prints the dead letters f selects, which verb would change.
+func (a *app) dlqDryRun(ctx context.Context, adm broker.DeadLetterAdmin, topic, verb string, f *dlqFlags) error {
+	dls, missing, err := collect(ctx, adm, topic, f)
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.asJSON:
+		if err := writeJSON(a.stdout, struct {
+			DryRun  bool     `json:"dry_run"`
+			Topic   string   `json:"topic"`
+			Count   int      `json:"count"`
+			IDs     []string `json:"ids"`
+			Missing []string `json:"missing,omitempty"`
+		}{true, topic, len(dls), idsOf(dls), missing}); err != nil {
+			return err
+		}
+	case f.all && len(dls) == 0:
+		fmt.Fprintf(a.stdout, "dry run: no dead letters in %s: nothing to %s\n", job.DeadLetterTopic(topic), verb)
+	case len(dls) > 0:
+		fmt.Fprintf(a.stdout, "dry run: would %s %s of %s\n", verb, plural(len(dls), "dead letter", "dead letters"), topic)
+		printDeadLetters(a, dls)
+	}
+	if len(missing) > 0 {
+		return notFound(topic, missing, "")
+	}
+	return nil
+}
+
+// dlqApply does act to the dead letters f selects and returns how many it
+// changed, with the IDs given with --id that are not dead letters of topic.
+func (a *app) dlqApply(ctx context.Context, adm broker.DeadLetterAdmin, topic, verb string, f *dlqFlags, act dlqAction) (n int, missing []string, err error) {
+	if f.all {
+		if a.isTerminal != nil && a.isTerminal(a.stderr) {
+			fmt.Fprintf(a.stderr, "%s: all dead letters of %s…\n", verb, topic)
+		}
+		n, err = act.apply(adm, ctx, topic, nil) // the broker snapshots the IDs first
+		return n, nil, err
+	}
+	// Look the IDs up first: the broker skips unknown IDs without saying
+	// which.
+	bar := newProgress(a.stderr, verb, len(f.ids), len(f.ids) >= dlqChunk && a.isTerminal != nil && a.isTerminal(a.stderr))
+	defer bar.finish()
+	for ids := range slices.Chunk(f.ids, dlqChunk) {
+		found, lost, err := find(ctx, adm, topic, ids)
+		if err != nil {
+			return n, missing, err
+		}
+		missing = append(missing, lost...)
+		if len(found) > 0 { // never nil: nil means all
+			m, err := act.apply(adm, ctx, topic, idsOf(found))
+			n += m
+			if err != nil {
+				bar.add(len(ids))
+				return n, missing, err
+			}
+		}
+		bar.add(len(ids))
+	}
+	return n, missing, nil
+}
+
+// dlqReport prints the result of act: n dead letters of topic changed, and
+// the IDs given with --id that were missing.
+func (a *app) dlqReport(topic, verb string, f *dlqFlags, act dlqAction, n int, missing []string) error {
+	switch {
+	case f.asJSON:
+		if err := writeJSON(a.stdout, struct {
+			Topic   string   `json:"topic"`
+			Count   int      `json:"count"`
+			Missing []string `json:"missing,omitempty"`
+		}{topic, n, missing}); err != nil {
+			return err
+		}
+	case f.all && n == 0:
+		fmt.Fprintf(a.stdout, "no dead letters in %s: nothing to %s\n", job.DeadLetterTopic(topic), verb)
+	case n > 0 || len(missing) == 0:
+		fmt.Fprintf(a.stdout, act.done+"\n", plural(n, "dead letter", "dead letters"), topic)
+	}
+	if len(missing) > 0 {
+		tail := "nothing " + act.past
+		if n > 0 {
+			tail = act.past + " " + plural(n, "dead letter", "dead letters")
+		}
+		return notFound(topic, missing, tail)
+	}
+	return nil
 }
 
 // errNotConfirmed is the error of a destructive command the operator did not
@@ -571,37 +588,33 @@ func idsOf(dls []broker.DeadLetter) []string {
 }
 
 func newDLQReplayCmd(a *app) *cobra.Command {
-	return newDLQMoveCmd(a, "replay",
-		"Move dead letters back to their topic with attempts reset",
-		`replay moves dead letters back to the topic they failed on, as new jobs with
+	return newDLQActionCmd(a, &cobra.Command{
+		Use:   "replay",
+		Short: "Move dead letters back to their topic with attempts reset",
+		Long: `replay moves dead letters back to the topic they failed on, as new jobs with
 attempt 1 and no failure recorded; payload, ID, headers and first-enqueued
 time are kept. With --all the IDs are snapshotted first, so a job that fails
 again during the replay is not replayed twice. --dry-run lists what would
 move. Fix the cause first, or the jobs will come back.`,
-		`  conveyor dlq replay --topic orchestrate --all --dry-run
+		Example: `  conveyor dlq replay --topic orchestrate --all --dry-run
   conveyor dlq replay --topic orchestrate --all
   conveyor dlq replay --topic orchestrate --id 1732590000000-0 --id 1732590000001-0`,
-		"replay", "replayed", "replayed %s to %s", false,
-		func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error) {
-			return adm.ReplayDeadLetters(ctx, topic, ids)
-		})
+	}, dlqAction{past: "replayed", done: "replayed %s to %s", apply: broker.DeadLetterAdmin.ReplayDeadLetters})
 }
 
 func newDLQPurgeCmd(a *app) *cobra.Command {
-	return newDLQMoveCmd(a, "purge",
-		"Delete dead letters for good",
-		`purge deletes dead letters. It needs --id or --all; --dry-run lists what
+	return newDLQActionCmd(a, &cobra.Command{
+		Use:   "purge",
+		Short: "Delete dead letters for good",
+		Long: `purge deletes dead letters. It needs --id or --all; --dry-run lists what
 would be deleted.
 
 --all asks before deleting when stdin is a terminal (answer y or yes);
 elsewhere (a script, a pipe, CI) it needs --yes, and without it exits with
 status 2 and deletes nothing. A "no" exits with status 1.`,
-		`  conveyor dlq purge --topic orchestrate --id 1732590000000-0
+		Example: `  conveyor dlq purge --topic orchestrate --id 1732590000000-0
   conveyor dlq purge --topic orchestrate --all --dry-run
   conveyor dlq purge --topic orchestrate --all
   conveyor dlq purge --topic orchestrate --all --yes     # in a script`,
-		"purge", "purged", "purged %s of %s", true,
-		func(adm broker.DeadLetterAdmin, ctx context.Context, topic string, ids []string) (int, error) {
-			return adm.PurgeDeadLetters(ctx, topic, ids)
-		})
+	}, dlqAction{past: "purged", done: "purged %s of %s", ask: true, apply: broker.DeadLetterAdmin.PurgeDeadLetters})
 }

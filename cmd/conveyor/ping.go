@@ -15,6 +15,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/config"
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
 // pingResult is what conveyor ping reports.
@@ -84,10 +85,10 @@ characters in the password. The password is never printed.`,
 
 // ping connects once (no retries) and describes the server.
 func ping(ctx context.Context, c *config.Config, timeout time.Duration) pingResult {
-	res := pingResult{URL: config.RedactURL(c.Redis.URL), TLS: c.TLSEnabled(), User: c.User(), Namespace: c.Redis.Namespace}
+	res := pingResult{URL: redact.URL(c.Redis.URL), TLS: c.TLSEnabled(), User: c.User(), Namespace: c.Redis.Namespace}
 	var opts *goredis.Options
 	fail := func(err error) pingResult {
-		res.Error = config.Redact(err.Error(), c.Redis.URL)
+		res.Error = redact.In(err.Error(), c.Redis.URL)
 		res.Diagnosis = config.Diagnose(err, c.Redis.URL)
 		if opts != nil {
 			if confirmed := probeTLSMismatch(ctx, opts.Addr, res.TLS, err, timeout); confirmed != "" {
@@ -138,7 +139,7 @@ func serverInfo(ctx context.Context, rdb *goredis.Client, rawURL string) (versio
 			return si.Version, si.Mode, ""
 		}
 	}
-	return "", "", config.Redact(err.Error(), rawURL)
+	return "", "", redact.In(err.Error(), rawURL)
 }
 
 func printPing(a *app, r pingResult) {

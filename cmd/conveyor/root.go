@@ -17,6 +17,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker/memory"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/config"
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
 // Exit codes.
@@ -40,8 +41,10 @@ var subcommands = []func(*app) *cobra.Command{
 	newHealthCmd,
 	newDLQCmd,
 	newConsumersCmd,
+	newScheduleCmd,
 	newDashboardCmd,
 	newTrimCmd,
+	newCancelCmd,
 	newBenchCmd,
 	newConfigCmd,
 	newVersionCmd,
@@ -107,8 +110,8 @@ See "conveyor config print" and config.yaml.example.
 
 The memory backend (QUEUE_BACKEND=memory) holds jobs only inside the process
 that runs it: worker can run on it, but produce, consume, consumers, health,
-dlq, trim and dashboard, which work on the jobs of other processes, need
-Redis.
+dlq, schedule, trim, cancel and dashboard, which work on the jobs of other
+processes, need Redis.
 
 Output: --json prints durations as seconds (a number, fractions allowed) in
 fields whose names end in _seconds, and times in RFC 3339. Human output
@@ -269,8 +272,8 @@ func dialURL(c *config.Config) string {
 // rawURL, as the user wrote it. The result still matches what err matches
 // (redis.ErrInvalidURL, say).
 func connectError(err error, dialed, rawURL string) error {
-	msg := strings.ReplaceAll(err.Error(), config.RedactURL(dialed), config.RedactURL(rawURL))
-	msg = config.Redact(msg, rawURL)
+	msg := strings.ReplaceAll(err.Error(), redact.URL(dialed), redact.URL(rawURL))
+	msg = redact.In(msg, rawURL)
 	if advice := config.Diagnose(err, rawURL); advice != "" {
 		msg += "\n  what to do: " + advice
 	}

@@ -45,6 +45,7 @@ func TestMemoryBackendRefused(t *testing.T) {
 		{"dlq", "replay", "--topic", "t", "--all"},
 		{"dlq", "purge", "--topic", "t", "--all", "--dry-run"},
 		{"trim", "--topic", "t", "--maxlen", "1"},
+		{"cancel", "--topic", "t", "--id", "x"},
 		{"dashboard", "--addr", "127.0.0.1:0"},
 		{"produce", "--topic", "t", "--payload", "{}"},
 		{"consume", "--topic", "t", "--timeout", "1s"},

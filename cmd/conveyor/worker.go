@@ -22,6 +22,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/config"
 	promc "github.com/conveyor-jobs/conveyor/contrib/prometheus"
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
 	"github.com/conveyor-jobs/conveyor/middleware/redisstore"
@@ -309,7 +310,7 @@ func runWorker(ctx context.Context, a *app, c *config.Config, wh workerHandler) 
 
 	where := []any{"backend", c.Backend}
 	if c.Backend != config.BackendMemory {
-		where = append(where, "url", config.RedactURL(c.Redis.URL),
+		where = append(where, "url", redact.URL(c.Redis.URL),
 			"namespace", c.Redis.Namespace, "group", c.Redis.Group, "consumer", c.Redis.Consumer)
 	}
 	where = append(where, "topics", c.Worker.Topics, "concurrency", c.Worker.Concurrency)

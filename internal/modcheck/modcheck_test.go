@@ -20,6 +20,7 @@ var rootPackages = []string{
 	"middleware/redisstore",
 	"dashboard",
 	"retry",
+	"schedule",
 }
 
 // maxRequires bounds the require lines, direct and indirect, of an application that

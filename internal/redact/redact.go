@@ -84,6 +84,24 @@ func URL(rawURL string) string {
 	return rawURL[:start] + user + ":" + Mask + rawURL[at:]
 }
 
+// Address returns rawURL with its password replaced by [Mask] (as [URL]
+// does) and without its query or fragment, which may carry a password
+// too: "rediss://:s3cret@h:6380?password=x" becomes "rediss://:xxxxx@h:6380".
+// It is for showing where conveyor connects, in a header or a listing.
+func Address(rawURL string) string {
+	r := URL(rawURL)
+	start := strings.LastIndex(r, "@") + 1
+	if start == 0 {
+		if _, rest, ok := strings.Cut(r, "://"); ok {
+			start = len(r) - len(rest)
+		}
+	}
+	if i := strings.IndexAny(r[start:], "?#"); i >= 0 {
+		r = r[:start+i]
+	}
+	return r
+}
+
 // Password returns the password of rawURL: the one in its user information,
 // or else the value of its "password" query parameter, or "".
 func Password(rawURL string) string {

@@ -37,6 +37,24 @@ func TestURL(t *testing.T) {
 	}
 }
 
+func TestAddress(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"redis://localhost:6379/0", "redis://localhost:6379/0"},
+		{"redis://default:hunter22@localhost:6379/0", "redis://default:xxxxx@localhost:6379/0"},
+		{"rediss://:p%40ss%2Fword@h:6380?dial_timeout=3s", "rediss://:xxxxx@h:6380"},
+		{"redis://u:pa@ss/w#rd@host:6379", "redis://u:xxxxx@host:6379"},
+		{"redis://localhost:6379?password=hunter22", "redis://localhost:6379"},
+		{"redis://localhost:6379#hunter22", "redis://localhost:6379"},
+		{"localhost:6379?password=hunter22", "localhost:6379"},
+	}
+	for _, tt := range tests {
+		if got := redact.Address(tt.in); got != tt.want {
+			t.Errorf("Address(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestUserinfo(t *testing.T) {
 	tests := []struct {
 		in, user, password string

@@ -17,10 +17,12 @@ const (
 	ScenarioProcessStack = "process-stack"
 	ScenarioLatency      = "latency"
 	ScenarioMemory       = "memory"
+	ScenarioDelayed      = "delayed"
+	ScenarioTopics       = "topics"
 )
 
 // Scenarios lists every scenario, in the order [Run] runs them.
-var Scenarios = []string{ScenarioFloor, ScenarioPublish, ScenarioProcess, ScenarioProcessStack, ScenarioLatency, ScenarioMemory}
+var Scenarios = []string{ScenarioFloor, ScenarioPublish, ScenarioProcess, ScenarioProcessStack, ScenarioLatency, ScenarioMemory, ScenarioDelayed, ScenarioTopics}
 
 // Defaults of [Config] fields left at their zero value.
 const (
@@ -57,8 +59,8 @@ type Config struct {
 	// Rate is the publish rate of the latency scenario, in jobs per second.
 	// Default 2000.
 	Rate int
-	// LatencyJobs caps the jobs the latency scenario publishes. Default
-	// 10000.
+	// LatencyJobs caps the jobs the latency and delayed scenarios publish.
+	// Default 10000.
 	LatencyJobs int
 	// Scenarios to run, from [Scenarios]. Default all.
 	Scenarios []string

@@ -23,6 +23,11 @@ const (
 	RowLatency           = "latency"
 	RowLatencyAck        = "latency-ack"
 	RowMemory            = "memory"
+	RowDelayed           = "delayed"
+	RowTopics1           = "topics-1"
+	RowTopics10          = "topics-10"
+	RowTopics200         = "topics-200"
+	RowTopicsHot         = "topics-hot"
 )
 
 // Report is the result of [Run]; its JSON form is what `conveyor bench
@@ -68,8 +73,9 @@ type Row struct {
 	// JobsPerSec is the median throughput.
 	JobsPerSec float64 `json:"jobs_per_sec"`
 	// RatioToFloor is JobsPerSec over the baseline row's median (Baseline):
-	// floor-publish for publishing rows, none for the latency rows (their
-	// rate is --rate), floor for the others. It is null when there is no
+	// floor-publish for publishing rows, none for the latency and delayed
+	// rows (their rate is the publisher's) and the topics rows (their
+	// handler sleeps), floor for the others. It is null when there is no
 	// baseline or the floor scenario did not run.
 	RatioToFloor *float64 `json:"ratio_to_floor"`
 	// Baseline names the row RatioToFloor divides by ("" for none).
@@ -80,8 +86,10 @@ type Row struct {
 	// what else runs, it is the steadier comparison. Null when either side
 	// has no CPU figure.
 	CPURatioToFloor *float64 `json:"cpu_ratio_to_floor"`
-	// Latency percentiles in milliseconds (medians over runs); null for
-	// throughput rows.
+	// Latency percentiles in milliseconds (medians over runs): of publish
+	// to handler start or ack (latency rows), of lateness past the due time
+	// (delayed), of the topics' completion times (topics rows; max is the
+	// slowest topic's); null for throughput rows.
 	P50Ms *float64 `json:"p50_ms"`
 	P90Ms *float64 `json:"p90_ms"`
 	P99Ms *float64 `json:"p99_ms"`
@@ -156,12 +164,13 @@ func (r *Report) add(scenario, name, what string, run RunResult) {
 }
 
 // baselineOf names the floor row a row is compared to; "" for the latency
-// rows, whose rate is set by --rate and so has nothing to compare.
+// and delayed rows, whose rate is set by the publisher, and for the topics
+// rows, whose handler sleeps, so they have nothing to compare.
 func baselineOf(name string) string {
 	switch name {
 	case RowFloorPublish, RowPublishSingle, RowPublishConcurrent, RowPublishBatch:
 		return RowFloorPublish
-	case RowLatency, RowLatencyAck:
+	case RowLatency, RowLatencyAck, RowDelayed, RowTopics1, RowTopics10, RowTopics200, RowTopicsHot:
 		return ""
 	}
 	return RowFloor

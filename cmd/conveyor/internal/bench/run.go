@@ -13,7 +13,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/redact"
 )
 
 // scenarioFuncs maps each scenario to its implementation.
@@ -24,6 +24,8 @@ var scenarioFuncs = map[string]func(context.Context, *env) error{
 	ScenarioProcessStack: runProcessStack,
 	ScenarioLatency:      runLatency,
 	ScenarioMemory:       runMemory,
+	ScenarioDelayed:      runDelayed,
+	ScenarioTopics:       runTopics,
 }
 
 // newEnv returns the environment of a run of cfg (defaults applied), with an
@@ -84,16 +86,16 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			defer srv.stop()
 			e.url = srv.url
 		} else {
-			e.report.RedisURL = redis.RedactURL(cfg.RedisURL)
+			e.report.RedisURL = redact.URL(cfg.RedisURL)
 		}
 		opts, err := goredis.ParseURL(e.url)
 		if err != nil {
-			return nil, fmt.Errorf("bench: --redis-url %s: %w", redis.RedactURL(e.url), err)
+			return nil, fmt.Errorf("bench: --redis-url %s: %w", redact.URL(e.url), err)
 		}
 		rdb := goredis.NewClient(opts)
 		defer rdb.Close()
 		if err := rdb.Ping(ctx).Err(); err != nil {
-			return nil, fmt.Errorf("bench: connect to %s: %w", redis.RedactURL(e.url), err)
+			return nil, fmt.Errorf("bench: connect to %s: %w", redact.URL(e.url), err)
 		}
 		e.rdb = rdb
 		e.report.RedisVersion = redisVersion(ctx, rdb)

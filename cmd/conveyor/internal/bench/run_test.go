@@ -40,6 +40,11 @@ func TestRunAllScenarios(t *testing.T) {
 		{RowLatency, ScenarioLatency, "", 500, false, true},
 		{RowLatencyAck, ScenarioLatency, "", 500, false, true},
 		{RowMemory, ScenarioMemory, RowFloor, tinyN, true, false},
+		{RowDelayed, ScenarioDelayed, "", 500, false, true},
+		{RowTopics1, ScenarioTopics, "", tinyN, true, true},
+		{RowTopics10, ScenarioTopics, "", tinyN, true, true},
+		{RowTopics200, ScenarioTopics, "", tinyN, true, true},
+		{RowTopicsHot, ScenarioTopics, "", tinyN, true, true},
 	}
 	if len(rep.Scenarios) != len(wantRows) {
 		t.Fatalf("%d rows, want %d: %+v", len(rep.Scenarios), len(wantRows), rep.Scenarios)

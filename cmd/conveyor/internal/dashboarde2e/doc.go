@@ -2,5 +2,6 @@
 // (chromedp) clicks through the dashboard that package
 // github.com/conveyor-jobs/conveyor/dashboard serves over a seeded Redis. It lives in the
 // command's module so that the browser driver stays out of the module applications
-// import; its fixture_test.go repeats the seed of the dashboard package's own tests.
+// import; it seeds Redis through internal/dashboardtest, as the dashboard package's own
+// tests do.
 package dashboarde2e

@@ -17,7 +17,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/broker/redis/redistest"
 	"github.com/conveyor-jobs/conveyor/dashboard"
+	"github.com/conveyor-jobs/conveyor/internal/dashboardtest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -110,13 +112,13 @@ func acceptDialogs(t *testing.T, ctx context.Context) func() []string {
 
 func TestBrowserReplayByClicking(t *testing.T) {
 	ctx := browser(t)
-	f := newFixture(t)
+	f := dashboardtest.Seed(t, redistest.Start(t))
 	shot := os.Getenv(envScreenshot)
 	if shot != "" {
-		f.seedMore(t)
+		seedMore(t, f)
 	}
-	d := dashboard.New(f.b, &dashboard.Options{
-		Display:  dashboard.Display{Refresh: 300 * time.Millisecond, RedisURL: f.srv.URL(), Namespace: f.srv.Namespace},
+	d := dashboard.New(f.Broker, &dashboard.Options{
+		Display:  dashboard.Display{Refresh: 300 * time.Millisecond, RedisURL: f.Server.URL(), Namespace: f.Server.Namespace},
 		Sampling: dashboard.Sampling{Interval: 250 * time.Millisecond},
 	})
 	mux := http.NewServeMux()
@@ -156,9 +158,9 @@ func TestBrowserReplayByClicking(t *testing.T) {
 		}
 		writeScreenshot(t, ctx, topicShot)
 	}
-	before := inspect(t, f.b, "orchestrate")
-	dead := deadIDs(t, f.b, "orchestrate")
-	dl, err := f.b.DeadLetterByID(context.Background(), "orchestrate", dead[0])
+	before := dashboardtest.Inspect(t, f.Broker, "orchestrate")
+	dead := dashboardtest.DeadIDs(t, f.Broker, "orchestrate")
+	dl, err := f.Broker.DeadLetterByID(context.Background(), "orchestrate", dead[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,15 +182,15 @@ func TestBrowserReplayByClicking(t *testing.T) {
 
 	// The job is back in the stream: one more entry, one dead letter fewer,
 	// and the newest entry is the job, attempt reset.
-	after := inspect(t, f.b, "orchestrate")
+	after := dashboardtest.Inspect(t, f.Broker, "orchestrate")
 	if after.DeadLetters != before.DeadLetters-1 || after.Length != before.Length+1 {
 		t.Errorf("after replay: length %d→%d, dead letters %d→%d", before.Length, after.Length, before.DeadLetters, after.DeadLetters)
 	}
-	if slices.Contains(deadIDs(t, f.b, "orchestrate"), dl.ID) {
+	if slices.Contains(dashboardtest.DeadIDs(t, f.Broker, "orchestrate"), dl.ID) {
 		t.Errorf("dead letter %s is still there", dl.ID)
 	}
-	rdb := f.srv.Client(t)
-	newest, err := rdb.XRevRangeN(context.Background(), f.srv.Namespace+":{orchestrate}:stream", "+", "-", 1).Result()
+	rdb := f.Server.Client(t)
+	newest, err := rdb.XRevRangeN(context.Background(), f.Server.Namespace+":{orchestrate}:stream", "+", "-", 1).Result()
 	if err != nil || len(newest) != 1 {
 		t.Fatalf("newest entry: %v %v", newest, err)
 	}
@@ -207,7 +209,7 @@ func TestBrowserReplayByClicking(t *testing.T) {
 	if want := fmt.Sprintf("Replay all %d dead letters", left); len(dialogs()) != 2 || !strings.Contains(dialogs()[1], want) {
 		t.Errorf("confirm dialogs %q, want a second one saying %q", dialogs(), want)
 	}
-	if info := inspect(t, f.b, "orchestrate"); info.DeadLetters != 0 || info.Length != after.Length+left {
+	if info := dashboardtest.Inspect(t, f.Broker, "orchestrate"); info.DeadLetters != 0 || info.Length != after.Length+left {
 		t.Errorf("after replay all: %d dead letters, length %d; want 0 and %d", info.DeadLetters, info.Length, after.Length+left)
 	}
 }
@@ -222,36 +224,36 @@ func clickAndWait(ctx context.Context, sel chromedp.CSS) error {
 }
 
 // seedMore adds topics and traffic for a realistic screenshot.
-func (f *fixture) seedMore(t *testing.T) {
+func seedMore(t *testing.T, f *dashboardtest.Fixture) {
 	t.Helper()
 	ctx := context.Background()
-	publish(t, f.b, "embed", 240)
-	publish(t, f.b, "notify", 6)
+	dashboardtest.Publish(t, f.Broker, "embed", 240)
+	dashboardtest.Publish(t, f.Broker, "notify", 6)
 	for i := range 9 {
-		if _, err := f.b.Publish(ctx, broker.Message{Topic: "notify", Payload: []byte(fmt.Sprintf(`{"user":%d,"template":"digest"}`, i)), Delay: time.Duration(i+1) * 7 * time.Minute}); err != nil {
+		if _, err := f.Broker.Publish(ctx, broker.Message{Topic: "notify", Payload: []byte(fmt.Sprintf(`{"user":%d,"template":"digest"}`, i)), Delay: time.Duration(i+1) * 7 * time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c := openBroker(t, f.srv, "worker-c-5003")
-	for _, d := range fetch(t, c, "notify", 2) {
+	c := dashboardtest.OpenBroker(t, f.Server, "worker-c-5003")
+	for _, d := range dashboardtest.Fetch(t, c, "notify", 2) {
 		fl := job.Failure{Error: "smtp: 550 mailbox unavailable", Reason: job.ReasonPermanent, Handler: "notify.Send", Origin: "notify", At: time.Now()}
 		if err := c.DeadLetter(ctx, d, fl); err != nil {
 			t.Fatal(err)
 		}
 	}
-	fetch(t, c, "notify", 1)
+	dashboardtest.Fetch(t, c, "notify", 1)
 }
 
 // screenshot runs traffic on the topics until every topic has a rate chart,
 // then writes a PNG of the overview to path.
-func screenshot(t *testing.T, ctx context.Context, f *fixture, path string) {
+func screenshot(t *testing.T, ctx context.Context, f *dashboardtest.Fixture, path string) {
 	t.Helper()
 	tctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	traffic := func(w broker.Broker, topic string, in, out int) {
 		defer wg.Done()
 		for i := 0; tctx.Err() == nil; i++ {
-			publish(t, f.b, topic, in+i%3)
+			dashboardtest.Publish(t, f.Broker, topic, in+i%3)
 			ds, err := w.Fetch(tctx, []string{topic}, out+i%2)
 			if err != nil {
 				return
@@ -264,9 +266,9 @@ func screenshot(t *testing.T, ctx context.Context, f *fixture, path string) {
 		}
 	}
 	wg.Add(3)
-	go traffic(f.workerA, "orchestrate", 3, 3)
-	go traffic(f.workerB, "summarize", 1, 1)
-	go traffic(openBroker(t, f.srv, "worker-d-6110"), "embed", 12, 14)
+	go traffic(f.WorkerA, "orchestrate", 3, 3)
+	go traffic(f.WorkerB, "summarize", 1, 1)
+	go traffic(dashboardtest.OpenBroker(t, f.Server, "worker-d-6110"), "embed", 12, 14)
 	defer func() { stop(); wg.Wait() }()
 	err := chromedp.Do(ctx,
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-topic="notify"] svg.chart`)),
