@@ -10,6 +10,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/dashboard"
+	"github.com/conveyor-jobs/conveyor/internal/dashboardtest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -20,10 +21,10 @@ func TestCancelJob(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	h := dashboard.New(f.b, nil)
+	h := dashboard.New(f.Broker, nil)
 	page := get(t, h, "/topics/orchestrate").body
-	if n := strings.Count(page, `data-action="cancel"`); n != orchestratePending+orchestrateDelayed {
-		t.Errorf("%d Cancel buttons, want one per pending entry and delayed job (%d)", n, orchestratePending+orchestrateDelayed)
+	if n := strings.Count(page, `data-action="cancel"`); n != dashboardtest.OrchestratePending+dashboardtest.OrchestrateDelayed {
+		t.Errorf("%d Cancel buttons, want one per pending entry and delayed job (%d)", n, dashboardtest.OrchestratePending+dashboardtest.OrchestrateDelayed)
 	}
 	token := csrfToken(t, page)
 
@@ -34,10 +35,10 @@ func TestCancelJob(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("cancel delayed: %d %s", res.StatusCode, res.body)
 	}
-	if info := inspect(t, f.b, "orchestrate"); info.Delayed != orchestrateDelayed-1 || info.DeadLetters != orchestrateDead+1 {
-		t.Errorf("after cancel: delayed %d, dead %d; want %d, %d", info.Delayed, info.DeadLetters, orchestrateDelayed-1, orchestrateDead+1)
+	if info := dashboardtest.Inspect(t, f.Broker, "orchestrate"); info.Delayed != dashboardtest.OrchestrateDelayed-1 || info.DeadLetters != dashboardtest.OrchestrateDead+1 {
+		t.Errorf("after cancel: delayed %d, dead %d; want %d, %d", info.Delayed, info.DeadLetters, dashboardtest.OrchestrateDelayed-1, dashboardtest.OrchestrateDead+1)
 	}
-	dls, err := f.b.DeadLetters(ctx, "orchestrate", "", 0)
+	dls, err := f.Broker.DeadLetters(ctx, "orchestrate", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestCancelJob(t *testing.T) {
 		t.Errorf("cancelling it again: %d, want 404", res.StatusCode)
 	}
 
-	pending, err := f.b.PendingEntries(ctx, "orchestrate", 10)
+	pending, err := f.Broker.PendingEntries(ctx, "orchestrate", 10)
 	if err != nil || len(pending) != 1 {
 		t.Fatalf("PendingEntries = %v, %v", pending, err)
 	}
@@ -68,11 +69,11 @@ func TestCancelJob(t *testing.T) {
 		t.Error("no message after the cancel request")
 	}
 	d := &broker.Delivery{Job: job.Job{Topic: "orchestrate"}, Receipt: pending[0].ID}
-	if rs, err := f.workerA.CancelRequested(ctx, d); err != nil || !slices.Equal(rs, []string{pending[0].ID}) {
+	if rs, err := f.WorkerA.CancelRequested(ctx, d); err != nil || !slices.Equal(rs, []string{pending[0].ID}) {
 		t.Errorf("CancelRequested = %v, %v; want the pending entry", rs, err)
 	}
 
-	ro := dashboard.New(f.b, &dashboard.Options{ReadOnly: true})
+	ro := dashboard.New(f.Broker, &dashboard.Options{ReadOnly: true})
 	if strings.Contains(get(t, ro, "/topics/orchestrate").body, `data-action="cancel"`) {
 		t.Error("a read-only dashboard shows Cancel buttons")
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/dashboard"
+	"github.com/conveyor-jobs/conveyor/internal/dashboardtest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
 
@@ -19,17 +20,17 @@ func TestUniqueKeyShown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := t.Context()
-	if _, err := f.b.Publish(ctx, broker.Message{Topic: "reports", ID: "r-later", Payload: []byte(`{}`), UniqueKey: "monthly-close", Delay: time.Hour}); err != nil {
+	if _, err := f.Broker.Publish(ctx, broker.Message{Topic: "reports", ID: "r-later", Payload: []byte(`{}`), UniqueKey: "monthly-close", Delay: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.b.Publish(ctx, broker.Message{Topic: "reports", ID: "r-now", Payload: []byte(`{}`), UniqueKey: "daily-digest"}); err != nil {
+	if _, err := f.Broker.Publish(ctx, broker.Message{Topic: "reports", ID: "r-now", Payload: []byte(`{}`), UniqueKey: "daily-digest"}); err != nil {
 		t.Fatal(err)
 	}
-	d := fetch(t, f.workerA, "reports", 1)[0]
-	if err := f.workerA.DeadLetter(ctx, d, job.Failure{Error: "bad", Reason: job.ReasonPermanent}); err != nil {
+	d := dashboardtest.Fetch(t, f.WorkerA, "reports", 1)[0]
+	if err := f.WorkerA.DeadLetter(ctx, d, job.Failure{Error: "bad", Reason: job.ReasonPermanent}); err != nil {
 		t.Fatal(err)
 	}
-	h := dashboard.New(f.b, nil)
+	h := dashboard.New(f.Broker, nil)
 	page := get(t, h, "/topics/reports").body
 	_, delayed, _ := strings.Cut(page, `id="delayed"`)
 	delayed, _, _ = strings.Cut(delayed, "</section>")
@@ -40,7 +41,7 @@ func TestUniqueKeyShown(t *testing.T) {
 		t.Errorf("dead letters do not show the unique key:\n%s", page)
 	}
 
-	if _, err := f.b.Publish(ctx, broker.Message{Topic: "reports", ID: "r-again", Payload: []byte(`{}`), UniqueKey: "daily-digest"}); err != nil {
+	if _, err := f.Broker.Publish(ctx, broker.Message{Topic: "reports", ID: "r-again", Payload: []byte(`{}`), UniqueKey: "daily-digest"}); err != nil {
 		t.Fatal(err)
 	}
 	form := url.Values{"csrf": {csrfToken(t, page)}, "all": {"1"}}

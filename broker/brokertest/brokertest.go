@@ -75,8 +75,9 @@
 //     *broker.DuplicateError, and PublishBatch reports duplicates per index
 //     in BatchError.Duplicates. The ack releases the key, or keeps it until
 //     UniqueFor after the job's EnqueuedAt; dead-lettering (poison
-//     protection's too) releases it; a replay takes it again, or leaves the
-//     dead letter and returns ErrDuplicate when another job holds it.
+//     protection's too) and the cancel of a queued or delayed job release
+//     it; a replay takes it again, or leaves the dead letter and returns
+//     ErrDuplicate when another job holds it.
 //
 // # Timing
 //
@@ -173,6 +174,7 @@ var cases = []struct {
 	{"UniquePoison", testUniquePoison},
 	{"UniqueBatch", testUniqueBatch},
 	{"UniqueInvalid", testUniqueInvalid},
+	{"UniqueCancel", testUniqueCancel},
 }
 
 // env is one subtest's queue space.

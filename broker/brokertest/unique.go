@@ -353,3 +353,34 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// testUniqueCancel: cancelling a queued or delayed unique job dead-letters
+// it and releases its key; a running one keeps its key until the outcome
+// its worker settles.
+func testUniqueCancel(e *env) {
+	t := e.t
+	b := e.open("c1")
+	c := e.canceller(b)
+	queued := broker.Message{Topic: "ucancel", Payload: []byte("q"), UniqueKey: "q"}
+	delayed := broker.Message{Topic: "ucancel", Payload: []byte("d"), UniqueKey: "d", Delay: time.Hour}
+	running := broker.Message{Topic: "ucancel", Payload: []byte("r"), UniqueKey: "r"}
+	rid := e.publish(b, running)
+	d := e.fetchOne(b, "ucancel")
+	qid, did := e.publish(b, queued), e.publish(b, delayed)
+
+	e.cancel(c, "ucancel", qid, broker.CancelledQueued)
+	e.cancel(c, "ucancel", did, broker.CancelledDelayed)
+	e.cancel(c, "ucancel", rid, broker.CancelRequested)
+	e.duplicateOf(b, running, rid, "running, cancel requested")
+	for _, m := range []broker.Message{queued, delayed} {
+		if _, err := b.Publish(e.ctx, m); err != nil {
+			t.Fatalf("Publish(key %q) after its job was cancelled: %v", m.UniqueKey, err)
+		}
+	}
+	if err := b.DeadLetter(e.ctx, d, broker.CancelFailure("ucancel", broker.CancelRequested, time.Now())); err != nil {
+		t.Fatalf("DeadLetter of the cancelled running job: %v", err)
+	}
+	if _, err := b.Publish(e.ctx, running); err != nil {
+		t.Fatalf("Publish(key %q) after the running job was dead-lettered cancelled: %v", running.UniqueKey, err)
+	}
+}
