@@ -107,6 +107,7 @@ type state struct {
 	delayed   entryHeap
 	consumers map[string]*consumer
 	claims    map[string]claim // unique keys held, by claimKey
+	kept      keptHeap         // claims kept after an ack, soonest end first
 	rr        uint32           // index after the topic a Fetch served last
 
 	waiters  waiterList
@@ -472,6 +473,7 @@ func (st *state) makeReady(e *entry) {
 // advance promotes due delayed jobs and takes back expired leases.
 func (st *state) advance(now time.Time) {
 	tick := st.tick(now)
+	st.dropKept(tick)
 	for len(st.delayed) > 0 && st.delayed[0].at <= tick {
 		e := st.delayed.remove(0)
 		e.topic.delayed--

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"container/heap"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
@@ -66,9 +67,44 @@ func (st *state) releaseClaim(j *job.Job, acked bool, now time.Time) {
 	}
 	if acked && j.UniqueFor > 0 {
 		if until := j.EnqueuedAt.Add(j.UniqueFor); until.After(now) {
-			st.claims[k] = claim{id: c.id, kept: max(st.tick(until), 1)}
+			end := max(st.tick(until), 1)
+			st.claims[k] = claim{id: c.id, kept: end}
+			heap.Push(&st.kept, keptClaim{end: end, key: k, id: c.id})
 			return
 		}
 	}
 	delete(st.claims, k)
+}
+
+// keptClaim is a claim kept after its job's ack, until end (a tick).
+type keptClaim struct {
+	end     int64
+	key, id string
+}
+
+// keptHeap orders kept claims by end, so that the ended ones are dropped
+// without a scan: a key that is never published again does not stay in
+// state.claims.
+type keptHeap []keptClaim
+
+func (h keptHeap) Len() int           { return len(h) }
+func (h keptHeap) Less(i, j int) bool { return h[i].end < h[j].end }
+func (h keptHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *keptHeap) Push(x any)        { *h = append(*h, x.(keptClaim)) }
+func (h *keptHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// dropKept removes the kept claims that ended at or before tick, unless
+// their key was taken again since.
+func (st *state) dropKept(tick int64) {
+	for len(st.kept) > 0 && st.kept[0].end <= tick {
+		k := heap.Pop(&st.kept).(keptClaim)
+		if c, ok := st.claims[k.key]; ok && c.id == k.id && c.kept == k.end {
+			delete(st.claims, k.key)
+		}
+	}
 }

@@ -68,9 +68,8 @@ func (b *Broker) publishUniqueCall(m *broker.Message, id string, now time.Time) 
 		return scriptCall{publishUniqueScript, []string{k.unique + m.UniqueKey, k.delayed},
 			[]any{ttl.Milliseconds(), id, due.UnixMilli(), member}}
 	}
-	args := xaddArgs(m, id, k.stream)
-	args[0], args[1], args[2] = ttl.Milliseconds(), id, "" // ARGV[1..3], then ARGV[4] "" and the fields
-	args = append(args[:3], append([]any{""}, args[3:]...)...)
+	fields := xaddArgs(m, id, k.stream)[3:] // after "xadd", the stream and "*"
+	args := append([]any{ttl.Milliseconds(), id, "", ""}, fields...)
 	return scriptCall{publishUniqueScript, []string{k.unique + m.UniqueKey, k.stream}, args}
 }
 
