@@ -302,6 +302,9 @@ func printDeadLetter(a *app, dl *broker.DeadLetter) {
 	fmt.Fprintf(tw, "topic\t%s\n", printable(j.Topic))
 	fmt.Fprintf(tw, "attempts\t%d\n", j.Attempt)
 	fmt.Fprintf(tw, "enqueued at\t%s\n", j.EnqueuedAt.UTC().Format(time.RFC3339))
+	if j.UniqueKey != "" {
+		fmt.Fprintf(tw, "unique key\t%s\n", printable(j.UniqueKey))
+	}
 	if f := j.Failure; f != nil {
 		fmt.Fprintf(tw, "failed at\t%s\n", f.At.UTC().Format(time.RFC3339))
 		fmt.Fprintf(tw, "reason\t%s\n", printable(f.Reason))

@@ -31,6 +31,12 @@ func TestDLQReplayUnique(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := dlqIDs(t, inv, "reports")
+	if r := mustRun(t, exitOK, inv, "dlq", "show", "--topic", "reports", "--id", ids[0]); !strings.Contains(r.stdout, "unique key") || !strings.Contains(r.stdout, "k1") {
+		t.Fatalf("dlq show does not print the unique key:\n%s", r.stdout)
+	}
+	if r := mustRun(t, exitOK, inv, "dlq", "list", "--topic", "reports", "--json"); !strings.Contains(r.stdout, `"unique_key":"k1"`) && !strings.Contains(r.stdout, `"unique_key": "k1"`) {
+		t.Fatalf("dlq list --json does not carry unique_key:\n%s", r.stdout)
+	}
 	r := mustRun(t, exitFail, inv, "dlq", "replay", "--topic", "reports", "--id", ids[0], "--id", ids[1])
 	if !strings.Contains(r.stderr, "replay after 1 dead letter") || !strings.Contains(r.stderr, "dead letter "+ids[0]) ||
 		!strings.Contains(r.stderr, `duplicate unique key "k1" of topic "reports": held by job `+holder) {
