@@ -31,28 +31,74 @@ var (
 	// ErrInvalidMessage is returned by Publish for a message it cannot store
 	// (an empty topic, say).
 	ErrInvalidMessage = errors.New("conveyor: invalid message")
+	// ErrDuplicate is matched by the error of a Publish whose message has a
+	// [Message.UniqueKey] that another job holds, and of a replay of a dead
+	// letter whose key another job took meanwhile. The error is a
+	// *[DuplicateError] naming the holder; nothing was enqueued.
+	ErrDuplicate = errors.New("conveyor: duplicate unique key")
 )
 
-// BatchError is the error of a PublishBatch that the store confirmed for
-// some of its messages only. The IDs PublishBatch returns with it hold ""
-// at the indexes in Failed. The other messages were certainly enqueued; a
-// message in Failed may have been too, when the store's reply was lost
-// rather than refused, so a producer that publishes the failed ones again
-// should give them IDs (Message.ID) its consumers can deduplicate on.
+// DuplicateError reports a unique key held by another job. It matches
+// [ErrDuplicate]. Publish returns the holder's ID along with it.
+type DuplicateError struct {
+	// Topic is the topic whose key is held.
+	Topic string
+	// Key is the unique key.
+	Key string
+	// ID is the ID of the job that holds the key: the existing job.
+	ID string
+}
+
+// Error names the key and the job that holds it.
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("conveyor: duplicate unique key %q of topic %q: held by job %s", e.Key, e.Topic, e.ID)
+}
+
+// Is reports whether target is [ErrDuplicate].
+func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicate }
+
+// BatchError is the error of a PublishBatch that did not enqueue all of
+// its messages: some were not confirmed by the store (Failed), or were
+// refused as duplicates of a job holding their unique key (Duplicates).
+//
+// The IDs PublishBatch returns with it hold "" at the indexes in Failed and
+// the holder's ID at the indexes in Duplicates. The other messages were
+// certainly enqueued. A message in Duplicates certainly was not. A message
+// in Failed may have been, when the store's reply was lost rather than
+// refused, so a producer that publishes the failed ones again should give
+// them IDs (Message.ID) or unique keys its consumers can deduplicate on.
 type BatchError struct {
 	// Failed lists the indexes, in the batch, of the messages not confirmed.
 	Failed []int
-	// Err is the first error the store returned.
+	// Duplicates lists the indexes, in the batch, of the messages not
+	// enqueued because another job holds their unique key (a job enqueued
+	// earlier, or earlier in the same batch).
+	Duplicates []int
+	// Err is the first error the store returned or, when Failed is empty,
+	// the first duplicate's *[DuplicateError].
 	Err error
 }
 
-// Error says how many messages were not confirmed, and why.
+// Error says how many messages were not enqueued, and why.
 func (e *BatchError) Error() string {
-	return fmt.Sprintf("conveyor: %d of the batch's messages not confirmed (indexes %v): %v", len(e.Failed), e.Failed, e.Err)
+	switch {
+	case len(e.Duplicates) == 0:
+		return fmt.Sprintf("conveyor: %d of the batch's messages not confirmed (indexes %v): %v", len(e.Failed), e.Failed, e.Err)
+	case len(e.Failed) == 0:
+		return fmt.Sprintf("conveyor: %d of the batch's messages are duplicates, not enqueued (indexes %v): %v", len(e.Duplicates), e.Duplicates, e.Err)
+	}
+	return fmt.Sprintf("conveyor: %d of the batch's messages not confirmed (indexes %v) and %d duplicates, not enqueued (indexes %v): %v",
+		len(e.Failed), e.Failed, len(e.Duplicates), e.Duplicates, e.Err)
 }
 
 // Unwrap returns Err.
 func (e *BatchError) Unwrap() error { return e.Err }
+
+// Is reports whether target is [ErrDuplicate] and the batch had a
+// duplicate.
+func (e *BatchError) Is(target error) bool {
+	return target == ErrDuplicate && len(e.Duplicates) > 0
+}
 
 // Message is a job to publish.
 type Message struct {
@@ -80,20 +126,42 @@ type Message struct {
 	// middleware decides; at most MaxTimeout. Brokers keep it to the
 	// millisecond, rounding up.
 	Timeout time.Duration
+	// UniqueKey, when set, makes the job unique in its topic: while a job
+	// with this key is delayed, queued, running or waiting to retry (and,
+	// with UniqueFor, for a while after it succeeded), publishing another
+	// with the same key enqueues nothing and returns the existing job's ID
+	// with a *[DuplicateError]. The key is released when the job is acked
+	// (see UniqueFor) or dead-lettered. Empty means not unique.
+	UniqueKey string
+	// UniqueFor keeps the key held after the job is acked, until UniqueFor
+	// after the job was first enqueued (its EnqueuedAt): "at most once per
+	// UniqueFor". Zero releases the key at the ack. It requires UniqueKey;
+	// at most MaxUniqueFor. Brokers keep it to the millisecond, rounding up.
+	UniqueFor time.Duration
 }
 
 // MaxTimeout bounds [Message.Timeout].
 const MaxTimeout = 7 * 24 * time.Hour
 
+// MaxUniqueFor bounds [Message.UniqueFor].
+const MaxUniqueFor = 366 * 24 * time.Hour
+
 // CheckLimits returns an error wrapping [ErrInvalidMessage] when m's
-// MaxAttempts or Timeout is negative or above its bound. Brokers call it on
-// every message they publish.
+// MaxAttempts, Timeout or UniqueFor is negative or above its bound, or
+// UniqueFor is set without UniqueKey. Brokers call it on every message they
+// publish.
 func (m *Message) CheckLimits() error {
 	if m.MaxAttempts < 0 || m.MaxAttempts > job.MaxAttempt {
 		return fmt.Errorf("%w: MaxAttempts %d is not between 0 and %d", ErrInvalidMessage, m.MaxAttempts, job.MaxAttempt)
 	}
 	if m.Timeout < 0 || m.Timeout > MaxTimeout {
 		return fmt.Errorf("%w: Timeout %v is not between 0 and %v", ErrInvalidMessage, m.Timeout, MaxTimeout)
+	}
+	if m.UniqueFor < 0 || m.UniqueFor > MaxUniqueFor {
+		return fmt.Errorf("%w: UniqueFor %v is not between 0 and %v", ErrInvalidMessage, m.UniqueFor, MaxUniqueFor)
+	}
+	if m.UniqueFor > 0 && m.UniqueKey == "" {
+		return fmt.Errorf("%w: UniqueFor %v without a UniqueKey", ErrInvalidMessage, m.UniqueFor)
 	}
 	return nil
 }

@@ -33,6 +33,14 @@ type PublishOptions struct {
 	// Timeout is the job's own handler deadline (Message.Timeout). Zero
 	// means the timeout middleware decides.
 	Timeout time.Duration
+	// UniqueKey makes the job unique in its topic (Message.UniqueKey):
+	// publishing it while a job with the same key is held returns that
+	// job's ID and a *[DuplicateError]. Empty means not unique.
+	UniqueKey string
+	// UniqueFor keeps the key held after the job is acked, until UniqueFor
+	// after its first enqueue (Message.UniqueFor). Zero releases it at the
+	// ack.
+	UniqueFor time.Duration
 }
 
 // message returns the Message that carries payload to topic with o's
@@ -48,6 +56,8 @@ func (o *PublishOptions) message(topic string, payload []byte) Message {
 	m.Delay = o.Delay
 	m.MaxAttempts = o.MaxAttempts
 	m.Timeout = o.Timeout
+	m.UniqueKey = o.UniqueKey
+	m.UniqueFor = o.UniqueFor
 	return m
 }
 
@@ -121,7 +131,8 @@ func (t *TypedPublisher[T]) Message(v T, opts *PublishOptions) (Message, error) 
 // Publish encodes v and publishes it with opts (nil for defaults), and
 // returns the job's ID. When v cannot be encoded it returns an
 // [*EncodeError] and publishes nothing; otherwise it returns what the
-// Publisher's Publish returns.
+// Publisher's Publish returns (for a duplicate unique key, the existing
+// job's ID and a *[DuplicateError]).
 func (t *TypedPublisher[T]) Publish(ctx context.Context, v T, opts *PublishOptions) (string, error) {
 	m, err := t.Message(v, opts)
 	if err != nil {
@@ -142,6 +153,10 @@ func (t *TypedPublisher[T]) PublishBatch(ctx context.Context, vs []T, opts *Publ
 	if opts != nil && opts.ID != "" && len(vs) > 1 {
 		return nil, fmt.Errorf("%w: PublishOptions.ID %q given for a batch of %d values of %s for topic %q: "+
 			"each job needs an ID of its own (build the messages with Message)", ErrInvalidMessage, opts.ID, len(vs), t.typ, t.topic)
+	}
+	if opts != nil && opts.UniqueKey != "" && len(vs) > 1 {
+		return nil, fmt.Errorf("%w: PublishOptions.UniqueKey %q given for a batch of %d values of %s for topic %q: "+
+			"all but the first would be duplicates (build the messages with Message)", ErrInvalidMessage, opts.UniqueKey, len(vs), t.typ, t.topic)
 	}
 	ms := make([]Message, len(vs))
 	for i, v := range vs {

@@ -318,6 +318,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, broker.ErrInvalidMessage):
 		return http.StatusBadRequest
+	case errors.Is(err, broker.ErrDuplicate):
+		return http.StatusConflict
 	default:
 		return http.StatusBadGateway
 	}
@@ -630,6 +632,9 @@ func (d *Dashboard) deadLetterAction(w http.ResponseWriter, r *http.Request, top
 	}
 	n, err := fn(r.Context(), topic, ids)
 	if err != nil {
+		if n > 0 {
+			d.sampler.invalidate() // a replay refused for some moved the others
+		}
 		d.fail(w, "../../../", statusOf(err), err)
 		return
 	}

@@ -33,6 +33,13 @@ type Job struct {
 	// set it; it wins over the timeout middleware's deadline. Zero means the
 	// middleware decides.
 	Timeout time.Duration
+	// UniqueKey is the job's unique key in its topic, as its producer set
+	// it (broker.Message.UniqueKey); "" when the job is not unique.
+	UniqueKey string
+	// UniqueFor is how long after EnqueuedAt the unique key stays held once
+	// the job succeeded (broker.Message.UniqueFor); zero releases it at
+	// once.
+	UniqueFor time.Duration
 	// Failure describes the last failure of a job that was retried or
 	// dead-lettered. It is nil on a job that has not failed yet.
 	Failure *Failure

@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -138,6 +139,8 @@ var aclCommands = []string{
 	"zadd", "zrange", "zrangebyscore", "zrem", "zcard",
 	"sadd", "smembers", "scan",
 	"set", "get", // a settle's marker, which recognises a settle run again after a lost reply
+	"del", "pexpire", "pexpireat", // unique jobs' claims
+	"del", "pexpire", "pexpireat", // unique jobs' claims
 	"evalsha", "eval",
 }
 
@@ -322,6 +325,32 @@ func exerciseEveryOperation(t *testing.T, url, ns string, raw *goredis.Client) {
 		t.Fatalf("retried job has attempt %d, want 2", again.Job.Attempt)
 	}
 	must("Ack", a.Ack(ctx, again))
+
+	// Unique jobs: the claim taken with the job, a duplicate, kept by a
+	// retry (PEXPIRE), kept by an ack with UniqueFor (PEXPIREAT), released
+	// by an ack (DEL) and a dead-lettering, taken again by a replay.
+	_, err = a.PublishBatch(ctx, []broker.Message{
+		{Topic: "unique", Payload: []byte("u1"), UniqueKey: "u1", UniqueFor: time.Hour},
+		{Topic: "unique", Payload: []byte("u2"), UniqueKey: "u2"},
+		{Topic: "unique", Payload: []byte("u3"), UniqueKey: "u3"},
+	})
+	must("PublishBatch unique", err)
+	if _, err := a.Publish(ctx, broker.Message{Topic: "unique", UniqueKey: "u1"}); !errors.Is(err, broker.ErrDuplicate) {
+		t.Fatalf("Publish of a held unique key as the ACL user: %v, want ErrDuplicate", err)
+	}
+	us := map[string]*broker.Delivery{}
+	for _, d := range fetch(a, []string{"unique"}, 3) {
+		us[string(d.Job.Payload)] = d
+	}
+	must("Retry unique", a.Retry(ctx, us["u1"], 0, job.Failure{Error: "again"}))
+	must("Ack unique", a.Ack(ctx, fetch(a, []string{"unique"}, 1)[0], us["u2"]))
+	must("DeadLetter unique", a.DeadLetter(ctx, us["u3"], job.Failure{Error: "dead", Reason: job.ReasonPermanent}))
+	moved, err := a.ReplayDeadLetters(ctx, "unique", nil)
+	must("ReplayDeadLetters unique", err)
+	if moved != 1 {
+		t.Fatalf("replayed %d unique dead letters, want 1", moved)
+	}
+	must("Ack replayed unique", a.Ack(ctx, fetch(a, []string{"unique"}, 1)[0]))
 
 	// Recovery: b takes over a's expired lease, then a dead-letters the
 	// job delivered MaxDeliveries times with no outcome.

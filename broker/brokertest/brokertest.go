@@ -69,6 +69,15 @@
 //     lost lease) until it is settled; a retry is a new delivery without
 //     the request. A settled job, a dead letter, an unknown ID or topic is
 //     [broker.ErrNotFound].
+//   - A unique key (Message.UniqueKey) is held by one job of a topic while
+//     it is delayed, queued, running (crashed workers included) or waiting
+//     to retry; a duplicate Publish returns the holder's ID and a
+//     *broker.DuplicateError, and PublishBatch reports duplicates per index
+//     in BatchError.Duplicates. The ack releases the key, or keeps it until
+//     UniqueFor after the job's EnqueuedAt; dead-lettering (poison
+//     protection's too) and the cancel of a queued or delayed job release
+//     it; a replay takes it again, or leaves the dead letter and returns
+//     ErrDuplicate when another job holds it.
 //
 // # Timing
 //
@@ -166,6 +175,14 @@ var cases = []struct {
 	{"PauseDelayed", testPauseDelayed},
 	{"PauseLeases", testPauseLeases},
 	{"PauseKept", testPauseKept},
+	{"UniqueHeld", testUniqueHeld},
+	{"UniqueKept", testUniqueKept},
+	{"UniqueDeadLetter", testUniqueDeadLetter},
+	{"UniqueCrash", testUniqueCrash},
+	{"UniquePoison", testUniquePoison},
+	{"UniqueBatch", testUniqueBatch},
+	{"UniqueInvalid", testUniqueInvalid},
+	{"UniqueCancel", testUniqueCancel},
 }
 
 // env is one subtest's queue space.

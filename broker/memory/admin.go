@@ -218,7 +218,11 @@ func (st *state) selectEntries(t *topic, ids []string) []*entry {
 // ReplayDeadLetters moves the dead letters of topic with ids (nil: all, as of
 // the call) back to topic, oldest first, with Attempt 1 and no Failure; ID,
 // payload, headers and EnqueuedAt are kept. It runs under one lock, so it is
-// atomic. Unknown ids are skipped; it returns how many moved.
+// atomic. Unknown ids are skipped; it returns how many moved. A replayed job
+// with a unique key takes the key again; a dead letter whose key another
+// job holds stays where it is, and the error (joined over such dead letters)
+// matches broker.ErrDuplicate and holds a *broker.DuplicateError naming the
+// holder.
 func (b *Broker) ReplayDeadLetters(ctx context.Context, topic string, ids []string) (int, error) {
 	if topic == "" {
 		return 0, fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
@@ -233,8 +237,21 @@ func (b *Broker) ReplayDeadLetters(ctx context.Context, topic string, ids []stri
 	if len(es) == 0 {
 		return 0, nil
 	}
-	st.remove(dl, es)
 	now := st.now()
+	var dups []error
+	es = slices.DeleteFunc(es, func(e *entry) bool {
+		if e.job.UniqueKey == "" {
+			return false
+		}
+		if id := st.holder(topic, e.job.UniqueKey, now); id != "" {
+			dups = append(dups, fmt.Errorf("dead letter %s of %q not replayed: %w", e.receipt, topic,
+				&broker.DuplicateError{Topic: topic, Key: e.job.UniqueKey, ID: id}))
+			return true
+		}
+		st.takeClaim(topic, e.job.UniqueKey, e.job.ID)
+		return false
+	})
+	st.remove(dl, es)
 	t := st.topic(topic)
 	for _, e := range es {
 		e.job.Attempt = 1
@@ -244,7 +261,7 @@ func (b *Broker) ReplayDeadLetters(ctx context.Context, topic string, ids []stri
 		st.enqueue(e, t, now, now)
 	}
 	st.flush(now)
-	return len(es), nil
+	return len(es), errors.Join(dups...)
 }
 
 // PurgeDeadLetters deletes the dead letters of topic with ids (nil: all) and
@@ -313,6 +330,7 @@ func (b *Broker) trim(ctx context.Context, topic string, opts broker.TrimOptions
 	for i := range n {
 		e := t.ready.at(i)
 		e.state = stGone
+		st.releaseClaim(&e.job, false, now)
 		e.job = job.Job{}
 	}
 	t.ready.compact()

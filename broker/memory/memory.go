@@ -106,7 +106,9 @@ type state struct {
 	leases    leaseList
 	delayed   entryHeap
 	consumers map[string]*consumer
-	rr        uint32 // index after the topic a Fetch served last
+	claims    map[string]claim // unique keys held, by claimKey
+	kept      keptHeap         // claims kept after an ack, soonest end first
+	rr        uint32           // index after the topic a Fetch served last
 
 	waiters  waiterList
 	touched  []*topic // topics that got ready jobs while someone waits
@@ -298,7 +300,9 @@ func (st *state) topic(name string) *topic {
 }
 
 // Publish enqueues one job and returns its ID. It copies m's payload and
-// headers, so the caller may reuse them.
+// headers, so the caller may reuse them. When another job of m's topic holds
+// m.UniqueKey, it enqueues nothing and returns that job's ID and a
+// *broker.DuplicateError (see unique.go for the states of a key).
 func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -313,6 +317,7 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 	e.job.Payload = cloneBytes(m.Payload)
 	e.job.Headers = maps.Clone(m.Headers)
 	e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
+	e.job.UniqueKey, e.job.UniqueFor = m.UniqueKey, m.UniqueFor
 	e.receipt, e.seq = b.st.receipt()
 	e.job.ID = m.ID
 	if e.job.ID == "" {
@@ -327,14 +332,23 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 		return "", broker.ErrClosed
 	}
 	now := st.now()
+	if dup := st.duplicate(&m, now); dup != nil {
+		return dup.ID, dup
+	}
 	e.job.EnqueuedAt = now
 	st.enqueue(e, st.topic(m.Topic), m.Due(now), now)
+	if m.UniqueKey != "" {
+		st.takeClaim(m.Topic, m.UniqueKey, e.job.ID)
+	}
 	st.flush(now)
 	return e.job.ID, nil
 }
 
 // PublishBatch enqueues ms under one lock and returns their IDs in order. It
-// validates every message first: on error nothing is enqueued.
+// validates every message first: on error nothing is enqueued. A message
+// whose unique key another job holds (one published before, or earlier in
+// ms) is not enqueued: its ID is the holder's and its index is in the
+// Duplicates of the *broker.BatchError returned; the others are enqueued.
 func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -382,6 +396,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		}
 		e.job.Headers = maps.Clone(m.Headers)
 		e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
+		e.job.UniqueKey, e.job.UniqueFor = m.UniqueKey, m.UniqueFor
 		e.job.ID = m.ID
 		if e.job.ID == "" {
 			e.job.ID = e.receipt
@@ -397,15 +412,30 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 	}
 	now := st.now()
 	var t *topic
+	var batchErr *broker.BatchError
 	for i := range ms {
+		if dup := st.duplicate(&ms[i], now); dup != nil {
+			if batchErr == nil {
+				batchErr = &broker.BatchError{Err: dup}
+			}
+			batchErr.Duplicates = append(batchErr.Duplicates, i)
+			ids[i] = dup.ID
+			continue
+		}
 		if t == nil || t.name != ms[i].Topic {
 			t = st.topic(ms[i].Topic)
 		}
 		e := &entries[i]
 		e.job.EnqueuedAt = now
 		st.enqueue(e, t, ms[i].Due(now), now)
+		if ms[i].UniqueKey != "" {
+			st.takeClaim(ms[i].Topic, ms[i].UniqueKey, e.job.ID)
+		}
 	}
 	st.flush(now)
+	if batchErr != nil {
+		return ids, batchErr
+	}
 	return ids, nil
 }
 
@@ -445,6 +475,7 @@ func (st *state) makeReady(e *entry) {
 // advance promotes due delayed jobs and takes back expired leases.
 func (st *state) advance(now time.Time) {
 	tick := st.tick(now)
+	st.dropKept(tick)
 	for len(st.delayed) > 0 && st.delayed[0].at <= tick {
 		e := st.delayed.remove(0)
 		e.topic.delayed--
@@ -485,6 +516,7 @@ func (st *state) deadLetter(e *entry, f job.Failure, attempt int, now time.Time)
 	if f.At.IsZero() {
 		f.At = now
 	}
+	st.releaseClaim(&e.job, false, now)
 	d := &entry{job: e.job}
 	// A dead letter may live long: do not pin the payload buffer of the
 	// batch it was published in.
@@ -731,19 +763,27 @@ func (st *state) settle(d *broker.Delivery, c *consumer) (*entry, error) {
 
 // Ack settles ds as done under one lock. A delivery that is no longer leased
 // (settled before, or redelivered after its lease expired and settled
-// elsewhere) is ignored, as XACK ignores unknown IDs.
+// elsewhere) is ignored, as XACK ignores unknown IDs. The unique key of an
+// acked job is released, or kept until UniqueFor after its EnqueuedAt.
 func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 	if err := b.lock(ctx); err != nil {
 		return err
 	}
 	st := b.st
 	defer st.mu.Unlock()
+	var now time.Time
 	for _, d := range ds {
 		if d == nil {
 			continue
 		}
 		if e := st.leasedEntry(d.Receipt); e != nil {
 			st.unlease(e)
+			if e.job.UniqueKey != "" {
+				if now.IsZero() {
+					now = st.now()
+				}
+				st.releaseClaim(&e.job, true, now)
+			}
 			e.job = job.Job{} // the entry may share a batch allocation
 		}
 	}

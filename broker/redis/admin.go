@@ -244,6 +244,12 @@ func (b *Broker) snapshotIDs(ctx context.Context, stream string) ([]string, erro
 // every dead letter present when the call starts (a snapshot, so jobs that
 // fail again during the replay are not replayed twice). IDs not found are
 // skipped. It returns how many moved.
+//
+// A dead letter of a unique job takes its key again (a new claim, see
+// unique.go) in the same step; when another job holds the key, that dead
+// letter stays where it is and the error, joined over such dead letters,
+// matches broker.ErrDuplicate and holds a *broker.DuplicateError naming
+// the holder. The others are replayed.
 func (b *Broker) ReplayDeadLetters(ctx context.Context, topic string, ids []string) (int, error) {
 	if err := b.check(ctx); err != nil {
 		return 0, err
@@ -260,24 +266,46 @@ func (b *Broker) ReplayDeadLetters(ctx context.Context, topic string, ids []stri
 	}
 	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !validEntryID(id) })
 	moved := 0
+	var dups []error
 	for batch := range slices.Chunk(ids, replayBatch) {
-		args := make([]any, 0, 1+len(batch))
-		args = append(args, b.o.Group)
-		for _, id := range batch {
-			args = append(args, id)
-		}
-		n, err := replayScript.Run(ctx, b.rdb, []string{k.dlq, k.stream}, args...).Int()
+		uniq, err := b.uniqueKeysOf(ctx, k.dlq, batch)
 		if err != nil {
 			return moved, b.wrap("replay dead letters of "+topic, err)
 		}
-		moved += n
+		ks := []string{k.dlq, k.stream}
+		index := map[string]int{} // claim key → its index in KEYS
+		args := make([]any, 0, 2+2*len(batch))
+		args = append(args, b.o.Group, b.o.UniqueClaimTTL.Milliseconds())
+		for _, id := range batch {
+			i := 0
+			if key, ok := uniq[id]; ok {
+				claim := k.unique + key
+				if i = index[claim]; i == 0 {
+					ks = append(ks, claim)
+					i = len(ks)
+					index[claim] = i
+				}
+			}
+			args = append(args, id, i)
+		}
+		res, err := replayScript.Run(ctx, b.rdb, ks, args...).Slice()
+		if err != nil {
+			return moved, b.wrap("replay dead letters of "+topic, err)
+		}
+		if len(res) != 2 {
+			return moved, b.wrap("replay dead letters of "+topic, errors.New("unexpected script reply"))
+		}
+		n, _ := res[0].(int64)
+		moved += int(n)
+		refused, _ := res[1].([]any)
+		dups = append(dups, duplicates(topic, refused, uniq)...)
 	}
 	if moved > 0 {
 		if err := b.registerTopics(ctx, []keys{k}); err != nil {
 			return moved, err
 		}
 	}
-	return moved, nil
+	return moved, errors.Join(dups...)
 }
 
 // PurgeDeadLetters deletes dead letters of topic (XACK in the group, for a
@@ -535,7 +563,8 @@ func decodeMemberValues(topic, member string) (job.Job, map[string]any) {
 }
 
 // DeleteDelayed removes the delayed job of topic with job ID id, or returns
-// an error wrapping broker.ErrNotFound. It scans the delayed set.
+// an error wrapping broker.ErrNotFound. It scans the delayed set. The claim
+// of a unique job's key is released.
 func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
 	if err := b.check(ctx); err != nil {
 		return err
@@ -554,6 +583,11 @@ func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
 			return b.wrap("delete delayed job", err)
 		}
 		if n == 1 {
+			if key := decodeMemberJob(topic, m).UniqueKey; key != "" {
+				if err := b.releaseClaim(ctx, topic, key, id); err != nil {
+					return b.wrap("delete delayed job: release its unique key", err)
+				}
+			}
 			return nil
 		}
 	}

@@ -60,6 +60,25 @@ func BenchmarkPublish(b *testing.B) {
 	reportRate(b, b.N)
 }
 
+// BenchmarkPublishUnique is BenchmarkPublish with a new unique key per job:
+// the publish script that takes the claim with the XADD.
+func BenchmarkPublishUnique(b *testing.B) {
+	srv := redistest.Start(b)
+	br := benchBroker(b, srv, srv.Client(b), "p")
+	ctx := context.Background()
+	m := broker.Message{Topic: "bench", Payload: benchPayload}
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		n++
+		m.UniqueKey = strconv.Itoa(n)
+		if _, err := br.Publish(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, b.N)
+}
+
 func BenchmarkPublishBatch(b *testing.B) {
 	srv := redistest.Start(b)
 	br := benchBroker(b, srv, srv.Client(b), "p")

@@ -41,6 +41,7 @@ const (
 	DefaultClaimInterval    = time.Second
 	DefaultDeadLetterMaxLen = 100000
 	DefaultDiscoverInterval = 30 * time.Second
+	DefaultUniqueClaimTTL   = 7 * 24 * time.Hour
 	// MaxBlock is the longest allowed Options.Block: a blocking read cannot
 	// be interrupted, so Close and ctx cancellation wait up to Block.
 	MaxBlock = 2 * time.Second
@@ -101,6 +102,15 @@ type Options struct {
 	// consumer that recovers it, if that happens within this time. Default
 	// 10m.
 	CancelRequestTTL time.Duration
+	// UniqueClaimTTL is the safety expiry of a unique job's claim on its
+	// key while the job lives: the claim ends this long after the job's due
+	// time (at publication, retry, snooze and replay, each of which renews
+	// it) even if nothing released it, so that a job that vanished without
+	// a settle (trimmed with IncludeUnread, deleted by hand) cannot hold
+	// its key forever. A job that stays queued or running longer than this
+	// loses its claim. Default 7 days (broker.MaxTimeout, the longest
+	// handler deadline a job can ask for); negative is an error.
+	UniqueClaimTTL time.Duration
 	// TLS configures certificates for rediss:// URLs given to [Open]. [New]
 	// refuses it ([ErrTLSWithClient]): its client is already configured.
 	TLS *TLSOptions
@@ -269,6 +279,12 @@ func (opts *Options) withDefaults() (Options, error) {
 	case o.CancelRequestTTL < time.Millisecond:
 		return o, fmt.Errorf("conveyor/redis: cancel request TTL %v must be at least 1ms", o.CancelRequestTTL)
 	}
+	switch {
+	case o.UniqueClaimTTL == 0:
+		o.UniqueClaimTTL = DefaultUniqueClaimTTL
+	case o.UniqueClaimTTL < 0:
+		return o, fmt.Errorf("conveyor/redis: unique claim TTL %v must be positive", o.UniqueClaimTTL)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -397,6 +413,7 @@ type keys struct {
 	delayed string // delayed jobs of the topic
 	dlq     string // the topic's dead-letter stream (= stream of topic+".dlq")
 	paused  string // set while the topic is paused (see Broker.Pause)
+	unique  string // prefix of the claims of the topic's unique keys
 }
 
 // keysFor maps a topic to its keys: topic T uses <ns>:{T}:stream,
@@ -430,12 +447,14 @@ func (b *Broker) makeKeys(topic string) keys {
 		k.delayed = prefix + ":delayed"
 		k.dlq = prefix + ":dlq"
 		k.paused = prefix + ":paused"
+		k.unique = prefix + ":unique:"
 		return k
 	}
 	k.stream = prefix + strings.Repeat(":dlq", depth)
 	k.delayed = k.stream + ":delayed"
 	k.dlq = k.stream + ":dlq"
 	k.paused = k.stream + ":paused"
+	k.unique = k.stream + ":unique:"
 	return k
 }
 

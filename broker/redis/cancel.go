@@ -58,6 +58,9 @@ func (k keys) cancelRequests() string {
 // ARGV[5] the dead-letter cap (<= 0: no cap)
 // ARGV[6..] the dead letter's field, value pairs
 //
+// For a unique job, KEYS[4] is its claim and the job ID follows the fields:
+// a dead-lettered job's claim is deleted when it still names the job.
+//
 // Returns {result, overflow}: result 0 when the entry is gone (nothing
 // written), 1 when it was dead-lettered, 2 when a request was recorded;
 // overflow 1 when the dead letter was added to a stream at or above the cap.
@@ -79,8 +82,13 @@ local cap = tonumber(ARGV[5])
 if cap > 0 and redis.call('XLEN', KEYS[2]) >= cap then
   overflow = 1
 end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
+local last = #ARGV
+if KEYS[4] then last = last - 1 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6, last))
 redis.call('XDEL', KEYS[1], ARGV[2])
+if KEYS[4] and redis.call('GET', KEYS[4]) == ARGV[last + 1] then
+  redis.call('DEL', KEYS[4])
+end
 return {1, overflow}
 `)
 
@@ -93,6 +101,9 @@ return {1, overflow}
 // ARGV[2] the dead-letter cap (<= 0: no cap)
 // ARGV[3..] the dead letter's field, value pairs
 //
+// For a unique job, KEYS[3] is its claim and the job ID follows the fields,
+// as for cancelEntryScript.
+//
 // Returns {moved, overflow}: moved 0 when the member is gone (nothing
 // written), 1 otherwise; overflow as for cancelEntryScript.
 var cancelDelayedScript = newScript("cancel-delayed", `
@@ -104,7 +115,12 @@ local cap = tonumber(ARGV[2])
 if cap > 0 and redis.call('XLEN', KEYS[2]) >= cap then
   overflow = 1
 end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+local last = #ARGV
+if KEYS[3] then last = last - 1 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3, last))
+if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[last + 1] then
+  redis.call('DEL', KEYS[3])
+end
 return {1, overflow}
 `)
 
@@ -238,7 +254,12 @@ func (b *Broker) cancelInStream(ctx context.Context, k keys, id string) (res bro
 	for _, f := range fields {
 		args = append(args, f)
 	}
-	r, err := b.runCancel(ctx, cancelEntryScript, []string{k.stream, k.dlq, k.cancelRequests()}, args, k.topic, d.job.ID)
+	ks := []string{k.stream, k.dlq, k.cancelRequests()}
+	if d.job.UniqueKey != "" {
+		ks = append(ks, b.claimKey(k.topic, d.job.UniqueKey))
+		args = append(args, d.job.ID)
+	}
+	r, err := b.runCancel(ctx, cancelEntryScript, ks, args, k.topic, d.job.ID)
 	switch {
 	case err != nil:
 		return 0, true, false, err
@@ -289,7 +310,12 @@ func (b *Broker) cancelInDelayed(ctx context.Context, k keys, id string) (res br
 	for _, f := range fields {
 		args = append(args, f)
 	}
-	r, err := b.runCancel(ctx, cancelDelayedScript, []string{k.delayed, k.dlq}, args, k.topic, id)
+	ks := []string{k.delayed, k.dlq}
+	if j.UniqueKey != "" {
+		ks = append(ks, b.claimKey(k.topic, j.UniqueKey))
+		args = append(args, j.ID)
+	}
+	r, err := b.runCancel(ctx, cancelDelayedScript, ks, args, k.topic, id)
 	if err != nil || r != 1 {
 		return 0, true, false, err
 	}
@@ -309,7 +335,7 @@ func (b *Broker) runCancel(ctx context.Context, s script, keys []string, args []
 	if res[1] == 1 {
 		b.overflows.Add(1)
 		b.log.Error("conveyor/redis: dead-letter stream at or above its cap; dead letter stored anyway",
-			"topic", topic, "job_id", id, "stream", keys[len(keys)-1], "cap", b.o.DeadLetterMaxLen)
+			"topic", topic, "job_id", id, "stream", keys[1], "cap", b.o.DeadLetterMaxLen)
 	}
 	return res[0], nil
 }

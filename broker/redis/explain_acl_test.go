@@ -28,7 +28,7 @@ func TestExplainACL(t *testing.T) {
 	b := &Broker{o: Options{Namespace: "app"}}
 	trimSHA, settleSHA := trimScript.Hash(), settleScript.Hash()
 	xinfoLine := lineOf(t, trimScript, "call('XINFO', 'GROUPS'")
-	xaddLine := lineOf(t, settleScript, "call('XADD', KEYS[2], '*', unpack(ARGV, 9))")
+	xaddLine := lineOf(t, settleScript, "call('XADD', KEYS[2], '*', unpack(ARGV, 9, last))")
 	tests := []struct {
 		name, msg string
 		want      []string

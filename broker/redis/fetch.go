@@ -1056,7 +1056,7 @@ func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, m goredis.XMes
 		Origin: k.topic,
 		At:     b.o.Now(),
 	})...)
-	d := &broker.Delivery{Job: job.Job{ID: dec.job.ID, Topic: k.topic}, Receipt: m.ID}
+	d := &broker.Delivery{Job: job.Job{ID: dec.job.ID, Topic: k.topic, UniqueKey: dec.job.UniqueKey}, Receipt: m.ID}
 	if err := b.deadLetterFields(ctx, d, fields); err != nil {
 		b.log.Error("conveyor/redis: dead-letter malformed entry (it stays pending and is retried at recovery)",
 			"topic", k.topic, "entry", m.ID, "err", err)

@@ -2,10 +2,12 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,8 +23,14 @@ import (
 const MaxHeaders = 1000
 
 // Publish enqueues m and returns its job ID; see [Broker.PublishBatch].
+// When m's unique key is held, it returns the holder's ID and a
+// *broker.DuplicateError.
 func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) {
 	ids, err := b.PublishBatch(ctx, []broker.Message{m})
+	var be *broker.BatchError
+	if errors.As(err, &be) && len(be.Duplicates) == 1 {
+		return ids[0], be.Err
+	}
 	if err != nil {
 		return "", err
 	}
@@ -44,6 +52,12 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 // time (Redis's clock), both implied by the entry. A message due later
 // (Delay, ProcessAt) is added to the topic's delayed set with an explicit
 // id (m.ID, or a generated UUIDv7), attempt and enqueued_at (Options.Now).
+//
+// A message with a unique key is added by a script that first checks and
+// then takes the key's claim, atomically with the XADD or ZADD (see
+// unique.go), and carries unique_key (and unique_for_ms) on the wire. When
+// the key is held, nothing is added: the message's ID is the holder's and
+// its index is in the Duplicates of the *broker.BatchError returned.
 func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]string, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -76,7 +90,10 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			ids[i] = u.String()
 		}
 	}
-	if len(ms) == 1 {
+	if len(ms) == 1 && ms[0].UniqueKey != "" && b.registered(b.keysFor(ms[0].Topic).base) {
+		return b.publishUnique(ctx, &ms[0], ids[0], now)
+	}
+	if len(ms) == 1 && ms[0].UniqueKey == "" {
 		if k := b.keysFor(ms[0].Topic); b.registered(k.base) {
 			// The common case needs no pipeline: one command.
 			cmd := b.add(ctx, b.rdb, &ms[0], ids[0], now, k.stream)
@@ -103,38 +120,86 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 				newTopics = append(newTopics, k.base)
 			}
 		}
-		cmds[i] = b.add(ctx, pipe, &ms[i], ids[i], now, stream)
-	}
-	if len(newTopics) > 0 {
-		pipe.SAdd(ctx, b.registryKey(), newTopics...)
-	}
-	_, execErr := pipe.Exec(ctx)
-	var batchErr *broker.BatchError
-	for i, c := range cmds {
-		if err := c.Err(); err != nil {
-			if batchErr == nil {
-				batchErr = &broker.BatchError{Err: b.wrap("publish", err)}
+		if ms[i].UniqueKey != "" {
+			c := b.publishUniqueCall(&ms[i], ids[i], now)
+			if len(ms) > 1 {
+				// EVAL, not EVALSHA: a NOSCRIPT run again after
+				// the batch would break its order.
+				cmds[i] = c.s.Eval(ctx, pipe, c.keys, c.args...)
+			} else {
+				cmds[i] = c.s.EvalSha(ctx, pipe, c.keys, c.args...)
 			}
-			batchErr.Failed = append(batchErr.Failed, i)
-			ids[i] = ""
 			continue
 		}
-		if ids[i] == "" {
-			ids[i] = c.(*goredis.StringCmd).Val()
+		cmds[i] = b.add(ctx, pipe, &ms[i], ids[i], now, stream)
+	}
+	var registry *goredis.IntCmd
+	if len(newTopics) > 0 {
+		registry = pipe.SAdd(ctx, b.registryKey(), newTopics...)
+	}
+	_, _ = pipe.Exec(ctx) // every command's error is read below
+	var batchErr *broker.BatchError
+	failed := func(i int, err error) {
+		if batchErr == nil {
+			batchErr = &broker.BatchError{}
+		}
+		if batchErr.Err == nil {
+			batchErr.Err = b.wrap("publish", err)
+		}
+		batchErr.Failed = append(batchErr.Failed, i)
+		ids[i] = ""
+	}
+	var dupErr error
+	for i, c := range cmds {
+		if ms[i].UniqueKey == "" {
+			if err := c.Err(); err != nil {
+				failed(i, err)
+			} else if ids[i] == "" {
+				ids[i] = c.(*goredis.StringCmd).Val()
+			}
+			continue
+		}
+		if isNoScript(c.Err()) { // a batch of one
+			uc := b.publishUniqueCall(&ms[i], ids[i], now)
+			c = uc.s.Run(ctx, b.rdb, uc.keys, uc.args...)
+			cmds[i] = c
+		}
+		id, added, err := publishUniqueReply(c)
+		switch {
+		case err != nil:
+			failed(i, err)
+		case !added:
+			if batchErr == nil {
+				batchErr = &broker.BatchError{}
+			}
+			if dupErr == nil {
+				dupErr = &broker.DuplicateError{Topic: ms[i].Topic, Key: ms[i].UniqueKey, ID: id}
+			}
+			batchErr.Duplicates = append(batchErr.Duplicates, i)
+			ids[i] = id
+		default:
+			ids[i] = id
 		}
 	}
+	if batchErr != nil && batchErr.Err == nil {
+		batchErr.Err = dupErr
+	}
 	b.noteDelayed(ms, cmds, now)
-	if batchErr != nil {
+	if batchErr != nil && len(batchErr.Failed) > 0 {
 		return ids, batchErr
 	}
-	if execErr != nil {
-		// Every job was enqueued; only the topic registry was not
-		// written. The listing finds the topics by scanning anyway.
-		b.log.Warn("conveyor/redis: published, but could not add the topics to the registry", "topics", newTopics, "err", execErr)
-		return ids, nil
+	if registry != nil && registry.Err() != nil {
+		// Every job was enqueued (or refused as a duplicate); only the
+		// topic registry was not written. The listing finds the topics
+		// by scanning anyway.
+		b.log.Warn("conveyor/redis: published, but could not add the topics to the registry", "topics", newTopics, "err", registry.Err())
+	} else {
+		for _, t := range newTopics {
+			b.topics.Store(t, struct{}{})
+		}
 	}
-	for _, t := range newTopics {
-		b.topics.Store(t, struct{}{})
+	if batchErr != nil {
+		return ids, batchErr
 	}
 	return ids, nil
 }
@@ -148,6 +213,11 @@ func (b *Broker) noteDelayed(ms []broker.Message, cmds []goredis.Cmder, now time
 			b.noteDue(ms[i].Topic, due.UnixMilli())
 		}
 	}
+}
+
+// isNoScript reports a NOSCRIPT error: EVALSHA of a script not loaded.
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
 // registered reports whether base is known to be in the topic registry.
@@ -167,8 +237,7 @@ type adder interface {
 // entry ID.
 func (b *Broker) add(ctx context.Context, c adder, m *broker.Message, id string, now time.Time, stream any) goredis.Cmder {
 	if due := m.Due(now); due.After(now) {
-		j := job.Job{ID: id, Payload: m.Payload, Headers: m.Headers, EnqueuedAt: now, MaxAttempts: m.MaxAttempts, Timeout: m.Timeout}
-		member := encodeMember(encodeFields(&j, 1, nil))
+		member := encodeMember(encodeFields(b.delayedJob(m, id, now), 1, nil))
 		cmd := goredis.NewIntCmd(ctx, "zadd", b.keysFor(m.Topic).delayed, due.UnixMilli(), member)
 		_ = c.Process(ctx, cmd)
 		return cmd
@@ -176,6 +245,13 @@ func (b *Broker) add(ctx context.Context, c adder, m *broker.Message, id string,
 	cmd := goredis.NewStringCmd(ctx, xaddArgs(m, id, stream)...)
 	_ = c.Process(ctx, cmd)
 	return cmd
+}
+
+// delayedJob returns the job of m, published at now with ID id, as its
+// delayed-set member records it.
+func (b *Broker) delayedJob(m *broker.Message, id string, now time.Time) *job.Job {
+	return &job.Job{ID: id, Payload: m.Payload, Headers: m.Headers, EnqueuedAt: now, MaxAttempts: m.MaxAttempts, Timeout: m.Timeout,
+		UniqueKey: m.UniqueKey, UniqueFor: m.UniqueFor}
 }
 
 // xaddArgs returns the XADD command of a new job due now, built directly as
@@ -197,6 +273,12 @@ func xaddArgs(m *broker.Message, id string, stream any) []any {
 	}
 	if m.Timeout > 0 {
 		args = append(args, fieldTimeout, timeoutMS(m.Timeout))
+	}
+	if m.UniqueKey != "" {
+		args = append(args, fieldUniqueKey, m.UniqueKey)
+		if m.UniqueFor > 0 {
+			args = append(args, fieldUniqueFor, timeoutMS(m.UniqueFor))
+		}
 	}
 	if len(m.Headers) > 0 {
 		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {

@@ -25,7 +25,7 @@ func newScript(name, src string) script {
 // scripts returns every script of the package.
 func scripts() []script {
 	return []script{settleScript, promoteScript, readScript, peekScript, recoverScript, extendScript, replayScript, trimScript, deleteConsumerScript, tickScript,
-		cancelEntryScript, cancelDelayedScript}
+		cancelEntryScript, cancelDelayedScript, publishUniqueScript, ackUniqueScript, releaseUniqueScript}
 }
 
 // commandAt returns the Redis command that line (1-based) of s runs, in ACL
@@ -258,6 +258,11 @@ func aclDisplay(cmd string) string {
 // ARGV[8] how long the marker lives (ms)
 // ARGV[9..] mode "stream"/"dlq": the new entry's field, value pairs
 //
+// For a unique job, KEYS[4] is its claim, and two more arguments follow the
+// fields: the job ID and the claim's new TTL (ms). When the claim still
+// names the job, a dead-lettering deletes it and a retry or snooze renews
+// it.
+//
 // Returns {settled, overflow}: settled is 0 when the entry was not pending
 // (nothing written), 2 when another consumer holds it (nothing written), 3
 // when an earlier run of the same call settled it (nothing written now), 1
@@ -276,6 +281,8 @@ if p[1][2] ~= ARGV[6] then
 end
 redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[8])
 local mode = ARGV[3]
+local last = #ARGV
+if KEYS[4] then last = last - 2 end
 local overflow = 0
 if mode == 'delayed' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
@@ -286,10 +293,17 @@ else
       overflow = 1
     end
   end
-  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 9))
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 9, last))
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+if KEYS[4] and redis.call('GET', KEYS[4]) == ARGV[last + 1] then
+  if mode == 'dlq' then
+    redis.call('DEL', KEYS[4])
+  else
+    redis.call('PEXPIRE', KEYS[4], ARGV[last + 2])
+  end
+end
 return {1, overflow}
 `)
 
@@ -548,30 +562,44 @@ return {out, deleted}
 // ID (the ID, and its milliseconds), the values a reader of the dead letter
 // sees, since the new entry's ID differs.
 //
+// A unique job's dead letter takes its key's claim (set to the job's ID,
+// with the claim's safety TTL) unless another job holds it: then it stays,
+// and its entry ID and the holder's ID are returned.
+//
 // KEYS[1] dead-letter stream
 // KEYS[2] origin stream
+// KEYS[3..] the claims of the unique dead letters' keys
 // ARGV[1] group
-// ARGV[2..] dead-letter entry IDs (validated by the caller)
+// ARGV[2] the claims' safety TTL (ms)
+// ARGV[3..] pairs: dead-letter entry ID (validated by the caller), index in
+// KEYS of its claim (0: not unique)
 //
-// Returns the number of dead letters moved (IDs not found are skipped).
+// Returns {moved, {entry ID, holder's job ID, ...}}: the number of dead
+// letters moved (IDs not found are skipped) and those refused.
 var replayScript = newScript("replay", `
 local skip = {attempt = true, error = true, reason = true, handler = true, origin = true, failed_at = true, stack = true}
-local moved = 0
-for i = 2, #ARGV do
+local moved, refused = 0, {}
+for i = 3, #ARGV, 2 do
   local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
-  if #e > 0 then
-    local f, out, hasID, hasEnq = e[1][2], {}, false, false
+  local claim = KEYS[tonumber(ARGV[i + 1])]
+  local held = claim and redis.call('GET', claim)
+  if #e > 0 and held then
+    refused[#refused + 1] = ARGV[i]
+    refused[#refused + 1] = held
+  elseif #e > 0 then
+    local f, out, id, hasEnq = e[1][2], {}, nil, false
     for j = 1, #f, 2 do
       if not skip[f[j]] then
         out[#out + 1] = f[j]
         out[#out + 1] = f[j + 1]
-        if f[j] == 'id' then hasID = true end
+        if f[j] == 'id' then id = f[j + 1] end
         if f[j] == 'enqueued_at' then hasEnq = true end
       end
     end
-    if not hasID then
+    if not id then
+      id = e[1][1]
       out[#out + 1] = 'id'
-      out[#out + 1] = e[1][1]
+      out[#out + 1] = id
     end
     if not hasEnq then
       out[#out + 1] = 'enqueued_at'
@@ -582,10 +610,13 @@ for i = 2, #ARGV do
     redis.call('XADD', KEYS[2], '*', unpack(out))
     redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[i])
     redis.call('XDEL', KEYS[1], ARGV[i])
+    if claim then
+      redis.call('SET', claim, id, 'PX', ARGV[2])
+    end
     moved = moved + 1
   end
 end
-return moved
+return {moved, refused}
 `)
 
 // trimScript trims a stream without removing any pending entry (of any

@@ -16,15 +16,22 @@ import (
 )
 
 // Ack settles deliveries as done: XACK + XDEL of every entry, grouped by
-// stream, pipelined in one round trip (one per Cluster node).
+// stream, pipelined in one round trip (one per Cluster node). A unique job
+// is acked by a script in the same pipeline that also releases its claim,
+// or keeps it until UniqueFor after the job's EnqueuedAt (see unique.go).
 func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
 	byStream := map[string][]string{}
 	var order []string
+	var unique []scriptCall
 	for _, d := range ds {
 		if d == nil {
+			continue
+		}
+		if d.Job.UniqueKey != "" {
+			unique = append(unique, b.ackUniqueCall(d))
 			continue
 		}
 		s := b.keysFor(d.Job.Topic).stream
@@ -33,7 +40,7 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 		}
 		byStream[s] = append(byStream[s], d.Receipt)
 	}
-	if len(order) == 0 {
+	if len(order) == 0 && len(unique) == 0 {
 		return nil
 	}
 	pipe := b.rdb.Pipeline()
@@ -41,8 +48,20 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 		pipe.XAck(ctx, s, b.o.Group, byStream[s]...)
 		pipe.XDel(ctx, s, byStream[s]...)
 	}
-	_, err := pipe.Exec(ctx)
-	return b.wrap("ack", err)
+	if len(unique) == 0 {
+		_, err := pipe.Exec(ctx)
+		return b.wrap("ack", err)
+	}
+	cmds, err := b.execScripts(ctx, pipe, unique)
+	if err != nil {
+		return b.wrap("ack", err)
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return b.wrap("ack", err)
+		}
+	}
+	return nil
 }
 
 // Retry re-enqueues d's job as attempt d.Job.Attempt+1 with f recorded, now
@@ -113,7 +132,7 @@ func packFields(fields []string) []string {
 	for i := 0; i+1 < len(fields); i += 2 {
 		switch fields[i] {
 		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt, fieldMaxAttempts, fieldTimeout,
-			fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt, fieldStack:
+			fieldUniqueKey, fieldUniqueFor, fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt, fieldStack:
 			own = append(own, fields[i], fields[i+1])
 		default:
 			rest = append(rest, fields[i], fields[i+1])
@@ -190,7 +209,14 @@ func (b *Broker) settleCall(d *broker.Delivery, src, target, mode, arg4, arg5 st
 	for _, f := range fields {
 		args = append(args, f)
 	}
-	return scriptCall{settleScript, []string{src, target, src + ":settled:" + d.Receipt}, args}
+	ks := []string{src, target, src + ":settled:" + d.Receipt}
+	if d.Job.UniqueKey != "" {
+		// The job's claim: released by a dead-lettering, kept (renewed)
+		// by a retry or snooze.
+		ks = append(ks, b.claimKey(d.Job.Topic, d.Job.UniqueKey))
+		args = append(args, d.Job.ID, b.claimTTL(mode, arg4))
+	}
+	return scriptCall{settleScript, ks, args}
 }
 
 // settle moves d's entry from src to target with settleScript.
@@ -322,12 +348,23 @@ type scriptCall struct {
 // EVAL fallback) those that hit NOSCRIPT. The returned error is the first
 // transport error; per-call errors are in the commands.
 func (b *Broker) runScripts(ctx context.Context, calls []scriptCall) ([]*goredis.Cmd, error) {
-	pipe := b.rdb.Pipeline()
+	return b.execScripts(ctx, b.rdb.Pipeline(), calls)
+}
+
+// execScripts is runScripts on pipe, which may hold other commands already:
+// the first error of those is returned too.
+func (b *Broker) execScripts(ctx context.Context, pipe goredis.Pipeliner, calls []scriptCall) ([]*goredis.Cmd, error) {
 	cmds := make([]*goredis.Cmd, len(calls))
 	for i, c := range calls {
 		cmds[i] = c.s.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
-	_, _ = pipe.Exec(ctx)
+	others := pipe.Len() - len(calls)
+	all, _ := pipe.Exec(ctx)
+	for _, c := range all[:min(others, len(all))] {
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
+	}
 	for i, c := range calls {
 		err := cmds[i].Err()
 		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {

@@ -40,6 +40,14 @@ const (
 	fieldTimeout     = "timeout_ms"   // 1 to broker.MaxTimeout, in ms
 )
 
+// Stream entry fields of a unique job (broker.Message.UniqueKey and
+// UniqueFor), written only when set. The settles read them to release or
+// keep the job's claim (see unique.go).
+const (
+	fieldUniqueKey = "unique_key"
+	fieldUniqueFor = "unique_for_ms" // 1 to broker.MaxUniqueFor, in ms
+)
+
 // MaxStack is the most bytes of a failure's stack ([job.Failure.Stack]) a
 // retried or dead-lettered entry stores in its stack field. A longer stack
 // keeps its first MaxStack bytes (the innermost frames, where the panic
@@ -82,6 +90,12 @@ func encodeFields(j *job.Job, attempt int, f *job.Failure) []string {
 	}
 	if j.Timeout > 0 {
 		out = append(out, fieldTimeout, timeoutMS(j.Timeout))
+	}
+	if j.UniqueKey != "" {
+		out = append(out, fieldUniqueKey, j.UniqueKey)
+		if j.UniqueFor > 0 {
+			out = append(out, fieldUniqueFor, timeoutMS(j.UniqueFor))
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(j.Headers)) {
 		out = append(out, headerPrefix+name, j.Headers[name])
@@ -205,6 +219,11 @@ func decodeEntry(topic, entryID string, values map[string]any) decoded {
 		case k == fieldTimeout:
 			n, _ := d.bounded(k, s, broker.MaxTimeout.Milliseconds(), "ignored: the timeout middleware decides")
 			j.Timeout = time.Duration(n) * time.Millisecond
+		case k == fieldUniqueKey:
+			j.UniqueKey = s
+		case k == fieldUniqueFor:
+			n, _ := d.bounded(k, s, broker.MaxUniqueFor.Milliseconds(), "ignored: the key is released at the ack")
+			j.UniqueFor = time.Duration(n) * time.Millisecond
 		case k == fieldEnqueuedAt:
 			ms, err := strconv.ParseInt(s, 10, 64)
 			if err != nil {

@@ -29,6 +29,7 @@ type jobView struct {
 	Attempt       int               `json:"attempt"`
 	EnqueuedAt    time.Time         `json:"enqueued_at"`
 	Headers       map[string]string `json:"headers,omitempty"`
+	UniqueKey     string            `json:"unique_key,omitempty"`
 	Payload       json.RawMessage   `json:"payload,omitempty"`
 	PayloadText   *string           `json:"payload_text,omitempty"`
 	PayloadBase64 string            `json:"payload_base64,omitempty"`
@@ -45,7 +46,7 @@ type failureView struct {
 }
 
 func viewOf(j *job.Job) jobView {
-	v := jobView{ID: j.ID, Topic: j.Topic, Attempt: j.Attempt, EnqueuedAt: j.EnqueuedAt.UTC(), Headers: j.Headers}
+	v := jobView{ID: j.ID, Topic: j.Topic, Attempt: j.Attempt, EnqueuedAt: j.EnqueuedAt.UTC(), Headers: j.Headers, UniqueKey: j.UniqueKey}
 	switch p := j.Payload; {
 	case isJSON(p):
 		v.Payload = json.RawMessage(p)

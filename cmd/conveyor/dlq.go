@@ -302,6 +302,9 @@ func printDeadLetter(a *app, dl *broker.DeadLetter) {
 	fmt.Fprintf(tw, "topic\t%s\n", printable(j.Topic))
 	fmt.Fprintf(tw, "attempts\t%d\n", j.Attempt)
 	fmt.Fprintf(tw, "enqueued at\t%s\n", j.EnqueuedAt.UTC().Format(time.RFC3339))
+	if j.UniqueKey != "" {
+		fmt.Fprintf(tw, "unique key\t%s\n", printable(j.UniqueKey))
+	}
 	if f := j.Failure; f != nil {
 		fmt.Fprintf(tw, "failed at\t%s\n", f.At.UTC().Format(time.RFC3339))
 		fmt.Fprintf(tw, "reason\t%s\n", printable(f.Reason))
@@ -497,6 +500,7 @@ func (a *app) dlqApply(ctx context.Context, adm broker.DeadLetterAdmin, topic, v
 	// which.
 	bar := newProgress(a.stderr, verb, len(f.ids), len(f.ids) >= dlqChunk && a.isTerminal != nil && a.isTerminal(a.stderr))
 	defer bar.finish()
+	var dups []error
 	for ids := range slices.Chunk(f.ids, dlqChunk) {
 		found, lost, err := find(ctx, adm, topic, ids)
 		if err != nil {
@@ -506,14 +510,18 @@ func (a *app) dlqApply(ctx context.Context, adm broker.DeadLetterAdmin, topic, v
 		if len(found) > 0 { // never nil: nil means all
 			m, err := act.apply(adm, ctx, topic, idsOf(found))
 			n += m
-			if err != nil {
+			if errors.Is(err, broker.ErrDuplicate) {
+				// A replay refused for a unique job whose key another
+				// job holds: the others go on.
+				dups = append(dups, err)
+			} else if err != nil {
 				bar.add(len(ids))
 				return n, missing, err
 			}
 		}
 		bar.add(len(ids))
 	}
-	return n, missing, nil
+	return n, missing, errors.Join(dups...)
 }
 
 // dlqReport prints the result of act: n dead letters of topic changed, and
@@ -595,7 +603,11 @@ func newDLQReplayCmd(a *app) *cobra.Command {
 attempt 1 and no failure recorded; payload, ID, headers and first-enqueued
 time are kept. With --all the IDs are snapshotted first, so a job that fails
 again during the replay is not replayed twice. --dry-run lists what would
-move. Fix the cause first, or the jobs will come back.`,
+move. Fix the cause first, or the jobs will come back.
+
+A dead letter of a unique job takes its unique key again; when another job
+holds the key, that dead letter stays, the others are replayed, and replay
+names it and the holder and exits with status 1.`,
 		Example: `  conveyor dlq replay --topic orchestrate --all --dry-run
   conveyor dlq replay --topic orchestrate --all
   conveyor dlq replay --topic orchestrate --id 1732590000000-0 --id 1732590000001-0`,

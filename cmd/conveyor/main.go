@@ -6,7 +6,7 @@
 //
 // Run "conveyor --help" or "conveyor <command> --help" for usage and
 // examples. Exit codes: 0 success, 1 the operation failed, 2 wrong usage or
-// configuration.
+// configuration, 3 produce --unique-key found the key held by another job.
 package main
 
 import (

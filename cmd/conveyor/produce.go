@@ -29,8 +29,9 @@ const listMax = 20
 func newProduceCmd(a *app) *cobra.Command {
 	var (
 		topic, payload, file, id string
+		uniqueKey                string
 		count                    int
-		delay                    time.Duration
+		delay, uniqueFor         time.Duration
 		headers                  []string
 		raw, asJSON              bool
 	)
@@ -43,12 +44,21 @@ func newProduceCmd(a *app) *cobra.Command {
 bar shows on a terminal for large counts); --delay makes them due later.
 
 It prints the job IDs (one per line), or the count when there are more than
-20; --json prints {"topic", "count", "ids"}.`,
+20; --json prints {"topic", "count", "ids"}.
+
+--unique-key K makes the job unique in its topic: while a job with key K is
+delayed, queued, running or waiting to retry, produce publishes nothing,
+prints the ID of that job (--json: {"topic", "count": 0, "ids": [],
+"existing_id"}), says so on standard error and exits with status 3.
+The key is released when the job succeeds or is dead-lettered;
+--unique-for D keeps it after success until D after the job was first
+enqueued ("at most once per D").`,
 		Example: `  conveyor produce --topic orchestrate --payload '{"prompt":"summarise the report"}'
   conveyor produce --topic orchestrate --file job.json --header tenant=acme
   conveyor produce --topic orchestrate --payload '{"fail":true}'      # demo a retry, then a dead letter
   conveyor produce --topic ingest --payload '{"n":1}' --count 10000 --delay 1m
-  echo 'plain text' | conveyor produce --topic notes --file - --raw`,
+  echo 'plain text' | conveyor produce --topic notes --file - --raw
+  conveyor produce --topic reports --payload '{"day":"2026-12-06"}' --unique-key report-2026-12-06 --unique-for 24h`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
 			if err := a.requireRedis(cmd); err != nil {
@@ -80,9 +90,22 @@ It prints the job IDs (one per line), or the count when there are more than
 			if id != "" && count > 1 {
 				return usagef("--id names one job: it cannot be used with --count")
 			}
+			if uniqueKey != "" && count > 1 {
+				return usagef("--unique-key names one job: it cannot be used with --count")
+			}
+			if uniqueFor != 0 && uniqueKey == "" {
+				return usagef("--unique-for needs --unique-key")
+			}
+			if uniqueFor < 0 || uniqueFor > broker.MaxUniqueFor {
+				return usagef("--unique-for must be between 0 and %v, not %v", broker.MaxUniqueFor, uniqueFor)
+			}
 			return a.withBroker(func(b broker.Broker) error {
 				bar := newProgress(a.stderr, "publishing", count, count >= progressMin && a.isTerminal != nil && a.isTerminal(a.stderr))
-				m := broker.Message{Topic: topic, Payload: body, Headers: hs, Delay: delay, ID: id}
+				m := broker.Message{Topic: topic, Payload: body, Headers: hs, Delay: delay, ID: id, UniqueKey: uniqueKey, UniqueFor: uniqueFor}
+				if uniqueKey != "" {
+					bar.finish()
+					return publishUnique(cmd.Context(), a, b, m, asJSON)
+				}
 				ids, err := publishCopies(cmd.Context(), b, m, count, bar)
 				bar.finish()
 				if err != nil {
@@ -113,9 +136,42 @@ It prints the job IDs (one per line), or the count when there are more than
 	f.DurationVar(&delay, "delay", 0, "make the jobs due after this long (such as 30s)")
 	f.StringArrayVarP(&headers, "header", "H", nil, "header name=value (repeatable)")
 	f.StringVar(&id, "id", "", "job ID (default: generated)")
+	f.StringVar(&uniqueKey, "unique-key", "", "publish only if no job of the topic holds this key (exit 3 and print the holder's ID if one does)")
+	f.DurationVar(&uniqueFor, "unique-for", 0, "keep the unique key after success until this long after the first enqueue (such as 1h)")
 	f.BoolVar(&raw, "raw", false, "send the payload as it is, without checking that it is JSON")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// publishUnique publishes m, which has a unique key, and prints its ID; when
+// another job holds the key, it prints that job's ID and returns an error
+// with exit code exitDuplicate.
+func publishUnique(ctx context.Context, a *app, p broker.Publisher, m broker.Message, asJSON bool) error {
+	id, err := p.Publish(ctx, m)
+	dup := errors.Is(err, broker.ErrDuplicate)
+	if err != nil && !dup {
+		return fmt.Errorf("published 0 of 1 job to %s: %w", m.Topic, err)
+	}
+	if asJSON {
+		out := struct {
+			Topic      string   `json:"topic"`
+			Count      int      `json:"count"`
+			IDs        []string `json:"ids"`
+			ExistingID string   `json:"existing_id,omitempty"`
+		}{Topic: m.Topic, Count: 1, IDs: []string{id}}
+		if dup {
+			out.Count, out.IDs, out.ExistingID = 0, []string{}, id
+		}
+		if werr := writeJSON(a.stdout, out); werr != nil {
+			return werr
+		}
+	} else if _, werr := fmt.Fprintln(a.stdout, printableText(id)); werr != nil {
+		return werr
+	}
+	if dup {
+		return &exitError{code: exitDuplicate, err: fmt.Errorf("%w; nothing published", err)}
+	}
+	return nil
 }
 
 // publishCopies publishes count copies of m to p in batches of

@@ -25,6 +25,9 @@ const (
 	exitOK    = 0
 	exitFail  = 1 // the command ran and failed: Redis unreachable, job not found…
 	exitUsage = 2 // the command line or the configuration is wrong
+	// exitDuplicate: produce --unique-key found the key held by another
+	// job, whose ID it printed; nothing was published.
+	exitDuplicate = 3
 )
 
 // subcommands lists the constructors of conveyor's subcommands (help lists
@@ -120,7 +123,9 @@ can drive the terminal; --json prints it as it is.
 
 Exit codes: 0 success, 1 the operation failed (Redis unreachable, no such
 topic or dead letter, a question answered no), 2 wrong usage or
-configuration (including dlq purge --all without --yes off a terminal).`,
+configuration (including dlq purge --all without --yes off a terminal), 3
+produce --unique-key found the key held by another job (it prints that
+job's ID and publishes nothing).`,
 		Example: `  export REDIS_URL=redis://default:PASSWORD@localhost:6379/0
   conveyor ping
   conveyor produce --topic orchestrate --payload '{"prompt":"hello"}'

@@ -2,8 +2,10 @@ package otel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	otelapi "go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -78,7 +80,7 @@ func newConfig(opts *Options) config {
 // job then has its own parent, and each span carries its message's ID. The
 // Headers map is copied before it is written, never changed in place. A span
 // ends when the broker call returns; it records the error if the broker did
-// not accept its message.
+// not accept its message (a duplicate of a unique job included).
 func InjectPublish(opts *Options) broker.PublishMiddleware {
 	c := newConfig(opts)
 	return func(next broker.PublishFunc) broker.PublishFunc {
@@ -105,8 +107,10 @@ func InjectPublish(opts *Options) broker.PublishMiddleware {
 				spans[i] = span
 			}
 			ids, err := next(ctx, ms)
+			var be *broker.BatchError
+			errors.As(err, &be)
 			for i, span := range spans {
-				accepted := err == nil || (i < len(ids) && ids[i] != "")
+				accepted := err == nil || (i < len(ids) && ids[i] != "" && (be == nil || !slices.Contains(be.Duplicates, i)))
 				if i < len(ids) && ids[i] != "" && ms[i].ID == "" {
 					span.SetAttributes(semconv.MessagingMessageID(ids[i]))
 				}

@@ -2,6 +2,8 @@ package prometheus
 
 import (
 	"context"
+	"errors"
+	"slices"
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/middleware"
@@ -10,8 +12,9 @@ import (
 // CountPublished returns producer middleware that counts
 // [middleware.EventEnqueued] on rec, per topic, for every message the broker
 // accepted. When publishing fails part way through a batch, only the messages
-// the broker returned an ID for are counted. It works with any
-// [middleware.Recorder], not only this package's.
+// the broker returned an ID for are counted, and never those refused as
+// duplicates of a unique job (broker.BatchError.Duplicates). It works with
+// any [middleware.Recorder], not only this package's.
 func CountPublished(rec middleware.Recorder) broker.PublishMiddleware {
 	return func(next broker.PublishFunc) broker.PublishFunc {
 		return func(ctx context.Context, ms []broker.Message) ([]string, error) {
@@ -19,6 +22,17 @@ func CountPublished(rec middleware.Recorder) broker.PublishMiddleware {
 			n := len(ms)
 			if err != nil {
 				n = min(len(ids), len(ms))
+			}
+			var be *broker.BatchError
+			if errors.As(err, &be) && len(be.Duplicates) > 0 {
+				counted := slices.Clone(ids)
+				for _, i := range be.Duplicates {
+					if i < len(counted) {
+						counted[i] = "" // not enqueued
+					}
+				}
+				countRuns(rec, ms[:n], counted)
+				return ids, err
 			}
 			countRuns(rec, ms[:n], ids)
 			return ids, err

@@ -47,6 +47,11 @@ func TestCountPublished(t *testing.T) {
 			[]string{"a enqueued 1", "b enqueued 1"}},
 		{"empty IDs are not counted", msgs("a", "a", "a"), []string{"1", "", "3"}, errStore,
 			[]string{"a enqueued 2"}},
+		{"duplicates are not counted", msgs("a", "a", "b"), []string{"1", "1", "3"},
+			&broker.BatchError{Duplicates: []int{1}, Err: &broker.DuplicateError{Topic: "a", Key: "k", ID: "1"}},
+			[]string{"a enqueued 1", "b enqueued 1"}},
+		{"a duplicate alone counts nothing", msgs("a"), []string{"1"},
+			&broker.BatchError{Duplicates: []int{0}, Err: &broker.DuplicateError{Topic: "a", Key: "k", ID: "1"}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
