@@ -139,8 +139,7 @@ var aclCommands = []string{
 	"zadd", "zrange", "zrangebyscore", "zrem", "zcard",
 	"sadd", "smembers", "scan",
 	"set", "get", // a settle's marker, which recognises a settle run again after a lost reply
-	"del", "pexpire", "pexpireat", // unique jobs' claims
-	"del", "pexpire", "pexpireat", // unique jobs' claims
+	"del", "pexpire", "pexpireat", // unique jobs' claims, pausing and resuming
 	"evalsha", "eval",
 }
 
