@@ -74,27 +74,8 @@ func (s *Server) watchCancels(ctx context.Context, stop <-chan struct{}) {
 		<-stop
 		return
 	}
-	t := time.NewTicker(s.opts.CancelInterval)
-	defer t.Stop()
-	held := make([]*broker.Delivery, 0, len(s.workers))
-	holders := make([]*worker, 0, len(s.workers))
 	failing := false
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		held, holders = held[:0], holders[:0]
-		for _, w := range s.workers {
-			if d := w.cur.Load(); d != nil {
-				held = append(held, d)
-				holders = append(holders, w)
-			}
-		}
-		if len(held) == 0 {
-			continue
-		}
+	s.everyHeld(stop, s.opts.CancelInterval, func(held []*broker.Delivery, holders []*worker) {
 		rs, err := s.watcher.CancelRequested(ctx, held...)
 		s.stats.cancelChecks.Add(1)
 		switch {
@@ -114,9 +95,7 @@ func (s *Server) watchCancels(ctx context.Context, stop <-chan struct{}) {
 				}
 			}
 		}
-		clear(held)
-		clear(holders)
-	}
+	})
 }
 
 // settleCancelled settles d, whose context a cancel request ended, after

@@ -15,27 +15,8 @@ func (s *Server) heartbeat(ctx context.Context, stop <-chan struct{}) {
 		<-stop
 		return
 	}
-	t := time.NewTicker(s.opts.HeartbeatInterval)
-	defer t.Stop()
-	held := make([]*broker.Delivery, 0, len(s.workers))
-	holders := make([]*worker, 0, len(s.workers))
 	failing := false
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		held, holders = held[:0], holders[:0]
-		for _, w := range s.workers {
-			if d := w.cur.Load(); d != nil {
-				held = append(held, d)
-				holders = append(holders, w)
-			}
-		}
-		if len(held) == 0 {
-			continue
-		}
+	s.everyHeld(stop, s.opts.HeartbeatInterval, func(held []*broker.Delivery, holders []*worker) {
 		at := time.Now()
 		err := s.b.Extend(ctx, held...)
 		if err == nil || errors.Is(err, broker.ErrNotFound) {
@@ -47,8 +28,6 @@ func (s *Server) heartbeat(ctx context.Context, stop <-chan struct{}) {
 				}
 			}
 		}
-		clear(held)
-		clear(holders)
 		switch {
 		case errors.Is(err, broker.ErrNotFound):
 			// Some of them were settled (or lost) between the snapshot and
@@ -67,5 +46,36 @@ func (s *Server) heartbeat(ctx context.Context, stop <-chan struct{}) {
 		default:
 			s.stats.extended.Add(int64(len(held)))
 		}
+	})
+}
+
+// everyHeld calls f every interval, until stop is closed, with the
+// deliveries the workers hold and the workers holding them (held[i] is
+// holders[i]'s), on the ticks when they hold any. The slices are reused:
+// f must not keep them.
+func (s *Server) everyHeld(stop <-chan struct{}, interval time.Duration, f func(held []*broker.Delivery, holders []*worker)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	held := make([]*broker.Delivery, 0, len(s.workers))
+	holders := make([]*worker, 0, len(s.workers))
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		held, holders = held[:0], holders[:0]
+		for _, w := range s.workers {
+			if d := w.cur.Load(); d != nil {
+				held = append(held, d)
+				holders = append(holders, w)
+			}
+		}
+		if len(held) == 0 {
+			continue
+		}
+		f(held, holders)
+		clear(held)
+		clear(holders)
 	}
 }

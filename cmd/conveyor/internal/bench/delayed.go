@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
@@ -28,15 +27,11 @@ const (
 func runDelayed(ctx context.Context, e *env) error {
 	n := min(e.cfg.N, e.cfg.LatencyJobs)
 	rt := &roundTrips{}
-	b, err := e.openRedis(ScenarioDelayed, rt)
+	b, release, err := e.openRedis(ScenarioDelayed, rt)
 	if err != nil {
 		return err
 	}
-	ns := b.Options().Namespace
-	defer func() {
-		_ = b.Close()
-		_ = e.cleanup(ns)
-	}()
+	defer release()
 
 	late := make([]atomic.Int64, n)
 	mux := job.NewMux()
@@ -54,41 +49,17 @@ func runDelayed(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runErr := make(chan error, 1)
-	go func() { runErr <- srv.Run(runCtx) }()
-	fail := func(err error) error {
-		stop()
-		return fmt.Errorf("bench: delayed: %w", errors.Join(err, <-runErr))
-	}
+	run := serve(ctx, srv)
 
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	period := time.Second / DelayedRate
-	m := startMeter(e, rt)
-	t0 := m.start
-	for i := range n {
-		if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
-			time.Sleep(d)
-		}
+	meas, err := e.publishPaced(ctx, w, rt, n, time.Second/DelayedRate, func(i int) broker.Message {
 		delay := time.Duration(rnd.Int64N(int64(DelayedMaxDelay)))
 		// Due times are kept in whole milliseconds: the payload carries
 		// the due time the broker uses.
 		due := time.Now().Add(delay).Truncate(time.Millisecond)
-		p := newPayload(e.cfg.PayloadSize, i, due.UnixNano())
-		if _, err := b.Publish(ctx, broker.Message{Topic: benchTopic, Payload: p, ProcessAt: due}); err != nil {
-			m.end()
-			return fail(err)
-		}
-	}
-	doneAt, err := w.wait(ctx, stallTimeout)
-	if err != nil {
-		m.end()
-		return fail(err)
-	}
-	meas := m.endAt(doneAt)
-	stop()
-	if err := <-runErr; err != nil {
+		return broker.Message{Topic: benchTopic, Payload: newPayload(e.cfg.PayloadSize, i, due.UnixNano()), ProcessAt: due}
+	})
+	if err := run.stop(err); err != nil {
 		return fmt.Errorf("bench: delayed: %w", err)
 	}
 	lateness, err := collect(late)

@@ -37,8 +37,9 @@ func namespace(scenario string) string {
 }
 
 // openRedis opens conveyor's Redis broker on a fresh namespace, its round
-// trips counted by rt.
-func (e *env) openRedis(scenario string, rt *roundTrips) (*redis.Broker, error) {
+// trips counted by rt, and returns it with a function that closes it and
+// deletes every key of the namespace.
+func (e *env) openRedis(scenario string, rt *roundTrips) (*redis.Broker, func(), error) {
 	b, err := redis.Open(e.url, &redis.Options{
 		Namespace: namespace(scenario),
 		Consumer:  "bench",
@@ -46,12 +47,15 @@ func (e *env) openRedis(scenario string, rt *roundTrips) (*redis.Broker, error) 
 		Logger:    e.quiet,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bench: open Redis broker: %w", err)
+		return nil, nil, fmt.Errorf("bench: open Redis broker: %w", err)
 	}
 	if rt != nil {
 		b.Client().AddHook(rt)
 	}
-	return b, nil
+	return b, func() {
+		_ = b.Close()
+		_ = e.cleanup(b.Options().Namespace)
+	}, nil
 }
 
 // cleanup deletes every key of namespace ns.

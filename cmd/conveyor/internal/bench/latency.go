@@ -22,15 +22,11 @@ import (
 func runLatency(ctx context.Context, e *env) error {
 	n := min(e.cfg.N, e.cfg.LatencyJobs)
 	rt := &roundTrips{}
-	b, err := e.openRedis("latency", rt)
+	b, release, err := e.openRedis("latency", rt)
 	if err != nil {
 		return err
 	}
-	ns := b.Options().Namespace
-	defer func() {
-		_ = b.Close()
-		_ = e.cleanup(ns)
-	}()
+	defer release()
 
 	warm := n // sequence number of the warm-up job, not measured
 	start := make([]atomic.Int64, n+1)
@@ -57,13 +53,9 @@ func runLatency(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runErr := make(chan error, 1)
-	go func() { runErr <- srv.Run(runCtx) }()
+	run := serve(ctx, srv)
 	fail := func(err error) error {
-		stop()
-		return fmt.Errorf("bench: latency: %w", errors.Join(err, <-runErr))
+		return fmt.Errorf("bench: latency: %w", run.stop(err))
 	}
 
 	// Warm up: one job through the whole path, so that the group exists and
@@ -79,27 +71,10 @@ func runLatency(ctx context.Context, e *env) error {
 		time.Sleep(time.Millisecond)
 	}
 
-	period := time.Second / time.Duration(e.cfg.Rate)
-	m := startMeter(e, rt)
-	t0 := m.start
-	for i := range n {
-		if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
-			time.Sleep(d)
-		}
-		p := newPayload(e.cfg.PayloadSize, i, time.Now().UnixNano())
-		if _, err := b.Publish(ctx, broker.Message{Topic: benchTopic, Payload: p}); err != nil {
-			m.end()
-			return fail(err)
-		}
-	}
-	doneAt, err := w.wait(ctx, stallTimeout)
-	if err != nil {
-		m.end()
-		return fail(err)
-	}
-	meas := m.endAt(doneAt)
-	stop()
-	if err := <-runErr; err != nil {
+	meas, err := e.publishPaced(ctx, w, rt, n, time.Second/time.Duration(e.cfg.Rate), func(i int) broker.Message {
+		return broker.Message{Topic: benchTopic, Payload: newPayload(e.cfg.PayloadSize, i, time.Now().UnixNano())}
+	})
+	if err := run.stop(err); err != nil {
 		return fmt.Errorf("bench: latency: %w", err)
 	}
 

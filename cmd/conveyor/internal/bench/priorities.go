@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -54,15 +53,11 @@ func (w prioritiesWatch) FetchWeighted(ctx context.Context, topics []broker.Topi
 
 func (e *env) prioritiesCase(ctx context.Context, row string, k int, weights []int) error {
 	rt := &roundTrips{}
-	b, err := e.openRedis(ScenarioPriorities, rt)
+	b, release, err := e.openRedis(ScenarioPriorities, rt)
 	if err != nil {
 		return err
 	}
-	ns := b.Options().Namespace
-	defer func() {
-		_ = b.Close()
-		_ = e.cleanup(ns)
-	}()
+	defer release()
 	topics := make([]string, k)
 	prio := map[string]int{}
 	for i := range topics {
@@ -105,33 +100,10 @@ func (e *env) prioritiesCase(ctx context.Context, row string, k int, weights []i
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runErr := make(chan error, 1)
-	m := startMeter(e, rt)
-	go func() { runErr <- srv.Run(runCtx) }()
-	doneAt, waitErr := w.wait(ctx, stallTimeout)
-	var meas measurement
-	if waitErr == nil {
-		meas = m.endAt(doneAt)
-	} else {
-		m.end()
-	}
-	stop()
-	if err := errors.Join(waitErr, <-runErr); err != nil {
+	res, _, err := e.drain(ctx, srv, w, rt, tr, topics...)
+	if err != nil {
 		return err
 	}
-	calls, missing := tr.count()
-	if missing > 0 {
-		return fmt.Errorf("%d of %d jobs never reached the handler", missing, n)
-	}
-	for _, topic := range topics {
-		if l, p, err := e.topicState(ctx, b, topic); err != nil || l != 0 || p != 0 {
-			return fmt.Errorf("after processing, topic %s length %d, pending %d (%v)", topic, l, p, err)
-		}
-	}
-	res := result(n, meas)
-	res.Processed = calls
 	shares := ""
 	for i, topic := range topics {
 		if i > 0 {

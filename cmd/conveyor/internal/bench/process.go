@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,15 +64,11 @@ func recommendedStack() (job.Middleware, error) {
 
 func (e *env) processRedis(ctx context.Context, scenario, row, what string, mw job.Middleware) error {
 	rt := &roundTrips{}
-	b, err := e.openRedis(scenario, rt)
+	b, release, err := e.openRedis(scenario, rt)
 	if err != nil {
 		return err
 	}
-	ns := b.Options().Namespace
-	defer func() {
-		_ = b.Close()
-		_ = e.cleanup(ns)
-	}()
+	defer release()
 	res, err := e.process(ctx, b, mw, rt)
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", row, err)
@@ -104,32 +99,6 @@ func (e *env) process(ctx context.Context, b broker.Broker, mw job.Middleware, r
 	if err != nil {
 		return RunResult{}, err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runErr := make(chan error, 1)
-
-	m := startMeter(e, rt)
-	go func() { runErr <- srv.Run(runCtx) }()
-	doneAt, waitErr := w.wait(ctx, stallTimeout)
-	var meas measurement
-	if waitErr == nil {
-		meas = m.endAt(doneAt)
-	} else {
-		m.end()
-	}
-	stop()
-	if err := errors.Join(waitErr, <-runErr); err != nil {
-		return RunResult{}, err
-	}
-
-	calls, missing := tr.count()
-	if missing > 0 {
-		return RunResult{}, fmt.Errorf("%d of %d jobs never reached the handler", missing, n)
-	}
-	if l, p, err := e.topicState(ctx, b, benchTopic); err != nil || l != 0 || p != 0 {
-		return RunResult{}, fmt.Errorf("after processing, topic length %d, pending %d (%v)", l, p, err)
-	}
-	res := result(n, meas)
-	res.Processed = calls
-	return res, nil
+	res, _, err := e.drain(ctx, srv, w, rt, tr, benchTopic)
+	return res, err
 }

@@ -34,15 +34,11 @@ func runPublish(ctx context.Context, e *env) error {
 
 func (e *env) publishOnce(ctx context.Context, row, what string, pub func(context.Context, *redis.Broker) error) error {
 	rt := &roundTrips{}
-	b, err := e.openRedis("publish", rt)
+	b, release, err := e.openRedis("publish", rt)
 	if err != nil {
 		return err
 	}
-	ns := b.Options().Namespace
-	defer func() {
-		_ = b.Close()
-		_ = e.cleanup(ns)
-	}()
+	defer release()
 	m := startMeter(e, rt)
 	if err := pub(ctx, b); err != nil {
 		m.end()

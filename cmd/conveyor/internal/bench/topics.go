@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -68,15 +67,11 @@ func runTopics(ctx context.Context, e *env) error {
 
 func (e *env) topicsCase(ctx context.Context, c topicsCase) error {
 	rt := &roundTrips{}
-	b, err := e.openRedis(ScenarioTopics, rt)
+	b, release, err := e.openRedis(ScenarioTopics, rt)
 	if err != nil {
 		return err
 	}
-	ns := b.Options().Namespace
-	defer func() {
-		_ = b.Close()
-		_ = e.cleanup(ns)
-	}()
+	defer release()
 	counts := c.spread(e.cfg.N)
 	topics := make([]string, len(counts))
 	index := make(map[string]int, len(counts))
@@ -124,38 +119,15 @@ func (e *env) topicsCase(ctx context.Context, c topicsCase) error {
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runErr := make(chan error, 1)
-	m := startMeter(e, rt)
-	go func() { runErr <- srv.Run(runCtx) }()
-	doneAt, waitErr := w.wait(ctx, stallTimeout)
-	var meas measurement
-	if waitErr == nil {
-		meas = m.endAt(doneAt)
-	} else {
-		m.end()
-	}
-	stop()
-	if err := errors.Join(waitErr, <-runErr); err != nil {
+	res, start, err := e.drain(ctx, srv, w, rt, tr, topics...)
+	if err != nil {
 		return err
-	}
-	calls, missing := tr.count()
-	if missing > 0 {
-		return fmt.Errorf("%d of %d jobs never reached the handler", missing, n)
-	}
-	for _, topic := range topics {
-		if l, p, err := e.topicState(ctx, b, topic); err != nil || l != 0 || p != 0 {
-			return fmt.Errorf("after processing, topic %s length %d, pending %d (%v)", topic, l, p, err)
-		}
 	}
 	done := make([]time.Duration, len(finished))
 	for i, at := range finished {
-		done[i] = at.Sub(m.start)
+		done[i] = at.Sub(start)
 	}
 	slices.Sort(done)
-	res := result(n, meas)
-	res.Processed = calls
 	setPercentiles(&res, done)
 	what := fmt.Sprintf("%s, server on Redis (concurrency %d, %v handler); percentiles: topic completion times",
 		c.what, TopicsConcurrency, TopicsHandlerTime)

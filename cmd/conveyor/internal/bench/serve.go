@@ -1,0 +1,89 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/server"
+)
+
+// serving is a server running in the background until stop.
+type serving struct {
+	cancel context.CancelFunc
+	runErr chan error
+}
+
+// serve starts srv.Run in the background.
+func serve(ctx context.Context, srv *server.Server) *serving {
+	runCtx, cancel := context.WithCancel(ctx)
+	s := &serving{cancel: cancel, runErr: make(chan error, 1)}
+	go func() { s.runErr <- srv.Run(runCtx) }()
+	return s
+}
+
+// stop stops the server and returns err joined with Run's error.
+func (s *serving) stop(err error) error {
+	s.cancel()
+	return errors.Join(err, <-s.runErr)
+}
+
+// drain times srv, a server on w, from Run until w has seen all its jobs
+// acknowledged, then stops it and checks that every job reached the
+// handler (tr counts them) and that topics are left empty. It returns the
+// run's result, with Processed set, and when its clock started. rt counts
+// the broker's round trips (nil for no Redis).
+func (e *env) drain(ctx context.Context, srv *server.Server, w *ackWatch, rt *roundTrips, tr *tracker, topics ...string) (RunResult, time.Time, error) {
+	n := int(w.target)
+	m := startMeter(e, rt)
+	s := serve(ctx, srv)
+	doneAt, waitErr := w.wait(ctx, stallTimeout)
+	var meas measurement
+	if waitErr == nil {
+		meas = m.endAt(doneAt)
+	} else {
+		m.end()
+	}
+	if err := s.stop(waitErr); err != nil {
+		return RunResult{}, time.Time{}, err
+	}
+	calls, missing := tr.count()
+	if missing > 0 {
+		return RunResult{}, time.Time{}, fmt.Errorf("%d of %d jobs never reached the handler", missing, n)
+	}
+	for _, topic := range topics {
+		if l, p, err := e.topicState(ctx, w.Broker, topic); err != nil || l != 0 || p != 0 {
+			return RunResult{}, time.Time{}, fmt.Errorf("after processing, topic %s length %d, pending %d (%v)", topic, l, p, err)
+		}
+	}
+	res := result(n, meas)
+	res.Processed = calls
+	return res, m.start, nil
+}
+
+// publishPaced starts the clock and publishes n jobs one at a time through
+// w's broker, job i (msg(i), built when it is due) period*i after the
+// start; then it waits until w has seen all its jobs acknowledged and
+// returns the measurement up to the last acknowledgement. rt counts the
+// broker's round trips.
+func (e *env) publishPaced(ctx context.Context, w *ackWatch, rt *roundTrips, n int, period time.Duration, msg func(i int) broker.Message) (measurement, error) {
+	m := startMeter(e, rt)
+	t0 := m.start
+	for i := range n {
+		if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
+			time.Sleep(d)
+		}
+		if _, err := w.Publish(ctx, msg(i)); err != nil {
+			m.end()
+			return measurement{}, err
+		}
+	}
+	doneAt, err := w.wait(ctx, stallTimeout)
+	if err != nil {
+		m.end()
+		return measurement{}, err
+	}
+	return m.endAt(doneAt), nil
+}
