@@ -19,6 +19,8 @@ func newBenchCmd(a *app) *cobra.Command {
 		cfg       bench.Config
 		scenarios string
 		asJSON    bool
+		compare   string
+		against   string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -60,14 +62,43 @@ PATH on a free loopback port (no persistence) and stops it at the end. With
 deletes its keys at the end; do not point it at a busy production Redis.
 
 --json prints one JSON object on stdout and nothing else; progress goes to
-stderr.`,
+stderr.
+
+--compare OLD.json runs the scenarios and prints, instead of the table, a
+before/after table against an earlier --json report: for each row, its
+jobs/s, ratios to the floor, latency percentiles, CPU µs per job (conveyor
+and Redis) and round trips per job, old and new, and the change in percent.
+With --against NEW.json as well, it compares the two files and runs
+nothing.`,
 		Example: `  conveyor bench
   conveyor bench -n 100000 --runs 3 --json > bench.json
   conveyor bench --scenarios floor,process --redis-url redis://localhost:6379/0
-  conveyor bench --scenarios process --cpuprofile cpu.out   # go tool pprof cpu.out`,
+  conveyor bench --scenarios process --cpuprofile cpu.out   # go tool pprof cpu.out
+  conveyor bench -n 100000 --runs 3 --compare bench.json
+  conveyor bench --compare old.json --against new.json`,
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{annotationNoConfig: "true"},
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			var before *bench.Report
+			if against != "" && compare == "" {
+				return usageError(errors.New("--against needs --compare: it names the newer report of the two compared"))
+			}
+			if compare != "" {
+				if asJSON {
+					return usageError(errors.New("--json and --compare do not combine: save the run with --json, then compare the files with --compare OLD.json --against NEW.json"))
+				}
+				var err error
+				if before, err = bench.ReadReport(compare); err != nil {
+					return usageError(err)
+				}
+				if against != "" {
+					after, err := bench.ReadReport(against)
+					if err != nil {
+						return usageError(err)
+					}
+					return bench.WriteComparison(a.stdout, before, after)
+				}
+			}
 			cfg.Scenarios = bench.ParseScenarios(scenarios)
 			cfg.Progress = a.stderr
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -82,6 +113,9 @@ stderr.`,
 			if asJSON {
 				return rep.WriteJSON(a.stdout)
 			}
+			if before != nil {
+				return bench.WriteComparison(a.stdout, before, rep)
+			}
 			return rep.WriteTable(a.stdout)
 		}),
 	}
@@ -94,6 +128,8 @@ stderr.`,
 	f.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios to run")
 	f.IntVar(&cfg.Runs, "runs", bench.DefaultRuns, "runs of each scenario; the table shows the median")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object on stdout")
+	f.StringVar(&compare, "compare", "", "print a before/after table of this earlier --json report and this run")
+	f.StringVar(&against, "against", "", "with --compare: compare with this --json report instead of running")
 	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis to measure (default: a throwaway redis-server from PATH)")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	f.StringVar(&cfg.MemProfile, "memprofile", "", "write an allocation profile to this file at the end")

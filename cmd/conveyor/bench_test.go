@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -61,6 +63,9 @@ func TestBenchBadFlags(t *testing.T) {
 		{"unknown scenario", []string{"bench", "--scenarios", "nope"}, `unknown scenario "nope"`},
 		{"payload too small", []string{"bench", "--payload-size", "8"}, "--payload-size 8"},
 		{"negative runs", []string{"bench", "--runs", "-1"}, "--runs -1"},
+		{"against alone", []string{"bench", "--against", "new.json"}, "--against needs --compare"},
+		{"compare with json", []string{"bench", "--compare", "internal/bench/testdata/compare-old.json", "--json"}, "--json and --compare do not combine"},
+		{"compare a missing file", []string{"bench", "--compare", "missing.json", "--against", "internal/bench/testdata/compare-new.json"}, "missing.json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -75,5 +80,47 @@ func TestBenchBadFlags(t *testing.T) {
 				t.Errorf("stdout not empty: %q", stdout.String())
 			}
 		})
+	}
+}
+
+// --compare with --against prints the comparison of the two files, the
+// same table the bench package's golden file holds, and runs nothing.
+func TestBenchCompareFiles(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	a := &app{stdout: &stdout, stderr: &stderr, stdin: strings.NewReader("")}
+	code := execute(context.Background(), a, []string{"bench",
+		"--compare", "internal/bench/testdata/compare-old.json", "--against", "internal/bench/testdata/compare-new.json"})
+	if code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	want, err := os.ReadFile("internal/bench/testdata/compare.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != string(want) {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), want)
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr not empty (something ran?): %q", stderr.String())
+	}
+}
+
+// --compare alone runs the scenarios and compares the run with the file:
+// the memory row's old figure is the file's, its new one this run's.
+func TestBenchCompareWithRun(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	a := &app{stdout: &stdout, stderr: &stderr, stdin: strings.NewReader("")}
+	code := execute(context.Background(), a, []string{"bench", "-n", "1000", "--runs", "1", "--scenarios", "memory",
+		"--compare", "internal/bench/testdata/compare-old.json"})
+	if code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	row := regexp.MustCompile(`(?m)^\s*memory\s+jobs/s\s+2,100,000\s+[0-9,]+\s+[+-][0-9.]+%$`)
+	if !row.MatchString(out) || !strings.Contains(out, "new: ") || !strings.Contains(out, " n=1000 runs=1 ") {
+		t.Errorf("no comparison of the memory row with this run:\n%s", out)
+	}
+	if !strings.Contains(stderr.String(), "run 1/1 memory") {
+		t.Errorf("no progress on stderr:\n%s", stderr.String())
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"time"
 )
 
-func ptr(v float64) *float64 { return &v }
-
 // sampleReport is a report of two runs of a few rows, summarized.
 func sampleReport() *Report {
 	r := &Report{N: 100, Runs: 2, Go: "go1.26", CPUs: 2, RedisVersion: "7.0.15"}
