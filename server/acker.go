@@ -83,10 +83,12 @@ func (q *ackQueue) state() (int, bool) {
 	return len(q.pending), q.urgent
 }
 
-// acker sends the queued acknowledgements in batches of up to AckBatch, each
-// acknowledgement waiting at most AckInterval for its batch to fill. When
-// stop is closed (after the workers are done) it flushes everything left and
-// returns.
+// acker sends the queued acknowledgements in batches of up to AckBatch. With
+// AckInterval zero it sends whatever is pending as soon as it is free, so
+// that the acknowledgements arriving during one Ack call make the next batch
+// (group commit); with AckInterval positive each acknowledgement waits at
+// most that long for its batch to fill. When stop is closed (after the
+// workers are done) it flushes everything left and returns.
 func (s *Server) acker(ctx context.Context, q *ackQueue, stop <-chan struct{}) {
 	buf := make([]*broker.Delivery, 0, s.opts.AckBatch)
 	flush := func() int {
@@ -121,6 +123,14 @@ func (s *Server) acker(ctx context.Context, q *ackQueue, stop <-chan struct{}) {
 		n, urgent := q.state()
 		if n == 0 {
 			continue // a stale kick
+		}
+		if s.opts.AckInterval == 0 {
+			// Send what is pending at once. What arrives during the Ack
+			// call is sent by the next one, so batches grow with the load
+			// and an acknowledgement waits for at most one call before
+			// its own.
+			drain()
+			continue
 		}
 		// A batch has started: send it when it is full, when one of its
 		// acknowledgements is urgent, or when its first acknowledgement has

@@ -18,9 +18,9 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultAckBatch is the default most deliveries per Ack call.
 	DefaultAckBatch = 64
-	// DefaultAckInterval is the default longest wait of an acknowledgement
-	// for its batch.
-	DefaultAckInterval = 2 * time.Millisecond
+	// DefaultAckInterval is the default AckInterval: zero, each
+	// acknowledgement is sent as soon as the acker is free.
+	DefaultAckInterval time.Duration = 0
 	// DefaultErrorBackoffInitial is the default first wait after a failed
 	// fetch.
 	DefaultErrorBackoffInitial = 100 * time.Millisecond
@@ -88,8 +88,12 @@ type Options struct {
 	// Default 64. When 4×AckBatch acknowledgements are waiting (the broker
 	// is slow), workers wait for them before taking more jobs.
 	AckBatch int
-	// AckInterval is the longest an acknowledgement waits for its batch to
-	// fill before it is sent. Default 2ms.
+	// AckInterval, when positive, is the longest an acknowledgement waits
+	// for its batch to fill before it is sent: fewer Ack calls at low
+	// rates, for that much more latency. Default 0: acknowledgements are
+	// sent as soon as the acker is free, and those that arrive during an
+	// Ack call go together in the next one, so batches fill under load
+	// without a timer.
 	AckInterval time.Duration
 	// CancelInterval is how often the server asks a broker that records
 	// cancel requests (broker.CancelWatcher) which of the jobs it holds an
@@ -180,9 +184,6 @@ func (o *Options) withDefaults(lease time.Duration) (Options, error) {
 	}
 	if c.AckBatch == 0 {
 		c.AckBatch = DefaultAckBatch
-	}
-	if c.AckInterval == 0 {
-		c.AckInterval = DefaultAckInterval
 	}
 	if c.CancelInterval == 0 {
 		c.CancelInterval = DefaultCancelInterval

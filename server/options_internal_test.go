@@ -11,7 +11,7 @@ func TestOptionDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.Concurrency != 10 || o.ShutdownTimeout != 30*time.Second || o.HeartbeatInterval != 10*time.Second ||
-		o.Retry != nil || o.Logger == nil || o.AckBatch != 64 || o.AckInterval != 2*time.Millisecond ||
+		o.Retry != nil || o.Logger == nil || o.AckBatch != 64 || o.AckInterval != 0 ||
 		o.ErrorBackoff != (Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}) {
 		t.Fatalf("defaults %+v", o)
 	}
