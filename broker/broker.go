@@ -138,7 +138,17 @@ type Message struct {
 	// UniqueFor". Zero releases the key at the ack. It requires UniqueKey;
 	// at most MaxUniqueFor. Brokers keep it to the millisecond, rounding up.
 	UniqueFor time.Duration
+	// Key is the job's ordering key, such as a tenant or conversation ID.
+	// On a topic split into partitions (see [Partitioner]) every job with
+	// one key goes to the same partition, so jobs with one key are fetched
+	// in the order they were published; jobs without a key are spread over
+	// the partitions. It travels with the job ([job.Job.Key]). At most
+	// MaxKeyLen bytes.
+	Key string
 }
+
+// MaxKeyLen bounds the length of [Message.Key].
+const MaxKeyLen = 1024
 
 // MaxTimeout bounds [Message.Timeout].
 const MaxTimeout = 7 * 24 * time.Hour
@@ -159,6 +169,9 @@ func (m *Message) CheckLimits() error {
 	}
 	if m.UniqueFor < 0 || m.UniqueFor > MaxUniqueFor {
 		return fmt.Errorf("%w: UniqueFor %v is not between 0 and %v", ErrInvalidMessage, m.UniqueFor, MaxUniqueFor)
+	}
+	if len(m.Key) > MaxKeyLen {
+		return fmt.Errorf("%w: Key is %d bytes, more than %d", ErrInvalidMessage, len(m.Key), MaxKeyLen)
 	}
 	if m.UniqueFor > 0 && m.UniqueKey == "" {
 		return fmt.Errorf("%w: UniqueFor %v without a UniqueKey", ErrInvalidMessage, m.UniqueFor)
@@ -194,6 +207,10 @@ type Delivery struct {
 	// Receipt is the broker's handle for this delivery (for Redis, the
 	// stream entry ID). It is opaque to everyone else.
 	Receipt string
+	// Result is the result the handler recorded (job.SetResult), set by
+	// the server before it acks the delivery; brokers that keep results
+	// store it with the job's outcome. Nil when the handler recorded none.
+	Result []byte
 }
 
 // Broker stores jobs and hands them out under leases.

@@ -40,6 +40,10 @@ type Job struct {
 	// the job succeeded (broker.Message.UniqueFor); zero releases it at
 	// once.
 	UniqueFor time.Duration
+	// Key is the job's ordering key as its producer set it
+	// (broker.Message.Key): jobs with one key stay in order on a topic
+	// split into partitions. "" when the job has none.
+	Key string
 	// Failure describes the last failure of a job that was retried or
 	// dead-lettered. It is nil on a job that has not failed yet.
 	Failure *Failure
