@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"runtime/metrics"
 	"strings"
 	"sync"
 )
@@ -16,6 +17,9 @@ type RSSSample struct {
 	Jobs int64 `json:"jobs"`
 	// MB is VmRSS in MiB.
 	MB float64 `json:"mb"`
+	// HeapMB is the Go heap's live and not yet swept objects, in MiB
+	// (runtime/metrics /memory/classes/heap/objects:bytes).
+	HeapMB float64 `json:"heap_mb"`
 }
 
 // rssSampler reads VmRSS as acknowledgements pass the points of
@@ -52,6 +56,7 @@ func (s *rssSampler) acknowledged(k int) {
 			Percent: s.percent[len(s.samples)],
 			Jobs:    s.acked,
 			MB:      float64(rssBytes("VmRSS:")) / (1 << 20),
+			HeapMB:  float64(heapObjects()) / (1 << 20),
 		})
 	}
 }
@@ -66,6 +71,17 @@ func (s *rssSampler) result() []RSSSample {
 	return append([]RSSSample(nil), s.samples...)
 }
 
+// heapObjects returns the bytes of the Go heap's objects, without stopping
+// the world.
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
 // writeRSSSamples writes, for every row with RSS samples, one line per run.
 func writeRSSSamples(w io.Writer, r *Report) {
 	for _, row := range r.Scenarios {
@@ -75,9 +91,9 @@ func writeRSSSamples(w io.Writer, r *Report) {
 			}
 			parts := make([]string, len(run.RSSSamples))
 			for j, s := range run.RSSSamples {
-				parts[j] = fmt.Sprintf("%d%% %.1f", s.Percent, s.MB)
+				parts[j] = fmt.Sprintf("%d%% %.1f (heap %.1f)", s.Percent, s.MB, s.HeapMB)
 			}
-			fmt.Fprintf(w, "RSS MB of %s run %d at jobs acknowledged: %s\n", row.Name, i+1, strings.Join(parts, ", "))
+			fmt.Fprintf(w, "RSS MB (Go heap MB) of %s run %d at jobs acknowledged: %s\n", row.Name, i+1, strings.Join(parts, ", "))
 		}
 	}
 }

@@ -20,7 +20,7 @@ func TestRSSSamplerReadsEachPointOnce(t *testing.T) {
 	if len(got) != 3 || got[1].Percent != 50 || got[2].Percent != 100 || got[2].Jobs != 1040 {
 		t.Fatalf("samples %+v", got)
 	}
-	if rssBytes("VmRSS:") > 0 && got[0].MB <= 0 {
+	if got[0].HeapMB <= 0 || rssBytes("VmRSS:") > 0 && got[0].MB <= 0 {
 		t.Errorf("no RSS read: %+v", got)
 	}
 	if newRSSSampler(1000, nil) != nil || (*rssSampler)(nil).result() != nil {
@@ -30,7 +30,7 @@ func TestRSSSamplerReadsEachPointOnce(t *testing.T) {
 	r.add(ScenarioProcess, RowProcess, "p", RunResult{RSSSamples: got})
 	var b bytes.Buffer
 	writeRSSSamples(&b, r)
-	if !strings.HasPrefix(b.String(), "RSS MB of process run 1 at jobs acknowledged: 10% ") {
+	if !strings.HasPrefix(b.String(), "RSS MB (Go heap MB) of process run 1 at jobs acknowledged: 10% ") {
 		t.Errorf("table line %q", b.String())
 	}
 }
