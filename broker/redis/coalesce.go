@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -120,7 +121,13 @@ func (b *Broker) sendWaiting() {
 	var calls []*pubCall
 	var ms []broker.Message
 	var errs []error
-	for {
+	for sent := false; ; sent = true {
+		if sent {
+			// The callers just answered publish again at once, most of
+			// them: let them queue, so that the next pipeline carries
+			// them rather than the first few.
+			runtime.Gosched()
+		}
 		c.mu.Lock()
 		if len(c.waiting) == 0 {
 			c.busy = false
