@@ -57,6 +57,10 @@ type Redis struct {
 	MaxDeliveries int `mapstructure:"max_deliveries"`
 	// DialTimeout bounds connecting to Redis.
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// PublishCoalescing sends concurrent publishes together in pipelines
+	// (a lone publish is sent at once). Default true; false sends each
+	// publish as its own round trip.
+	PublishCoalescing bool `mapstructure:"publish_coalescing"`
 }
 
 // Worker configures the server that runs handlers.
@@ -150,12 +154,13 @@ func Default() *Config {
 	return &Config{
 		Backend: BackendRedis,
 		Redis: Redis{
-			URL:           "redis://localhost:6379/0",
-			Namespace:     "conveyor",
-			Group:         "conveyor",
-			Lease:         30 * time.Second,
-			MaxDeliveries: 3,
-			DialTimeout:   5 * time.Second,
+			URL:               "redis://localhost:6379/0",
+			Namespace:         "conveyor",
+			Group:             "conveyor",
+			Lease:             30 * time.Second,
+			MaxDeliveries:     3,
+			DialTimeout:       5 * time.Second,
+			PublishCoalescing: true,
 		},
 		Worker: Worker{
 			Concurrency:     10,

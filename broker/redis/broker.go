@@ -120,6 +120,12 @@ type Options struct {
 	// Now is the clock used for enqueue times, delayed jobs and
 	// DiscoverInterval. Default time.Now.
 	Now func() time.Time
+	// NoPublishCoalescing turns off the coalescing of concurrent Publish
+	// calls: by default a Publish made while another is waiting for Redis
+	// is sent in one pipeline with the others that arrive meanwhile (a
+	// lone Publish is sent at once, as without coalescing). With it set,
+	// every Publish is its own round trip.
+	NoPublishCoalescing bool
 }
 
 // TLSOptions configure TLS for rediss:// URLs. Certificates are verified
@@ -166,6 +172,7 @@ type Broker struct {
 	readTurn  atomic.Uint64 // which stream a read serves first
 
 	disc discovery // topic discovery for Topics
+	pub  coalescer // concurrent Publish calls sent together (coalesce.go)
 
 	mu        sync.Mutex
 	lastMaint map[string]time.Time  // topic -> last recovery/promotion
@@ -331,6 +338,7 @@ func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
+	b.closePublish()
 	b.mu.Lock()
 	buf := b.buf
 	b.buf = nil

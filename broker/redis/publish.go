@@ -25,7 +25,18 @@ const MaxHeaders = 1000
 // Publish enqueues m and returns its job ID; see [Broker.PublishBatch].
 // When m's unique key is held, it returns the holder's ID and a
 // *broker.DuplicateError.
+//
+// Concurrent calls are sent together in pipelines unless
+// Options.NoPublishCoalescing is set; see coalesce.go.
 func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) {
+	if !b.o.NoPublishCoalescing {
+		return b.publishCoalesced(ctx, m)
+	}
+	return b.publishOne(ctx, m)
+}
+
+// publishOne publishes m alone: a batch of one.
+func (b *Broker) publishOne(ctx context.Context, m broker.Message) (string, error) {
 	ids, err := b.PublishBatch(ctx, []broker.Message{m})
 	var be *broker.BatchError
 	if errors.As(err, &be) && len(be.Duplicates) == 1 {
@@ -59,6 +70,13 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 // the key is held, nothing is added: the message's ID is the holder's and
 // its index is in the Duplicates of the *broker.BatchError returned.
 func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]string, error) {
+	return b.publishBatch(ctx, ms, nil)
+}
+
+// publishBatch is PublishBatch; when errs is not nil (len(ms) of them), a
+// message's own error (its command's, or its *broker.DuplicateError) is
+// also put at its index in errs.
+func (b *Broker) publishBatch(ctx context.Context, ms []broker.Message, errs []error) ([]string, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
@@ -68,17 +86,8 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 	now := b.o.Now()
 	ids := make([]string, len(ms))
 	for i := range ms {
-		if ms[i].Topic == "" {
-			return nil, fmt.Errorf("%w: message %d has an empty topic", broker.ErrInvalidMessage, i)
-		}
-		if err := ValidateTopic(ms[i].Topic); err != nil {
-			return nil, fmt.Errorf("message %d: %w", i, err)
-		}
-		if err := ms[i].CheckLimits(); err != nil {
-			return nil, fmt.Errorf("message %d: %w", i, err)
-		}
-		if len(ms[i].Headers) > MaxHeaders {
-			return nil, fmt.Errorf("%w: message %d has %d headers, more than %d", broker.ErrInvalidMessage, i, len(ms[i].Headers), MaxHeaders)
+		if err := validateMessage(i, &ms[i]); err != nil {
+			return nil, err
 		}
 		ids[i] = ms[i].ID
 		if ids[i] == "" && ms[i].Due(now).After(now) {
@@ -148,6 +157,9 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		}
 		batchErr.Failed = append(batchErr.Failed, i)
 		ids[i] = ""
+		if errs != nil {
+			errs[i] = b.wrap("publish", err)
+		}
 	}
 	var dupErr error
 	for i, c := range cmds {
@@ -177,6 +189,9 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			}
 			batchErr.Duplicates = append(batchErr.Duplicates, i)
 			ids[i] = id
+			if errs != nil {
+				errs[i] = &broker.DuplicateError{Topic: ms[i].Topic, Key: ms[i].UniqueKey, ID: id}
+			}
 		default:
 			ids[i] = id
 		}
@@ -202,6 +217,24 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		return ids, batchErr
 	}
 	return ids, nil
+}
+
+// validateMessage checks m, the i-th message of a batch, before anything
+// is sent.
+func validateMessage(i int, m *broker.Message) error {
+	if m.Topic == "" {
+		return fmt.Errorf("%w: message %d has an empty topic", broker.ErrInvalidMessage, i)
+	}
+	if err := ValidateTopic(m.Topic); err != nil {
+		return fmt.Errorf("message %d: %w", i, err)
+	}
+	if err := m.CheckLimits(); err != nil {
+		return fmt.Errorf("message %d: %w", i, err)
+	}
+	if len(m.Headers) > MaxHeaders {
+		return fmt.Errorf("%w: message %d has %d headers, more than %d", broker.ErrInvalidMessage, i, len(m.Headers), MaxHeaders)
+	}
+	return nil
 }
 
 // noteDelayed records the due times of the messages of ms added to a

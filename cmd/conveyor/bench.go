@@ -124,6 +124,8 @@ nothing.`,
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "server workers, and goroutines of publish-concurrent")
 	f.IntVar(&cfg.PayloadSize, "payload-size", bench.DefaultPayloadSize, "payload size in bytes (at least 30)")
 	f.IntVar(&cfg.Rate, "rate", bench.DefaultRate, "publish rate of the latency scenario, jobs per second")
+	f.IntSliceVar(&cfg.LatencyRates, "latency-rates", nil, "more publish rates of the latency scenario, comma-separated; each adds rows latency-<rate> and latency-ack-<rate>")
+	f.IntSliceVar(&cfg.RSSSamples, "rss-samples", nil, "percentages of the jobs acknowledged at which the processing scenarios read RSS, e.g. 10,50,100")
 	f.IntVar(&cfg.LatencyJobs, "latency-jobs", bench.DefaultLatencyJobs, "most jobs the latency and delayed scenarios publish (they publish min(-n, this))")
 	f.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios to run")
 	f.IntVar(&cfg.Runs, "runs", bench.DefaultRuns, "runs of each scenario; the table shows the median")

@@ -225,12 +225,13 @@ func (a *app) openBroker() (broker.Broker, error) {
 	default:
 		c := a.cfg
 		opts := &redis.Options{
-			Namespace:     c.Redis.Namespace,
-			Group:         c.Redis.Group,
-			Consumer:      c.Redis.Consumer,
-			Lease:         c.Redis.Lease,
-			MaxDeliveries: c.Redis.MaxDeliveries,
-			Logger:        c.NewLogger(a.stderr),
+			Namespace:           c.Redis.Namespace,
+			Group:               c.Redis.Group,
+			Consumer:            c.Redis.Consumer,
+			Lease:               c.Redis.Lease,
+			MaxDeliveries:       c.Redis.MaxDeliveries,
+			Logger:              c.NewLogger(a.stderr),
+			NoPublishCoalescing: !c.Redis.PublishCoalescing,
 		}
 		if c.TLSEnabled() {
 			opts.TLS = &redis.TLSOptions{

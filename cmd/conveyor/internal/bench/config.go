@@ -60,6 +60,15 @@ type Config struct {
 	// Rate is the publish rate of the latency scenario, in jobs per second.
 	// Default 2000.
 	Rate int
+	// LatencyRates are more publish rates of the latency scenario, each
+	// measured after Rate in the same run, as the rows latency-<rate> and
+	// latency-ack-<rate>. Default none.
+	LatencyRates []int
+	// RSSSamples are the points of the processing scenarios (process,
+	// process-stack, memory), in percent of N acknowledged, at which the
+	// process's resident set size is read, to show whether it stays flat
+	// (RunResult.RSSSamples). Default none.
+	RSSSamples []int
 	// LatencyJobs caps the jobs the latency and delayed scenarios publish.
 	// Default 10000.
 	LatencyJobs int
@@ -127,9 +136,17 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: latency jobs %d: must be positive", ErrInvalidConfig, c.LatencyJobs)
 	case c.Runs < 0:
 		return c, fmt.Errorf("%w: --runs %d: must be positive", ErrInvalidConfig, c.Runs)
+	case slices.ContainsFunc(c.LatencyRates, func(r int) bool { return r <= 0 }):
+		return c, fmt.Errorf("%w: --latency-rates %v: every rate must be positive", ErrInvalidConfig, c.LatencyRates)
+	case slices.ContainsFunc(c.RSSSamples, func(p int) bool { return p <= 0 || p > 100 }):
+		return c, fmt.Errorf("%w: --rss-samples %v: every point must be a percentage in (0, 100]", ErrInvalidConfig, c.RSSSamples)
 	case c.FloorBlock < 0 || c.FloorBlock > 2*time.Second:
 		return c, fmt.Errorf("%w: floor block %v: must be in (0, 2s]", ErrInvalidConfig, c.FloorBlock)
 	}
+	c.LatencyRates = slices.Clone(c.LatencyRates)
+	c.RSSSamples = slices.Clone(c.RSSSamples)
+	slices.Sort(c.RSSSamples)
+	c.RSSSamples = slices.Compact(c.RSSSamples)
 	if len(c.Scenarios) == 0 {
 		c.Scenarios = slices.Clone(Scenarios)
 	} else {

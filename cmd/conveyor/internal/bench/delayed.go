@@ -52,7 +52,7 @@ func runDelayed(ctx context.Context, e *env) error {
 	run := serve(ctx, srv)
 
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	meas, err := e.publishPaced(ctx, w, rt, n, time.Second/DelayedRate, func(i int) broker.Message {
+	meas, err := e.publishPaced(ctx, w, rt, n, DelayedRate, func(i int) broker.Message {
 		delay := time.Duration(rnd.Int64N(int64(DelayedMaxDelay)))
 		// Due times are kept in whole milliseconds: the payload carries
 		// the due time the broker uses.

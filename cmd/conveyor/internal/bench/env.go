@@ -27,6 +27,7 @@ type env struct {
 	rdb    goredis.UniversalClient // admin client: checks and cleanup
 	report *Report
 	quiet  *slog.Logger
+	calls  []time.Duration // publish-single: each call's duration
 }
 
 // namespace returns a fresh key namespace for one scenario run.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +21,40 @@ import (
 // carries its publish time; the handler records publish → handler start,
 // and a wrapper around the broker records publish → the moment the
 // broker's Ack (XACK + XDEL) returned.
+// Then it does the same at each of LatencyRates, as rows latency-<rate> and
+// latency-ack-<rate>.
 func runLatency(ctx context.Context, e *env) error {
+	if err := e.latencyAt(ctx, e.cfg.Rate, RowLatency, RowLatencyAck); err != nil {
+		return err
+	}
+	for _, rate := range e.cfg.LatencyRates {
+		if err := e.latencyAt(ctx, rate, latencyRow(RowLatency, rate), latencyRow(RowLatencyAck, rate)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// latencyRow names the row of a latency measured at another rate than
+// Config.Rate: base-<rate>.
+func latencyRow(base string, rate int) string {
+	return base + "-" + strconv.Itoa(rate)
+}
+
+// latencyRate returns the rate of a row named by latencyRow.
+func latencyRate(name string) (int, bool) {
+	for _, base := range []string{RowLatencyAck, RowLatency} {
+		if r, ok := strings.CutPrefix(name, base+"-"); ok {
+			rate, err := strconv.Atoi(r)
+			return rate, err == nil && rate > 0
+		}
+	}
+	return 0, false
+}
+
+// latencyAt is the latency measurement at rate jobs per second, reported
+// as the rows row and rowAck.
+func (e *env) latencyAt(ctx context.Context, rate int, row, rowAck string) error {
 	n := min(e.cfg.N, e.cfg.LatencyJobs)
 	rt := &roundTrips{}
 	b, release, err := e.openRedis("latency", rt)
@@ -71,7 +106,7 @@ func runLatency(ctx context.Context, e *env) error {
 		time.Sleep(time.Millisecond)
 	}
 
-	meas, err := e.publishPaced(ctx, w, rt, n, time.Second/time.Duration(e.cfg.Rate), func(i int) broker.Message {
+	meas, err := e.publishPaced(ctx, w, rt, n, rate, func(i int) broker.Message {
 		return broker.Message{Topic: benchTopic, Payload: newPayload(e.cfg.PayloadSize, i, time.Now().UnixNano())}
 	})
 	if err := run.stop(err); err != nil {
@@ -86,13 +121,13 @@ func runLatency(ctx context.Context, e *env) error {
 	if err != nil {
 		return fmt.Errorf("bench: latency: ack: %w", err)
 	}
-	what := fmt.Sprintf("%d jobs published one at a time at %d/s, server on Redis: publish -> handler start", n, e.cfg.Rate)
+	what := fmt.Sprintf("%d jobs published one at a time at %d/s (%d publishing goroutines), server on Redis: publish -> handler start", n, rate, pacedPublishers(rate))
 	res := result(n, meas)
 	setPercentiles(&res, toStart)
-	e.report.add(ScenarioLatency, RowLatency, what, res)
+	e.report.add(ScenarioLatency, row, what, res)
 	res = result(n, meas)
 	setPercentiles(&res, toAck)
-	e.report.add(ScenarioLatency, RowLatencyAck, "same jobs: publish -> broker Ack (XACK+XDEL) returned", res)
+	e.report.add(ScenarioLatency, rowAck, fmt.Sprintf("same jobs (%d/s): publish -> broker Ack (XACK+XDEL) returned", rate), res)
 	return nil
 }
 

@@ -95,10 +95,15 @@ func (e *env) process(ctx context.Context, b broker.Broker, mw job.Middleware, r
 		return nil
 	})
 	w := newAckWatch(b, n)
+	rss := newRSSSampler(n, e.cfg.RSSSamples)
+	if rss != nil {
+		w.onAck = func(ds []*broker.Delivery, _ time.Time) { rss.acknowledged(len(ds)) }
+	}
 	srv, err := server.New(w, mux, &server.Options{Concurrency: e.cfg.Concurrency, Logger: e.quiet})
 	if err != nil {
 		return RunResult{}, err
 	}
 	res, _, err := e.drain(ctx, srv, w, rt, tr, benchTopic)
+	res.RSSSamples = rss.result()
 	return res, err
 }

@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
@@ -21,7 +23,7 @@ func runPublish(ctx context.Context, e *env) error {
 		row, what string
 		pub       func(context.Context, *redis.Broker) error
 	}{
-		{RowPublishSingle, "conveyor Publish, one job per call, one goroutine", e.publishSingle},
+		{RowPublishSingle, "conveyor Publish, one job per call, one goroutine; p50… of one call", e.publishSingle},
 		{RowPublishConcurrent, fmt.Sprintf("conveyor Publish, one job per call, %d goroutines", e.cfg.Concurrency), e.publishConcurrent},
 		{RowPublishBatch, "conveyor PublishBatch of 100, one goroutine", e.publishBatch},
 	} {
@@ -39,12 +41,19 @@ func (e *env) publishOnce(ctx context.Context, row, what string, pub func(contex
 		return err
 	}
 	defer release()
+	if row == RowPublishSingle && cap(e.calls) < e.cfg.N {
+		e.calls = make([]time.Duration, 0, e.cfg.N) // before the clock starts
+	}
 	m := startMeter(e, rt)
 	if err := pub(ctx, b); err != nil {
 		m.end()
 		return fmt.Errorf("bench: %s: %w", row, err)
 	}
 	res := result(e.cfg.N, m.end())
+	if row == RowPublishSingle && len(e.calls) == e.cfg.N {
+		slices.Sort(e.calls)
+		setPercentiles(&res, e.calls)
+	}
 	if l, _, err := e.topicState(ctx, b, benchTopic); err != nil || l != int64(e.cfg.N) {
 		return fmt.Errorf("bench: %s: stream holds %d jobs after publishing %d (%v)", row, l, e.cfg.N, err)
 	}
@@ -52,11 +61,20 @@ func (e *env) publishOnce(ctx context.Context, row, what string, pub func(contex
 	return nil
 }
 
+// publishSingle publishes N jobs one at a time and records how long each
+// call took in e.calls.
 func (e *env) publishSingle(ctx context.Context, b *redis.Broker) error {
+	if cap(e.calls) < e.cfg.N {
+		e.calls = make([]time.Duration, 0, e.cfg.N)
+	}
+	e.calls = e.calls[:0]
 	for i := range e.cfg.N {
-		if _, err := b.Publish(ctx, broker.Message{Topic: benchTopic, Payload: newPayload(e.cfg.PayloadSize, i, 0)}); err != nil {
+		m := broker.Message{Topic: benchTopic, Payload: newPayload(e.cfg.PayloadSize, i, 0)}
+		t := time.Now()
+		if _, err := b.Publish(ctx, m); err != nil {
 			return err
 		}
+		e.calls = append(e.calls, time.Since(t))
 	}
 	return nil
 }

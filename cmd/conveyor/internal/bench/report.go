@@ -140,6 +140,9 @@ type RunResult struct {
 	// machine runs.
 	CPUUsPerJob      float64 `json:"cpu_us_per_job"`
 	RedisCPUUsPerJob float64 `json:"redis_cpu_us_per_job"`
+	// RSSSamples are the resident set sizes read at the points of
+	// Config.RSSSamples (processing scenarios only).
+	RSSSamples []RSSSample `json:"rss_samples,omitempty"`
 	// Processed counts handler calls (processing scenarios only); above
 	// Jobs means some jobs were delivered twice.
 	Processed int64 `json:"processed,omitempty"`
@@ -173,6 +176,9 @@ func (r *Report) add(scenario, name, what string, run RunResult) {
 // rows, whose handler sleeps, so they have nothing to compare; the
 // three-topic priorities rows are compared to priorities-1.
 func baselineOf(name string) string {
+	if _, ok := latencyRate(name); ok {
+		return ""
+	}
 	switch name {
 	case RowFloorPublish, RowPublishSingle, RowPublishConcurrent, RowPublishBatch:
 		return RowFloorPublish
@@ -280,6 +286,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	writeRSSSamples(w, r)
 	var notes []string
 	for _, row := range r.Scenarios {
 		notes = append(notes, fmt.Sprintf("  %-19s %s", row.Name, row.What))

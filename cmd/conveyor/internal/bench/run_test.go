@@ -21,6 +21,7 @@ func TestRunAllScenarios(t *testing.T) {
 	rep, err := Run(context.Background(), Config{
 		N: tinyN, Runs: 1, RedisURL: srv.URL(), Progress: &progress,
 		Rate: 5000, LatencyJobs: 500, Concurrency: 16,
+		LatencyRates: []int{6000}, RSSSamples: []int{50, 100},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -32,13 +33,15 @@ func TestRunAllScenarios(t *testing.T) {
 	}{
 		{RowFloorPublish, ScenarioFloor, RowFloorPublish, tinyN, false, false},
 		{RowFloor, ScenarioFloor, RowFloor, tinyN, true, false},
-		{RowPublishSingle, ScenarioPublish, RowFloorPublish, tinyN, false, false},
+		{RowPublishSingle, ScenarioPublish, RowFloorPublish, tinyN, false, true},
 		{RowPublishConcurrent, ScenarioPublish, RowFloorPublish, tinyN, false, false},
 		{RowPublishBatch, ScenarioPublish, RowFloorPublish, tinyN, false, false},
 		{RowProcess, ScenarioProcess, RowFloor, tinyN, true, false},
 		{RowProcessStack, ScenarioProcessStack, RowFloor, tinyN, true, false},
 		{RowLatency, ScenarioLatency, "", 500, false, true},
 		{RowLatencyAck, ScenarioLatency, "", 500, false, true},
+		{"latency-6000", ScenarioLatency, "", 500, false, true},
+		{"latency-ack-6000", ScenarioLatency, "", 500, false, true},
 		{RowMemory, ScenarioMemory, RowFloor, tinyN, true, false},
 		{RowDelayed, ScenarioDelayed, "", 500, false, true},
 		{RowTopics1, ScenarioTopics, "", tinyN, true, true},
@@ -77,6 +80,16 @@ func TestRunAllScenarios(t *testing.T) {
 		}
 		if row.RSSMB <= 0 || row.AllocsPerJob < 0 {
 			t.Errorf("%s: rss %v MB, allocs/job %v", row.Name, row.RSSMB, row.AllocsPerJob)
+		}
+		switch samples := run.RSSSamples; row.Name {
+		case RowProcess, RowProcessStack, RowMemory:
+			if len(samples) != 2 || samples[0].Percent != 50 || samples[1].Percent != 100 || samples[1].Jobs < tinyN || samples[1].HeapMB <= 0 {
+				t.Errorf("%s: RSS samples %+v, want at 50%% and 100%%", row.Name, samples)
+			}
+		default:
+			if len(samples) != 0 {
+				t.Errorf("%s: RSS samples %+v, want none", row.Name, samples)
+			}
 		}
 		if got := row.P50Ms != nil; got != want.latency {
 			t.Errorf("%s: has percentiles %v, want %v", row.Name, got, want.latency)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
@@ -63,22 +64,44 @@ func (e *env) drain(ctx context.Context, srv *server.Server, w *ackWatch, rt *ro
 	return res, m.start, nil
 }
 
+// pacedRate is the most jobs per second one goroutine of publishPaced
+// publishes: above it, a Publish round trip may take longer than the period.
+const pacedRate = 5000
+
+// pacedPublishers returns how many goroutines publishPaced uses at rate.
+func pacedPublishers(rate int) int {
+	return (rate + pacedRate - 1) / pacedRate
+}
+
 // publishPaced starts the clock and publishes n jobs one at a time through
-// w's broker, job i (msg(i), built when it is due) period*i after the
-// start; then it waits until w has seen all its jobs acknowledged and
-// returns the measurement up to the last acknowledgement. rt counts the
-// broker's round trips.
-func (e *env) publishPaced(ctx context.Context, w *ackWatch, rt *roundTrips, n int, period time.Duration, msg func(i int) broker.Message) (measurement, error) {
+// w's broker at rate per second, job i (msg(i), built when it is due)
+// i/rate seconds after the start, from pacedPublishers(rate) goroutines
+// (job i from goroutine i mod their number); then it waits until w has seen
+// all its jobs acknowledged and returns the measurement up to the last
+// acknowledgement. rt counts the broker's round trips.
+func (e *env) publishPaced(ctx context.Context, w *ackWatch, rt *roundTrips, n, rate int, msg func(i int) broker.Message) (measurement, error) {
+	k := pacedPublishers(rate)
 	m := startMeter(e, rt)
 	t0 := m.start
-	for i := range n {
-		if d := time.Until(t0.Add(time.Duration(i) * period)); d > 0 {
-			time.Sleep(d)
-		}
-		if _, err := w.Publish(ctx, msg(i)); err != nil {
-			m.end()
-			return measurement{}, err
-		}
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for g := range k {
+		wg.Go(func() {
+			for i := g; i < n; i += k {
+				if d := time.Until(t0.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
+					time.Sleep(d)
+				}
+				if _, err := w.Publish(ctx, msg(i)); err != nil {
+					errs[g] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		m.end()
+		return measurement{}, err
 	}
 	doneAt, err := w.wait(ctx, stallTimeout)
 	if err != nil {
