@@ -1,0 +1,379 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/conveyor-jobs/conveyor/broker"
+	"github.com/conveyor-jobs/conveyor/job"
+)
+
+// DefaultResultRetention is the default of Options.ResultRetention.
+const DefaultResultRetention = 24 * time.Hour
+
+// MaxResultRetention bounds Options.ResultRetention.
+const MaxResultRetention = 366 * 24 * time.Hour
+
+// MinProgressTTL is the least time the progress of a running job lives in
+// Redis after its last write (see [Broker.RecordProgress]).
+const MinProgressTTL = 10 * time.Minute
+
+var (
+	_ broker.JobReader        = (*Broker)(nil)
+	_ broker.ProgressRecorder = (*Broker)(nil)
+	_ broker.ProgressReader   = (*Broker)(nil)
+)
+
+// Results and progress live in the hash slot of the stream their job was
+// delivered from, under its prefix (the stream key without ":stream"):
+//
+//	<ns>:{T}:result:<job ID>      hash result, state, finished_at, attempt,
+//	                              enqueued_at (unix ms); expires after
+//	                              Options.ResultRetention
+//	<ns>:{T}:progress:<entry ID>  hash fraction, message, at (unix ms);
+//	                              expires max(2 × Lease, MinProgressTTL)
+//	                              after its last write
+//
+// The prefix is taken from the stream key, never rebuilt from the topic's
+// name, so that a key stays in the slot of the stream it belongs to.
+
+// streamPrefix returns the prefix of the keys that live beside stream.
+func streamPrefix(stream string) string {
+	return strings.TrimSuffix(stream, ":stream")
+}
+
+// resultKey returns the key of the result of job id delivered from stream.
+func resultKey(stream, id string) string {
+	return streamPrefix(stream) + ":result:" + id
+}
+
+// progressKey returns the key of the progress of the delivery of stream
+// entry entryID.
+func progressKey(stream, entryID string) string {
+	return streamPrefix(stream) + ":progress:" + entryID
+}
+
+// resultDefaults fills in and checks ResultRetention.
+func (o *Options) resultDefaults() error {
+	switch {
+	case o.ResultRetention == 0:
+		o.ResultRetention = DefaultResultRetention
+	case o.ResultRetention < time.Millisecond || o.ResultRetention > MaxResultRetention:
+		return fmt.Errorf("conveyor/redis: result retention %v must be between 1ms and %v", o.ResultRetention, MaxResultRetention)
+	}
+	return nil
+}
+
+// progressTTL returns how long progress lives after its last write.
+func (b *Broker) progressTTL() time.Duration {
+	return max(2*b.o.Lease, MinProgressTTL)
+}
+
+// ackResultScript acks an entry as a plain ack does (XACK + XDEL) and, when
+// the XACK acknowledged it, stores the job's result in a hash that expires
+// after the retention; for a unique job it also releases or keeps the
+// job's claim, as ackUniqueScript does. An entry not acknowledged by this
+// XACK (settled before, elsewhere) stores nothing: the job's outcome was
+// decided by another settle.
+//
+// KEYS[1] stream
+// KEYS[2] the result hash (<prefix>:result:<job ID>)
+// KEYS[3] the claim, for a unique job (absent otherwise)
+// ARGV[1] group
+// ARGV[2] entry ID
+// ARGV[3] the result
+// ARGV[4] finished at (unix ms)
+// ARGV[5] the attempt that succeeded
+// ARGV[6] enqueued at (unix ms; 0 when unknown)
+// ARGV[7] retention (ms)
+// ARGV[8] job ID (with KEYS[3])
+// ARGV[9] keep the claim until (unix ms); "0": delete it now (with KEYS[3])
+//
+// Returns the number of entries acknowledged (0 or 1).
+var ackResultScript = newScript("ack-result", `
+local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if n == 1 then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[2], 'result', ARGV[3], 'state', 'succeeded', 'finished_at', ARGV[4], 'attempt', ARGV[5], 'enqueued_at', ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+  if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[8] then
+    if ARGV[9] == '0' then
+      redis.call('DEL', KEYS[3])
+    else
+      redis.call('PEXPIREAT', KEYS[3], ARGV[9])
+    end
+  end
+end
+return n
+`)
+
+// progressScript replaces the progress of a delivery and sets its expiry.
+//
+// KEYS[1] the progress hash (<prefix>:progress:<entry ID>)
+// ARGV[1] fraction
+// ARGV[2] message
+// ARGV[3] reported at (unix ms)
+// ARGV[4] time to live (ms)
+//
+// Returns 1.
+var progressScript = newScript("progress", `
+redis.call('HSET', KEYS[1], 'fraction', ARGV[1], 'message', ARGV[2], 'at', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+`)
+
+// ackResultCall returns the call of ackResultScript that acks d, a
+// delivery with a result.
+func (b *Broker) ackResultCall(d *broker.Delivery) scriptCall {
+	k := b.keysFor(d.Job.Topic)
+	var enq int64
+	if !d.Job.EnqueuedAt.IsZero() {
+		enq = d.Job.EnqueuedAt.UnixMilli()
+	}
+	ks := []string{k.stream, resultKey(k.stream, d.Job.ID)}
+	args := []any{b.o.Group, d.Receipt, d.Result, b.o.Now().UnixMilli(), d.Job.Attempt, enq, b.o.ResultRetention.Milliseconds()}
+	if d.Job.UniqueKey != "" {
+		keep := int64(0)
+		if d.Job.UniqueFor > 0 {
+			keep = max(d.Job.EnqueuedAt.Add(d.Job.UniqueFor).UnixMilli(), 1)
+		}
+		ks = append(ks, k.unique+d.Job.UniqueKey)
+		args = append(args, d.Job.ID, keep)
+	}
+	return scriptCall{ackResultScript, ks, args}
+}
+
+// RecordProgress stores the progress of each update's delivery in its
+// hash (see the key layout above) with one script call each, pipelined in
+// one round trip (one per Cluster node). The hash expires max(2 × Lease,
+// MinProgressTTL) after its last write; it is not deleted when the job is
+// settled, but [Broker.JobState] and [Broker.ProgressOf] report it only
+// while its entry is pending. It implements broker.ProgressRecorder.
+func (b *Broker) RecordProgress(ctx context.Context, us ...broker.ProgressUpdate) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	calls := make([]scriptCall, 0, len(us))
+	ttl := b.progressTTL().Milliseconds()
+	for _, u := range us {
+		if u.Delivery == nil {
+			continue
+		}
+		key := progressKey(b.keysFor(u.Delivery.Job.Topic).stream, u.Delivery.Receipt)
+		calls = append(calls, scriptCall{progressScript, []string{key}, []any{
+			strconv.FormatFloat(u.Progress.Fraction, 'g', -1, 64), u.Progress.Message, u.Progress.At.UnixMilli(), ttl,
+		}})
+	}
+	if len(calls) == 0 {
+		return nil
+	}
+	cmds, err := b.runScripts(ctx, calls)
+	if err != nil {
+		return b.wrap("progress", err)
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return b.wrap("progress", err)
+		}
+	}
+	return nil
+}
+
+// decodeProgress reads a progress hash; ok is false when it is empty.
+func decodeProgress(h map[string]string) (broker.Progress, bool) {
+	if len(h) == 0 {
+		return broker.Progress{}, false
+	}
+	f, _ := strconv.ParseFloat(h["fraction"], 64)
+	p := broker.Progress{Fraction: min(max(f, 0), 1), Message: h["message"]}
+	if ms, err := strconv.ParseInt(h["at"], 10, 64); err == nil {
+		p.At = time.UnixMilli(ms)
+	}
+	return p, true
+}
+
+// ProgressOf returns the progress recorded for the deliveries of topic with
+// the given receipts (stream entry IDs), with one HGETALL each, pipelined
+// in one round trip. It does not check that the entries are still pending:
+// pass the receipts of pending entries ([Broker.PendingEntries]). It
+// implements broker.ProgressReader.
+func (b *Broker) ProgressOf(ctx context.Context, topic string, receipts []string) (map[string]broker.Progress, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	out := map[string]broker.Progress{}
+	if len(receipts) == 0 {
+		return out, nil
+	}
+	stream := b.keysFor(topic).stream
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*goredis.MapStringStringCmd, len(receipts))
+	for i, r := range receipts {
+		cmds[i] = pipe.HGetAll(ctx, progressKey(stream, r))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, b.wrap("progress", err)
+	}
+	for i, c := range cmds {
+		if p, ok := decodeProgress(c.Val()); ok {
+			out[receipts[i]] = p
+		}
+	}
+	return out, nil
+}
+
+// JobState returns the state of the job of topic with ID id, looking in
+// turn at:
+//
+//   - its result (<ns>:{T}:result:<id>, one HGETALL and PTTL): succeeded;
+//   - the stream, found as [Broker.Cancel] finds it (a scan of at most
+//     MaxCancelScan entries): running when its entry is pending in the
+//     group (with the progress recorded for the entry), else queued;
+//   - the delayed set (a scan of at most MaxCancelScan members): delayed;
+//   - the dead-letter stream (a scan likewise): dead.
+//
+// The result comes first, so that polling a finished job costs one round
+// trip whatever the length of the stream; a job ID used again by a new job
+// while the result of the earlier one is kept reads as succeeded until that
+// result expires. A job that moves while it is looked up (a delayed job
+// promoted, a job acked) is looked up once more.
+//
+// It returns an error wrapping broker.ErrNotFound when no such job is held:
+// acknowledged without a result (such jobs are not kept), its result
+// expired (after Options.ResultRetention), or never published; and an
+// error saying the scan was cut when a scan stopped at its bound. It
+// implements broker.JobReader.
+func (b *Broker) JobState(ctx context.Context, topic, id string) (*broker.JobState, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	k := b.keysFor(topic)
+	cut := false
+	for range 2 {
+		js, truncated, err := b.jobState(ctx, k, id)
+		if err != nil || js != nil {
+			return js, b.wrap("job state", err)
+		}
+		cut = cut || truncated
+	}
+	if cut {
+		return nil, fmt.Errorf("conveyor/redis: job state: job %q of %q has no result and is not among the first %d entries of its stream, delayed set or dead-letter stream (the lookup by ID is bounded)", id, topic, MaxCancelScan)
+	}
+	return nil, fmt.Errorf("%w: job %q of %q: not queued, delayed, running or dead-lettered, and no result is kept for it (a job acknowledged without a result is not kept; a result expires %v after the job succeeded)",
+		broker.ErrNotFound, id, topic, b.o.ResultRetention)
+}
+
+// jobState is one lookup of JobState: nil when the job was not found.
+func (b *Broker) jobState(ctx context.Context, k keys, id string) (*broker.JobState, bool, error) {
+	js := &broker.JobState{ID: id, Topic: k.topic}
+	if found, err := b.resultState(ctx, k, js); err != nil || found {
+		return js, false, err
+	}
+
+	m, found, cutStream, err := b.findEntry(ctx, k.stream, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if found {
+		return js, false, b.entryState(ctx, k, m, js)
+	}
+
+	member, found, cutDelayed, err := b.findDelayed(ctx, k, id, MaxCancelScan)
+	if err != nil {
+		return nil, false, err
+	}
+	if found {
+		j := decodeMemberJob(k.topic, member)
+		js.ID, js.State, js.Attempt = j.ID, broker.StateDelayed, j.Attempt
+		js.EnqueuedAt, js.Failure = j.EnqueuedAt, j.Failure
+		due, err := b.rdb.ZScore(ctx, k.delayed, member).Result()
+		switch {
+		case errors.Is(err, goredis.Nil):
+			return nil, false, nil // promoted meanwhile: look again
+		case err != nil:
+			return nil, false, err
+		}
+		js.Due = time.UnixMilli(int64(due))
+		return js, false, nil
+	}
+
+	m, found, cutDLQ, err := b.findEntry(ctx, k.dlq, id)
+	if err != nil {
+		return nil, false, err
+	}
+	if found {
+		dec := decodeEntry(job.DeadLetterTopic(k.topic), m.ID, m.Values)
+		js.ID, js.State, js.Receipt, js.Attempt = dec.job.ID, broker.StateDead, m.ID, dec.attempt
+		js.EnqueuedAt, js.Failure = dec.job.EnqueuedAt, dec.job.Failure
+		if js.Failure != nil {
+			js.FinishedAt = js.Failure.At
+		}
+		return js, false, nil
+	}
+	return nil, cutStream || cutDelayed || cutDLQ, nil
+}
+
+// resultState fills js from the result of job js.ID, if one is kept.
+func (b *Broker) resultState(ctx context.Context, k keys, js *broker.JobState) (bool, error) {
+	key := resultKey(k.stream, js.ID)
+	pipe := b.rdb.Pipeline()
+	h := pipe.HGetAll(ctx, key)
+	ttl := pipe.PTTL(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return false, err
+	}
+	v := h.Val()
+	if len(v) == 0 {
+		return false, nil
+	}
+	now := b.o.Now()
+	js.State = broker.StateSucceeded
+	js.Result = []byte(v["result"])
+	js.Attempt, _ = strconv.Atoi(v["attempt"])
+	if ms, err := strconv.ParseInt(v["finished_at"], 10, 64); err == nil {
+		js.FinishedAt = time.UnixMilli(ms)
+	}
+	if ms, err := strconv.ParseInt(v["enqueued_at"], 10, 64); err == nil && ms > 0 {
+		js.EnqueuedAt = time.UnixMilli(ms)
+	}
+	if d := ttl.Val(); d > 0 {
+		js.ExpiresAt = now.Add(d)
+	}
+	return true, nil
+}
+
+// entryState fills js from m, the job's entry in k's stream: running when
+// the entry is pending in the group, else queued.
+func (b *Broker) entryState(ctx context.Context, k keys, m goredis.XMessage, js *broker.JobState) error {
+	dec := decodeEntry(k.topic, m.ID, m.Values)
+	js.ID, js.Receipt, js.Attempt = dec.job.ID, m.ID, dec.attempt
+	js.EnqueuedAt, js.Failure = dec.job.EnqueuedAt, dec.job.Failure
+	pipe := b.rdb.Pipeline()
+	pend := pipe.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: k.stream, Group: b.o.Group, Start: m.ID, End: m.ID, Count: 1})
+	prog := pipe.HGetAll(ctx, progressKey(k.stream, m.ID))
+	_, err := pipe.Exec(ctx)
+	if err != nil && !errors.Is(err, goredis.Nil) && !isNoGroup(pend.Err()) {
+		return err
+	}
+	ps, _ := pend.Result()
+	if len(ps) == 0 {
+		js.State = broker.StateQueued
+		return nil
+	}
+	js.State = broker.StateRunning
+	js.Attempt = broker.AddAttempts(dec.attempt, max(ps[0].RetryCount, 1)-1)
+	if p, ok := decodeProgress(prog.Val()); ok {
+		js.Progress = &p
+	}
+	return nil
+}
