@@ -45,6 +45,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newDashboardCmd,
 	newTrimCmd,
 	newCancelCmd,
+	newJobCmd,
 	newPauseCmd,
 	newResumeCmd,
 	newBenchCmd,
@@ -112,7 +113,7 @@ See "conveyor config print" and config.yaml.example.
 
 The memory backend (QUEUE_BACKEND=memory) holds jobs only inside the process
 that runs it: worker can run on it, but produce, consume, consumers, health,
-dlq, schedule, trim, cancel and dashboard, which work on the jobs of other
+dlq, schedule, trim, cancel, job and dashboard, which work on the jobs of other
 processes, need Redis.
 
 Output: --json prints durations as seconds (a number, fractions allowed) in
