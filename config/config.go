@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/retry"
 )
 
@@ -57,6 +58,10 @@ type Redis struct {
 	MaxDeliveries int `mapstructure:"max_deliveries"`
 	// DialTimeout bounds connecting to Redis.
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// ResultRetention is how long the result of a job that succeeded with
+	// one (job.SetResult) is kept for "conveyor job show" and
+	// broker.JobReader.
+	ResultRetention time.Duration `mapstructure:"result_retention"`
 }
 
 // Worker configures the server that runs handlers.
@@ -150,12 +155,13 @@ func Default() *Config {
 	return &Config{
 		Backend: BackendRedis,
 		Redis: Redis{
-			URL:           "redis://localhost:6379/0",
-			Namespace:     "conveyor",
-			Group:         "conveyor",
-			Lease:         30 * time.Second,
-			MaxDeliveries: 3,
-			DialTimeout:   5 * time.Second,
+			URL:             "redis://localhost:6379/0",
+			Namespace:       "conveyor",
+			Group:           "conveyor",
+			Lease:           30 * time.Second,
+			MaxDeliveries:   3,
+			DialTimeout:     5 * time.Second,
+			ResultRetention: redis.DefaultResultRetention,
 		},
 		Worker: Worker{
 			Concurrency:     10,

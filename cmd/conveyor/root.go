@@ -222,16 +222,17 @@ func (a *app) loadConfig() error {
 func (a *app) openBroker() (broker.Broker, error) {
 	switch a.cfg.Backend {
 	case config.BackendMemory:
-		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease, MaxDeliveries: a.cfg.Redis.MaxDeliveries}), nil
+		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease, MaxDeliveries: a.cfg.Redis.MaxDeliveries, ResultRetention: a.cfg.Redis.ResultRetention}), nil
 	default:
 		c := a.cfg
 		opts := &redis.Options{
-			Namespace:     c.Redis.Namespace,
-			Group:         c.Redis.Group,
-			Consumer:      c.Redis.Consumer,
-			Lease:         c.Redis.Lease,
-			MaxDeliveries: c.Redis.MaxDeliveries,
-			Logger:        c.NewLogger(a.stderr),
+			Namespace:       c.Redis.Namespace,
+			Group:           c.Redis.Group,
+			Consumer:        c.Redis.Consumer,
+			Lease:           c.Redis.Lease,
+			MaxDeliveries:   c.Redis.MaxDeliveries,
+			ResultRetention: c.Redis.ResultRetention,
+			Logger:          c.NewLogger(a.stderr),
 		}
 		if c.TLSEnabled() {
 			opts.TLS = &redis.TLSOptions{
