@@ -76,11 +76,14 @@ func (b *Broker) progressTTL() time.Duration {
 }
 
 // ackResultScript acks an entry as a plain ack does (XACK + XDEL) and, when
-// the XACK acknowledged it, stores the job's result in a hash that expires
-// after the retention; for a unique job it also releases or keeps the
-// job's claim, as ackUniqueScript does. An entry not acknowledged by this
-// XACK (settled before, elsewhere) stores nothing: the job's outcome was
-// decided by another settle.
+// the entry is pending (so that the XACK acknowledges it), stores the job's
+// result in a hash that expires after the retention; for a unique job it
+// also releases or keeps the job's claim, as ackUniqueScript does. The
+// result is written before the XACK: a write Redis refuses (an ACL without
+// HSET, maxmemory) fails the script before anything changed, and the entry
+// stays pending, to be redelivered. An entry not pending (settled before,
+// elsewhere) stores nothing: the job's outcome was decided by another
+// settle.
 //
 // KEYS[1] stream
 // KEYS[2] the result hash (<prefix>:result:<job ID>)
@@ -97,18 +100,19 @@ func (b *Broker) progressTTL() time.Duration {
 //
 // Returns the number of entries acknowledged (0 or 1).
 var ackResultScript = newScript("ack-result", `
-local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if n == 1 then
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(p) == 'table' and not p.err and #p > 0 then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[2], 'result', ARGV[3], 'state', 'succeeded', 'finished_at', ARGV[4], 'attempt', ARGV[5], 'enqueued_at', ARGV[6])
   redis.call('PEXPIRE', KEYS[2], ARGV[7])
-  if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[8] then
-    if ARGV[9] == '0' then
-      redis.call('DEL', KEYS[3])
-    else
-      redis.call('PEXPIREAT', KEYS[3], ARGV[9])
-    end
+end
+local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if n == 1 and KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[8] then
+  if ARGV[9] == '0' then
+    redis.call('DEL', KEYS[3])
+  else
+    redis.call('PEXPIREAT', KEYS[3], ARGV[9])
   end
 end
 return n
