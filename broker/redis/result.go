@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -33,12 +34,20 @@ var (
 // Results and progress live in the hash slot of the stream their job was
 // delivered from, under its prefix (the stream key without ":stream"):
 //
-//	<ns>:{T}:result:<job ID>      hash result, state, finished_at, attempt,
-//	                              enqueued_at (unix ms); expires after
-//	                              Options.ResultRetention
-//	<ns>:{T}:progress:<entry ID>  hash fraction, message, at (unix ms);
-//	                              expires max(2 × Lease, MinProgressTTL)
-//	                              after its last write
+//	<ns>:{T}:result:<job ID>  hash result, state, finished_at, attempt,
+//	                          enqueued_at (unix ms); expires after
+//	                          Options.ResultRetention
+//	<ns>:{T}:progress         hash: stream entry ID -> the progress of its
+//	                          delivery, JSON {"fraction","message","at"}
+//	                          (at in unix ms)
+//	<ns>:{T}:progress:at      sorted set: stream entry ID scored by the time
+//	                          of its last progress write (unix ms)
+//
+// Every progress write prunes the entries of the topic last written more
+// than the progress TTL (max(2 × Lease, MinProgressTTL)) ago, at most 100
+// per write, and sets both keys to expire after that TTL, so a topic's
+// progress costs one hash field per job that reported progress recently.
+// A topic's progress is read with one HMGET, whatever the number of jobs.
 //
 // The prefix is taken from the stream key, never rebuilt from the topic's
 // name, so that a key stays in the slot of the stream it belongs to.
@@ -53,10 +62,11 @@ func resultKey(stream, id string) string {
 	return streamPrefix(stream) + ":result:" + id
 }
 
-// progressKey returns the key of the progress of the delivery of stream
-// entry entryID.
-func progressKey(stream, entryID string) string {
-	return streamPrefix(stream) + ":progress:" + entryID
+// progressKeys returns the progress hash and its sorted set of write
+// times of the deliveries of stream.
+func progressKeys(stream string) (hash, at string) {
+	p := streamPrefix(stream) + ":progress"
+	return p, p + ":at"
 }
 
 // resultDefaults fills in and checks ResultRetention.
@@ -118,19 +128,32 @@ end
 return n
 `)
 
-// progressScript replaces the progress of a delivery and sets its expiry.
+// progressScript records the progress of deliveries of one stream, prunes
+// the progress last written longer than the TTL ago (at most 100 entries)
+// and sets both keys to expire after the TTL.
 //
-// KEYS[1] the progress hash (<prefix>:progress:<entry ID>)
-// ARGV[1] fraction
-// ARGV[2] message
-// ARGV[3] reported at (unix ms)
-// ARGV[4] time to live (ms)
+// KEYS[1] the progress hash (<prefix>:progress)
+// KEYS[2] its write times (<prefix>:progress:at)
+// ARGV[1] now (unix ms)
+// ARGV[2] the TTL (ms)
+// ARGV[3..] entry ID, progress (JSON) pairs
 //
-// Returns 1.
+// Returns the number of stale entries pruned.
 var progressScript = newScript("progress", `
-redis.call('HSET', KEYS[1], 'fraction', ARGV[1], 'message', ARGV[2], 'at', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[2], now, ARGV[i])
+end
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl, 'LIMIT', 0, 100)
+if #old > 0 then
+  redis.call('ZREM', KEYS[2], unpack(old))
+  redis.call('HDEL', KEYS[1], unpack(old))
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return #old
 `)
 
 // ackResultCall returns the call of ackResultScript that acks d, a
@@ -155,28 +178,41 @@ func (b *Broker) ackResultCall(d *broker.Delivery) scriptCall {
 }
 
 // RecordProgress stores the progress of each update's delivery in its
-// hash (see the key layout above) with one script call each, pipelined in
-// one round trip (one per Cluster node). The hash expires max(2 × Lease,
-// MinProgressTTL) after its last write; it is not deleted when the job is
-// settled, but [Broker.JobState] and [Broker.ProgressOf] report it only
-// while its entry is pending. It implements broker.ProgressRecorder.
+// topic's progress hash (see the key layout above): one script call per
+// stream, pipelined in one round trip (one per Cluster node). A delivery's
+// progress is pruned once no write renewed it for max(2 × Lease,
+// MinProgressTTL); it is not deleted when the job is settled, but
+// [Broker.JobState] and [Broker.ProgressOf] report it only while its entry
+// is pending. It implements broker.ProgressRecorder.
 func (b *Broker) RecordProgress(ctx context.Context, us ...broker.ProgressUpdate) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
-	calls := make([]scriptCall, 0, len(us))
-	ttl := b.progressTTL().Milliseconds()
+	now := b.o.Now().UnixMilli()
+	byStream := map[string][]any{}
+	var order []string
 	for _, u := range us {
 		if u.Delivery == nil {
 			continue
 		}
-		key := progressKey(b.keysFor(u.Delivery.Job.Topic).stream, u.Delivery.Receipt)
-		calls = append(calls, scriptCall{progressScript, []string{key}, []any{
-			strconv.FormatFloat(u.Progress.Fraction, 'g', -1, 64), u.Progress.Message, u.Progress.At.UnixMilli(), ttl,
-		}})
+		s := b.keysFor(u.Delivery.Job.Topic).stream
+		if _, ok := byStream[s]; !ok {
+			order = append(order, s)
+			byStream[s] = []any{now, b.progressTTL().Milliseconds()}
+		}
+		v, err := json.Marshal(progressJSON{Fraction: u.Progress.Fraction, Message: u.Progress.Message, At: u.Progress.At.UnixMilli()})
+		if err != nil {
+			return fmt.Errorf("conveyor/redis: progress: %w", err)
+		}
+		byStream[s] = append(byStream[s], u.Delivery.Receipt, v)
 	}
-	if len(calls) == 0 {
+	if len(order) == 0 {
 		return nil
+	}
+	calls := make([]scriptCall, len(order))
+	for i, s := range order {
+		hash, at := progressKeys(s)
+		calls[i] = scriptCall{progressScript, []string{hash, at}, byStream[s]}
 	}
 	cmds, err := b.runScripts(ctx, calls)
 	if err != nil {
@@ -190,24 +226,31 @@ func (b *Broker) RecordProgress(ctx context.Context, us ...broker.ProgressUpdate
 	return nil
 }
 
-// decodeProgress reads a progress hash; ok is false when it is empty.
-func decodeProgress(h map[string]string) (broker.Progress, bool) {
-	if len(h) == 0 {
+// progressJSON is the form of a delivery's progress in the progress hash.
+type progressJSON struct {
+	Fraction float64 `json:"fraction"`
+	Message  string  `json:"message,omitempty"`
+	At       int64   `json:"at"` // unix ms
+}
+
+// decodeProgress reads a value of the progress hash; ok is false when v
+// is not one.
+func decodeProgress(v any) (broker.Progress, bool) {
+	s, ok := v.(string)
+	if !ok || s == "" {
 		return broker.Progress{}, false
 	}
-	f, _ := strconv.ParseFloat(h["fraction"], 64)
-	p := broker.Progress{Fraction: min(max(f, 0), 1), Message: h["message"]}
-	if ms, err := strconv.ParseInt(h["at"], 10, 64); err == nil {
-		p.At = time.UnixMilli(ms)
+	var pj progressJSON
+	if err := json.Unmarshal([]byte(s), &pj); err != nil {
+		return broker.Progress{}, false
 	}
-	return p, true
+	return broker.Progress{Fraction: min(max(pj.Fraction, 0), 1), Message: pj.Message, At: time.UnixMilli(pj.At)}, true
 }
 
 // ProgressOf returns the progress recorded for the deliveries of topic with
-// the given receipts (stream entry IDs), with one HGETALL each, pipelined
-// in one round trip. It does not check that the entries are still pending:
-// pass the receipts of pending entries ([Broker.PendingEntries]). It
-// implements broker.ProgressReader.
+// the given receipts (stream entry IDs), with one HMGET. It does not check
+// that the entries are still pending: pass the receipts of pending entries
+// ([Broker.PendingEntries]). It implements broker.ProgressReader.
 func (b *Broker) ProgressOf(ctx context.Context, topic string, receipts []string) (map[string]broker.Progress, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -216,17 +259,13 @@ func (b *Broker) ProgressOf(ctx context.Context, topic string, receipts []string
 	if len(receipts) == 0 {
 		return out, nil
 	}
-	stream := b.keysFor(topic).stream
-	pipe := b.rdb.Pipeline()
-	cmds := make([]*goredis.MapStringStringCmd, len(receipts))
-	for i, r := range receipts {
-		cmds[i] = pipe.HGetAll(ctx, progressKey(stream, r))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+	hash, _ := progressKeys(b.keysFor(topic).stream)
+	vs, err := b.rdb.HMGet(ctx, hash, receipts...).Result()
+	if err != nil {
 		return nil, b.wrap("progress", err)
 	}
-	for i, c := range cmds {
-		if p, ok := decodeProgress(c.Val()); ok {
+	for i, v := range vs {
+		if p, ok := decodeProgress(v); ok && i < len(receipts) {
 			out[receipts[i]] = p
 		}
 	}
@@ -327,27 +366,32 @@ func (b *Broker) jobState(ctx context.Context, k keys, id string) (*broker.JobSt
 	return nil, cutStream || cutDelayed || cutDLQ, nil
 }
 
+// resultFields are the fields of a result hash, in the order
+// resultState reads them.
+var resultFields = []string{"result", "attempt", "finished_at", "enqueued_at"}
+
 // resultState fills js from the result of job js.ID, if one is kept.
 func (b *Broker) resultState(ctx context.Context, k keys, js *broker.JobState) (bool, error) {
 	key := resultKey(k.stream, js.ID)
 	pipe := b.rdb.Pipeline()
-	h := pipe.HGetAll(ctx, key)
+	h := pipe.HMGet(ctx, key, resultFields...)
 	ttl := pipe.PTTL(ctx, key)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return false, err
 	}
 	v := h.Val()
-	if len(v) == 0 {
+	if len(v) != len(resultFields) || v[0] == nil {
 		return false, nil
 	}
+	str := func(i int) string { s, _ := v[i].(string); return s }
 	now := b.o.Now()
 	js.State = broker.StateSucceeded
-	js.Result = []byte(v["result"])
-	js.Attempt, _ = strconv.Atoi(v["attempt"])
-	if ms, err := strconv.ParseInt(v["finished_at"], 10, 64); err == nil {
+	js.Result = []byte(str(0))
+	js.Attempt, _ = strconv.Atoi(str(1))
+	if ms, err := strconv.ParseInt(str(2), 10, 64); err == nil {
 		js.FinishedAt = time.UnixMilli(ms)
 	}
-	if ms, err := strconv.ParseInt(v["enqueued_at"], 10, 64); err == nil && ms > 0 {
+	if ms, err := strconv.ParseInt(str(3), 10, 64); err == nil && ms > 0 {
 		js.EnqueuedAt = time.UnixMilli(ms)
 	}
 	if d := ttl.Val(); d > 0 {
@@ -362,9 +406,10 @@ func (b *Broker) entryState(ctx context.Context, k keys, m goredis.XMessage, js 
 	dec := decodeEntry(k.topic, m.ID, m.Values)
 	js.ID, js.Receipt, js.Attempt = dec.job.ID, m.ID, dec.attempt
 	js.EnqueuedAt, js.Failure = dec.job.EnqueuedAt, dec.job.Failure
+	hash, _ := progressKeys(k.stream)
 	pipe := b.rdb.Pipeline()
 	pend := pipe.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: k.stream, Group: b.o.Group, Start: m.ID, End: m.ID, Count: 1})
-	prog := pipe.HGetAll(ctx, progressKey(k.stream, m.ID))
+	prog := pipe.HMGet(ctx, hash, m.ID)
 	_, err := pipe.Exec(ctx)
 	if err != nil && !errors.Is(err, goredis.Nil) && !isNoGroup(pend.Err()) {
 		return err
@@ -376,8 +421,10 @@ func (b *Broker) entryState(ctx context.Context, k keys, m goredis.XMessage, js 
 	}
 	js.State = broker.StateRunning
 	js.Attempt = broker.AddAttempts(dec.attempt, max(ps[0].RetryCount, 1)-1)
-	if p, ok := decodeProgress(prog.Val()); ok {
-		js.Progress = &p
+	if vs := prog.Val(); len(vs) == 1 {
+		if p, ok := decodeProgress(vs[0]); ok {
+			js.Progress = &p
+		}
 	}
 	return nil
 }

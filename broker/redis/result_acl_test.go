@@ -14,8 +14,8 @@ import (
 
 // resultACLCommands are the commands of the least-privilege ACL user
 // (docs/redis.md) and those results and progress add: hset (ack with a
-// result, progress), hgetall and pttl (JobState, ProgressOf), zscore
-// (JobState of a delayed job).
+// result, progress), hdel (pruning progress), hmget and pttl (JobState,
+// ProgressOf), zscore (JobState of a delayed job).
 var resultACLCommands = []string{
 	"ping", "hello", "auth", "select",
 	"xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup|create", "xgroup|delconsumer",
@@ -24,7 +24,7 @@ var resultACLCommands = []string{
 	"sadd", "smembers", "scan",
 	"set", "get", "del", "pexpire", "pexpireat",
 	"evalsha", "eval",
-	"hset", "hgetall", "pttl", "zscore",
+	"hset", "hdel", "hmget", "pttl", "zscore",
 }
 
 // TestResultACL runs results, progress and JobState as an ACL user with

@@ -93,27 +93,49 @@ func TestResultKeys(t *testing.T) {
 	})
 }
 
-// TestProgressKey pins down the key of a delivery's progress and its TTL.
-func TestProgressKey(t *testing.T) {
+// TestProgressKeys pins down the keys of a topic's progress, their TTL, and
+// the pruning of progress not written for longer than the TTL.
+func TestProgressKeys(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	b := e.broker(t, "c", nil)
-	if _, err := b.Publish(ctx, broker.Message{Topic: "steps", Payload: []byte("x")}); err != nil {
-		t.Fatal(err)
+	clk := newClock()
+	b := e.broker(t, "c", func(o *redis.Options) { o.Now = clk.Now })
+	for range 2 {
+		if _, err := b.Publish(ctx, broker.Message{Topic: "steps", Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	d := fetchN(t, b, []string{"steps"}, 1)[0]
+	ds := fetchN(t, b, []string{"steps"}, 2)
 	at := time.UnixMilli(1767225600000)
-	if err := b.RecordProgress(ctx, broker.ProgressUpdate{Delivery: d, Progress: broker.Progress{Fraction: 0.75, Message: "almost", At: at}}); err != nil {
+	if err := b.RecordProgress(ctx, broker.ProgressUpdate{Delivery: ds[0], Progress: broker.Progress{Fraction: 0.75, Message: "almost", At: at}}); err != nil {
 		t.Fatal(err)
 	}
-	key := e.key("steps", "progress:"+d.Receipt)
-	h, err := e.rdb.HGetAll(ctx, key).Result()
-	if err != nil || h["fraction"] != "0.75" || h["message"] != "almost" || h["at"] != "1767225600000" {
-		t.Fatalf("progress hash %s = %v, %v", key, h, err)
+	hash, zset := e.key("steps", "progress"), e.key("steps", "progress:at")
+	v, err := e.rdb.HGet(ctx, hash, ds[0].Receipt).Result()
+	if err != nil || v != `{"fraction":0.75,"message":"almost","at":1767225600000}` {
+		t.Fatalf("HGET %s %s = %q, %v", hash, ds[0].Receipt, v, err)
 	}
-	ttl, err := e.rdb.PTTL(ctx, key).Result()
-	if err != nil || ttl <= redis.MinProgressTTL-time.Minute || ttl > redis.MinProgressTTL {
-		t.Fatalf("PTTL %s = %v, %v; want about %v", key, ttl, err, redis.MinProgressTTL)
+	if score, err := e.rdb.ZScore(ctx, zset, ds[0].Receipt).Result(); err != nil || int64(score) != clk.Now().UnixMilli() {
+		t.Fatalf("ZSCORE %s = %v, %v; want the time of the write", zset, score, err)
+	}
+	for _, key := range []string{hash, zset} {
+		ttl, err := e.rdb.PTTL(ctx, key).Result()
+		if err != nil || ttl <= redis.MinProgressTTL-time.Minute || ttl > redis.MinProgressTTL {
+			t.Fatalf("PTTL %s = %v, %v; want about %v", key, ttl, err, redis.MinProgressTTL)
+		}
+	}
+
+	// A write after the TTL prunes the progress no one renewed.
+	clk.Advance(redis.MinProgressTTL + time.Millisecond)
+	if err := b.RecordProgress(ctx, broker.ProgressUpdate{Delivery: ds[1], Progress: broker.Progress{Fraction: 0.1, At: at}}); err != nil {
+		t.Fatal(err)
+	}
+	if fields, err := e.rdb.HKeys(ctx, hash).Result(); err != nil || len(fields) != 1 || fields[0] != ds[1].Receipt {
+		t.Fatalf("progress fields %v, %v; want only the recent write's", fields, err)
+	}
+	if n, err := e.rdb.ZCard(ctx, zset).Result(); err != nil || n != 1 {
+		t.Fatalf("ZCARD %s = %d, %v; want 1", zset, n, err)
 	}
 }
 
