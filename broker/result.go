@@ -31,7 +31,7 @@ type Progress struct {
 	// Message says what the job is doing; it may be empty.
 	Message string `json:"message,omitempty"`
 	// At is when the job reported it.
-	At time.Time `json:"at"`
+	At time.Time `json:"at,omitzero"`
 }
 
 // ProgressUpdate is the progress of one delivery, to record.
@@ -90,15 +90,15 @@ type JobState struct {
 	// delayed job is being retried; nil when it has not failed.
 	Failure *job.Failure `json:"failure,omitempty"`
 	// EnqueuedAt is when the job was first enqueued (zero when unknown).
-	EnqueuedAt time.Time `json:"enqueued_at"`
+	EnqueuedAt time.Time `json:"enqueued_at,omitzero"`
 	// Due is when a delayed job becomes ready; zero otherwise.
-	Due time.Time `json:"due"`
+	Due time.Time `json:"due,omitzero"`
 	// FinishedAt is when a succeeded job was acknowledged, or when a dead
 	// job failed; zero otherwise.
-	FinishedAt time.Time `json:"finished_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 	// ExpiresAt is when a succeeded job's result is deleted; zero
 	// otherwise.
-	ExpiresAt time.Time `json:"expires_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
 // JobReader is implemented by brokers that find a job by ID and report its

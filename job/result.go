@@ -61,7 +61,8 @@ func ReporterFrom(ctx context.Context) Reporter {
 // nil) and can be read back by the job's ID (broker.JobReader, the CLI's
 // "conveyor job show"); the result of a job that does not succeed is
 // discarded, so a job retried after a failure keeps the result of the
-// attempt that succeeded. A later call replaces an earlier one.
+// attempt that succeeded. A later call replaces an earlier one. A broker
+// that keeps no results (one that is not a broker.JobReader) drops it.
 //
 // It returns an error matching [ErrNoReporter] when ctx carries no
 // reporter, [ErrResultTooLarge] when the encoding is larger than
