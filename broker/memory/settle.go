@@ -31,7 +31,7 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 				now = st.now()
 			}
 			if d.Result != nil {
-				st.storeResult(e, d, now) // before unlease: the attempt counts this delivery
+				st.storeResult(e, d, now)
 			}
 			st.unlease(e)
 			if e.job.UniqueKey != "" {
