@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/retry"
 )
 
@@ -61,6 +62,10 @@ type Redis struct {
 	// (a lone publish is sent at once). Default true; false sends each
 	// publish as its own round trip.
 	PublishCoalescing bool `mapstructure:"publish_coalescing"`
+	// ResultRetention is how long the result of a job that succeeded with
+	// one (job.SetResult) is kept for "conveyor job show" and
+	// broker.JobReader.
+	ResultRetention time.Duration `mapstructure:"result_retention"`
 }
 
 // Worker configures the server that runs handlers.
@@ -161,6 +166,7 @@ func Default() *Config {
 			MaxDeliveries:     3,
 			DialTimeout:       5 * time.Second,
 			PublishCoalescing: true,
+			ResultRetention:   redis.DefaultResultRetention,
 		},
 		Worker: Worker{
 			Concurrency:     10,

@@ -132,7 +132,7 @@ func TestNoFileIsFine(t *testing.T) {
 	want := config.Default()
 	if c.Redis != (config.Redis{URL: want.Redis.URL, Namespace: want.Redis.Namespace, Consumer: c.Redis.Consumer,
 		Group: want.Redis.Group, Lease: want.Redis.Lease, MaxDeliveries: want.Redis.MaxDeliveries, DialTimeout: want.Redis.DialTimeout,
-		PublishCoalescing: true}) {
+		PublishCoalescing: true, ResultRetention: want.Redis.ResultRetention}) {
 		t.Fatalf("redis = %+v", c.Redis)
 	}
 	if c.Redis.Consumer == "" || !strings.Contains(c.Redis.Consumer, "-") {

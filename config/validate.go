@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker/redis"
 )
@@ -57,6 +58,9 @@ func (c *Config) validate() error {
 	positive("redis.lease", int64(c.Redis.Lease))
 	positive("redis.max_deliveries", int64(c.Redis.MaxDeliveries))
 	positive("redis.dial_timeout", int64(c.Redis.DialTimeout))
+	if r := c.Redis.ResultRetention; r < time.Millisecond || r > redis.MaxResultRetention {
+		bad("redis.result_retention", c.valueOf("redis.result_retention"), "must be between 1ms and %v", redis.MaxResultRetention)
+	}
 
 	for _, t := range c.Worker.Topics {
 		if strings.TrimSpace(t) == "" || strings.ContainsAny(t, "{} \t\n") {

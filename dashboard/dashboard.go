@@ -128,6 +128,8 @@ type Dashboard struct {
 	cancel   broker.Canceller
 	pauser   broker.Pauser
 	counters CounterSource
+	progress broker.ProgressReader
+	jobs     broker.JobReader
 
 	o       Options
 	log     *slog.Logger
@@ -143,8 +145,9 @@ type Dashboard struct {
 // administration ([broker.DeadLetterAdmin]), listing pending entries
 // ([broker.PendingLister]) and delayed jobs ([broker.DelayedLister]),
 // deleting a delayed job ([broker.DelayedDeleter]), cancelling a job
-// ([broker.Canceller]), pausing a topic ([broker.Pauser]) and
-// [CounterSource]. With fewer powers the dashboard shows fewer panels. New
+// ([broker.Canceller]), pausing a topic ([broker.Pauser]), the progress
+// of running jobs ([broker.ProgressReader]), looking a job up by ID
+// ([broker.JobReader]) and [CounterSource]. With fewer powers the dashboard shows fewer panels. New
 // panics if opts.Auth sets both basic auth and a token, or a user without a
 // password (a programming error).
 func New(b broker.Inspector, opts *Options) *Dashboard {
@@ -167,6 +170,8 @@ func New(b broker.Inspector, opts *Options) *Dashboard {
 	d.cancel, _ = b.(broker.Canceller)
 	d.pauser, _ = b.(broker.Pauser)
 	d.counters, _ = b.(CounterSource)
+	d.progress, _ = b.(broker.ProgressReader)
+	d.jobs, _ = b.(broker.JobReader)
 	d.csrf = newCSRF(d.o.Sampling.Now)
 	d.sampler = newSampler(d.o.Sampling)
 	d.tmpl = template.Must(template.New("").Funcs(d.funcs()).ParseFS(templateFS, "templates/*.html"))
@@ -212,6 +217,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /api/overview", d.overviewJSON)
 	m.HandleFunc("GET /topics/{topic}", d.topicPage)
 	m.HandleFunc("GET /topics/{topic}/fragments/stats", d.topicStatsFragment)
+	m.HandleFunc("GET /topics/{topic}/job", d.jobPage)
 	m.HandleFunc("POST /topics/{topic}/dead/replay", d.mutating(d.replay))
 	m.HandleFunc("POST /topics/{topic}/dead/purge", d.mutating(d.purge))
 	m.HandleFunc("POST /topics/{topic}/delayed/delete", d.mutating(d.deleteDelayed))
@@ -404,7 +410,10 @@ type topicData struct {
 	Stat        *topicStat // nil until sampled
 	Consumers   []consumerRow
 	HasPending  bool
-	Pending     []broker.PendingEntry
+	Pending     []pendingRow
+	HasProgress bool // the broker reports the progress of running jobs
+	CanLookUp   bool // the broker finds a job by ID
+	ID          string
 	HasDelayed  bool
 	CanDelete   bool
 	CanCancel   bool
@@ -486,19 +495,21 @@ func (d *Dashboard) topicData(ctx context.Context, topic, after string, lists bo
 	}
 	n := d.o.Display.PageSize
 	data := &topicData{
-		page:       d.newPage("../"),
-		Topic:      topic,
-		Info:       info,
-		Stat:       d.sampler.stat(topic),
-		HasPending: d.pending != nil,
-		HasDelayed: d.delayed != nil,
-		CanDelete:  d.deleter != nil && !d.o.ReadOnly,
-		CanCancel:  d.cancel != nil && !d.o.ReadOnly,
-		CanPause:   d.pauser != nil && !d.o.ReadOnly,
-		HasDLQ:     d.dlq != nil,
-		After:      after,
-		PageSize:   n,
-		Now:        d.o.Sampling.Now(),
+		page:        d.newPage("../"),
+		Topic:       topic,
+		Info:        info,
+		Stat:        d.sampler.stat(topic),
+		HasPending:  d.pending != nil,
+		HasProgress: d.progress != nil,
+		CanLookUp:   d.jobs != nil,
+		HasDelayed:  d.delayed != nil,
+		CanDelete:   d.deleter != nil && !d.o.ReadOnly,
+		CanCancel:   d.cancel != nil && !d.o.ReadOnly,
+		CanPause:    d.pauser != nil && !d.o.ReadOnly,
+		HasDLQ:      d.dlq != nil,
+		After:       after,
+		PageSize:    n,
+		Now:         d.o.Sampling.Now(),
 	}
 	for _, g := range info.Groups {
 		for _, c := range g.Consumers {
@@ -510,7 +521,11 @@ func (d *Dashboard) topicData(ctx context.Context, topic, after string, lists bo
 	}
 	max := d.o.Display.MaxPayload
 	if d.pending != nil {
-		if data.Pending, err = d.pending.PendingEntries(ctx, topic, n); err != nil {
+		es, err := d.pending.PendingEntries(ctx, topic, n)
+		if err != nil {
+			return nil, err
+		}
+		if data.Pending, err = d.pendingRows(ctx, topic, es); err != nil {
 			return nil, err
 		}
 	}

@@ -67,6 +67,7 @@ func (d *Dashboard) funcs() template.FuncMap {
 		"until":       until,
 		"stamp":       stamp,
 		"bytes":       byteSize,
+		"percent":     percent,
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package job defines what a job is and how it is handled: [Job], [Handler],
 // [Typed] handlers, the [Mux] that routes jobs by topic, [Middleware] and
-// [Chain], and the outcomes a handler returns.
+// [Chain], the outcomes a handler returns, and the results and progress it
+// reports.
 //
 // # Handlers
 //
@@ -21,6 +22,21 @@
 // to its dead-letter topic now. A plain error is left to the retry policy
 // (the retry middleware, or the server's default). Nobody sleeps in-process:
 // the broker carries each outcome out atomically.
+//
+// # Results and progress
+//
+// A handler records its result with [SetResult] (or returns it from a
+// [TypedResult] handler) and reports how far it has got with [Progress]:
+//
+//	mux.Handle("orchestrate", job.TypedResult(func(ctx context.Context, t Task, j *job.Job) (Plan, error) {
+//		job.Progress(ctx, 0.1, "planning")
+//		return plan(ctx, t.Prompt)
+//	}))
+//
+// The result is stored with the job when it succeeds and read back by the
+// job's ID (broker.JobReader); the server writes progress at most once a
+// second per job. Both reach the server through the [Reporter] it installs
+// in each job's context.
 //
 // # Middleware
 //

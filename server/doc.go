@@ -38,6 +38,18 @@
 // outcome, the server logs and counts it and the job stays pending: the
 // broker redelivers it after its lease. Nothing is dropped silently.
 //
+// # Results and progress
+//
+// The server installs a job.Reporter in the context of every job it runs.
+// The result the handler records (job.SetResult, job.TypedResult) is set on
+// the delivery (broker.Delivery.Result) when the job succeeds and stored by
+// the broker with the ack; the result of an attempt that fails is discarded.
+// Progress (job.Progress) is written, when the broker keeps it
+// (broker.ProgressRecorder), by one goroutine every [ProgressInterval]: the
+// latest report of each running job, at most one write per job per
+// interval, all jobs in one call. A report not yet written when its job
+// ends is dropped: the job's outcome supersedes it.
+//
 // # Leases and shutdown
 //
 // Every [Options.HeartbeatInterval] (default a third of the broker's lease)

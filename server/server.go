@@ -65,8 +65,10 @@ type Server struct {
 	finishMu sync.RWMutex
 	finished bool
 	checker  broker.HealthChecker
-	watcher  broker.CancelWatcher   // nil: the broker records no cancel requests
-	fetchErr atomic.Pointer[string] // set while fetches fail
+	watcher  broker.CancelWatcher    // nil: the broker records no cancel requests
+	progress broker.ProgressRecorder // nil: the broker keeps no progress
+	now      func() time.Time        // the clock of progress reports
+	fetchErr atomic.Pointer[string]  // set while fetches fail
 
 	acks *ackQueue
 
@@ -134,9 +136,12 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 	s.checker, _ = b.(broker.HealthChecker)
 	s.watcher, _ = b.(broker.CancelWatcher)
 	s.prio, _ = b.(broker.PriorityFetcher)
+	s.progress, _ = b.(broker.ProgressRecorder)
+	s.now = time.Now
 	s.workers = make([]*worker, o.Concurrency)
 	for i := range s.workers {
 		s.workers[i] = &worker{s: s, jobs: make(chan *broker.Delivery, 1)}
+		s.workers[i].rep.now = func() time.Time { return s.now() }
 	}
 	return s, nil
 }
@@ -216,6 +221,11 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 		defer close(cwDone)
 		s.watchCancels(base, hbStop)
 	}()
+	prDone := make(chan struct{})
+	go func() {
+		defer close(prDone)
+		s.flushProgress(base, hbStop)
+	}()
 
 	fatal := s.fetchLoop(fetchCtx)
 
@@ -242,6 +252,7 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 		stopHeartbeat() // let the leases run out
 		<-hbDone        // the lease ends are final
 		<-cwDone
+		<-prDone
 		ab, last := s.leaseEnds()
 		s.log.Warn("conveyor: shutdown timeout passed: cancelling the jobs still running; an outcome returned while its lease holds is settled, the other jobs stay pending and are redelivered after their lease",
 			"in_flight", s.inFlight(), "timeout", s.opts.ShutdownTimeout, "wait_until", last)
@@ -257,6 +268,7 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 	stopHeartbeat()
 	<-hbDone
 	<-cwDone
+	<-prDone
 	close(ackerStop)
 	<-ackerDone
 
@@ -406,6 +418,10 @@ type worker struct {
 	renewed atomic.Int64                    // unix ns: when cur's lease was taken or last renewed
 	n       atomic.Int64                    // jobs processed
 	jc      jobCancel                       // cur's context, when the broker records cancel requests
+
+	rep       reporter        // cur's result and progress (see report.go)
+	repParent context.Context // the context repCtx was built from
+	repCtx    context.Context // repParent with rep
 }
 
 // start hands d, fetched by a call that began at fetched, to the idle
@@ -436,7 +452,9 @@ func (w *worker) loop(jobCtx, settleCtx context.Context) {
 		if s.watcher != nil {
 			ctx = w.jc.begin(jobCtx, d)
 		}
-		err := s.call(ctx, &d.Job)
+		w.rep.begin(d)
+		err := s.call(w.reportCtx(ctx), &d.Job)
+		d.Result = w.rep.end()
 		if s.watcher != nil {
 			cancelled = w.jc.end()
 		}

@@ -22,6 +22,9 @@ func (s *Server) settle(ctx context.Context, d *broker.Delivery, err error) {
 		})
 	}
 	outcome, delay := job.Classify(err)
+	if outcome != job.OutcomeAck {
+		d.Result = nil // the result of a job that did not succeed is discarded
+	}
 	var serr error
 	switch outcome {
 	case job.OutcomeAck:

@@ -42,6 +42,10 @@ type Options struct {
 	// Consumer names the consumer of the Broker that New returns (see
 	// [Broker.Consumer]). Empty means DefaultConsumer.
 	Consumer string
+	// ResultRetention is how long the result of a job acknowledged with one
+	// (job.SetResult) is kept for [Broker.JobState]. Zero means
+	// DefaultResultRetention (24h).
+	ResultRetention time.Duration
 	// Now returns the current time; nil means time.Now. Due times, leases
 	// and timestamps come from it. Waiting uses real timers for the
 	// durations it computes, so a fake clock should be advanced and then
@@ -114,6 +118,7 @@ type state struct {
 	done   chan struct{}
 
 	sched schedules // schedule entries and their last ticks
+	res   results   // results of acked jobs, progress of leased ones (result.go)
 }
 
 type topic struct {
@@ -156,6 +161,9 @@ func New(opts *Options) *Broker {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ResultRetention <= 0 {
+		o.ResultRetention = DefaultResultRetention
+	}
 	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
 	var p [7]byte
 	for i := range 6 {
@@ -173,6 +181,7 @@ func New(opts *Options) *Broker {
 		leased:      make(map[uint64]*entry),
 		consumers:   make(map[string]*consumer),
 		done:        make(chan struct{}),
+		res:         results{retention: o.ResultRetention},
 	}
 	st.pool.New = func() any {
 		w := &waiter{ch: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}

@@ -12,7 +12,9 @@ import (
 // Ack settles ds as done under one lock. A delivery that is no longer leased
 // (settled before, or redelivered after its lease expired and settled
 // elsewhere) is ignored, as XACK ignores unknown IDs. The unique key of an
-// acked job is released, or kept until UniqueFor after its EnqueuedAt.
+// acked job is released, or kept until UniqueFor after its EnqueuedAt. The
+// result of a delivery with one (Delivery.Result) is kept for
+// Options.ResultRetention (see [Broker.JobState]).
 func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 	if err := b.lock(ctx); err != nil {
 		return err
@@ -25,11 +27,14 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 			continue
 		}
 		if e := st.leasedEntry(d.Receipt); e != nil {
+			if (e.job.UniqueKey != "" || d.Result != nil) && now.IsZero() {
+				now = st.now()
+			}
+			if d.Result != nil {
+				st.storeResult(e, d, now)
+			}
 			st.unlease(e)
 			if e.job.UniqueKey != "" {
-				if now.IsZero() {
-					now = st.now()
-				}
 				st.releaseClaim(&e.job, true, now)
 			}
 			e.job = job.Job{} // the entry may share a batch allocation

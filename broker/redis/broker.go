@@ -111,6 +111,11 @@ type Options struct {
 	// loses its claim. Default 7 days (broker.MaxTimeout, the longest
 	// handler deadline a job can ask for); negative is an error.
 	UniqueClaimTTL time.Duration
+	// ResultRetention is how long the result of a job acknowledged with one
+	// (job.SetResult) is kept, in <ns>:{T}:result:<id>, for
+	// [Broker.JobState]. Default 24h (DefaultResultRetention); at most
+	// MaxResultRetention.
+	ResultRetention time.Duration
 	// TLS configures certificates for rediss:// URLs given to [Open]. [New]
 	// refuses it ([ErrTLSWithClient]): its client is already configured.
 	TLS *TLSOptions
@@ -291,6 +296,9 @@ func (opts *Options) withDefaults() (Options, error) {
 		o.UniqueClaimTTL = DefaultUniqueClaimTTL
 	case o.UniqueClaimTTL < 0:
 		return o, fmt.Errorf("conveyor/redis: unique claim TTL %v must be positive", o.UniqueClaimTTL)
+	}
+	if err := o.resultDefaults(); err != nil {
+		return o, err
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

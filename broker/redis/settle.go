@@ -19,15 +19,23 @@ import (
 // stream, pipelined in one round trip (one per Cluster node). A unique job
 // is acked by a script in the same pipeline that also releases its claim,
 // or keeps it until UniqueFor after the job's EnqueuedAt (see unique.go).
+// A delivery with a result (Delivery.Result) is acked by a script in the
+// same pipeline that also stores the result for Options.ResultRetention
+// (see result.go); acks of deliveries without one cost what they cost
+// without results.
 func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
 	byStream := map[string][]string{}
 	var order []string
-	var unique []scriptCall
+	var unique []scriptCall // acks by script: unique jobs, and jobs with a result
 	for _, d := range ds {
 		if d == nil {
+			continue
+		}
+		if d.Result != nil {
+			unique = append(unique, b.ackResultCall(d))
 			continue
 		}
 		if d.Job.UniqueKey != "" {

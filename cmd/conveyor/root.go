@@ -45,6 +45,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newDashboardCmd,
 	newTrimCmd,
 	newCancelCmd,
+	newJobCmd,
 	newPauseCmd,
 	newResumeCmd,
 	newBenchCmd,
@@ -112,7 +113,7 @@ See "conveyor config print" and config.yaml.example.
 
 The memory backend (QUEUE_BACKEND=memory) holds jobs only inside the process
 that runs it: worker can run on it, but produce, consume, consumers, health,
-dlq, schedule, trim, cancel and dashboard, which work on the jobs of other
+dlq, schedule, trim, cancel, job and dashboard, which work on the jobs of other
 processes, need Redis.
 
 Output: --json prints durations as seconds (a number, fractions allowed) in
@@ -221,7 +222,7 @@ func (a *app) loadConfig() error {
 func (a *app) openBroker() (broker.Broker, error) {
 	switch a.cfg.Backend {
 	case config.BackendMemory:
-		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease, MaxDeliveries: a.cfg.Redis.MaxDeliveries}), nil
+		return memory.New(&memory.Options{Lease: a.cfg.Redis.Lease, MaxDeliveries: a.cfg.Redis.MaxDeliveries, ResultRetention: a.cfg.Redis.ResultRetention}), nil
 	default:
 		c := a.cfg
 		opts := &redis.Options{
@@ -232,6 +233,7 @@ func (a *app) openBroker() (broker.Broker, error) {
 			MaxDeliveries:       c.Redis.MaxDeliveries,
 			Logger:              c.NewLogger(a.stderr),
 			NoPublishCoalescing: !c.Redis.PublishCoalescing,
+			ResultRetention:     c.Redis.ResultRetention,
 		}
 		if c.TLSEnabled() {
 			opts.TLS = &redis.TLSOptions{
