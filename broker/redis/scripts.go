@@ -25,7 +25,8 @@ func newScript(name, src string) script {
 // scripts returns every script of the package.
 func scripts() []script {
 	return []script{settleScript, promoteScript, readScript, peekScript, recoverScript, extendScript, replayScript, trimScript, deleteConsumerScript, tickScript,
-		cancelEntryScript, cancelDelayedScript, publishUniqueScript, ackUniqueScript, releaseUniqueScript}
+		cancelEntryScript, cancelDelayedScript, publishUniqueScript, ackUniqueScript, releaseUniqueScript,
+		setPartitionsScript, dropRetiredScript, drainedScript}
 }
 
 // commandAt returns the Redis command that line (1-based) of s runs, in ACL
