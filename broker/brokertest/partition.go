@@ -60,3 +60,24 @@ func (e *env) partitionAll(b broker.Broker) {
 		}
 	}
 }
+
+// ordered returns m with Key set to its topic when the suite runs on
+// partitioned topics and m has no Key: the subtests that check the order of
+// a topic's jobs then keep it, since a partitioned topic orders the jobs of
+// one key (one partition), not the whole topic. A unique message is left
+// as it is: it is routed by its unique key, as its duplicates are.
+func (e *env) ordered(m broker.Message) broker.Message {
+	if e.opts.Partitions > 1 && m.Key == "" && m.UniqueKey == "" {
+		m.Key = m.Topic
+	}
+	return m
+}
+
+// orderedAll is ordered of each message of ms, in a copy.
+func (e *env) orderedAll(ms []broker.Message) []broker.Message {
+	out := make([]broker.Message, len(ms))
+	for i, m := range ms {
+		out[i] = e.ordered(m)
+	}
+	return out
+}
