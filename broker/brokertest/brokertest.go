@@ -198,6 +198,9 @@ var cases = []struct {
 	{"UniqueBatch", testUniqueBatch},
 	{"UniqueInvalid", testUniqueInvalid},
 	{"UniqueCancel", testUniqueCancel},
+	{"PartitionKeyOrder", testPartitionKeyOrder},
+	{"PartitionFairness", testPartitionFairness},
+	{"PartitionResize", testPartitionResize},
 }
 
 // env is one subtest's queue space.

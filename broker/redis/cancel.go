@@ -162,9 +162,8 @@ func (b *Broker) Cancel(ctx context.Context, topic, id string) (broker.CancelRes
 	if err != nil {
 		return 0, err
 	}
-	if strings.Contains(id, "@") {
+	if k, entry, ok := b.parseReceipt(topic, id); ok {
 		// A partition's receipt (as PendingEntries lists them).
-		k, entry := b.receiptKeys(topic, id)
 		parts, id = []keys{k}, entry
 	}
 	cut := false

@@ -141,17 +141,24 @@ func (b *Broker) dkeys(d *broker.Delivery) (keys, string) {
 // names and its entry ID. A receipt that names no valid partition maps to
 // the topic's historical keys, as it is (it then names no entry).
 func (b *Broker) receiptKeys(topic, receipt string) (keys, string) {
+	k, id, _ := b.parseReceipt(topic, receipt)
+	return k, id
+}
+
+// parseReceipt is receiptKeys that also reports whether receipt names a
+// partition of a layout of more than one.
+func (b *Broker) parseReceipt(topic, receipt string) (keys, string, bool) {
 	at := strings.LastIndexByte(receipt, '@')
 	if at < 0 {
-		return b.keysFor(topic), receipt
+		return b.keysFor(topic), receipt, false
 	}
 	ns, is, ok := strings.Cut(receipt[at+1:], "/")
 	n, err1 := strconv.Atoi(ns)
 	i, err2 := strconv.Atoi(is)
-	if !ok || err1 != nil || err2 != nil || n < 2 || n > broker.MaxPartitions || i < 0 || i >= n {
-		return b.keysFor(topic), receipt
+	if !ok || err1 != nil || err2 != nil || n < 2 || n > broker.MaxPartitions || i < 0 || i >= n || !validEntryID(receipt[:at]) {
+		return b.keysFor(topic), receipt, false
 	}
-	return b.partKeys(topic, n, i), receipt[:at]
+	return b.partKeys(topic, n, i), receipt[:at], true
 }
 
 // partitionsKey is the registry of partition counts: a hash of base topic
