@@ -155,19 +155,20 @@ type Broker struct {
 	o       Options
 	log     *slog.Logger
 
-	closed    atomic.Bool
-	groups    sync.Map // stream key -> struct{}: consumer group known to exist
-	vanished  sync.Map // stream key -> struct{}: its known group was found missing
-	topics    sync.Map // base topic -> struct{}: registered in <ns>:topics
-	keyCache  sync.Map // topic -> keys
-	keyCacheN atomic.Int64
-	lost      atomic.Int64
-	overflows atomic.Int64
-	stale     atomic.Int64
-	readTurn  atomic.Uint64 // which stream a read serves first
-	partCache sync.Map      // topic + "\x00" + layout + "/" + partition -> keys
-	layouts   layoutCache   // partition layouts read from the registry
-	turn      atomic.Uint64 // next partition of a job without a key
+	closed         atomic.Bool
+	groups         sync.Map // stream key -> struct{}: consumer group known to exist
+	vanished       sync.Map // stream key -> struct{}: its known group was found missing
+	topics         sync.Map // base topic -> struct{}: registered in <ns>:topics
+	keyCache       sync.Map // topic -> keys
+	keyCacheN      atomic.Int64
+	lost           atomic.Int64
+	overflows      atomic.Int64
+	stale          atomic.Int64
+	readTurn       atomic.Uint64 // which stream a read serves first
+	partCache      sync.Map      // topic + "\x00" + layout + "/" + partition -> keys
+	layouts        layoutCache   // partition layouts read from the registry
+	turn           atomic.Uint64 // next partition of a job without a key
+	registryDenied atomic.Bool   // the ACL refused a read of the partition registry (logged once)
 
 	disc discovery // topic discovery for Topics
 

@@ -227,6 +227,16 @@ func (b *Broker) forgetLayout(base string) {
 // readLayout reads base's layout from the registry.
 func (b *Broker) readLayout(ctx context.Context, base string) (layout, error) {
 	vs, err := b.rdb.HMGet(ctx, b.partitionsKey(), base, retiringField(base)).Result()
+	if err != nil && isNoPerm(err) {
+		// A Redis user of a least-privilege ACL from before partitioned
+		// topics: its topics are taken as unpartitioned, as they were,
+		// and the missing permission is logged.
+		if !b.registryDenied.Swap(true) {
+			b.log.Error("conveyor/redis: the Redis user may not read the partition registry (HMGET); every topic is taken as having one partition, so the jobs of partitioned topics are neither published to nor fetched from their partitions by this process: grant +hmget (and +hget +hset +hdel to change partition counts)",
+				"key", b.partitionsKey(), "err", err)
+		}
+		return layout{n: 1, at: time.Now()}, nil
+	}
 	if err != nil {
 		return layout{}, b.wrap("read partition registry", err)
 	}
