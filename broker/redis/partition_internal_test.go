@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -213,5 +214,69 @@ func TestKeyField(t *testing.T) {
 	}
 	if len(ms[1].Values) != 2 || ms[1].Values[fieldKey] != "tenant-1" {
 		t.Errorf("entry with Key = %v, want payload and key", ms[1].Values)
+	}
+}
+
+// TestPartitionPauseAndInspect: a paused topic's new partitions are paused
+// by SetPartitions, Resume resumes them all, and InspectPartitions counts
+// each key's jobs in the partition PartitionFor gives it.
+func TestPartitionPauseAndInspect(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := New(srv.Client(t), &Options{Namespace: srv.Namespace, Block: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Pause(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetPartitions(ctx, "p", 4); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]int64, 4)
+	for i := range 20 {
+		key := fmt.Sprintf("k%d", i%7)
+		want[broker.PartitionFor(key, 4)]++
+		if _, err := b.Publish(ctx, broker.Message{Topic: "p", Key: key, Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		if ds, err := b.Fetch(ctx, []string{"p"}, 10); len(ds) > 0 {
+			t.Fatalf("Fetch of a paused topic after SetPartitions = %d jobs, %v", len(ds), err)
+		}
+	}
+	ps, err := b.InspectPartitions(ctx, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 4 {
+		t.Fatalf("InspectPartitions = %+v, want 4 partitions", ps)
+	}
+	for i, p := range ps {
+		if p.Partition != i || p.Length != want[i] || p.Node != "" {
+			t.Errorf("partition %d: %+v, want length %d and no node", i, p, want[i])
+		}
+	}
+	info, err := b.Inspect(ctx, "p")
+	if err != nil || info.Length != 20 || !info.Paused {
+		t.Fatalf("Inspect = %+v, %v; want 20 jobs, paused", info, err)
+	}
+	if err := b.Resume(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for got < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fetched %d of 20 after Resume", got)
+		}
+		ds, _ := b.Fetch(ctx, []string{"p"}, 10)
+		got += len(ds)
+		if err := b.Ack(ctx, ds...); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
