@@ -15,7 +15,8 @@ import (
 // Unique jobs.
 //
 // A job published with a unique key claims it: the string key
-// <ns>:{<topic>}:unique:<key> holds the job's ID, in the topic's hash slot,
+// <ns>:{<topic>}:unique:<key> holds the job's ID, in the topic's hash slot
+// (for a partitioned topic, the :unique:<key> key of the job's partition),
 // set by the script that adds the job (publishUniqueScript), so that a
 // claim and its job are one atomic step. While the claim names a live job,
 // publishing the key again adds nothing and returns the holder's ID.
@@ -38,11 +39,6 @@ import (
 // later job of the same key holds. While the job lives, the claim expires
 // Options.UniqueClaimTTL after the job's due time, a safety net for a job
 // that vanished without a settle.
-
-// claimKey returns the claim of key in topic.
-func (b *Broker) claimKey(topic, key string) string {
-	return b.keysFor(topic).unique + key
-}
 
 // claimTTL returns the safety TTL (ms) of a claim whose job is re-enqueued
 // by a settle in mode with argument arg4 (the due time, for mode
@@ -115,11 +111,6 @@ func (b *Broker) ackUniqueCall(d *broker.Delivery) scriptCall {
 	k, id := b.dkeys(d)
 	return scriptCall{ackUniqueScript, []string{k.stream, k.unique + d.Job.UniqueKey},
 		[]any{b.o.Group, id, d.Job.ID, keep}}
-}
-
-// releaseClaim deletes the claim of key in topic if job id holds it.
-func (b *Broker) releaseClaim(ctx context.Context, topic, key, id string) error {
-	return releaseUniqueScript.Run(ctx, b.rdb, []string{b.claimKey(topic, key)}, id).Err()
 }
 
 // duplicates turns the refused replays of replayScript's reply (entry ID,
