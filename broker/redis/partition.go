@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -69,8 +70,26 @@ func crc16(s string) uint16 {
 // tag, and a Cluster whose masters hold equal slot ranges holds equal
 // numbers of partitions.
 func partitionTag(base string, n, i int) string {
-	lo, hi := i*clusterSlots/n, (i+1)*clusterSlots/n
 	prefix := base + "#" + strconv.Itoa(i) + "/" + strconv.Itoa(n)
+	if t, ok := tagCache.Load(prefix); ok {
+		return t.(string)
+	}
+	t := findTag(prefix, n, i)
+	if tagCacheN.Add(1) <= maxKeyCache {
+		tagCache.Store(prefix, t)
+	}
+	return t
+}
+
+// tagCache holds the tags partitionTag found, by "<base>#<i>/<n>".
+var (
+	tagCache  sync.Map
+	tagCacheN atomic.Int64
+)
+
+// findTag is partitionTag of the tag prefix of partition i of n.
+func findTag(prefix string, n, i int) string {
+	lo, hi := i*clusterSlots/n, (i+1)*clusterSlots/n
 	for s := 0; s < 1<<22; s++ {
 		tag := prefix
 		if s > 0 {
