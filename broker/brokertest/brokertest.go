@@ -103,6 +103,13 @@ type Options struct {
 	// MaxDeliveries is the poison limit: how many deliveries of one entry
 	// may end with no outcome. The factory must honour it.
 	MaxDeliveries int
+	// Partitions, when above 1, runs every subtest on partitioned topics:
+	// the suite calls [broker.Partitioner.SetPartitions] with it on every
+	// topic it uses before using them (a broker that is no
+	// broker.Partitioner fails the suite), and runs the partition
+	// subtests, which are skipped otherwise. 0 or 1: topics are not
+	// partitioned.
+	Partitions int
 }
 
 // Factory returns a constructor of consumers that share ONE fresh, isolated
@@ -118,9 +125,17 @@ type Factory func(t *testing.T, opts Options) func(consumer string) broker.Broke
 // space made by f with Options{Lease: 300ms, MaxDeliveries: 3}.
 func Run(t *testing.T, f Factory) {
 	t.Helper()
+	RunWith(t, f, Options{})
+}
+
+// RunWith is [Run] with opts: its Lease and MaxDeliveries replace the
+// defaults when set, and Partitions > 1 runs the suite on partitioned
+// topics.
+func RunWith(t *testing.T, f Factory, opts Options) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.run(newEnv(t, f))
+			tc.run(newEnv(t, f, opts))
 		})
 	}
 }
@@ -183,6 +198,9 @@ var cases = []struct {
 	{"UniqueBatch", testUniqueBatch},
 	{"UniqueInvalid", testUniqueInvalid},
 	{"UniqueCancel", testUniqueCancel},
+	{"PartitionKeyOrder", testPartitionKeyOrder},
+	{"PartitionFairness", testPartitionFairness},
+	{"PartitionResize", testPartitionResize},
 }
 
 // env is one subtest's queue space.
@@ -191,12 +209,20 @@ type env struct {
 	ctx  context.Context
 	opts Options
 	make func(consumer string) broker.Broker
+
+	partitioned bool // the suite's topics were given Options.Partitions
 }
 
-func newEnv(t *testing.T, f Factory) *env {
+func newEnv(t *testing.T, f Factory, given Options) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	opts := Options{Lease: 300 * time.Millisecond, MaxDeliveries: 3}
+	opts := Options{Lease: 300 * time.Millisecond, MaxDeliveries: 3, Partitions: given.Partitions}
+	if given.Lease > 0 {
+		opts.Lease = given.Lease
+	}
+	if given.MaxDeliveries > 0 {
+		opts.MaxDeliveries = given.MaxDeliveries
+	}
 	return &env{t: t, ctx: ctx, opts: opts, make: f(t, opts)}
 }
 
@@ -208,5 +234,9 @@ func (e *env) open(consumer string) broker.Broker {
 		e.t.Fatalf("factory returned a nil broker for consumer %q", consumer)
 	}
 	e.t.Cleanup(func() { _ = b.Close() })
+	if e.opts.Partitions > 1 && !e.partitioned {
+		e.partitioned = true
+		e.partitionAll(b)
+	}
 	return b
 }

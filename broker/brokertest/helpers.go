@@ -36,7 +36,7 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 // publish publishes m and returns its ID.
 func (e *env) publish(b broker.Broker, m broker.Message) string {
 	e.t.Helper()
-	id, err := b.Publish(e.ctx, m)
+	id, err := b.Publish(e.ctx, e.ordered(m))
 	if err != nil {
 		e.t.Fatalf("Publish(%q): %v", m.Topic, err)
 	}

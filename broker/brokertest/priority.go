@@ -38,7 +38,7 @@ func testWeightedShares(e *env) {
 				ms = append(ms, broker.Message{Topic: tw.Topic, Payload: fmt.Appendf(nil, "%d", i)})
 			}
 		}
-		if _, err := b.PublishBatch(e.ctx, ms); err != nil {
+		if _, err := b.PublishBatch(e.ctx, e.orderedAll(ms)); err != nil {
 			t.Fatalf("PublishBatch: %v", err)
 		}
 		got := map[string]int{}

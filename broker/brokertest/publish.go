@@ -78,7 +78,7 @@ func testPublishBatch(e *env) {
 		{Topic: "batch-a", Payload: []byte("a1"), Headers: map[string]string{"k": "v"}},
 		{Topic: "batch-a", Payload: []byte("a2")},
 	}
-	got, err := b.PublishBatch(e.ctx, ms)
+	got, err := b.PublishBatch(e.ctx, e.orderedAll(ms))
 	if err != nil {
 		t.Fatalf("PublishBatch: %v", err)
 	}
@@ -136,7 +136,7 @@ func testFIFO(e *env) {
 	for _, m := range ms[:n/2] {
 		e.publish(b, m)
 	}
-	if _, err := b.PublishBatch(e.ctx, ms[n/2:]); err != nil {
+	if _, err := b.PublishBatch(e.ctx, e.orderedAll(ms[n/2:])); err != nil {
 		t.Fatalf("PublishBatch: %v", err)
 	}
 	var got []*broker.Delivery

@@ -29,7 +29,7 @@ func testTopicsBacklog(e *env) {
 	for j := range hotJobs {
 		ms = append(ms, broker.Message{Topic: "many-hot", Payload: fmt.Appendf(nil, "many-hot-%d", j)})
 	}
-	if _, err := b.PublishBatch(e.ctx, ms); err != nil {
+	if _, err := b.PublishBatch(e.ctx, e.orderedAll(ms)); err != nil {
 		t.Fatalf("PublishBatch: %v", err)
 	}
 	left := len(ms)

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,7 +100,17 @@ func (b *Broker) Inspect(ctx context.Context, topic string) (*broker.TopicInfo, 
 	if topic == "" {
 		return nil, fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
 	}
-	k := b.keysFor(topic)
+	if parts, err := b.partsOf(ctx, topic); err != nil || parts != nil {
+		if err != nil {
+			return nil, err
+		}
+		return b.inspectParts(ctx, topic, parts)
+	}
+	return b.inspectKeys(ctx, topic, b.keysFor(topic))
+}
+
+// inspectKeys is Inspect of the stream of k.
+func (b *Broker) inspectKeys(ctx context.Context, topic string, k keys) (*broker.TopicInfo, error) {
 	pipe := b.rdb.Pipeline()
 	length := pipe.XLen(ctx, k.stream)
 	last := pipe.XRevRangeN(ctx, k.stream, "+", "-", 1)
@@ -175,6 +186,17 @@ func (b *Broker) DeadLetters(ctx context.Context, topic, after string, limit int
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
+	if parts, err := b.partsOf(ctx, topic); err != nil || parts != nil {
+		if err != nil {
+			return nil, err
+		}
+		return b.deadLettersParts(ctx, topic, parts, after, limit)
+	}
+	return b.deadLettersKeys(ctx, topic, b.keysFor(topic), after, limit)
+}
+
+// deadLettersKeys is DeadLetters of the dead-letter stream of k.
+func (b *Broker) deadLettersKeys(ctx context.Context, topic string, k keys, after string, limit int) ([]broker.DeadLetter, error) {
 	start := "-"
 	if after != "" {
 		if !validEntryID(after) {
@@ -182,7 +204,6 @@ func (b *Broker) DeadLetters(ctx context.Context, topic, after string, limit int
 		}
 		start = "(" + after
 	}
-	k := b.keysFor(topic)
 	var msgs []goredis.XMessage
 	var err error
 	if limit > 0 {
@@ -195,7 +216,7 @@ func (b *Broker) DeadLetters(ctx context.Context, topic, after string, limit int
 	}
 	out := make([]broker.DeadLetter, len(msgs))
 	for i, m := range msgs {
-		out[i] = broker.DeadLetter{ID: m.ID, Job: decodeEntry(job.DeadLetterTopic(topic), m.ID, m.Values).job}
+		out[i] = broker.DeadLetter{ID: k.receipt(m.ID), Job: decodeEntry(job.DeadLetterTopic(topic), m.ID, m.Values).job}
 	}
 	return out, nil
 }
@@ -206,17 +227,18 @@ func (b *Broker) DeadLetterByID(ctx context.Context, topic, id string) (*broker.
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
+	k, id := b.receiptKeys(topic, id)
 	if !validEntryID(id) {
 		return nil, fmt.Errorf("%w: dead letter %q of %q (not a stream entry ID)", broker.ErrNotFound, id, topic)
 	}
-	msgs, err := b.rdb.XRange(ctx, b.keysFor(topic).dlq, id, id).Result()
+	msgs, err := b.rdb.XRange(ctx, k.dlq, id, id).Result()
 	if err != nil {
 		return nil, b.wrap("dead letter "+id, err)
 	}
 	if len(msgs) == 0 {
 		return nil, fmt.Errorf("%w: dead letter %q of %q", broker.ErrNotFound, id, topic)
 	}
-	return &broker.DeadLetter{ID: msgs[0].ID, Job: decodeEntry(job.DeadLetterTopic(topic), msgs[0].ID, msgs[0].Values).job}, nil
+	return &broker.DeadLetter{ID: k.receipt(msgs[0].ID), Job: decodeEntry(job.DeadLetterTopic(topic), msgs[0].ID, msgs[0].Values).job}, nil
 }
 
 // snapshotIDs returns the IDs of every entry of stream, oldest first.
@@ -257,7 +279,20 @@ func (b *Broker) ReplayDeadLetters(ctx context.Context, topic string, ids []stri
 	if topic == "" {
 		return 0, fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
 	}
-	k := b.keysFor(topic)
+	if parts, err := b.partsOf(ctx, topic); err != nil || parts != nil {
+		if err != nil {
+			return 0, err
+		}
+		return b.eachPart(topic, parts, ids, func(k keys, ids []string) (int, error) {
+			return b.replayKeys(ctx, topic, k, ids)
+		})
+	}
+	return b.replayKeys(ctx, topic, b.keysFor(topic), ids)
+}
+
+// replayKeys is ReplayDeadLetters of the dead-letter stream of k (entry
+// IDs).
+func (b *Broker) replayKeys(ctx context.Context, topic string, k keys, ids []string) (int, error) {
 	if ids == nil {
 		var err error
 		if ids, err = b.snapshotIDs(ctx, k.dlq); err != nil {
@@ -316,7 +351,20 @@ func (b *Broker) PurgeDeadLetters(ctx context.Context, topic string, ids []strin
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	k := b.keysFor(topic)
+	if parts, err := b.partsOf(ctx, topic); err != nil || parts != nil {
+		if err != nil {
+			return 0, err
+		}
+		return b.eachPart(topic, parts, ids, func(k keys, ids []string) (int, error) {
+			return b.purgeKeys(ctx, topic, k, ids)
+		})
+	}
+	return b.purgeKeys(ctx, topic, b.keysFor(topic), ids)
+}
+
+// purgeKeys is PurgeDeadLetters of the dead-letter stream of k (entry
+// IDs).
+func (b *Broker) purgeKeys(ctx context.Context, topic string, k keys, ids []string) (int, error) {
 	if ids == nil {
 		var err error
 		if ids, err = b.snapshotIDs(ctx, k.dlq); err != nil {
@@ -383,11 +431,21 @@ func (b *Broker) trim(ctx context.Context, op, topic string, opts broker.TrimOpt
 		}
 		return "0"
 	}
-	n, err := trimScript.Run(ctx, b.rdb, []string{b.keysFor(topic).stream}, mode, arg, flag(opts.IncludeUnread), flag(dry)).Int64()
+	parts, err := b.allKeys(ctx, topic)
 	if err != nil {
-		return 0, b.wrap(op+" "+topic, err)
+		return 0, err
 	}
-	return n, nil
+	// A partitioned topic is trimmed partition by partition: MaxLen and
+	// OlderThan apply to each partition's stream.
+	var total int64
+	for _, k := range parts {
+		n, err := trimScript.Run(ctx, b.rdb, []string{k.stream}, mode, arg, flag(opts.IncludeUnread), flag(dry)).Int64()
+		if err != nil {
+			return total, b.wrap(op+" "+topic, err)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // Check reports whether Redis answers PING and the consumer group exists on
@@ -496,18 +554,29 @@ func (b *Broker) PendingEntries(ctx context.Context, topic string, limit int) ([
 	if limit <= 0 {
 		limit = broker.DefaultListLimit
 	}
-	ps, err := b.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
-		Stream: b.keysFor(topic).stream, Group: b.o.Group, Start: "-", End: "+", Count: int64(limit),
-	}).Result()
+	parts, err := b.allKeys(ctx, topic)
 	if err != nil {
-		if isNoGroup(err) {
-			return []broker.PendingEntry{}, nil
-		}
-		return nil, b.wrap("pending entries of "+topic, err)
+		return nil, err
 	}
-	out := make([]broker.PendingEntry, len(ps))
-	for i, p := range ps {
-		out[i] = broker.PendingEntry{ID: p.ID, Consumer: p.Consumer, Idle: p.Idle, Deliveries: p.RetryCount}
+	out := []broker.PendingEntry{}
+	for _, k := range parts {
+		ps, err := b.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
+			Stream: k.stream, Group: b.o.Group, Start: "-", End: "+", Count: int64(limit),
+		}).Result()
+		if err != nil {
+			if isNoGroup(err) {
+				continue
+			}
+			return nil, b.wrap("pending entries of "+topic, err)
+		}
+		for _, p := range ps {
+			out = append(out, broker.PendingEntry{ID: k.receipt(p.ID), Consumer: p.Consumer, Idle: p.Idle, Deliveries: p.RetryCount})
+		}
+	}
+	if len(parts) > 1 {
+		// Oldest entry first across the partitions.
+		slices.SortStableFunc(out, func(x, y broker.PendingEntry) int { return compareEntryIDs(x.ID, y.ID) })
+		out = out[:min(len(out), limit)]
 	}
 	return out, nil
 }
@@ -522,9 +591,21 @@ func (b *Broker) DelayedJobs(ctx context.Context, topic string, limit int) ([]br
 	if limit <= 0 {
 		limit = broker.DefaultListLimit
 	}
-	zs, err := b.rdb.ZRangeWithScores(ctx, b.keysFor(topic).delayed, 0, int64(limit-1)).Result()
+	parts, err := b.allKeys(ctx, topic)
 	if err != nil {
-		return nil, b.wrap("delayed jobs of "+topic, err)
+		return nil, err
+	}
+	var zs []goredis.Z
+	for _, k := range parts {
+		got, err := b.rdb.ZRangeWithScores(ctx, k.delayed, 0, int64(limit-1)).Result()
+		if err != nil {
+			return nil, b.wrap("delayed jobs of "+topic, err)
+		}
+		zs = append(zs, got...)
+	}
+	if len(parts) > 1 {
+		slices.SortStableFunc(zs, func(x, y goredis.Z) int { return cmp.Compare(x.Score, y.Score) })
+		zs = zs[:min(len(zs), limit)]
 	}
 	out := make([]broker.DelayedJob, 0, len(zs))
 	for _, z := range zs {
@@ -569,7 +650,20 @@ func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
-	k := b.keysFor(topic)
+	parts, err := b.allKeys(ctx, topic)
+	if err != nil {
+		return err
+	}
+	for _, k := range parts {
+		if err := b.deleteDelayedKeys(ctx, topic, k, id); !errors.Is(err, broker.ErrNotFound) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: delayed job %q of %q", broker.ErrNotFound, id, topic)
+}
+
+// deleteDelayedKeys is DeleteDelayed in the delayed set of k.
+func (b *Broker) deleteDelayedKeys(ctx context.Context, topic string, k keys, id string) error {
 	for {
 		m, found, _, err := b.findDelayed(ctx, k, id, 0)
 		if err != nil {
@@ -584,7 +678,7 @@ func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
 		}
 		if n == 1 {
 			if key := decodeMemberJob(topic, m).UniqueKey; key != "" {
-				if err := b.releaseClaim(ctx, topic, key, id); err != nil {
+				if err := releaseUniqueScript.Run(ctx, b.rdb, []string{k.unique + key}, id).Err(); err != nil {
 					return b.wrap("delete delayed job: release its unique key", err)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,16 +166,20 @@ type Broker struct {
 	o       Options
 	log     *slog.Logger
 
-	closed    atomic.Bool
-	groups    sync.Map // stream key -> struct{}: consumer group known to exist
-	vanished  sync.Map // stream key -> struct{}: its known group was found missing
-	topics    sync.Map // base topic -> struct{}: registered in <ns>:topics
-	keyCache  sync.Map // topic -> keys
-	keyCacheN atomic.Int64
-	lost      atomic.Int64
-	overflows atomic.Int64
-	stale     atomic.Int64
-	readTurn  atomic.Uint64 // which stream a read serves first
+	closed         atomic.Bool
+	groups         sync.Map // stream key -> struct{}: consumer group known to exist
+	vanished       sync.Map // stream key -> struct{}: its known group was found missing
+	topics         sync.Map // base topic -> struct{}: registered in <ns>:topics
+	keyCache       sync.Map // topic -> keys
+	keyCacheN      atomic.Int64
+	lost           atomic.Int64
+	overflows      atomic.Int64
+	stale          atomic.Int64
+	readTurn       atomic.Uint64 // which stream a read serves first
+	partCache      sync.Map      // topic + "\x00" + layout + "/" + partition -> keys
+	layouts        layoutCache   // partition layouts read from the registry
+	turn           atomic.Uint64 // next partition of a job without a key
+	registryDenied atomic.Bool   // the ACL refused a read of the partition registry (logged once)
 
 	disc discovery // topic discovery for Topics
 	pub  coalescer // concurrent Publish calls sent together (coalesce.go)
@@ -186,7 +191,8 @@ type Broker struct {
 	waits     map[*waiting]struct{} // reads waiting for new entries
 	buf       []*buffered           // fetched, not yet returned
 	passes    map[string]int64      // topic -> pass of weighted fetches (see internal/share)
-	pauseSeen map[string]pauseSeen  // topic -> its pause key as a one-topic read last saw it (see readOne)
+	pauseSeen map[string]pauseSeen  // keys.id -> its pause key as a one-topic read last saw it (see readOne)
+	lastDrain map[string]time.Time  // base topic -> last check of its retiring layouts
 }
 
 // buffered is a delivery read beyond a Fetch's max, returned by a later
@@ -376,7 +382,7 @@ func (b *Broker) release(ds []*broker.Delivery) {
 	defer cancel()
 	calls := make([]scriptCall, len(ds))
 	for i, d := range ds {
-		k := b.keysFor(d.Job.Topic)
+		k, _ := b.dkeys(d)
 		calls[i] = b.settleCall(d, k.stream, k.stream, "stream", "", "", encodeFields(&d.Job, d.Job.Attempt, d.Job.Failure))
 	}
 	if _, err := b.runScripts(ctx, calls); err != nil {
@@ -420,10 +426,14 @@ func ValidateTopic(topic string) error {
 	return nil
 }
 
-// keys are the Redis keys of one topic. All share the topic's hash tag, so
-// they sit in one Cluster slot.
+// keys are the Redis keys of one topic, or of one partition of a
+// partitioned topic (see partition.go). All share one hash tag, so they sit
+// in one Cluster slot.
 type keys struct {
 	topic   string // as given, e.g. "orders" or "orders.dlq"
+	id      string // names the stream among a topic's partitions: topic, or topic + "\x00" + n + "/" + part
+	n       int    // the partition count of the layout: 1 for the topic's historical keys
+	part    int    // the partition's index in its layout
 	base    string // without ".dlq" suffixes: the registry entry
 	stream  string // where the topic's jobs are read from
 	delayed string // delayed jobs of the topic
@@ -450,14 +460,26 @@ func (b *Broker) keysFor(topic string) keys {
 // maxKeyCache bounds the topics whose keys are cached.
 const maxKeyCache = 10000
 
-func (b *Broker) makeKeys(topic string) keys {
+func (b *Broker) makeKeys(topic string) keys { return b.makeKeysIn(topic, 1, 0) }
+
+// makeKeysIn returns the keys of partition part of topic's layout of n
+// partitions: those of makeKeys under the hash tag of the partition (see
+// partitionTag) instead of {base}, when n > 1.
+func (b *Broker) makeKeysIn(topic string, n, part int) keys {
 	base, depth := topic, 0
 	for strings.HasSuffix(base, job.DeadLetterSuffix) && len(base) > len(job.DeadLetterSuffix) {
 		base = strings.TrimSuffix(base, job.DeadLetterSuffix)
 		depth++
 	}
-	prefix := b.o.Namespace + ":{" + base + "}"
-	k := keys{topic: topic, base: base}
+	tag, id := base, topic
+	if n > 1 {
+		tag = partitionTag(base, n, part)
+		id = topic + "\x00" + strconv.Itoa(n) + "/" + strconv.Itoa(part)
+	} else {
+		n, part = 1, 0
+	}
+	prefix := b.o.Namespace + ":{" + tag + "}"
+	k := keys{topic: topic, id: id, n: n, part: part, base: base}
 	if depth == 0 {
 		k.stream = prefix + ":stream"
 		k.delayed = prefix + ":delayed"
@@ -566,7 +588,7 @@ func (b *Broker) topicOf(stream string) string {
 	if i < 0 {
 		return stream
 	}
-	base, suffix := rest[:i], rest[i+1:]
+	base, suffix := tagBase(rest[:i]), rest[i+1:]
 	if suffix == ":stream" {
 		return base
 	}

@@ -158,12 +158,36 @@ func (b *Broker) Cancel(ctx context.Context, topic, id string) (broker.CancelRes
 	if err := ValidateTopic(topic); err != nil {
 		return 0, err
 	}
-	k := b.keysFor(topic)
+	parts, err := b.allKeys(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	if k, entry, ok := b.parseReceipt(topic, id); ok {
+		// A partition's receipt (as PendingEntries lists them).
+		parts, id = []keys{k}, entry
+	}
 	cut := false
+	for _, k := range parts {
+		res, truncated, err := b.cancelIn(ctx, k, id)
+		if err != nil || res != 0 {
+			return res, err
+		}
+		cut = cut || truncated
+	}
+	if cut {
+		return 0, fmt.Errorf("conveyor/redis: cancel: job %q of %q is not among the first %d entries of its stream or delayed set (the lookup by ID is bounded); nothing was cancelled", id, topic, MaxCancelScan)
+	}
+	return 0, fmt.Errorf("%w: job %q of %q (settled already, dead-lettered, or never published)", broker.ErrNotFound, id, topic)
+}
+
+// cancelIn cancels job id if it is in k's stream or delayed set (see
+// Cancel); res is 0 when it is in neither, truncated then says a scan
+// stopped at its bound.
+func (b *Broker) cancelIn(ctx context.Context, k keys, id string) (res broker.CancelResult, cut bool, err error) {
 	for range cancelTries {
 		res, found, truncated, err := b.cancelInStream(ctx, k, id)
 		if err != nil || res != 0 {
-			return res, err
+			return res, false, err
 		}
 		cut = cut || truncated
 		if found {
@@ -171,17 +195,14 @@ func (b *Broker) Cancel(ctx context.Context, topic, id string) (broker.CancelRes
 		}
 		res, found, truncated, err = b.cancelInDelayed(ctx, k, id)
 		if err != nil || res != 0 {
-			return res, err
+			return res, false, err
 		}
 		cut = cut || truncated
 		if !found {
 			break
 		}
 	}
-	if cut {
-		return 0, fmt.Errorf("conveyor/redis: cancel: job %q of %q is not among the first %d entries of its stream or delayed set (the lookup by ID is bounded); nothing was cancelled", id, topic, MaxCancelScan)
-	}
-	return 0, fmt.Errorf("%w: job %q of %q (settled already, dead-lettered, or never published)", broker.ErrNotFound, id, topic)
+	return 0, cut, nil
 }
 
 // jobID returns the job ID of a stream entry: its id field, or else its
@@ -256,7 +277,7 @@ func (b *Broker) cancelInStream(ctx context.Context, k keys, id string) (res bro
 	}
 	ks := []string{k.stream, k.dlq, k.cancelRequests()}
 	if d.job.UniqueKey != "" {
-		ks = append(ks, b.claimKey(k.topic, d.job.UniqueKey))
+		ks = append(ks, k.unique+d.job.UniqueKey)
 		args = append(args, d.job.ID)
 	}
 	r, err := b.runCancel(ctx, cancelEntryScript, ks, args, k.topic, d.job.ID)
@@ -312,7 +333,7 @@ func (b *Broker) cancelInDelayed(ctx context.Context, k keys, id string) (res br
 	}
 	ks := []string{k.delayed, k.dlq}
 	if j.UniqueKey != "" {
-		ks = append(ks, b.claimKey(k.topic, j.UniqueKey))
+		ks = append(ks, k.unique+j.UniqueKey)
 		args = append(args, j.ID)
 	}
 	r, err := b.runCancel(ctx, cancelDelayedScript, ks, args, k.topic, id)
@@ -356,11 +377,12 @@ func (b *Broker) CancelRequested(ctx context.Context, ds ...*broker.Delivery) ([
 		if d == nil {
 			continue
 		}
-		key := b.keysFor(d.Job.Topic).cancelRequests()
+		k, entry := b.dkeys(d)
+		key := k.cancelRequests()
 		if _, ok := byKey[key]; !ok {
 			order = append(order, key)
 		}
-		byKey[key] = append(byKey[key], d.Receipt)
+		byKey[key] = append(byKey[key], entry, d.Receipt)
 	}
 	if len(order) == 0 {
 		return nil, nil
@@ -378,9 +400,10 @@ func (b *Broker) CancelRequested(ctx context.Context, ds ...*broker.Delivery) ([
 		if err != nil {
 			return nil, b.wrap("cancel requests", err)
 		}
-		for _, r := range byKey[order[i]] {
-			if slices.Contains(live, r) {
-				out = append(out, r)
+		rs := byKey[order[i]] // entry ID, receipt pairs
+		for j := 0; j+1 < len(rs); j += 2 {
+			if slices.Contains(live, rs[j]) {
+				out = append(out, rs[j+1])
 			}
 		}
 	}

@@ -51,3 +51,25 @@ func TestConformanceCluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
 	brokertest.Run(t, conformanceFactory(c.Namespace, func(t *testing.T) goredis.UniversalClient { return c.Client(t) }))
 }
+
+// TestConformancePartitioned runs the suite with every topic in 4
+// partitions, on a single Redis and on a 3-master Cluster.
+func TestConformancePartitioned(t *testing.T) {
+	t.Parallel()
+	t.Run("Single", func(t *testing.T) {
+		t.Parallel()
+		srv := redistest.Start(t)
+		brokertest.RunWith(t, conformanceFactory(srv.Namespace, func(t *testing.T) goredis.UniversalClient { return srv.Client(t) }),
+			brokertest.Options{Partitions: 4})
+	})
+	t.Run("Cluster", func(t *testing.T) {
+		t.Parallel()
+		c := redistest.StartCluster(t, 3)
+		// A fetch of several partitioned topics on Cluster asks every
+		// partition first (one more round trip): a longer lease keeps the
+		// subtests that hold many deliveries unacknowledged clear of
+		// redeliveries on a loaded machine.
+		brokertest.RunWith(t, conformanceFactory(c.Namespace, func(t *testing.T) goredis.UniversalClient { return c.Client(t) }),
+			brokertest.Options{Partitions: 4, Lease: 600 * time.Millisecond})
+	})
+}

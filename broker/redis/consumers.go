@@ -25,18 +25,29 @@ func (b *Broker) DeleteIdleConsumer(ctx context.Context, topic, group, consumer 
 	if err := b.check(ctx); err != nil {
 		return false, err
 	}
-	n, err := deleteConsumerScript.Run(ctx, b.rdb, []string{b.keysFor(topic).stream},
-		group, consumer, strconv.FormatInt(max(minIdle.Milliseconds(), 0), 10)).Int()
+	parts, err := b.allKeys(ctx, topic)
 	if err != nil {
-		return false, b.wrap("delete consumer "+consumer+" of "+topic, err)
+		return false, err
 	}
-	switch n {
-	case 1:
-		return true, nil
-	case 0:
+	// On a partitioned topic the consumer is deleted from each partition
+	// where it is idle; it is reported deleted when no partition kept it.
+	found, kept := false, false
+	for _, k := range parts {
+		n, err := deleteConsumerScript.Run(ctx, b.rdb, []string{k.stream},
+			group, consumer, strconv.FormatInt(max(minIdle.Milliseconds(), 0), 10)).Int()
+		if err != nil {
+			return false, b.wrap("delete consumer "+consumer+" of "+topic, err)
+		}
+		found = found || n >= 0
+		kept = kept || n == 0
+	}
+	switch {
+	case !found:
+		return false, fmt.Errorf("%w: consumer %q in group %q of %q", broker.ErrNotFound, consumer, group, topic)
+	case kept:
 		return false, nil
 	default:
-		return false, fmt.Errorf("%w: consumer %q in group %q of %q", broker.ErrNotFound, consumer, group, topic)
+		return true, nil
 	}
 }
 

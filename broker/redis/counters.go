@@ -20,7 +20,9 @@ import (
 // deliveries settled in between.
 //
 // A topic with no stream yet reports zeros; a stream without the group
-// reports read = 0. It needs Redis 7.0 or newer.
+// reports read = 0. A partitioned topic reports the sums over its
+// partitions, those of retiring layouts included (so the sums drop when a
+// drained layout is dropped). It needs Redis 7.0 or newer.
 func (b *Broker) StreamCounters(ctx context.Context, topic string) (added, read int64, err error) {
 	if err := b.check(ctx); err != nil {
 		return 0, 0, err
@@ -28,7 +30,24 @@ func (b *Broker) StreamCounters(ctx context.Context, topic string) (added, read 
 	if topic == "" {
 		return 0, 0, fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
 	}
-	k := b.keysFor(topic)
+	parts, err := b.allKeys(ctx, topic)
+	if err != nil {
+		return 0, 0, err
+	}
+	// A partitioned topic's counters are its partitions' added up.
+	for _, k := range parts {
+		a, r, err := b.streamCounters(ctx, topic, k)
+		if err != nil {
+			return 0, 0, err
+		}
+		added += a
+		read += r
+	}
+	return added, read, nil
+}
+
+// streamCounters is StreamCounters of k's stream.
+func (b *Broker) streamCounters(ctx context.Context, topic string, k keys) (added, read int64, err error) {
 	pipe := b.rdb.Pipeline()
 	stream := pipe.XInfoStream(ctx, k.stream)
 	groups := pipe.XInfoGroups(ctx, k.stream)

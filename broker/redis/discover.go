@@ -347,6 +347,7 @@ func (b *Broker) topicOfKey(key string) (string, bool) {
 		return "", false
 	}
 	base, suffix, ok := strings.Cut(rest, "}")
+	base = tagBase(base)
 	if !ok || ValidateTopic(base) != nil || b.makeKeys(base).base != base {
 		return "", false
 	}

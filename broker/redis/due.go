@@ -43,7 +43,7 @@ func (b *Broker) noteDue(topic string, ms int64) {
 	d.at = ms
 	b.due[topic] = d
 	for w := range b.waits {
-		if !slices.ContainsFunc(w.ks, func(k keys) bool { return k.topic == topic }) {
+		if !slices.ContainsFunc(w.ks, func(k keys) bool { return k.id == topic }) {
 			continue
 		}
 		if w.done != nil {
@@ -63,9 +63,9 @@ func (b *Broker) promoting(ks []keys) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, k := range ks {
-		if d, ok := b.due[k.topic]; ok {
+		if d, ok := b.due[k.id]; ok {
 			d.noted = false
-			b.due[k.topic] = d
+			b.due[k.id] = d
 		}
 	}
 }
@@ -98,7 +98,7 @@ func (b *Broker) nextDueLocked(ks []keys) (int64, bool) {
 	var at int64
 	found := false
 	for _, k := range ks {
-		if d, ok := b.due[k.topic]; ok && (!found || d.at < at) {
+		if d, ok := b.due[k.id]; ok && (!found || d.at < at) {
 			at, found = d.at, true
 		}
 	}
@@ -112,7 +112,7 @@ func (b *Broker) dueNow(ks []keys, now int64) []keys {
 	defer b.mu.Unlock()
 	var out []keys
 	for _, k := range ks {
-		if d, ok := b.due[k.topic]; ok && d.at <= now {
+		if d, ok := b.due[k.id]; ok && d.at <= now {
 			out = append(out, k)
 		}
 	}

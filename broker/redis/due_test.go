@@ -8,7 +8,7 @@ import "testing"
 // promotion and already covered by its head does not leave a stale, past
 // due time behind (which would promote again for nothing).
 func TestDueTimesAcrossPromotions(t *testing.T) {
-	k := keys{topic: "t"}
+	k := keys{topic: "t", id: "t"}
 	cases := []struct {
 		name   string
 		run    func(b *Broker)

@@ -68,7 +68,7 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 	if max <= 0 || len(topics) == 0 {
 		return nil, nil
 	}
-	ks, err := b.topicKeys(topics)
+	ks, err := b.topicKeys(ctx, topics)
 	if err != nil {
 		return nil, err
 	}
@@ -76,8 +76,9 @@ func (b *Broker) Fetch(ctx context.Context, topics []string, max int) ([]*broker
 }
 
 // topicKeys validates topics and returns their keys, without duplicates,
-// in the order given.
-func (b *Broker) topicKeys(topics []string) ([]keys, error) {
+// in the order given: for a partitioned topic, the keys of each of its
+// partitions (see allKeys).
+func (b *Broker) topicKeys(ctx context.Context, topics []string) ([]keys, error) {
 	ks := make([]keys, 0, len(topics))
 	seen := map[string]bool{}
 	for _, t := range topics {
@@ -88,7 +89,11 @@ func (b *Broker) topicKeys(topics []string) ([]keys, error) {
 			continue
 		}
 		seen[t] = true
-		ks = append(ks, b.keysFor(t))
+		parts, err := b.allKeys(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		ks = append(ks, parts...)
 	}
 	return ks, nil
 }
@@ -119,6 +124,7 @@ func (b *Broker) fetch(ctx context.Context, ks []keys, max int, o order) ([]*bro
 	// the Fetch, which still returns what was recovered and reads new jobs.
 	rec, _ := b.maintain(ctx, ks, max-len(out))
 	out = append(out, rec...)
+	b.drainRetired(ctx, ks)
 	got, err := b.read(ctx, ks, max-len(out), len(out) == 0, o)
 	if b.closed.Load() {
 		if !b.owned {
@@ -158,13 +164,14 @@ func (b *Broker) keep(ds []*broker.Delivery) {
 	}
 }
 
-// unbuffer drops buffered deliveries of topic that recovery has just claimed
-// again (they sat in the buffer past the lease), so they are not handed out
-// twice.
-func (b *Broker) unbuffer(topic string, claimed []goredis.XMessage) {
+// unbuffer drops buffered deliveries of k's stream that recovery has just
+// claimed again (they sat in the buffer past the lease), so they are not
+// handed out twice.
+func (b *Broker) unbuffer(k keys, claimed []goredis.XMessage) {
+	topic := k.topic
 	ids := make(map[string]bool, len(claimed))
 	for _, m := range claimed {
-		ids[m.ID] = true
+		ids[k.receipt(m.ID)] = true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -229,18 +236,19 @@ func (b *Broker) takeBuffered(ctx context.Context, topics map[string]bool, max i
 // stillOwned renews the lease of ds and reports which this consumer still
 // owns, keyed by topic + "\x00" + receipt.
 func (b *Broker) stillOwned(ctx context.Context, ds []*broker.Delivery) (map[string]bool, error) {
-	byTopic := map[string][]any{}
-	var order []string
+	byStream := map[string][]any{}
+	var order []keys
 	for _, d := range ds {
-		if _, ok := byTopic[d.Job.Topic]; !ok {
-			order = append(order, d.Job.Topic)
-			byTopic[d.Job.Topic] = []any{b.o.Group, b.o.Consumer}
+		k, id := b.dkeys(d)
+		if _, ok := byStream[k.stream]; !ok {
+			order = append(order, k)
+			byStream[k.stream] = []any{b.o.Group, b.o.Consumer}
 		}
-		byTopic[d.Job.Topic] = append(byTopic[d.Job.Topic], d.Receipt)
+		byStream[k.stream] = append(byStream[k.stream], id)
 	}
 	calls := make([]scriptCall, len(order))
-	for i, t := range order {
-		calls[i] = scriptCall{extendScript, []string{b.keysFor(t).stream}, byTopic[t]}
+	for i, k := range order {
+		calls[i] = scriptCall{extendScript, []string{k.stream}, byStream[k.stream]}
 	}
 	cmds, err := b.runScripts(ctx, calls)
 	if err != nil {
@@ -248,12 +256,12 @@ func (b *Broker) stillOwned(ctx context.Context, ds []*broker.Delivery) (map[str
 	}
 	owned := map[string]bool{}
 	for i, c := range cmds {
-		ids, err := b.extendReply(c, b.keysFor(order[i]).stream)
+		ids, err := b.extendReply(c, order[i].stream)
 		if err != nil {
 			return nil, b.wrap("renew buffered leases", err)
 		}
 		for _, id := range ids {
-			owned[order[i]+"\x00"+id] = true
+			owned[order[i].topic+"\x00"+order[i].receipt(id)] = true
 		}
 	}
 	return owned, nil
@@ -273,12 +281,12 @@ func (b *Broker) maintain(ctx context.Context, ks []keys, room int) ([]*broker.D
 	var due, prom []keys
 	b.mu.Lock()
 	for _, k := range ks {
-		_, resume := b.cursors[k.topic]
-		if resume || now.Sub(b.lastMaint[k.topic]) >= b.o.ClaimInterval {
-			b.lastMaint[k.topic] = now
+		_, resume := b.cursors[k.id]
+		if resume || now.Sub(b.lastMaint[k.id]) >= b.o.ClaimInterval {
+			b.lastMaint[k.id] = now
 			due = append(due, k)
 			prom = append(prom, k)
-		} else if d, ok := b.due[k.topic]; ok && d.at <= nowMs {
+		} else if d, ok := b.due[k.id]; ok && d.at <= nowMs {
 			prom = append(prom, k)
 		}
 	}
@@ -340,7 +348,7 @@ func (b *Broker) promote(ctx context.Context, ks []keys) map[string]error {
 				errs[ks[i].topic] = err
 				continue
 			}
-			b.promoted(ks[i].topic, res[1])
+			b.promoted(ks[i].id, res[1])
 			if res[0] >= promoteBatch {
 				more = append(more, ks[i])
 			}
@@ -353,7 +361,7 @@ func (b *Broker) promote(ctx context.Context, ks []keys) map[string]error {
 // recover claims up to room entries of k idle longer than the lease.
 func (b *Broker) recover(ctx context.Context, k keys, room int) ([]*broker.Delivery, error) {
 	b.mu.Lock()
-	cursor := b.cursors[k.topic]
+	cursor := b.cursors[k.id]
 	b.mu.Unlock()
 	if cursor == "" {
 		cursor = "0-0"
@@ -380,7 +388,7 @@ func (b *Broker) recover(ctx context.Context, k keys, room int) ([]*broker.Deliv
 				"topic", k.topic, "stream", k.stream, "count", len(deleted), "entries", deleted)
 		}
 		if len(entries) > 0 {
-			b.unbuffer(k.topic, entries)
+			b.unbuffer(k, entries)
 		}
 		for i, e := range entries {
 			if d := b.redelivery(ctx, k, e, counts[i]); d != nil {
@@ -395,9 +403,9 @@ func (b *Broker) recover(ctx context.Context, k keys, room int) ([]*broker.Deliv
 	}
 	b.mu.Lock()
 	if done {
-		delete(b.cursors, k.topic)
+		delete(b.cursors, k.id)
 	} else {
-		b.cursors[k.topic] = cursor
+		b.cursors[k.id] = cursor
 	}
 	b.mu.Unlock()
 	return out, nil
@@ -414,7 +422,7 @@ func (b *Broker) redelivery(ctx context.Context, k keys, e goredis.XMessage, cou
 		return nil
 	}
 	b.warn(k, e.ID, dec)
-	d := &broker.Delivery{Job: dec.job, Receipt: e.ID}
+	d := &broker.Delivery{Job: dec.job, Receipt: k.receipt(e.ID)}
 	unsettled := max(count, 1) - 1
 	d.Job.Attempt = broker.AddAttempts(dec.attempt, unsettled)
 	if unsettled >= int64(b.o.MaxDeliveries) {
@@ -515,7 +523,7 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool, o o
 				continue
 			}
 			b.warn(k, m.ID, dec)
-			out = append(out, &broker.Delivery{Job: dec.job, Receipt: m.ID})
+			out = append(out, &broker.Delivery{Job: dec.job, Receipt: k.receipt(m.ID)})
 		}
 	}
 	return out, err
@@ -584,14 +592,15 @@ func (b *Broker) readShared(ctx context.Context, ks []keys, count int, o order) 
 // within the last Block, as with a blocking read already waiting.
 func (b *Broker) readOne(ctx context.Context, k keys, count int) ([]goredis.XStream, bool, error) {
 	b.mu.Lock()
-	seen, ok := b.pauseSeen[k.topic]
+	seen, ok := b.pauseSeen[k.id]
 	b.mu.Unlock()
 	if !ok || seen.paused || time.Since(seen.at) > b.o.Block {
-		paused, err := b.Paused(ctx, k.topic)
-		if err != nil {
-			return nil, false, err
+		err := b.rdb.Get(ctx, k.paused).Err()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, false, b.wrap("paused "+k.topic, err)
 		}
-		b.notePaused(k.topic, paused)
+		paused := err == nil
+		b.notePaused(k.id, paused)
 		if paused {
 			return nil, true, nil
 		}
@@ -607,7 +616,7 @@ func (b *Broker) readOne(ctx context.Context, k keys, count int) ([]goredis.XStr
 	if err := get.Err(); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, false, b.wrap("read "+k.topic, err)
 	}
-	b.notePaused(k.topic, paused)
+	b.notePaused(k.id, paused)
 	streams, err := read.Result()
 	switch {
 	case err == nil:
@@ -1056,7 +1065,7 @@ func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, m goredis.XMes
 		Origin: k.topic,
 		At:     b.o.Now(),
 	})...)
-	d := &broker.Delivery{Job: job.Job{ID: dec.job.ID, Topic: k.topic, UniqueKey: dec.job.UniqueKey}, Receipt: m.ID}
+	d := &broker.Delivery{Job: job.Job{ID: dec.job.ID, Topic: k.topic, UniqueKey: dec.job.UniqueKey}, Receipt: k.receipt(m.ID)}
 	if err := b.deadLetterFields(ctx, d, fields); err != nil {
 		b.log.Error("conveyor/redis: dead-letter malformed entry (it stays pending and is retried at recovery)",
 			"topic", k.topic, "entry", m.ID, "err", err)

@@ -26,11 +26,16 @@ type order struct {
 	strides map[string]int64 // topic -> stride (see internal/share)
 }
 
-// stridesOf returns the strides of ks in order.
+// stridesOf returns the strides of ks in order. The partitions of a
+// topic share its weight: each has the topic's stride times their number.
 func (o order) stridesOf(ks []keys) []int64 {
+	parts := make(map[string]int64, len(ks))
+	for _, k := range ks {
+		parts[k.topic]++
+	}
 	out := make([]int64, len(ks))
 	for i, k := range ks {
-		out[i] = o.strides[k.topic]
+		out[i] = o.strides[k.topic] * parts[k.topic]
 	}
 	return out
 }
@@ -61,7 +66,7 @@ func (b *Broker) FetchWeighted(ctx context.Context, topics []broker.TopicWeight,
 	for i, t := range ts {
 		names[i] = t.Topic
 	}
-	ks, err := b.topicKeys(names)
+	ks, err := b.topicKeys(ctx, names)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +88,7 @@ func (b *Broker) loadPasses(ks []keys) []int64 {
 	defer b.mu.Unlock()
 	out := make([]int64, len(ks))
 	for i, k := range ks {
-		out[i] = b.passes[k.topic]
+		out[i] = b.passes[k.id]
 	}
 	return out
 }
@@ -100,7 +105,7 @@ func (b *Broker) storePasses(ks []keys, pass []int64) {
 		b.passes = map[string]int64{}
 	}
 	for i, k := range ks {
-		b.passes[k.topic] = pass[i]
+		b.passes[k.id] = pass[i]
 	}
 }
 
@@ -120,9 +125,18 @@ func (b *Broker) Pause(ctx context.Context, topic string) error {
 	if err := b.checkTopic(ctx, topic); err != nil {
 		return err
 	}
-	k := b.keysFor(topic)
+	parts, err := b.allKeys(ctx, topic)
+	if err != nil {
+		return err
+	}
+	// A partitioned topic is paused in every partition's slot, where its
+	// read script looks.
 	at := strconv.FormatInt(b.o.Now().UnixMilli(), 10)
-	if err := b.rdb.Set(ctx, k.paused, at, 0).Err(); err != nil {
+	pipe := b.rdb.Pipeline()
+	for _, k := range parts {
+		pipe.Set(ctx, k.paused, at, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return b.wrap("pause "+topic, err)
 	}
 	return nil
@@ -134,7 +148,15 @@ func (b *Broker) Resume(ctx context.Context, topic string) error {
 	if err := b.checkTopic(ctx, topic); err != nil {
 		return err
 	}
-	if err := b.rdb.Del(ctx, b.keysFor(topic).paused).Err(); err != nil {
+	parts, err := b.allKeys(ctx, topic)
+	if err != nil {
+		return err
+	}
+	pipe := b.rdb.Pipeline()
+	for _, k := range parts {
+		pipe.Del(ctx, k.paused)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return b.wrap("resume "+topic, err)
 	}
 	return nil
@@ -145,7 +167,11 @@ func (b *Broker) Paused(ctx context.Context, topic string) (bool, error) {
 	if err := b.checkTopic(ctx, topic); err != nil {
 		return false, err
 	}
-	err := b.rdb.Get(ctx, b.keysFor(topic).paused).Err()
+	parts, err := b.allKeys(ctx, topic)
+	if err != nil {
+		return false, err
+	}
+	err = b.rdb.Get(ctx, parts[0].paused).Err()
 	switch {
 	case err == nil:
 		return true, nil

@@ -99,20 +99,39 @@ func (b *Broker) publishBatch(ctx context.Context, ms []broker.Message, errs []e
 			ids[i] = u.String()
 		}
 	}
-	if len(ms) == 1 && ms[0].UniqueKey != "" && b.registered(b.keysFor(ms[0].Topic).base) {
-		return b.publishUnique(ctx, &ms[0], ids[0], now)
+	// The partition of each message (the topic's keys when it has one).
+	pk := make([]keys, len(ms))
+	for i := range ms {
+		var err error
+		if pk[i], err = b.pubKeys(ctx, &ms[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i := range ms {
+		if ids[i] == "" && pk[i].n > 1 {
+			// Entry IDs are unique within one stream only: a job of a
+			// partition gets an ID unique in the topic.
+			u, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("conveyor/redis: generate job ID: %w", err)
+			}
+			ids[i] = u.String()
+		}
+	}
+	if len(ms) == 1 && ms[0].UniqueKey != "" && b.registered(pk[0].base) {
+		return b.publishUnique(ctx, &ms[0], pk[0], ids[0], now)
 	}
 	if len(ms) == 1 && ms[0].UniqueKey == "" {
-		if k := b.keysFor(ms[0].Topic); b.registered(k.base) {
+		if k := pk[0]; b.registered(k.base) {
 			// The common case needs no pipeline: one command.
-			cmd := b.add(ctx, b.rdb, &ms[0], ids[0], now, k.stream)
+			cmd := b.add(ctx, b.rdb, &ms[0], ids[0], now, k.stream, k.delayed)
 			if err := cmd.Err(); err != nil {
 				return nil, b.wrap("publish", err)
 			}
 			if ids[0] == "" {
 				ids[0] = cmd.(*goredis.StringCmd).Val()
 			}
-			b.noteDelayed(ms, nil, now)
+			b.noteDelayed(ms, pk, nil, now)
 			return ids, nil
 		}
 	}
@@ -122,15 +141,15 @@ func (b *Broker) publishBatch(ctx context.Context, ms []broker.Message, errs []e
 	var k keys
 	var stream any // k.stream, boxed once per run of one topic
 	for i := range ms {
-		if i == 0 || ms[i].Topic != ms[i-1].Topic {
-			k = b.keysFor(ms[i].Topic)
+		if i == 0 || pk[i].stream != k.stream {
+			k = pk[i]
 			stream = k.stream
 			if !b.registered(k.base) && !slices.Contains(newTopics, any(k.base)) {
 				newTopics = append(newTopics, k.base)
 			}
 		}
 		if ms[i].UniqueKey != "" {
-			c := b.publishUniqueCall(&ms[i], ids[i], now)
+			c := b.publishUniqueCall(&ms[i], pk[i], ids[i], now)
 			if len(ms) > 1 {
 				// EVAL, not EVALSHA: a NOSCRIPT run again after
 				// the batch would break its order.
@@ -140,7 +159,7 @@ func (b *Broker) publishBatch(ctx context.Context, ms []broker.Message, errs []e
 			}
 			continue
 		}
-		cmds[i] = b.add(ctx, pipe, &ms[i], ids[i], now, stream)
+		cmds[i] = b.add(ctx, pipe, &ms[i], ids[i], now, stream, k.delayed)
 	}
 	var registry *goredis.IntCmd
 	if len(newTopics) > 0 {
@@ -172,7 +191,7 @@ func (b *Broker) publishBatch(ctx context.Context, ms []broker.Message, errs []e
 			continue
 		}
 		if isNoScript(c.Err()) { // a batch of one
-			uc := b.publishUniqueCall(&ms[i], ids[i], now)
+			uc := b.publishUniqueCall(&ms[i], pk[i], ids[i], now)
 			c = uc.s.Run(ctx, b.rdb, uc.keys, uc.args...)
 			cmds[i] = c
 		}
@@ -199,7 +218,7 @@ func (b *Broker) publishBatch(ctx context.Context, ms []broker.Message, errs []e
 	if batchErr != nil && batchErr.Err == nil {
 		batchErr.Err = dupErr
 	}
-	b.noteDelayed(ms, cmds, now)
+	b.noteDelayed(ms, pk, cmds, now)
 	if batchErr != nil && len(batchErr.Failed) > 0 {
 		return ids, batchErr
 	}
@@ -238,12 +257,13 @@ func validateMessage(i int, m *broker.Message) error {
 }
 
 // noteDelayed records the due times of the messages of ms added to a
-// delayed set (those whose command in cmds succeeded; cmds nil: all), so
-// that this broker's Fetch promotes them when they are due.
-func (b *Broker) noteDelayed(ms []broker.Message, cmds []goredis.Cmder, now time.Time) {
+// delayed set (those whose command in cmds succeeded; cmds nil: all; pk:
+// their partitions), so that this broker's Fetch promotes them when they
+// are due.
+func (b *Broker) noteDelayed(ms []broker.Message, pk []keys, cmds []goredis.Cmder, now time.Time) {
 	for i := range ms {
 		if due := ms[i].Due(now); due.After(now) && (cmds == nil || cmds[i].Err() == nil) {
-			b.noteDue(ms[i].Topic, due.UnixMilli())
+			b.noteDue(pk[i].id, due.UnixMilli())
 		}
 	}
 }
@@ -268,10 +288,10 @@ type adder interface {
 // boxed, as stream), or ZADD to its delayed set when it is due later. For an
 // XADD, the returned command is a *goredis.StringCmd whose value is the
 // entry ID.
-func (b *Broker) add(ctx context.Context, c adder, m *broker.Message, id string, now time.Time, stream any) goredis.Cmder {
+func (b *Broker) add(ctx context.Context, c adder, m *broker.Message, id string, now time.Time, stream any, delayed string) goredis.Cmder {
 	if due := m.Due(now); due.After(now) {
 		member := encodeMember(encodeFields(b.delayedJob(m, id, now), 1, nil))
-		cmd := goredis.NewIntCmd(ctx, "zadd", b.keysFor(m.Topic).delayed, due.UnixMilli(), member)
+		cmd := goredis.NewIntCmd(ctx, "zadd", delayed, due.UnixMilli(), member)
 		_ = c.Process(ctx, cmd)
 		return cmd
 	}
@@ -284,7 +304,7 @@ func (b *Broker) add(ctx context.Context, c adder, m *broker.Message, id string,
 // delayed-set member records it.
 func (b *Broker) delayedJob(m *broker.Message, id string, now time.Time) *job.Job {
 	return &job.Job{ID: id, Payload: m.Payload, Headers: m.Headers, EnqueuedAt: now, MaxAttempts: m.MaxAttempts, Timeout: m.Timeout,
-		UniqueKey: m.UniqueKey, UniqueFor: m.UniqueFor}
+		UniqueKey: m.UniqueKey, UniqueFor: m.UniqueFor, Key: m.Key}
 }
 
 // xaddArgs returns the XADD command of a new job due now, built directly as
@@ -292,6 +312,9 @@ func (b *Broker) delayedJob(m *broker.Message, id string, now time.Time) *job.Jo
 // only when the caller gave one, headers sorted by name.
 func xaddArgs(m *broker.Message, id string, stream any) []any {
 	n := 9
+	if m.Key != "" {
+		n += 2
+	}
 	if id != "" {
 		n += 2
 	}
@@ -312,6 +335,9 @@ func xaddArgs(m *broker.Message, id string, stream any) []any {
 		if m.UniqueFor > 0 {
 			args = append(args, fieldUniqueFor, timeoutMS(m.UniqueFor))
 		}
+	}
+	if m.Key != "" {
+		args = append(args, fieldKey, m.Key)
 	}
 	if len(m.Headers) > 0 {
 		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {

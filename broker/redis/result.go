@@ -159,13 +159,13 @@ return #old
 // ackResultCall returns the call of ackResultScript that acks d, a
 // delivery with a result.
 func (b *Broker) ackResultCall(d *broker.Delivery) scriptCall {
-	k := b.keysFor(d.Job.Topic)
+	k, entry := b.dkeys(d)
 	var enq int64
 	if !d.Job.EnqueuedAt.IsZero() {
 		enq = d.Job.EnqueuedAt.UnixMilli()
 	}
 	ks := []string{k.stream, resultKey(k.stream, d.Job.ID)}
-	args := []any{b.o.Group, d.Receipt, d.Result, b.o.Now().UnixMilli(), d.Job.Attempt, enq, b.o.ResultRetention.Milliseconds()}
+	args := []any{b.o.Group, entry, d.Result, b.o.Now().UnixMilli(), d.Job.Attempt, enq, b.o.ResultRetention.Milliseconds()}
 	if d.Job.UniqueKey != "" {
 		keep := int64(0)
 		if d.Job.UniqueFor > 0 {
@@ -195,7 +195,8 @@ func (b *Broker) RecordProgress(ctx context.Context, us ...broker.ProgressUpdate
 		if u.Delivery == nil {
 			continue
 		}
-		s := b.keysFor(u.Delivery.Job.Topic).stream
+		k, entry := b.dkeys(u.Delivery)
+		s := k.stream
 		if _, ok := byStream[s]; !ok {
 			order = append(order, s)
 			byStream[s] = []any{now, b.progressTTL().Milliseconds()}
@@ -204,7 +205,7 @@ func (b *Broker) RecordProgress(ctx context.Context, us ...broker.ProgressUpdate
 		if err != nil {
 			return fmt.Errorf("conveyor/redis: progress: %w", err)
 		}
-		byStream[s] = append(byStream[s], u.Delivery.Receipt, v)
+		byStream[s] = append(byStream[s], entry, v)
 	}
 	if len(order) == 0 {
 		return nil
@@ -248,7 +249,8 @@ func decodeProgress(v any) (broker.Progress, bool) {
 }
 
 // ProgressOf returns the progress recorded for the deliveries of topic with
-// the given receipts (stream entry IDs), with one HMGET. It does not check
+// the given receipts, with one HMGET per partition the receipts name (one
+// round trip, one per Cluster node). It does not check
 // that the entries are still pending: pass the receipts of pending entries
 // ([Broker.PendingEntries]). It implements broker.ProgressReader.
 func (b *Broker) ProgressOf(ctx context.Context, topic string, receipts []string) (map[string]broker.Progress, error) {
@@ -259,14 +261,36 @@ func (b *Broker) ProgressOf(ctx context.Context, topic string, receipts []string
 	if len(receipts) == 0 {
 		return out, nil
 	}
-	hash, _ := progressKeys(b.keysFor(topic).stream)
-	vs, err := b.rdb.HMGet(ctx, hash, receipts...).Result()
-	if err != nil {
+	type group struct {
+		receipts, entries []string
+		cmd               *goredis.SliceCmd
+	}
+	byStream := map[string]*group{}
+	var order []string
+	for _, r := range receipts {
+		k, entry := b.receiptKeys(topic, r)
+		g, ok := byStream[k.stream]
+		if !ok {
+			g = &group{}
+			byStream[k.stream] = g
+			order = append(order, k.stream)
+		}
+		g.receipts, g.entries = append(g.receipts, r), append(g.entries, entry)
+	}
+	pipe := b.rdb.Pipeline()
+	for _, s := range order {
+		hash, _ := progressKeys(s)
+		byStream[s].cmd = pipe.HMGet(ctx, hash, byStream[s].entries...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, b.wrap("progress", err)
 	}
-	for i, v := range vs {
-		if p, ok := decodeProgress(v); ok && i < len(receipts) {
-			out[receipts[i]] = p
+	for _, s := range order {
+		g := byStream[s]
+		for i, v := range g.cmd.Val() {
+			if p, ok := decodeProgress(v); ok && i < len(g.receipts) {
+				out[g.receipts[i]] = p
+			}
 		}
 	}
 	return out, nil
@@ -300,14 +324,23 @@ func (b *Broker) JobState(ctx context.Context, topic, id string) (*broker.JobSta
 	if err := ValidateTopic(topic); err != nil {
 		return nil, err
 	}
-	k := b.keysFor(topic)
+	ks, err := b.allKeys(ctx, topic)
+	if err != nil {
+		return nil, b.wrap("job state", err)
+	}
 	cut := false
 	for range 2 {
-		js, truncated, err := b.jobState(ctx, k, id)
+		js, err := b.resultState(ctx, ks, topic, id)
 		if err != nil || js != nil {
 			return js, b.wrap("job state", err)
 		}
-		cut = cut || truncated
+		for _, k := range ks {
+			js, truncated, err := b.jobState(ctx, k, id)
+			if err != nil || js != nil {
+				return js, b.wrap("job state", err)
+			}
+			cut = cut || truncated
+		}
 	}
 	if cut {
 		return nil, fmt.Errorf("conveyor/redis: job state: job %q of %q has no result and is not among the first %d entries of its stream, delayed set or dead-letter stream (the lookup by ID is bounded)", id, topic, MaxCancelScan)
@@ -319,10 +352,6 @@ func (b *Broker) JobState(ctx context.Context, topic, id string) (*broker.JobSta
 // jobState is one lookup of JobState: nil when the job was not found.
 func (b *Broker) jobState(ctx context.Context, k keys, id string) (*broker.JobState, bool, error) {
 	js := &broker.JobState{ID: id, Topic: k.topic}
-	if found, err := b.resultState(ctx, k, js); err != nil || found {
-		return js, false, err
-	}
-
 	m, found, cutStream, err := b.findEntry(ctx, k.stream, id)
 	if err != nil {
 		return nil, false, err
@@ -356,7 +385,7 @@ func (b *Broker) jobState(ctx context.Context, k keys, id string) (*broker.JobSt
 	}
 	if found {
 		dec := decodeEntry(job.DeadLetterTopic(k.topic), m.ID, m.Values)
-		js.ID, js.State, js.Receipt, js.Attempt = dec.job.ID, broker.StateDead, m.ID, dec.attempt
+		js.ID, js.State, js.Receipt, js.Attempt = dec.job.ID, broker.StateDead, k.receipt(m.ID), dec.attempt
 		js.EnqueuedAt, js.Failure = dec.job.EnqueuedAt, dec.job.Failure
 		if js.Failure != nil {
 			js.FinishedAt = js.Failure.At
@@ -370,19 +399,35 @@ func (b *Broker) jobState(ctx context.Context, k keys, id string) (*broker.JobSt
 // resultState reads them.
 var resultFields = []string{"result", "attempt", "finished_at", "enqueued_at"}
 
-// resultState fills js from the result of job js.ID, if one is kept.
-func (b *Broker) resultState(ctx context.Context, k keys, js *broker.JobState) (bool, error) {
-	key := resultKey(k.stream, js.ID)
+// resultState returns the state of job id from its result, if one is kept
+// in one of the partitions ks (all looked up in one pipeline), else nil.
+func (b *Broker) resultState(ctx context.Context, ks []keys, topic, id string) (*broker.JobState, error) {
 	pipe := b.rdb.Pipeline()
-	h := pipe.HMGet(ctx, key, resultFields...)
-	ttl := pipe.PTTL(ctx, key)
+	hs := make([]*goredis.SliceCmd, len(ks))
+	ttls := make([]*goredis.DurationCmd, len(ks))
+	for i, k := range ks {
+		key := resultKey(k.stream, id)
+		hs[i] = pipe.HMGet(ctx, key, resultFields...)
+		ttls[i] = pipe.PTTL(ctx, key)
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return false, err
+		return nil, err
 	}
-	v := h.Val()
-	if len(v) != len(resultFields) || v[0] == nil {
-		return false, nil
+	for i := range ks {
+		v := hs[i].Val()
+		if len(v) != len(resultFields) || v[0] == nil {
+			continue
+		}
+		js := &broker.JobState{ID: id, Topic: topic}
+		b.fillResult(js, v, ttls[i].Val())
+		return js, nil
 	}
+	return nil, nil
+}
+
+// fillResult fills js from the fields of a result hash (resultFields) and
+// its time to live.
+func (b *Broker) fillResult(js *broker.JobState, v []any, ttl time.Duration) {
 	str := func(i int) string { s, _ := v[i].(string); return s }
 	now := b.o.Now()
 	js.State = broker.StateSucceeded
@@ -394,17 +439,16 @@ func (b *Broker) resultState(ctx context.Context, k keys, js *broker.JobState) (
 	if ms, err := strconv.ParseInt(str(3), 10, 64); err == nil && ms > 0 {
 		js.EnqueuedAt = time.UnixMilli(ms)
 	}
-	if d := ttl.Val(); d > 0 {
-		js.ExpiresAt = now.Add(d)
+	if ttl > 0 {
+		js.ExpiresAt = now.Add(ttl)
 	}
-	return true, nil
 }
 
 // entryState fills js from m, the job's entry in k's stream: running when
 // the entry is pending in the group, else queued.
 func (b *Broker) entryState(ctx context.Context, k keys, m goredis.XMessage, js *broker.JobState) error {
 	dec := decodeEntry(k.topic, m.ID, m.Values)
-	js.ID, js.Receipt, js.Attempt = dec.job.ID, m.ID, dec.attempt
+	js.ID, js.Receipt, js.Attempt = dec.job.ID, k.receipt(m.ID), dec.attempt
 	js.EnqueuedAt, js.Failure = dec.job.EnqueuedAt, dec.job.Failure
 	hash, _ := progressKeys(k.stream)
 	pipe := b.rdb.Pipeline()

@@ -22,6 +22,12 @@ import (
 // resultFactory returns brokers on the Redis client connects to, each in a
 // namespace of its own.
 func resultFactory(prefix string, client goredis.UniversalClient) resulttest.Factory {
+	return partitionedResultFactory(prefix, client, 1)
+}
+
+// partitionedResultFactory is resultFactory with the suite's topics split
+// into partitions.
+func partitionedResultFactory(prefix string, client goredis.UniversalClient, partitions int) resulttest.Factory {
 	var n atomic.Int64
 	return func(t *testing.T) broker.Broker {
 		b, err := redis.New(client, &redis.Options{
@@ -33,6 +39,13 @@ func resultFactory(prefix string, client goredis.UniversalClient) resulttest.Fac
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = b.Close() })
+		if partitions > 1 {
+			for _, topic := range []string{"steps", "other"} {
+				if err := b.SetPartitions(context.Background(), topic, partitions); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		return b
 	}
 }
@@ -49,6 +62,15 @@ func TestResultsCluster(t *testing.T) {
 	t.Parallel()
 	c := redistest.StartCluster(t, 3)
 	resulttest.Run(t, resultFactory(c.Namespace, c.Client(t)))
+}
+
+// TestResultsPartitioned runs the results suite on topics of 4 partitions
+// on a 3-master Cluster: a result is kept in the slot of the partition its
+// job was read from, and found by ID in any of them.
+func TestResultsPartitioned(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3)
+	resulttest.Run(t, partitionedResultFactory(c.Namespace, c.Client(t), 4))
 }
 
 // TestResultKeys pins down the key of a result, its fields and its expiry

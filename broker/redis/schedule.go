@@ -40,9 +40,25 @@ const (
 // scheduleKey returns the schedule hash of k's topic.
 func (b *Broker) scheduleKey(k keys) string {
 	if k.topic == k.base {
-		return b.o.Namespace + ":{" + k.base + "}:schedule"
+		return strings.TrimSuffix(k.stream, ":stream") + ":schedule"
 	}
 	return k.stream + ":schedule"
+}
+
+// tickKeys returns the keys of the partition that schedule entry's ticks
+// of topic go to, with its schedule hash: the topic's keys, or for a
+// partitioned topic broker.PartitionFor(entry, N). A change of N moves the
+// entry to a new hash, which has no last tick yet.
+func (b *Broker) tickKeys(ctx context.Context, topic, entry string) (keys, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return keys{}, err
+	}
+	k := b.keysFor(topic)
+	l, err := b.layoutOf(ctx, k.base)
+	if err != nil || l.n <= 1 {
+		return k, err
+	}
+	return b.partKeys(topic, l.n, broker.PartitionFor(entry, l.n)), nil
 }
 
 // schedulesKey is the set of schedule hashes.
@@ -78,7 +94,10 @@ func (b *Broker) RegisterSchedule(ctx context.Context, e broker.ScheduleEntry) (
 	if err := b.scheduleCheck(ctx, e.Topic, e.Name); err != nil {
 		return broker.ScheduleState{}, err
 	}
-	k := b.keysFor(e.Topic)
+	k, err := b.tickKeys(ctx, e.Topic, e.Name)
+	if err != nil {
+		return broker.ScheduleState{}, err
+	}
 	key := b.scheduleKey(k)
 	meta, err := json.Marshal(e)
 	if err != nil {
@@ -120,7 +139,10 @@ func (b *Broker) PublishTick(ctx context.Context, entry string, tick time.Time, 
 	if len(m.Headers) > MaxHeaders {
 		return "", false, fmt.Errorf("%w: the tick of schedule %q has %d headers, more than %d", broker.ErrInvalidMessage, entry, len(m.Headers), MaxHeaders)
 	}
-	k := b.keysFor(m.Topic)
+	k, err := b.tickKeys(ctx, m.Topic, entry)
+	if err != nil {
+		return "", false, err
+	}
 	fields := xaddArgs(&m, m.ID, k.stream)[3:] // after "xadd", the stream and "*"
 	args := make([]any, 0, 4+len(fields))
 	args = append(args, entry, tick.UnixMilli(), m.ID, b.o.Now().UnixMilli())

@@ -9,7 +9,8 @@ import (
 )
 
 // Lua scripts. Every key a script touches is passed in KEYS and all keys of
-// one call share a topic's hash tag, so each script runs on one Cluster slot.
+// one call share a topic's hash tag (a partition's, for a partitioned
+// topic), so each script runs on one Cluster slot.
 
 // script is a Lua script with its name and source, kept to say in errors
 // which command of which script Redis refused.
@@ -26,7 +27,7 @@ func newScript(name, src string) script {
 func scripts() []script {
 	return []script{settleScript, promoteScript, readScript, peekScript, recoverScript, extendScript, replayScript, trimScript, deleteConsumerScript, tickScript,
 		cancelEntryScript, cancelDelayedScript, publishUniqueScript, ackUniqueScript, releaseUniqueScript,
-		ackResultScript, progressScript}
+		ackResultScript, progressScript, setPartitionsScript, dropRetiredScript, drainedScript}
 }
 
 // commandAt returns the Redis command that line (1-based) of s runs, in ACL

@@ -42,11 +42,12 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 			unique = append(unique, b.ackUniqueCall(d))
 			continue
 		}
-		s := b.keysFor(d.Job.Topic).stream
+		k, id := b.dkeys(d)
+		s := k.stream
 		if _, ok := byStream[s]; !ok {
 			order = append(order, s)
 		}
-		byStream[s] = append(byStream[s], d.Receipt)
+		byStream[s] = append(byStream[s], id)
 	}
 	if len(order) == 0 && len(unique) == 0 {
 		return nil
@@ -140,7 +141,7 @@ func packFields(fields []string) []string {
 	for i := 0; i+1 < len(fields); i += 2 {
 		switch fields[i] {
 		case fieldPayload, fieldID, fieldAttempt, fieldEnqueuedAt, fieldMaxAttempts, fieldTimeout,
-			fieldUniqueKey, fieldUniqueFor, fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt, fieldStack:
+			fieldUniqueKey, fieldUniqueFor, fieldKey, fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt, fieldStack:
 			own = append(own, fields[i], fields[i+1])
 		default:
 			rest = append(rest, fields[i], fields[i+1])
@@ -161,13 +162,13 @@ func (b *Broker) requeue(ctx context.Context, op string, d *broker.Delivery, del
 		return fmt.Errorf("%w: %s: job %s of %q has %d stream fields (%d headers), more than a settle can re-enqueue (%d values); nothing was written: the entry stays pending, is redelivered after its lease and is dead-lettered after MaxDeliveries deliveries",
 			broker.ErrInvalidMessage, op, d.Job.ID, d.Job.Topic, len(fields)/2, len(d.Job.Headers), maxSettleValues)
 	}
-	k := b.keysFor(d.Job.Topic)
+	k, _ := b.dkeys(d)
 	if delay > 0 {
 		due := b.o.Now().Add(delay).UnixMilli()
 		if err := b.settle(ctx, op, d, k.stream, k.delayed, "delayed", strconv.FormatInt(due, 10), encodeMember(fields), nil); err != nil {
 			return err
 		}
-		b.noteDue(d.Job.Topic, due)
+		b.noteDue(k.id, due)
 		return nil
 	}
 	return b.settle(ctx, op, d, k.stream, k.stream, "stream", "", "", fields)
@@ -197,7 +198,7 @@ func (b *Broker) deadLetterFields(ctx context.Context, d *broker.Delivery, field
 		b.log.Warn("conveyor/redis: dead letter has too many fields; extra fields packed into one header",
 			"topic", d.Job.Topic, "job_id", d.Job.ID, "header", packedFields)
 	}
-	k := b.keysFor(d.Job.Topic)
+	k, _ := b.dkeys(d)
 	return b.settle(ctx, "dead-letter", d, k.stream, k.dlq, "dlq", strconv.FormatInt(b.o.DeadLetterMaxLen, 10), "", fields)
 }
 
@@ -211,17 +212,18 @@ const settleMarkerTTL = time.Minute
 // target; see the script's header for the arguments. Each call gets its own
 // token.
 func (b *Broker) settleCall(d *broker.Delivery, src, target, mode, arg4, arg5 string, fields []string) scriptCall {
+	k, id := b.dkeys(d)
 	args := make([]any, 0, 8+len(fields))
-	args = append(args, b.o.Group, d.Receipt, mode, arg4, arg5, b.o.Consumer,
+	args = append(args, b.o.Group, id, mode, arg4, arg5, b.o.Consumer,
 		strconv.FormatUint(rand.Uint64(), 36), settleMarkerTTL.Milliseconds())
 	for _, f := range fields {
 		args = append(args, f)
 	}
-	ks := []string{src, target, src + ":settled:" + d.Receipt}
+	ks := []string{src, target, src + ":settled:" + id}
 	if d.Job.UniqueKey != "" {
 		// The job's claim: released by a dead-lettering, kept (renewed)
 		// by a retry or snooze.
-		ks = append(ks, b.claimKey(d.Job.Topic, d.Job.UniqueKey))
+		ks = append(ks, k.unique+d.Job.UniqueKey)
 		args = append(args, d.Job.ID, b.claimTTL(mode, arg4))
 	}
 	return scriptCall{settleScript, ks, args}
@@ -284,12 +286,13 @@ func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 		if d == nil {
 			continue
 		}
-		s := b.keysFor(d.Job.Topic).stream
+		k, id := b.dkeys(d)
+		s := k.stream
 		if _, ok := byStream[s]; !ok {
 			order = append(order, s)
 			byStream[s] = []any{b.o.Group, b.o.Consumer}
 		}
-		byStream[s] = append(byStream[s], d.Receipt)
+		byStream[s] = append(byStream[s], id)
 	}
 	if len(order) == 0 {
 		return nil

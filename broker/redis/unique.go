@@ -15,7 +15,8 @@ import (
 // Unique jobs.
 //
 // A job published with a unique key claims it: the string key
-// <ns>:{<topic>}:unique:<key> holds the job's ID, in the topic's hash slot,
+// <ns>:{<topic>}:unique:<key> holds the job's ID, in the topic's hash slot
+// (for a partitioned topic, the :unique:<key> key of the job's partition),
 // set by the script that adds the job (publishUniqueScript), so that a
 // claim and its job are one atomic step. While the claim names a live job,
 // publishing the key again adds nothing and returns the holder's ID.
@@ -39,11 +40,6 @@ import (
 // Options.UniqueClaimTTL after the job's due time, a safety net for a job
 // that vanished without a settle.
 
-// claimKey returns the claim of key in topic.
-func (b *Broker) claimKey(topic, key string) string {
-	return b.keysFor(topic).unique + key
-}
-
 // claimTTL returns the safety TTL (ms) of a claim whose job is re-enqueued
 // by a settle in mode with argument arg4 (the due time, for mode
 // "delayed"): Options.UniqueClaimTTL after the job is due.
@@ -58,9 +54,9 @@ func (b *Broker) claimTTL(mode, arg4 string) int64 {
 }
 
 // publishUniqueCall returns the call of publishUniqueScript that adds m
-// (validated, with job ID id: "" for the entry ID) unless its key is held.
-func (b *Broker) publishUniqueCall(m *broker.Message, id string, now time.Time) scriptCall {
-	k := b.keysFor(m.Topic)
+// (validated, with job ID id: "" for the entry ID) to its partition k
+// unless its key is held.
+func (b *Broker) publishUniqueCall(m *broker.Message, k keys, id string, now time.Time) scriptCall {
 	ttl := b.o.UniqueClaimTTL
 	if due := m.Due(now); due.After(now) {
 		ttl += due.Sub(now)
@@ -75,8 +71,8 @@ func (b *Broker) publishUniqueCall(m *broker.Message, id string, now time.Time) 
 
 // publishUnique publishes m, a unique message of a registered topic, alone:
 // one script run, no pipeline. It returns what PublishBatch returns.
-func (b *Broker) publishUnique(ctx context.Context, m *broker.Message, id string, now time.Time) ([]string, error) {
-	c := b.publishUniqueCall(m, id, now)
+func (b *Broker) publishUnique(ctx context.Context, m *broker.Message, k keys, id string, now time.Time) ([]string, error) {
+	c := b.publishUniqueCall(m, k, id, now)
 	got, added, err := publishUniqueReply(c.s.Run(ctx, b.rdb, c.keys, c.args...))
 	if err != nil {
 		return nil, b.wrap("publish", err)
@@ -85,7 +81,7 @@ func (b *Broker) publishUnique(ctx context.Context, m *broker.Message, id string
 		return []string{got}, &broker.BatchError{Duplicates: []int{0}, Err: &broker.DuplicateError{Topic: m.Topic, Key: m.UniqueKey, ID: got}}
 	}
 	if due := m.Due(now); due.After(now) {
-		b.noteDue(m.Topic, due.UnixMilli())
+		b.noteDue(k.id, due.UnixMilli())
 	}
 	return []string{got}, nil
 }
@@ -112,14 +108,9 @@ func (b *Broker) ackUniqueCall(d *broker.Delivery) scriptCall {
 	if d.Job.UniqueFor > 0 {
 		keep = max(d.Job.EnqueuedAt.Add(d.Job.UniqueFor).UnixMilli(), 1)
 	}
-	k := b.keysFor(d.Job.Topic)
+	k, id := b.dkeys(d)
 	return scriptCall{ackUniqueScript, []string{k.stream, k.unique + d.Job.UniqueKey},
-		[]any{b.o.Group, d.Receipt, d.Job.ID, keep}}
-}
-
-// releaseClaim deletes the claim of key in topic if job id holds it.
-func (b *Broker) releaseClaim(ctx context.Context, topic, key, id string) error {
-	return releaseUniqueScript.Run(ctx, b.rdb, []string{b.claimKey(topic, key)}, id).Err()
+		[]any{b.o.Group, id, d.Job.ID, keep}}
 }
 
 // duplicates turns the refused replays of replayScript's reply (entry ID,

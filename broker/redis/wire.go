@@ -48,6 +48,11 @@ const (
 	fieldUniqueFor = "unique_for_ms" // 1 to broker.MaxUniqueFor, in ms
 )
 
+// fieldKey is the stream entry field of a job's ordering key
+// (broker.Message.Key), written only when set; a job without one has no
+// such field.
+const fieldKey = "key"
+
 // MaxStack is the most bytes of a failure's stack ([job.Failure.Stack]) a
 // retried or dead-lettered entry stores in its stack field. A longer stack
 // keeps its first MaxStack bytes (the innermost frames, where the panic
@@ -96,6 +101,9 @@ func encodeFields(j *job.Job, attempt int, f *job.Failure) []string {
 		if j.UniqueFor > 0 {
 			out = append(out, fieldUniqueFor, timeoutMS(j.UniqueFor))
 		}
+	}
+	if j.Key != "" {
+		out = append(out, fieldKey, j.Key)
 	}
 	for _, name := range slices.Sorted(maps.Keys(j.Headers)) {
 		out = append(out, headerPrefix+name, j.Headers[name])
@@ -221,6 +229,8 @@ func decodeEntry(topic, entryID string, values map[string]any) decoded {
 			j.Timeout = time.Duration(n) * time.Millisecond
 		case k == fieldUniqueKey:
 			j.UniqueKey = s
+		case k == fieldKey:
+			j.Key = s
 		case k == fieldUniqueFor:
 			n, _ := d.bounded(k, s, broker.MaxUniqueFor.Milliseconds(), "ignored: the key is released at the ack")
 			j.UniqueFor = time.Duration(n) * time.Millisecond

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/conveyor-jobs/conveyor/broker"
 )
 
 // Scenario names, in the order they run.
@@ -94,6 +96,11 @@ type Config struct {
 	// how fast idle readers notice the end; a read returns as soon as
 	// entries arrive.
 	FloorBlock time.Duration
+	// Partitions, when above 1, runs the process and process-stack
+	// scenarios on a topic of that many partitions
+	// (broker.Partitioner.SetPartitions before the jobs are enqueued).
+	// Default 0: one partition.
+	Partitions int
 }
 
 // ErrInvalidConfig is matched by the errors [Run] returns for a bad
@@ -142,6 +149,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: --rss-samples %v: every point must be a percentage in (0, 100]", ErrInvalidConfig, c.RSSSamples)
 	case c.FloorBlock < 0 || c.FloorBlock > 2*time.Second:
 		return c, fmt.Errorf("%w: floor block %v: must be in (0, 2s]", ErrInvalidConfig, c.FloorBlock)
+	case c.Partitions < 0 || c.Partitions > broker.MaxPartitions:
+		return c, fmt.Errorf("%w: --partitions %d: must be between 0 and %d", ErrInvalidConfig, c.Partitions, broker.MaxPartitions)
 	}
 	c.LatencyRates = slices.Clone(c.LatencyRates)
 	c.RSSSamples = slices.Clone(c.RSSSamples)

@@ -46,6 +46,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"payload too small", Config{PayloadSize: 29}, "--payload-size 29"},
 		{"negative rate", Config{Rate: -5}, "--rate -5"},
 		{"negative runs", Config{Runs: -1}, "--runs -1"},
+		{"negative partitions", Config{Partitions: -1}, "--partitions -1"},
+		{"too many partitions", Config{Partitions: 5000}, "--partitions 5000"},
 		{"unknown scenario", Config{Scenarios: []string{"floor", "warp"}}, `unknown scenario "warp"`},
 		{"empty scenario list", Config{Scenarios: []string{" "}}, "no scenario selected"},
 	} {

@@ -69,6 +69,12 @@ func (e *env) processRedis(ctx context.Context, scenario, row, what string, mw j
 		return err
 	}
 	defer release()
+	if n := e.cfg.Partitions; n > 1 {
+		if err := b.SetPartitions(ctx, benchTopic, n); err != nil {
+			return fmt.Errorf("bench: %s: %w", row, err)
+		}
+		what += fmt.Sprintf(", topic of %d partitions", n)
+	}
 	res, err := e.process(ctx, b, mw, rt)
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", row, err)
