@@ -25,15 +25,19 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 			continue
 		}
 		if e := st.leasedEntry(d.Receipt); e != nil {
+			if now.IsZero() {
+				now = st.now()
+			}
+			st.jobEnded(&e.job, broker.MemberSucceeded, d.Result, "", now) // see batch.go
 			st.unlease(e)
 			if e.job.UniqueKey != "" {
-				if now.IsZero() {
-					now = st.now()
-				}
 				st.releaseClaim(&e.job, true, now)
 			}
 			e.job = job.Job{} // the entry may share a batch allocation
 		}
+	}
+	if !now.IsZero() {
+		st.flush(now) // a batch's callback may have been enqueued
 	}
 	return nil
 }
@@ -181,6 +185,7 @@ func (st *state) deadLetter(e *entry, f job.Failure, attempt int, now time.Time)
 	if f.At.IsZero() {
 		f.At = now
 	}
+	st.jobEnded(&e.job, endState(&f), nil, f.Error, now) // see batch.go
 	st.releaseClaim(&e.job, false, now)
 	d := &entry{job: e.job}
 	// A dead letter may live long: do not pin the payload buffer of the
