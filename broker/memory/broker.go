@@ -113,7 +113,8 @@ type state struct {
 	closed bool
 	done   chan struct{}
 
-	sched   schedules         // schedule entries and their last ticks
+	sched schedules // schedule entries and their last ticks
+
 	batches map[string]*batch // see batch.go
 }
 

@@ -154,19 +154,20 @@ type Broker struct {
 	o       Options
 	log     *slog.Logger
 
-	closed     atomic.Bool
-	groups     sync.Map // stream key -> struct{}: consumer group known to exist
-	vanished   sync.Map // stream key -> struct{}: its known group was found missing
-	topics     sync.Map // base topic -> struct{}: registered in <ns>:topics
-	keyCache   sync.Map // topic -> keys
-	keyCacheN  atomic.Int64
-	lost       atomic.Int64
-	overflows  atomic.Int64
-	stale      atomic.Int64
-	readTurn   atomic.Uint64 // which stream a read serves first
-	batchSweep atomic.Int64  // unix ms of the last batch sweep (see batch.go)
+	closed    atomic.Bool
+	groups    sync.Map // stream key -> struct{}: consumer group known to exist
+	vanished  sync.Map // stream key -> struct{}: its known group was found missing
+	topics    sync.Map // base topic -> struct{}: registered in <ns>:topics
+	keyCache  sync.Map // topic -> keys
+	keyCacheN atomic.Int64
+	lost      atomic.Int64
+	overflows atomic.Int64
+	stale     atomic.Int64
+	readTurn  atomic.Uint64 // which stream a read serves first
 
 	disc discovery // topic discovery for Topics
+
+	batchSweep atomic.Int64 // unix ms of the last batch sweep (see batch.go)
 
 	mu        sync.Mutex
 	lastMaint map[string]time.Time  // topic -> last recovery/promotion
