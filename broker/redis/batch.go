@@ -59,6 +59,8 @@ const batchChunk = 500
 //
 // KEYS[1] meta HASH
 // KEYS[2] members HASH
+// KEYS[3] done HASH (created with an empty field, so that it has a TTL)
+// KEYS[4] results HASH (likewise)
 // ARGV[1] now (unix ms)
 // ARGV[2] TTL of an open batch (ms)
 // ARGV[3] the callback message (JSON; "" for none)
@@ -83,7 +85,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'state', 'open', 'total', 0, 'succeeded', 0, 'dead', 0, 'cancelled', 0,
     'created', ARGV[1], 'cb', ARGV[3], 'cbid', ARGV[4], 'cbstate', cbstate, 'require', ARGV[5],
     'parent', ARGV[6], 'retention', ARGV[7], 'failed', '', 'finish', '')
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('HSET', KEYS[3], '', '')
+  redis.call('HSET', KEYS[4], '', '')
+  for i = 1, 4 do
+    redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  end
   created = 1
 elseif redis.call('HGET', KEYS[1], 'state') ~= 'open' then
   return -1
@@ -95,9 +101,11 @@ for i = 9, #ARGV, 2 do
   end
 end
 redis.call('HSET', KEYS[1], 'total', total)
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[2], ttl)
+if created == 0 then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[2], ttl)
+  end
 end
 return created
 `)
@@ -107,6 +115,7 @@ return created
 // result is kept. The record of the last member marks the batch complete
 // (finish = due, cbstate due when it has a callback) and starts its
 // retention; the last member of a cancelled batch starts its retention.
+// Until then every key keeps the TTL of an open batch set when it opened.
 //
 // KEYS[1] meta HASH
 // KEYS[2] members HASH
@@ -126,10 +135,10 @@ return created
 // when it was recorded, 0 when the member had ended before (nothing
 // written), -1 when the batch does not exist, -2 when the ID is not a member.
 var batchEndScript = newScript("batch-end", `
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return -1
-end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    return -1
+  end
   return -2
 end
 if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 0 then
@@ -139,32 +148,25 @@ if ARGV[4] == '1' then
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 end
 redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
-if ARGV[2] ~= 'succeeded' and redis.call('HGET', KEYS[1], 'failed') == '' then
+local m = redis.call('HMGET', KEYS[1], 'succeeded', 'dead', 'cancelled', 'total', 'state', 'cbstate', 'retention', 'failed')
+if ARGV[2] ~= 'succeeded' and m[8] == '' then
   redis.call('HSET', KEYS[1], 'failed', ARGV[5])
 end
-local m = redis.call('HMGET', KEYS[1], 'succeeded', 'dead', 'cancelled', 'total', 'state', 'cbstate', 'retention')
-local ret = 1
-if tonumber(m[1]) + tonumber(m[2]) + tonumber(m[3]) >= tonumber(m[4]) then
-  if m[5] == 'open' then
-    redis.call('HSET', KEYS[1], 'state', 'complete', 'completed', ARGV[6], 'finish', 'due')
-    if m[6] == 'waiting' then
-      redis.call('HSET', KEYS[1], 'cbstate', 'due')
-    end
-    ret = 2
-  else
-    redis.call('HSET', KEYS[1], 'completed', ARGV[6])
-  end
-  for i = 1, 4 do
-    redis.call('PEXPIRE', KEYS[i], m[7])
-  end
-  return ret
+if tonumber(m[1]) + tonumber(m[2]) + tonumber(m[3]) < tonumber(m[4]) then
+  return 1
 end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[3], ttl)
-  if ARGV[4] == '1' then
-    redis.call('PEXPIRE', KEYS[4], ttl)
+local ret = 1
+if m[5] == 'open' then
+  redis.call('HSET', KEYS[1], 'state', 'complete', 'completed', ARGV[6], 'finish', 'due')
+  if m[6] == 'waiting' then
+    redis.call('HSET', KEYS[1], 'cbstate', 'due')
   end
+  ret = 2
+else
+  redis.call('HSET', KEYS[1], 'completed', ARGV[6])
+end
+for i = 1, 4 do
+  redis.call('PEXPIRE', KEYS[i], m[7])
 end
 return ret
 `)
@@ -255,7 +257,7 @@ func (b *Broker) OpenBatch(ctx context.Context, spec broker.BatchSpec) error {
 		return err
 	}
 	now := b.o.Now()
-	if err := b.rdb.ZAdd(ctx, b.batchIndex(), goredis.Z{Score: float64(now.Add(batchSweepInterval).UnixMilli()), Member: spec.ID}).Err(); err != nil {
+	if err := b.rdb.ZAdd(ctx, b.batchIndex(), goredis.Z{Score: float64(now.UnixMilli()), Member: spec.ID}).Err(); err != nil {
 		return b.wrap("open batch", err)
 	}
 	if spec.Parent != "" {
@@ -331,7 +333,7 @@ func (b *Broker) batchAdd(ctx context.Context, id string, spec *broker.BatchSpec
 	for _, p := range pairs {
 		args = append(args, p)
 	}
-	res, err := batchAddScript.Run(ctx, b.rdb, []string{k.meta, k.members}, args...).Int64()
+	res, err := batchAddScript.Run(ctx, b.rdb, []string{k.meta, k.members, k.done, k.results}, args...).Int64()
 	return res, b.wrap("open batch", err)
 }
 
