@@ -45,6 +45,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newDashboardCmd,
 	newTrimCmd,
 	newCancelCmd,
+	newBatchCmd,
 	newPauseCmd,
 	newResumeCmd,
 	newBenchCmd,
