@@ -1,0 +1,5 @@
+//go:build conveyor_results
+
+package main
+
+const withResults = true
