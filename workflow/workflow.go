@@ -97,10 +97,12 @@ func NewID() string {
 }
 
 // OpenBatch records the batch and publishes its members, and returns the
-// batch's ID. On error it may be called again with the same Batch (with its
-// ID and its members' IDs set, as OpenBatch sets them in bt's Members): the
-// record is not changed, the members are published again, and each is
-// counted once.
+// batch's ID. A member without an ID gets "<batch ID>.<n>" (n from 1, its
+// place in Members), so that opening the same batch again (after an error,
+// or from a handler run again after a crash) publishes the same members:
+// the record is not changed, members of an open batch are published again
+// and each is counted once, and a batch that has completed publishes
+// nothing.
 func (c *Client) OpenBatch(ctx context.Context, bt Batch) (string, error) {
 	spec := broker.BatchSpec{ID: bt.ID, Members: bt.Members, Callback: bt.Callback, RequireSuccess: bt.RequireSuccess, Parent: bt.Parent, Retention: bt.Retention}
 	if spec.ID == "" {
@@ -108,7 +110,7 @@ func (c *Client) OpenBatch(ctx context.Context, bt Batch) (string, error) {
 	}
 	for i := range spec.Members {
 		if spec.Members[i].ID == "" {
-			spec.Members[i].ID = NewID()
+			spec.Members[i].ID = spec.ID + "." + strconv.Itoa(i+1)
 		}
 	}
 	if err := c.s.OpenBatch(ctx, spec); err != nil {
@@ -120,8 +122,16 @@ func (c *Client) OpenBatch(ctx context.Context, bt Batch) (string, error) {
 // OpenChild opens bt as a child of the batch j is a member of (when j is a
 // member of none, as a batch of its own): the parent does not complete until
 // bt has completed. Call it from j's handler, before the handler returns.
+//
+// A child without an ID gets "<j's ID>.child", so that a run of j again
+// (after a crash) opens the same child rather than a second one that its
+// parent would wait for too. A handler that opens several children names
+// each (bt.ID), in a way that a second run repeats.
 func (c *Client) OpenChild(ctx context.Context, j *job.Job, bt Batch) (string, error) {
 	bt.Parent = BatchOf(j)
+	if bt.ID == "" {
+		bt.ID = j.ID + ".child"
+	}
 	return c.OpenBatch(ctx, bt)
 }
 

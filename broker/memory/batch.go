@@ -44,6 +44,9 @@ func (b *Broker) OpenBatch(ctx context.Context, spec broker.BatchSpec) error {
 	defer st.mu.Unlock()
 	now := st.now()
 	st.expireBatches(now)
+	if g := st.batches[spec.ID]; g != nil && g.state != broker.BatchOpen {
+		return nil // every member has ended: nothing to publish again
+	}
 	if st.batches[spec.ID] == nil {
 		if spec.Parent != "" {
 			p := st.batches[spec.Parent]
@@ -73,6 +76,11 @@ func (b *Broker) OpenBatch(ctx context.Context, spec broker.BatchSpec) error {
 			st.batches = map[string]*batch{}
 		}
 		st.batches[spec.ID] = g
+	} else {
+		g := st.batches[spec.ID]
+		for _, m := range spec.Members {
+			g.add(m.ID, m.Topic) // as on Redis: members not registered yet join
+		}
 	}
 	for _, m := range spec.Members {
 		if spec.Unpublished {

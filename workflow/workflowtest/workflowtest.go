@@ -9,7 +9,8 @@
 // members in several topics; a retried member, a member redelivered after
 // its lease expired and a member acked twice count once; dead-lettered
 // members, the broker's own poison dead-lettering included, count as dead;
-// a child batch holds its parent open; a cancelled batch cancels its
+// a batch opened twice (a producer or handler run again) counts each
+// member once; a child batch holds its parent open; a cancelled batch cancels its
 // pending members and never runs its callback; a chain passes results from
 // link to link, and a dead-lettered link dead-letters every later link with
 // a reason naming it.
@@ -53,6 +54,7 @@ var cases = []struct {
 	{"Cancel", testCancel},
 	{"ChainResults", testChainResults},
 	{"ChainFailure", testChainFailure},
+	{"ReopenCountedOnce", testReopen},
 	{"Invalid", testInvalid},
 }
 
@@ -479,4 +481,26 @@ func testInvalid(e *env) {
 	if _, err := e.wf.BatchInfo(e.ctx, "nope"); !errors.Is(err, broker.ErrNotFound) {
 		e.t.Errorf("info of an unknown batch: %v", err)
 	}
+}
+
+func testReopen(e *env) {
+	bt := workflow.Batch{ID: "again", Members: []broker.Message{{Topic: "a"}, {Topic: "a"}}, Callback: &broker.Message{Topic: "cb", Payload: []byte("done")}}
+	for range 2 {
+		if _, err := e.wf.OpenBatch(e.ctx, bt); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	ds := e.fetchN(e.b, 4, "a") // each member published twice
+	if ds[0].Job.ID != "again.1" || ds[1].Job.ID != "again.2" {
+		e.t.Fatalf("member IDs %s %s, want again.1 again.2", ds[0].Job.ID, ds[1].Job.ID)
+	}
+	e.ackWithResults(e.b, ds...)
+	cb := e.fetchN(e.b, 1, "cb")[0]
+	e.checkCallback(cb, "again", workflow.Counts{Succeeded: 2, Total: 2})
+	// Opened again once complete: nothing is published.
+	if _, err := e.wf.OpenBatch(e.ctx, bt); err != nil {
+		e.t.Fatal(err)
+	}
+	e.expectNone(e.b, "members of a complete batch opened again", "a", "cb")
+	e.checkCounts(e.info("again"), broker.BatchComplete, 2, 0, 0, 2)
 }
