@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,6 +130,28 @@ func (e *env) expectNone(b broker.Broker, why string, topics ...string) {
 	}
 }
 
+// heartbeat extends d's lease every lease/5 until the returned func is
+// called, as the server holding a job does.
+func (e *env) heartbeat(d *broker.Delivery) (stop func()) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(e.b.Lease() / 5)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = e.b.Extend(e.ctx, d)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-stopped }) }
+}
+
 func (e *env) ack(b broker.Broker, ds ...*broker.Delivery) {
 	e.t.Helper()
 	if err := b.Ack(e.ctx, ds...); err != nil {
@@ -201,9 +224,11 @@ func (e *env) checkCallback(d *broker.Delivery, id string, want workflow.Counts)
 func testCallbackOnce(e *env) {
 	id, ms := e.open3(6, "a", "b", "c")
 	ds := e.fetchN(e.b, 6, "a", "b", "c")
+	stop := e.heartbeat(ds[5])
 	e.ackWithResults(e.b, ds[:5]...)
 	e.expectNone(e.b, "callback before the last member ended", "cb")
 	e.checkCounts(e.info(id), broker.BatchOpen, 5, 0, 0, 6)
+	stop()
 	e.ackWithResults(e.b, ds[5])
 	cb := e.fetchN(e.b, 1, "cb")[0]
 	e.checkCallback(cb, id, workflow.Counts{Succeeded: 6, Total: 6})
@@ -350,6 +375,7 @@ func testNested(e *env) {
 func testCancel(e *env) {
 	id, _ := e.open3(3, "a")
 	running := e.fetchN(e.b, 1, "a")[0]
+	stop := e.heartbeat(running) // the running member keeps its lease, as a server's would
 	bi, err := e.wf.CancelBatch(e.ctx, id)
 	if err != nil {
 		e.t.Fatal(err)
@@ -366,6 +392,7 @@ func testCancel(e *env) {
 		}
 	}
 	// The server dead-letters a cancelled running job.
+	stop()
 	if err := e.b.DeadLetter(e.ctx, running, job.Failure{Error: "cancelled", Reason: job.ReasonCancelled}); err != nil {
 		e.t.Fatal(err)
 	}
