@@ -445,9 +445,23 @@ func failureOf(fields []string) (reason, text string) {
 
 // recordDeadLetter records in its batch the end of d, about to be
 // dead-lettered with fields. It returns the batches completed.
+//
+// The settle that follows refuses an entry this consumer no longer holds
+// (its lease expired and another consumer took it): such a delivery's end
+// is not recorded either, the holder's outcome will be. The check is a
+// read before the record, so a lease lost in between still records the
+// dead letter (first end wins).
 func (b *Broker) recordDeadLetter(ctx context.Context, d *broker.Delivery, fields []string) ([]string, error) {
-	if d == nil || len(d.Job.Headers) == 0 {
+	if d == nil || (d.Job.Headers[broker.HeaderBatch] == "" && d.Job.Headers[broker.HeaderBatchCallback] == "") {
 		return nil, nil
+	}
+	held, err := b.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{Stream: b.keysFor(d.Job.Topic).stream, Group: b.o.Group,
+		Start: d.Receipt, End: d.Receipt, Count: 1, Consumer: b.o.Consumer}).Result()
+	if err != nil {
+		return nil, b.wrap("record batch member", err)
+	}
+	if len(held) == 0 {
+		return nil, nil // not this consumer's to settle: the settle says so
 	}
 	reason, text := failureOf(fields)
 	state := broker.MemberDead

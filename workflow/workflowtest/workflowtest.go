@@ -8,7 +8,8 @@
 // enqueued exactly once with the batch's counts and its members' results;
 // members in several topics; a retried member, a member redelivered after
 // its lease expired and a member acked twice count once; dead-lettered
-// members, the broker's own poison dead-lettering included, count as dead;
+// members, the broker's own poison dead-lettering included, count as dead,
+// but not the refused dead-lettering of a worker whose lease another took;
 // a batch opened twice (a producer or handler run again) counts each
 // member once; a child batch holds its parent open; a cancelled batch cancels its
 // pending members and never runs its callback; a chain passes results from
@@ -49,6 +50,7 @@ var cases = []struct {
 	{"CallbackOnce", testCallbackOnce},
 	{"RetriedCountedOnce", testRetried},
 	{"RedeliveredCountedOnce", testRedelivered},
+	{"StaleDeadLetterNotCounted", testStaleDeadLetter},
 	{"DeadCounted", testDead},
 	{"PoisonCounted", testPoison},
 	{"Nested", testNested},
@@ -530,4 +532,20 @@ func testReopen(e *env) {
 	}
 	e.expectNone(e.b, "members of a complete batch opened again", "a", "cb")
 	e.checkCounts(e.info("again"), broker.BatchComplete, 2, 0, 0, 2)
+}
+
+func testStaleDeadLetter(e *env) {
+	id, _ := e.open3(1, "a")
+	slow := e.open("slow")
+	lost := e.fetchN(slow, 1, "a")[0] // its lease expires
+	d := e.fetchN(e.b, 1, "a")[0]
+	stop := e.heartbeat(d)
+	if err := slow.DeadLetter(e.ctx, lost, job.Failure{Error: "too late"}); !errors.Is(err, broker.ErrNotFound) {
+		e.t.Fatalf("dead letter by a worker that lost the lease: %v, want ErrNotFound", err)
+	}
+	e.checkCounts(e.info(id), broker.BatchOpen, 0, 0, 0, 1)
+	stop()
+	e.ackWithResults(e.b, d)
+	cb := e.fetchN(e.b, 1, "cb")[0]
+	e.checkCallback(cb, id, workflow.Counts{Succeeded: 1, Total: 1})
 }
