@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,8 +159,12 @@ func TestBatchCommandsPerMember(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("CONVEYOR_BATCH_MEASURE")); err == nil && v > 0 {
 		n = v
 	}
+	trips := &tripCounter{}
+	rdb.AddHook(trips)
 	run := func(batch bool) (map[string]int64, int64) {
 		b := batchTestBroker(t, rdb, srv.Namespace+strconv.FormatBool(batch), "c")
+		trips.n.Store(0)
+		defer func() { t.Logf("batch %v: %d round trips", batch, trips.n.Load()) }()
 		ms := make([]broker.Message, n)
 		for i := range ms {
 			ms[i] = broker.Message{Topic: "m", ID: "j" + strconv.Itoa(i), Payload: []byte("p")}
@@ -227,4 +232,23 @@ func describeDs(ds []*broker.Delivery) string {
 		s = append(s, d.Job.Topic+"/"+d.Job.ID)
 	}
 	return strings.Join(s, " ")
+}
+
+// tripCounter counts round trips: each command or pipeline sent.
+type tripCounter struct{ n atomic.Int64 }
+
+func (c *tripCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (c *tripCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if cmd.Name() != "info" {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c *tripCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmds)
+	}
 }
