@@ -224,6 +224,8 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /topics/{topic}/jobs/cancel", d.mutating(d.cancelJob))
 	m.HandleFunc("POST /topics/{topic}/fetching/pause", d.mutating(d.pause))
 	m.HandleFunc("POST /topics/{topic}/fetching/resume", d.mutating(d.resume))
+	m.HandleFunc("GET /batches", d.batchLookup)
+	m.HandleFunc("GET /batches/{id}", d.batchPage)
 	d.mux = m
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -119,6 +119,8 @@ type state struct {
 
 	sched schedules // schedule entries and their last ticks
 	res   results   // results of acked jobs, progress of leased ones (result.go)
+
+	batches map[string]*batch // see batch.go
 }
 
 type topic struct {

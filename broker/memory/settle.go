@@ -27,18 +27,22 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 			continue
 		}
 		if e := st.leasedEntry(d.Receipt); e != nil {
-			if (e.job.UniqueKey != "" || d.Result != nil) && now.IsZero() {
+			if now.IsZero() {
 				now = st.now()
 			}
 			if d.Result != nil {
 				st.storeResult(e, d, now)
 			}
+			st.jobEnded(&e.job, broker.MemberSucceeded, d.Result, "", now) // see batch.go
 			st.unlease(e)
 			if e.job.UniqueKey != "" {
 				st.releaseClaim(&e.job, true, now)
 			}
 			e.job = job.Job{} // the entry may share a batch allocation
 		}
+	}
+	if !now.IsZero() {
+		st.flush(now) // a batch's callback may have been enqueued
 	}
 	return nil
 }
@@ -186,6 +190,7 @@ func (st *state) deadLetter(e *entry, f job.Failure, attempt int, now time.Time)
 	if f.At.IsZero() {
 		f.At = now
 	}
+	st.jobEnded(&e.job, endState(&f), nil, f.Error, now) // see batch.go
 	st.releaseClaim(&e.job, false, now)
 	d := &entry{job: e.job}
 	// A dead letter may live long: do not pin the payload buffer of the

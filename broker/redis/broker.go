@@ -184,6 +184,8 @@ type Broker struct {
 	disc discovery // topic discovery for Topics
 	pub  coalescer // concurrent Publish calls sent together (coalesce.go)
 
+	batchSweep atomic.Int64 // unix ms of the last batch sweep (see batch.go)
+
 	mu        sync.Mutex
 	lastMaint map[string]time.Time  // topic -> last recovery/promotion
 	cursors   map[string]string     // topic -> XAUTOCLAIM cursor to resume

@@ -285,6 +285,7 @@ func (b *Broker) cancelInStream(ctx context.Context, k keys, id string) (res bro
 	case err != nil:
 		return 0, true, false, err
 	case r == 1:
+		b.recordCancelled(ctx, &d.job) // see batch.go
 		return broker.CancelledQueued, true, false, nil
 	case r == 2:
 		return broker.CancelRequested, true, false, nil
@@ -340,6 +341,7 @@ func (b *Broker) cancelInDelayed(ctx context.Context, k keys, id string) (res br
 	if err != nil || r != 1 {
 		return 0, true, false, err
 	}
+	b.recordCancelled(ctx, &j) // see batch.go
 	return broker.CancelledDelayed, true, false, nil
 }
 

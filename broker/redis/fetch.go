@@ -276,6 +276,7 @@ func (b *Broker) stillOwned(ctx context.Context, ds []*broker.Delivery) (map[str
 // of the topic whose promotion failed. The errors are returned joined, with
 // what was recovered.
 func (b *Broker) maintain(ctx context.Context, ks []keys, room int) ([]*broker.Delivery, error) {
+	b.sweepBatches(ctx) // see batch.go
 	now := time.Now()
 	nowMs := b.o.Now().UnixMilli()
 	var due, prom []keys

@@ -27,6 +27,12 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
+	// Batch members' ends are recorded before they are settled (batch.go).
+	due, err := b.recordEnds(ctx, ds, broker.MemberSucceeded, "")
+	if err != nil {
+		return err
+	}
+	defer b.finishBatches(ctx, due)
 	byStream := map[string][]string{}
 	var order []string
 	var unique []scriptCall // acks by script: unique jobs, and jobs with a result
@@ -193,6 +199,12 @@ func (b *Broker) DeadLetter(ctx context.Context, d *broker.Delivery, f job.Failu
 // job with more values than Lua can unpack has its extra fields packed into
 // one header (see packedFields) so that a dead letter can always be stored.
 func (b *Broker) deadLetterFields(ctx context.Context, d *broker.Delivery, fields []string) error {
+	// A batch member's end is recorded before it is settled (batch.go).
+	due, err := b.recordDeadLetter(ctx, d, fields)
+	if err != nil {
+		return err
+	}
+	defer b.finishBatches(ctx, due)
 	if len(fields) > maxSettleValues {
 		fields = packFields(fields)
 		b.log.Warn("conveyor/redis: dead letter has too many fields; extra fields packed into one header",

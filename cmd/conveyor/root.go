@@ -46,6 +46,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newTrimCmd,
 	newCancelCmd,
 	newJobCmd,
+	newBatchCmd,
 	newPauseCmd,
 	newResumeCmd,
 	newBenchCmd,
