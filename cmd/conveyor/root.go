@@ -47,6 +47,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newCancelCmd,
 	newPauseCmd,
 	newResumeCmd,
+	newTopicCmd,
 	newBenchCmd,
 	newConfigCmd,
 	newVersionCmd,
