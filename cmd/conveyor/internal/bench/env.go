@@ -27,6 +27,11 @@ type env struct {
 	rdb    goredis.UniversalClient // admin client: checks and cleanup
 	report *Report
 	quiet  *slog.Logger
+	// cluster is the URL of the throwaway Cluster the cluster scenario
+	// started ("" before); closers stop what scenarios started for the
+	// whole Run.
+	cluster string
+	closers []func()
 }
 
 // namespace returns a fresh key namespace for one scenario run.
