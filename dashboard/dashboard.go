@@ -127,6 +127,7 @@ type Dashboard struct {
 	deleter  broker.DelayedDeleter
 	cancel   broker.Canceller
 	pauser   broker.Pauser
+	parts    broker.PartitionInspector
 	counters CounterSource
 	progress broker.ProgressReader
 	jobs     broker.JobReader
@@ -169,6 +170,7 @@ func New(b broker.Inspector, opts *Options) *Dashboard {
 	d.deleter, _ = b.(broker.DelayedDeleter)
 	d.cancel, _ = b.(broker.Canceller)
 	d.pauser, _ = b.(broker.Pauser)
+	d.parts, _ = b.(broker.PartitionInspector)
 	d.counters, _ = b.(CounterSource)
 	d.progress, _ = b.(broker.ProgressReader)
 	d.jobs, _ = b.(broker.JobReader)
@@ -411,6 +413,7 @@ type topicData struct {
 	Info        *broker.TopicInfo
 	Stat        *topicStat // nil until sampled
 	Consumers   []consumerRow
+	Partitions  []broker.PartitionInfo // nil for a topic of one partition
 	HasPending  bool
 	Pending     []pendingRow
 	HasProgress bool // the broker reports the progress of running jobs
@@ -516,6 +519,15 @@ func (d *Dashboard) topicData(ctx context.Context, topic, after string, lists bo
 	for _, g := range info.Groups {
 		for _, c := range g.Consumers {
 			data.Consumers = append(data.Consumers, consumerRow{Group: g.Name, ConsumerInfo: c})
+		}
+	}
+	if d.parts != nil {
+		ps, err := d.parts.InspectPartitions(ctx, topic)
+		if err != nil && !errors.Is(err, broker.ErrNotFound) {
+			return nil, err
+		}
+		if len(ps) > 1 {
+			data.Partitions = ps
 		}
 	}
 	if !lists {

@@ -27,7 +27,7 @@ func newBenchCmd(a *app) *cobra.Command {
 		Short: "Measure throughput and latency against the raw Redis floor",
 		Long: `bench measures conveyor on this machine and compares it with a raw go-redis
 loop on the same Redis, in one run so that every ratio shares the same
-conditions. Scenarios (all by default, in this order):
+conditions. Scenarios (all but cluster by default, in this order):
 
   floor          raw go-redis: pipelined XADD of N entries (floor-publish),
                  then 8 readers with XREADGROUP COUNT 100 and pipelined
@@ -54,6 +54,13 @@ conditions. Scenarios (all by default, in this order):
                  weighted 3:2:1 (priorities-3), through a server of
                  --concurrency workers, no-op handler: jobs/s against one
                  topic, and the shares of the first half processed
+  cluster        (only when named) one topic of N jobs on a Redis Cluster,
+                 in 1 partition (cluster-1) and in 12 (cluster-12):
+                 published, then processed by a server; jobs/s, each
+                 master's share of the commands and Redis CPU per job, and
+                 the jobs/s projected with one core per master. It uses
+                 --cluster-url, or starts a throwaway Cluster of 3
+                 redis-server processes
 
 Each scenario runs --runs times (the whole list in turn) and the table shows
 the median. Without --redis-url, bench starts a throwaway redis-server from
@@ -127,13 +134,14 @@ nothing.`,
 	f.IntSliceVar(&cfg.LatencyRates, "latency-rates", nil, "more publish rates of the latency scenario, comma-separated; each adds rows latency-<rate> and latency-ack-<rate>")
 	f.IntSliceVar(&cfg.RSSSamples, "rss-samples", nil, "percentages of the jobs acknowledged at which the processing scenarios read RSS, e.g. 10,50,100")
 	f.IntVar(&cfg.LatencyJobs, "latency-jobs", bench.DefaultLatencyJobs, "most jobs the latency and delayed scenarios publish (they publish min(-n, this))")
-	f.StringVar(&scenarios, "scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios to run")
+	f.StringVar(&scenarios, "scenarios", strings.Join(bench.DefaultScenarios, ","), "comma-separated scenarios to run (known: "+strings.Join(bench.Scenarios, ", ")+")")
 	f.IntVar(&cfg.Runs, "runs", bench.DefaultRuns, "runs of each scenario; the table shows the median")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object on stdout")
 	f.StringVar(&compare, "compare", "", "print a before/after table of this earlier --json report and this run")
 	f.StringVar(&against, "against", "", "with --compare: compare with this --json report instead of running")
 	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis to measure (default: a throwaway redis-server from PATH)")
 	f.IntVar(&cfg.Partitions, "partitions", 0, "partitions of the topic of the process and process-stack scenarios (0 or 1: one)")
+	f.StringVar(&cfg.ClusterURL, "cluster-url", "", "Redis Cluster for the cluster scenario, redis://h1:p1,h2:p2,… (default: a throwaway 3-master Cluster)")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	f.StringVar(&cfg.MemProfile, "memprofile", "", "write an allocation profile to this file at the end")
 	return cmd

@@ -30,6 +30,7 @@ func newProduceCmd(a *app) *cobra.Command {
 	var (
 		topic, payload, file, id string
 		uniqueKey                string
+		key                      string
 		count                    int
 		delay, uniqueFor         time.Duration
 		headers                  []string
@@ -52,7 +53,11 @@ prints the ID of that job (--json: {"topic", "count": 0, "ids": [],
 "existing_id"}), says so on standard error and exits with status 3.
 The key is released when the job succeeds or is dead-lettered;
 --unique-for D keeps it after success until D after the job was first
-enqueued ("at most once per D").`,
+enqueued ("at most once per D").
+
+--key K gives the jobs an ordering key (a tenant, a conversation): on a
+topic split into partitions (conveyor topic partitions) the jobs of one key
+go to one partition and are fetched in the order they were published.`,
 		Example: `  conveyor produce --topic orchestrate --payload '{"prompt":"summarise the report"}'
   conveyor produce --topic orchestrate --file job.json --header tenant=acme
   conveyor produce --topic orchestrate --payload '{"fail":true}'      # demo a retry, then a dead letter
@@ -101,7 +106,7 @@ enqueued ("at most once per D").`,
 			}
 			return a.withBroker(func(b broker.Broker) error {
 				bar := newProgress(a.stderr, "publishing", count, count >= progressMin && a.isTerminal != nil && a.isTerminal(a.stderr))
-				m := broker.Message{Topic: topic, Payload: body, Headers: hs, Delay: delay, ID: id, UniqueKey: uniqueKey, UniqueFor: uniqueFor}
+				m := broker.Message{Topic: topic, Payload: body, Headers: hs, Delay: delay, ID: id, UniqueKey: uniqueKey, UniqueFor: uniqueFor, Key: key}
 				if uniqueKey != "" {
 					bar.finish()
 					return publishUnique(cmd.Context(), a, b, m, asJSON)
@@ -136,6 +141,7 @@ enqueued ("at most once per D").`,
 	f.DurationVar(&delay, "delay", 0, "make the jobs due after this long (such as 30s)")
 	f.StringArrayVarP(&headers, "header", "H", nil, "header name=value (repeatable)")
 	f.StringVar(&id, "id", "", "job ID (default: generated)")
+	f.StringVar(&key, "key", "", "ordering key: jobs of one key keep their order on a partitioned topic")
 	f.StringVar(&uniqueKey, "unique-key", "", "publish only if no job of the topic holds this key (exit 3 and print the holder's ID if one does)")
 	f.DurationVar(&uniqueFor, "unique-for", 0, "keep the unique key after success until this long after the first enqueue (such as 1h)")
 	f.BoolVar(&raw, "raw", false, "send the payload as it is, without checking that it is JSON")

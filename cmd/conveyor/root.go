@@ -49,6 +49,7 @@ var subcommands = []func(*app) *cobra.Command{
 	newBatchCmd,
 	newPauseCmd,
 	newResumeCmd,
+	newTopicCmd,
 	newBenchCmd,
 	newConfigCmd,
 	newVersionCmd,

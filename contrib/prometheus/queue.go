@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,12 @@ type QueueCollectorOptions struct {
 	// Now returns the current time, for the last-refresh timestamp. Nil
 	// means time.Now.
 	Now func() time.Time
+	// Partitions adds a per-partition breakdown of every topic
+	// (conveyor_queue_partition_*), for brokers that give one
+	// ([broker.PartitionInspector]). It costs one more broker call per
+	// topic and refresh. False exports each topic as one, all partitions
+	// added up.
+	Partitions bool
 }
 
 // QueueCollector exports per-topic queue gauges gathered from a
@@ -49,6 +56,17 @@ type QueueCollectorOptions struct {
 //	conveyor_topic_paused{topic}        1 while the topic is paused (no worker fetches it), else 0
 //	conveyor_queue_last_refresh_timestamp_seconds  end of the last fully successful refresh
 //	conveyor_queue_refresh_errors_total            failed Topics or Inspect calls
+//
+// A topic split into partitions is one topic: its gauges add up all
+// partitions. With [QueueCollectorOptions.Partitions], each partition is
+// also exported on its own, labelled with its index and the node (Redis
+// Cluster master) that holds it:
+//
+//	conveyor_queue_partition_length{topic,partition,node}
+//	conveyor_queue_partition_pending{topic,partition,node}
+//	conveyor_queue_partition_lag{topic,partition,node}
+//	conveyor_queue_partition_delayed{topic,partition,node}
+//	conveyor_queue_partition_dead_letters{topic,partition,node}
 //
 // The broker is asked on an interval, by [QueueCollector.Run] or
 // [QueueCollector.Start], never at scrape time: Collect only reads the values
@@ -68,6 +86,8 @@ type QueueCollector struct {
 	now      func() time.Time
 
 	gauges      [numGauges]*prometheus.Desc
+	partGauges  [numPartGauges]*prometheus.Desc
+	partitions  bool
 	lastRefresh *prometheus.Desc
 	errorsDesc  *prometheus.Desc
 
@@ -85,6 +105,8 @@ type QueueCollector struct {
 // queueSnapshot is what one refresh saw. It is never modified once stored.
 type queueSnapshot struct {
 	topics map[string]*[numGauges]float64
+	// parts holds the per-partition breakdown of each topic, when asked.
+	parts map[string][]broker.PartitionInfo
 	// refreshed is the Unix time in seconds of the last fully successful
 	// refresh, 0 if none.
 	refreshed float64
@@ -112,6 +134,24 @@ var gaugeNames = [numGauges][2]string{
 	{"paused", "1 while the topic is paused (no worker fetches its jobs), else 0."},
 }
 
+// The per-partition gauges, in the order of QueueCollector.partGauges.
+const (
+	partLength = iota
+	partPending
+	partLag
+	partDelayed
+	partDeadLetters
+	numPartGauges
+)
+
+var partGaugeNames = [numPartGauges][2]string{
+	{"partition_length", "Jobs in the partition's stream: unread plus pending."},
+	{"partition_pending", "Jobs of the partition delivered and not yet settled."},
+	{"partition_lag", "Jobs of the partition not yet delivered."},
+	{"partition_delayed", "Jobs of the partition waiting for their due time."},
+	{"partition_dead_letters", "Dead letters of the partition."},
+}
+
 // ErrCollectorRunning is returned by [QueueCollector.Run] when the collector
 // is already running.
 var ErrCollectorRunning = errors.New("conveyor: queue collector already running")
@@ -126,12 +166,13 @@ func NewQueueCollector(insp broker.Inspector, opts *QueueCollectorOptions) *Queu
 		opts = &QueueCollectorOptions{}
 	}
 	c := &QueueCollector{
-		insp:     insp,
-		interval: opts.Interval,
-		timeout:  opts.Timeout,
-		topics:   slices.Clone(opts.Topics), // nil stays nil: all topics
-		logger:   opts.Logger,
-		now:      opts.Now,
+		insp:       insp,
+		interval:   opts.Interval,
+		timeout:    opts.Timeout,
+		topics:     slices.Clone(opts.Topics), // nil stays nil: all topics
+		logger:     opts.Logger,
+		now:        opts.Now,
+		partitions: opts.Partitions,
 	}
 	if c.interval <= 0 {
 		c.interval = 15 * time.Second
@@ -154,6 +195,10 @@ func NewQueueCollector(insp broker.Inspector, opts *QueueCollectorOptions) *Queu
 		c.gauges[i] = prometheus.NewDesc(prometheus.BuildFQName(ns, sub, g[0]), g[1],
 			[]string{"topic"}, opts.ConstLabels)
 	}
+	for i, g := range partGaugeNames {
+		c.partGauges[i] = prometheus.NewDesc(prometheus.BuildFQName(ns, "queue", g[0]), g[1],
+			[]string{"topic", "partition", "node"}, opts.ConstLabels)
+	}
 	c.lastRefresh = prometheus.NewDesc(prometheus.BuildFQName(ns, "queue", "last_refresh_timestamp_seconds"),
 		"Unix time of the end of the last refresh of the queue gauges that succeeded for every topic (0 before the first).",
 		nil, opts.ConstLabels)
@@ -169,6 +214,11 @@ func (c *QueueCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.gauges {
 		ch <- d
 	}
+	if c.partitions {
+		for _, d := range c.partGauges {
+			ch <- d
+		}
+	}
 	ch <- c.lastRefresh
 	ch <- c.errorsDesc
 }
@@ -179,6 +229,15 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 	for topic, vs := range s.topics {
 		for i, v := range vs {
 			ch <- prometheus.MustNewConstMetric(c.gauges[i], prometheus.GaugeValue, v, topic)
+		}
+	}
+	for topic, ps := range s.parts {
+		for _, p := range ps {
+			idx := strconv.Itoa(p.Partition)
+			vs := [numPartGauges]int64{p.Length, p.Pending, p.Lag, p.Delayed, p.DeadLetters}
+			for i, v := range vs {
+				ch <- prometheus.MustNewConstMetric(c.partGauges[i], prometheus.GaugeValue, float64(v), topic, idx, p.Node)
+			}
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.lastRefresh, prometheus.GaugeValue, s.refreshed)
@@ -206,6 +265,10 @@ func (c *QueueCollector) Refresh(ctx context.Context) error {
 		}
 	}
 	next := &queueSnapshot{topics: make(map[string]*[numGauges]float64, len(topics)), refreshed: old.refreshed}
+	pi, _ := c.insp.(broker.PartitionInspector)
+	if c.partitions && pi != nil {
+		next.parts = make(map[string][]broker.PartitionInfo, len(topics))
+	}
 	var errs []error
 	for _, topic := range topics {
 		info, err := c.insp.Inspect(ctx, topic)
@@ -224,6 +287,19 @@ func (c *QueueCollector) Refresh(ctx context.Context) error {
 			continue
 		}
 		next.topics[topic] = values(info)
+		if next.parts == nil {
+			continue
+		}
+		ps, err := pi.InspectPartitions(ctx, topic)
+		if err != nil && !errors.Is(err, broker.ErrNotFound) {
+			err = fmt.Errorf("conveyor: inspect partitions of topic %q: %w", topic, err)
+			c.fail(err)
+			errs = append(errs, err)
+			ps = old.parts[topic]
+		}
+		if len(ps) > 0 {
+			next.parts[topic] = ps
+		}
 	}
 	if len(errs) == 0 {
 		next.refreshed = float64(c.now().UnixNano()) / 1e9

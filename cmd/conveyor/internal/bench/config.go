@@ -22,10 +22,15 @@ const (
 	ScenarioDelayed      = "delayed"
 	ScenarioTopics       = "topics"
 	ScenarioPriorities   = "priorities"
+	ScenarioCluster      = "cluster"
 )
 
 // Scenarios lists every scenario, in the order [Run] runs them.
-var Scenarios = []string{ScenarioFloor, ScenarioPublish, ScenarioProcess, ScenarioProcessStack, ScenarioLatency, ScenarioMemory, ScenarioDelayed, ScenarioTopics, ScenarioPriorities}
+var Scenarios = []string{ScenarioFloor, ScenarioPublish, ScenarioProcess, ScenarioProcessStack, ScenarioLatency, ScenarioMemory, ScenarioDelayed, ScenarioTopics, ScenarioPriorities, ScenarioCluster}
+
+// DefaultScenarios are the scenarios run when none is named: all but
+// cluster, which starts a Redis Cluster of its own (or needs ClusterURL).
+var DefaultScenarios = slices.DeleteFunc(slices.Clone(Scenarios), func(s string) bool { return s == ScenarioCluster })
 
 // Defaults of [Config] fields left at their zero value.
 const (
@@ -91,6 +96,11 @@ type Config struct {
 	// profile (of the whole run) and a heap profile (at the end) to.
 	CPUProfile string
 	MemProfile string
+	// ClusterURL is the Redis Cluster the cluster scenario measures
+	// (redis://h1:p1,h2:p2,…). When empty, the scenario starts a throwaway
+	// Cluster of 3 redis-server processes from PATH and stops it at the
+	// end.
+	ClusterURL string
 	// FloorBlock is how long floor readers and the Redis broker block in
 	// XREADGROUP when the stream is empty. Default 100ms. It only affects
 	// how fast idle readers notice the end; a read returns as soon as
@@ -157,7 +167,7 @@ func (c Config) withDefaults() (Config, error) {
 	slices.Sort(c.RSSSamples)
 	c.RSSSamples = slices.Compact(c.RSSSamples)
 	if len(c.Scenarios) == 0 {
-		c.Scenarios = slices.Clone(Scenarios)
+		c.Scenarios = slices.Clone(DefaultScenarios)
 	} else {
 		want := map[string]bool{}
 		for _, s := range c.Scenarios {
@@ -197,7 +207,7 @@ func ParseScenarios(list string) []string {
 // needsRedis reports whether any selected scenario talks to Redis.
 func (c Config) needsRedis() bool {
 	for _, s := range c.Scenarios {
-		if s != ScenarioMemory {
+		if s != ScenarioMemory && s != ScenarioCluster {
 			return true
 		}
 	}

@@ -28,6 +28,11 @@ type env struct {
 	report *Report
 	quiet  *slog.Logger
 	calls  []time.Duration // publish-single: each call's duration
+	// cluster is the URL of the throwaway Cluster the cluster scenario
+	// started ("" before); closers stop what scenarios started for the
+	// whole Run.
+	cluster string
+	closers []func()
 }
 
 // namespace returns a fresh key namespace for one scenario run.

@@ -64,11 +64,12 @@ func redisServerPath() (string, error) {
 	return bin, nil
 }
 
-func launchRedis(ctx context.Context, bin, dir string, port int) (*throwaway, error) {
-	cmd := exec.Command(bin,
+func launchRedis(ctx context.Context, bin, dir string, port int, extra ...string) (*throwaway, error) {
+	args := append([]string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
-		"--daemonize", "no", "--logfile", dir+"/redis.log")
+		"--daemonize", "no", "--logfile", dir + "/redis.log"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -111,6 +112,10 @@ type Row struct {
 	// CPUUsPerJob and RedisCPUUsPerJob are medians of the runs' figures.
 	CPUUsPerJob      float64 `json:"cpu_us_per_job"`
 	RedisCPUUsPerJob float64 `json:"redis_cpu_us_per_job"`
+	// Masters and ProjectedJobsPerSec are those of the run with the median
+	// jobs/s (cluster rows only).
+	Masters             []MasterStat `json:"masters,omitempty"`
+	ProjectedJobsPerSec float64      `json:"projected_jobs_per_sec,omitempty"`
 	// Runs holds every run's figures.
 	Runs []RunResult `json:"runs"`
 }
@@ -143,6 +148,11 @@ type RunResult struct {
 	// RSSSamples are the resident set sizes read at the points of
 	// Config.RSSSamples (processing scenarios only).
 	RSSSamples []RSSSample `json:"rss_samples,omitempty"`
+	// Masters describes each Redis Cluster master (cluster rows only), and
+	// ProjectedJobsPerSec the jobs/s at which the busiest of them would
+	// use one core (1 s over its CPU time per job).
+	Masters             []MasterStat `json:"masters,omitempty"`
+	ProjectedJobsPerSec float64      `json:"projected_jobs_per_sec,omitempty"`
 	// Processed counts handler calls (processing scenarios only); above
 	// Jobs means some jobs were delivered twice.
 	Processed int64 `json:"processed,omitempty"`
@@ -172,8 +182,9 @@ func (r *Report) add(scenario, name, what string, run RunResult) {
 }
 
 // baselineOf names the floor row a row is compared to; "" for the latency
-// and delayed rows, whose rate is set by the publisher, and for the topics
-// rows, whose handler sleeps, so they have nothing to compare; the
+// and delayed rows, whose rate is set by the publisher, for the topics
+// rows, whose handler sleeps, so they have nothing to compare, and for the
+// cluster rows, measured on another Redis than the floor; the
 // three-topic priorities rows are compared to priorities-1.
 func baselineOf(name string) string {
 	if _, ok := latencyRate(name); ok {
@@ -186,6 +197,9 @@ func baselineOf(name string) string {
 		return ""
 	case RowPriorities3Turn, RowPriorities3:
 		return RowPriorities1
+	}
+	if strings.HasPrefix(name, ScenarioCluster+"-") {
+		return "" // no floor on a Cluster
 	}
 	return RowFloor
 }
@@ -225,6 +239,12 @@ func (r *Report) summarize() {
 		row.P90Ms = pickOpt(func(x RunResult) *float64 { return x.P90Ms })
 		row.P99Ms = pickOpt(func(x RunResult) *float64 { return x.P99Ms })
 		row.MaxMs = pickOpt(func(x RunResult) *float64 { return x.MaxMs })
+		if len(row.Runs) > 0 && row.Runs[0].Masters != nil {
+			runs := slices.Clone(row.Runs)
+			slices.SortFunc(runs, func(a, b RunResult) int { return cmp.Compare(a.JobsPerSec, b.JobsPerSec) })
+			mid := runs[(len(runs)-1)/2]
+			row.Masters, row.ProjectedJobsPerSec = mid.Masters, mid.ProjectedJobsPerSec
+		}
 	}
 	for i := range r.Scenarios {
 		row := &r.Scenarios[i]
@@ -290,6 +310,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 	var notes []string
 	for _, row := range r.Scenarios {
 		notes = append(notes, fmt.Sprintf("  %-19s %s", row.Name, row.What))
+	}
+	for _, row := range r.Scenarios {
+		if len(row.Masters) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s, per master:\n", row.Name)
+		for _, m := range row.Masters {
+			fmt.Fprintf(w, "  %-21s %5.1f %% of commands, %6.1f µs Redis CPU per job\n", m.Addr, 100*m.CommandShare, m.CPUUsPerJob)
+		}
+		fmt.Fprintf(w, "  projected with one core per master: %s jobs/s (the busiest master's CPU per job)\n", thousands(row.ProjectedJobsPerSec))
 	}
 	star := ""
 	if r.row(RowPriorities3) != nil || r.row(RowPriorities3Turn) != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ var scenarioFuncs = map[string]func(context.Context, *env) error{
 	ScenarioDelayed:      runDelayed,
 	ScenarioTopics:       runTopics,
 	ScenarioPriorities:   runPriorities,
+	ScenarioCluster:      runCluster,
 }
 
 // newEnv returns the environment of a run of cfg (defaults applied), with an
@@ -76,6 +78,11 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}
 
 	e := newEnv(cfg)
+	defer func() {
+		for _, c := range slices.Backward(e.closers) {
+			c()
+		}
+	}()
 	if cfg.needsRedis() {
 		e.url = cfg.RedisURL
 		if e.url == "" {

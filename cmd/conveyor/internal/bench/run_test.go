@@ -106,7 +106,7 @@ func TestRunAllScenarios(t *testing.T) {
 	if rep.RedisVersion == "" || rep.N != tinyN || rep.Runs != 1 || rep.CPUs <= 0 || rep.Go == "" {
 		t.Errorf("report header: %+v", rep)
 	}
-	for _, s := range Scenarios {
+	for _, s := range DefaultScenarios {
 		if !strings.Contains(progress.String(), "run 1/1 "+s) {
 			t.Errorf("no progress line for %s in:\n%s", s, progress.String())
 		}
