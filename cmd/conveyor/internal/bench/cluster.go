@@ -94,6 +94,8 @@ func (e *env) clusterRun(ctx context.Context, url string, partitions int) (RunRe
 		return RunResult{}, fmt.Errorf("%s is not a Redis Cluster (give --cluster-url the seed nodes, h1:p1,h2:p2,…)", url)
 	}
 	defer func() { _ = cleanupCluster(cc, ns) }()
+	rt := &roundTrips{}
+	cc.AddHook(rt)
 	if partitions > 1 {
 		p, ok := any(b).(broker.Partitioner)
 		if !ok {
@@ -122,7 +124,7 @@ func (e *env) clusterRun(ctx context.Context, url string, partitions int) (RunRe
 	if err != nil {
 		return RunResult{}, err
 	}
-	res, _, err := e.drain(ctx, srv, w, nil, tr)
+	res, _, err := e.drain(ctx, srv, w, rt, tr)
 	if err != nil {
 		return RunResult{}, err
 	}
