@@ -86,6 +86,7 @@ var importPaths = map[string]string{
 	"redistest":    "github.com/conveyor-jobs/conveyor/broker/redis/redistest",
 	"retry":        "github.com/conveyor-jobs/conveyor/retry",
 	"server":       "github.com/conveyor-jobs/conveyor/server",
+	"workflow":     "github.com/conveyor-jobs/conveyor/workflow",
 
 	"backoff":    "github.com/cenkalti/backoff/v4",
 	"goredis":    "github.com/redis/go-redis/v9",

@@ -27,7 +27,7 @@ func newBenchCmd(a *app) *cobra.Command {
 		Short: "Measure throughput and latency against the raw Redis floor",
 		Long: `bench measures conveyor on this machine and compares it with a raw go-redis
 loop on the same Redis, in one run so that every ratio shares the same
-conditions. Scenarios (all but cluster by default, in this order):
+conditions. Scenarios (all but fairness and cluster by default, in this order):
 
   floor          raw go-redis: pipelined XADD of N entries (floor-publish),
                  then 8 readers with XREADGROUP COUNT 100 and pipelined
@@ -54,6 +54,10 @@ conditions. Scenarios (all but cluster by default, in this order):
                  weighted 3:2:1 (priorities-3), through a server of
                  --concurrency workers, no-op handler: jobs/s against one
                  topic, and the shares of the first half processed
+  fairness       (only when named) N jobs of key A drained while key B
+                 publishes 10 jobs/s, the topic in 1 partition (fairness-1)
+                 and in 4 (fairness-4): jobs/s of A's drain, and B's wait
+                 (publish -> handler start) p50/p90/p99/max
   cluster        (only when named) one topic of N jobs on a Redis Cluster,
                  in 1 partition (cluster-1) and in 12 (cluster-12):
                  published, then processed by a server; jobs/s, each

@@ -23,14 +23,16 @@ const (
 	ScenarioTopics       = "topics"
 	ScenarioPriorities   = "priorities"
 	ScenarioCluster      = "cluster"
+	ScenarioFairness     = "fairness"
 )
 
 // Scenarios lists every scenario, in the order [Run] runs them.
-var Scenarios = []string{ScenarioFloor, ScenarioPublish, ScenarioProcess, ScenarioProcessStack, ScenarioLatency, ScenarioMemory, ScenarioDelayed, ScenarioTopics, ScenarioPriorities, ScenarioCluster}
+var Scenarios = []string{ScenarioFloor, ScenarioPublish, ScenarioProcess, ScenarioProcessStack, ScenarioLatency, ScenarioMemory, ScenarioDelayed, ScenarioTopics, ScenarioPriorities, ScenarioFairness, ScenarioCluster}
 
 // DefaultScenarios are the scenarios run when none is named: all but
-// cluster, which starts a Redis Cluster of its own (or needs ClusterURL).
-var DefaultScenarios = slices.DeleteFunc(slices.Clone(Scenarios), func(s string) bool { return s == ScenarioCluster })
+// fairness, which takes at least a second per run whatever N, and cluster,
+// which starts a Redis Cluster of its own (or needs ClusterURL).
+var DefaultScenarios = slices.DeleteFunc(slices.Clone(Scenarios), func(s string) bool { return s == ScenarioCluster || s == ScenarioFairness })
 
 // Defaults of [Config] fields left at their zero value.
 const (

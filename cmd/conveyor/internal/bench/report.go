@@ -198,8 +198,8 @@ func baselineOf(name string) string {
 	case RowPriorities3Turn, RowPriorities3:
 		return RowPriorities1
 	}
-	if strings.HasPrefix(name, ScenarioCluster+"-") {
-		return "" // no floor on a Cluster
+	if strings.HasPrefix(name, ScenarioCluster+"-") || strings.HasPrefix(name, ScenarioFairness+"-") {
+		return "" // no floor on a Cluster; fairness is a wait
 	}
 	return RowFloor
 }

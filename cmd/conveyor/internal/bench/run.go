@@ -29,6 +29,7 @@ var scenarioFuncs = map[string]func(context.Context, *env) error{
 	ScenarioTopics:       runTopics,
 	ScenarioPriorities:   runPriorities,
 	ScenarioCluster:      runCluster,
+	ScenarioFairness:     runFairness,
 }
 
 // newEnv returns the environment of a run of cfg (defaults applied), with an
