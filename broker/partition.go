@@ -56,6 +56,9 @@ type PartitionInfo struct {
 	Delayed int64 `json:"delayed"`
 	// DeadLetters is the number of the partition's dead letters.
 	DeadLetters int64 `json:"dead_letters"`
+	// Draining is true for a partition left over from an earlier count:
+	// workers read it until it is empty, producers no longer add to it.
+	Draining bool `json:"draining,omitempty"`
 	// Node names where the partition lives (for Redis Cluster, the master's
 	// address); "" when the broker has one node.
 	Node string `json:"node,omitempty"`

@@ -97,7 +97,7 @@ func (b *Broker) InspectPartitions(ctx context.Context, topic string) ([]broker.
 			return nil, err
 		}
 		p := broker.PartitionInfo{Partition: k.part, Length: pi.Length, Pending: pi.Pending, Lag: pi.Lag,
-			Delayed: pi.Delayed, DeadLetters: pi.DeadLetters, Node: b.nodeOf(ctx, k.stream)}
+			Delayed: pi.Delayed, DeadLetters: pi.DeadLetters, Node: b.nodeOf(ctx, k.stream), Draining: k.n != current}
 		if k.n != current && p.Length == 0 && p.Delayed == 0 && p.DeadLetters == 0 && p.Pending == 0 {
 			continue
 		}

@@ -117,7 +117,7 @@ the topics with close names.`,
 			fmt.Fprintln(tw, "PARTITION\tLENGTH\tPENDING\tLAG\tDELAYED\tDEAD\tNODE")
 			for _, pi := range parts {
 				mark := ""
-				if pi.Partition >= was {
+				if pi.Draining {
 					mark = " (draining)"
 				}
 				fmt.Fprintf(tw, "%d%s\t%d\t%d\t%d\t%d\t%d\t%s\n", pi.Partition, mark, pi.Length, pi.Pending, pi.Lag, pi.Delayed, pi.DeadLetters, orDash(printable(pi.Node)))

@@ -33,12 +33,18 @@ func TestTopicPartitions(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("--json: %v\n%s", err, r.stdout)
 	}
-	var total, used int64
+	var total, used, draining int64
 	for _, p := range got.Breakdown {
 		total += p.Length
 		if p.Length > 0 {
 			used++
 		}
+		if p.Draining {
+			draining += p.Length
+		}
+	}
+	if draining != 1 {
+		t.Errorf("draining partitions hold %d jobs, want the 1 produced before the change: %+v", draining, got.Breakdown)
 	}
 	// 24 keyed jobs in the new layout; the job produced before the change
 	// waits in the earlier one, listed while it drains.
@@ -47,7 +53,7 @@ func TestTopicPartitions(t *testing.T) {
 	}
 
 	r = mustRun(t, exitOK, inv, "topic", "partitions", "--topic", "chats")
-	if !strings.HasPrefix(r.stdout, "chats: 4 partitions\nPARTITION") || strings.Count(r.stdout, "\n") < 6 {
+	if !strings.HasPrefix(r.stdout, "chats: 4 partitions\nPARTITION") || strings.Count(r.stdout, "\n") < 6 || !strings.Contains(r.stdout, "(draining)") {
 		t.Fatalf("table:\n%s", r.stdout)
 	}
 
