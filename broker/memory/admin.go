@@ -75,19 +75,19 @@ func (b *Broker) Inspect(ctx context.Context, name string) (*broker.TopicInfo, e
 		return nil, fmt.Errorf("%w: topic %q", broker.ErrNotFound, name)
 	}
 	if t == nil {
-		t = &topic{name: name}
+		t = newTopic(name)
 	}
 	info := &broker.TopicInfo{
 		Topic:   name,
-		Length:  int64(t.ready.len()) + t.pending,
+		Length:  int64(t.ready) + t.pending,
 		LastID:  t.lastID,
 		Pending: t.pending,
-		Lag:     int64(t.ready.len()),
+		Lag:     int64(t.ready),
 		Delayed: t.delayed,
 		Paused:  t.paused,
 	}
 	if dl != nil {
-		info.DeadLetters = int64(dl.ready.len()) + dl.pending + dl.delayed
+		info.DeadLetters = int64(dl.ready) + dl.pending + dl.delayed
 	}
 	g := broker.GroupInfo{
 		Name:            GroupName,
@@ -114,10 +114,8 @@ func (st *state) entries(t *topic) []*entry {
 	if t == nil {
 		return nil
 	}
-	es := make([]*entry, 0, t.ready.len()+int(t.pending+t.delayed))
-	for i := 0; i < t.ready.len(); i++ {
-		es = append(es, t.ready.at(i))
-	}
+	es := make([]*entry, 0, t.ready+int(t.pending+t.delayed))
+	es = slices.AppendSeq(es, t.readyOf())
 	es = slices.AppendSeq(es, st.leasedOf(t))
 	es = slices.AppendSeq(es, st.delayedOf(t))
 	slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
@@ -136,12 +134,12 @@ func (st *state) remove(t *topic, es []*entry) {
 			st.unlease(e)
 		case stDelayed:
 			st.delayed.remove(int(e.heapIdx))
-			t.delayed--
+			t.addDelayed(e, -1)
 			e.state = stGone
 		}
 	}
 	if compact {
-		t.ready.compact()
+		t.compact()
 	}
 }
 
@@ -323,26 +321,26 @@ func (b *Broker) trim(ctx context.Context, topic string, opts broker.TrimOptions
 	if t == nil {
 		return 0, nil
 	}
-	n := st.trimmable(t, opts, now)
-	if dry || n == 0 {
-		return int64(n), nil
+	es := st.trimmable(t, opts, now)
+	if dry || len(es) == 0 {
+		return int64(len(es)), nil
 	}
-	for i := range n {
-		e := t.ready.at(i)
+	for _, e := range es {
 		e.state = stGone
 		st.releaseClaim(&e.job, false, now)
 		e.job = job.Job{}
 	}
-	t.ready.compact()
-	return int64(n), nil
+	t.compact()
+	return int64(len(es)), nil
 }
 
-// trimmable returns how many jobs at the front of t's ready queue a trim
-// with opts removes at now: the selection of [Broker.Trim], which removes
-// exactly those.
-func (st *state) trimmable(t *topic, opts broker.TrimOptions, now time.Time) int {
+// trimmable returns the ready jobs of t that a trim with opts removes at
+// now, oldest first: the selection of [Broker.Trim], which removes exactly
+// those. Of a topic of several partitions it takes the oldest unread jobs of
+// all partitions together, bounded by the oldest pending job of any.
+func (st *state) trimmable(t *topic, opts broker.TrimOptions, now time.Time) []*entry {
 	if !opts.IncludeUnread {
-		return 0
+		return nil
 	}
 	// The oldest pending position bounds the trim.
 	var bound uint64
@@ -351,22 +349,36 @@ func (st *state) trimmable(t *topic, opts broker.TrimOptions, now time.Time) int
 			bound = e.pos
 		}
 	}
-	excess := int64(t.ready.len()) + t.pending - opts.MaxLen
+	// One queue is in position order after the redeliveries at its front.
+	unread := t.readyOf()
+	if len(t.parts) > 1 {
+		var es []*entry
+		for e := range t.readyOf() {
+			if e.deliveries == 0 {
+				es = append(es, e)
+			} else if bound == 0 || e.pos < bound {
+				bound = e.pos // taken back after its lease: pending
+			}
+		}
+		slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.pos, b.pos) })
+		unread = slices.Values(es)
+	}
+	excess := int64(t.ready) + t.pending - opts.MaxLen
 	cutoff := st.tick(now) - int64(opts.OlderThan)
-	n := 0
-	for ; n < t.ready.len(); n++ {
-		e := t.ready.at(n)
+	var out []*entry
+	for e := range unread {
 		if e.deliveries > 0 || (bound != 0 && e.pos > bound) {
 			break
 		}
-		if opts.MaxLen > 0 && int64(n) >= excess {
+		if opts.MaxLen > 0 && int64(len(out)) >= excess {
 			break
 		}
 		if opts.OlderThan > 0 && e.at >= cutoff {
 			break
 		}
+		out = append(out, e)
 	}
-	return n
+	return out
 }
 
 var (

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
-	"github.com/conveyor-jobs/conveyor/job"
 )
 
 // Defaults for the zero fields of [Options].
@@ -119,9 +118,13 @@ type state struct {
 type topic struct {
 	name          string
 	dlq           string // cached job.DeadLetterTopic(name)
-	ready         deque
-	pending       int64
-	delayed       int64
+	ready         int    // ready jobs, all partitions
+	pending       int64  // leased jobs, all partitions
+	delayed       int64  // delayed jobs, all partitions
+	parts         []part // at least count; those beyond count drain
+	count         int    // partitions Publish uses (SetPartitions)
+	turns         turns  // partitions with ready jobs, in serving order
+	spread        uint32 // the partition of the next job without a key
 	lastID        string
 	lastDelivered string
 	readers       []*consumer
@@ -286,7 +289,7 @@ func (st *state) seqOf(receipt string) (uint64, bool) {
 func (st *state) topic(name string) *topic {
 	t := st.topics[name]
 	if t == nil {
-		t = &topic{name: name, dlq: job.DeadLetterTopic(name)}
+		t = newTopic(name)
 		st.topics[name] = t
 	}
 	return t

@@ -117,7 +117,7 @@ func (st *state) advance(now time.Time) {
 	st.dropKept(tick)
 	for len(st.delayed) > 0 && st.delayed[0].at <= tick {
 		e := st.delayed.remove(0)
-		e.topic.delayed--
+		e.topic.addDelayed(e, -1)
 		st.makeReady(e)
 	}
 	for e := st.leases.head; e != nil && e.at <= tick; e = st.leases.head {
@@ -133,7 +133,7 @@ func (st *state) advance(now time.Time) {
 			continue
 		}
 		e.state = stReady
-		e.topic.ready.pushFront(e)
+		e.topic.pushReady(e, true)
 		st.touch(e.topic)
 	}
 }
@@ -148,7 +148,7 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 	avail, live := 0, 0
 	for _, name := range topics {
 		if t := st.topics[name]; t.has() {
-			avail += t.ready.len()
+			avail += t.ready
 			live++
 		}
 	}
@@ -172,12 +172,12 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 			if !t.has() {
 				continue
 			}
-			for c := 0; c < share && len(out) < n && t.ready.len() > 0; c++ {
+			for c := 0; c < share && len(out) < n && t.ready > 0; c++ {
 				out = append(out, st.give(b, t, &ds[len(out)], until))
 			}
 			st.rr = uint32(i + 1)
 			st.served(b, t)
-			if t.ready.len() > 0 {
+			if t.ready > 0 {
 				live++
 			}
 		}
@@ -188,20 +188,20 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 
 // has reports whether t exists, is not paused and has ready jobs.
 func (t *topic) has() bool {
-	return t != nil && !t.paused && t.ready.len() > 0
+	return t != nil && !t.paused && t.ready > 0
 }
 
 // give leases the first ready job of t to b's consumer until the tick
 // until, filling d.
 func (st *state) give(b *Broker, t *topic, d *broker.Delivery, until int64) *broker.Delivery {
-	e := t.ready.popFront()
+	e := t.popReady()
 	e.deliveries++
 	e.state = stLeased
 	e.holder = b.c
 	e.at = until
 	st.leases.pushBack(e)
 	st.leased[e.seq] = e
-	t.pending++
+	t.addPending(e, 1)
 	d.Job = e.job
 	d.Job.Attempt = e.attempt()
 	d.Receipt = e.receipt
@@ -216,7 +216,7 @@ func (st *state) served(b *Broker, t *topic) {
 	if !hasReader(t.readers, b.c) {
 		t.readers = append(t.readers, b.c)
 	}
-	if t.ready.len() > 0 {
+	if t.ready > 0 {
 		st.touch(t)
 	}
 }

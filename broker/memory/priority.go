@@ -54,7 +54,7 @@ func (st *state) takeStrict(b *Broker, names []string, max int, now time.Time) [
 		if !t.has() {
 			continue
 		}
-		for len(out) < max && t.ready.len() > 0 {
+		for len(out) < max && t.ready > 0 {
 			out = append(out, st.give(b, t, new(broker.Delivery), until))
 		}
 		st.served(b, t)
@@ -95,7 +95,7 @@ func (st *state) takeWeighted(b *Broker, names []string, strides []int64, max in
 		out = append(out, st.give(b, ts[i], new(broker.Delivery), until))
 		pass[i] += strides[i]
 		gave[i] = true
-		if ts[i].ready.len() == 0 {
+		if ts[i].ready == 0 {
 			live[i] = false
 		}
 	}
@@ -148,7 +148,7 @@ func (b *Broker) setPaused(ctx context.Context, topic string, paused bool) error
 	defer st.mu.Unlock()
 	t := st.topic(topic)
 	t.paused = paused
-	if !paused && t.ready.len() > 0 {
+	if !paused && t.ready > 0 {
 		st.touch(t)
 		st.flush(st.now())
 	}

@@ -30,6 +30,7 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 	e.job.Headers = maps.Clone(m.Headers)
 	e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
 	e.job.UniqueKey, e.job.UniqueFor = m.UniqueKey, m.UniqueFor
+	e.job.Key = m.Key
 	e.receipt, e.seq = b.st.receipt()
 	e.job.ID = m.ID
 	if e.job.ID == "" {
@@ -48,7 +49,9 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 		return dup.ID, dup
 	}
 	e.job.EnqueuedAt = now
-	st.enqueue(e, st.topic(m.Topic), m.Due(now), now)
+	t := st.topic(m.Topic)
+	e.part = t.route(&e.job)
+	st.enqueue(e, t, m.Due(now), now)
 	if m.UniqueKey != "" {
 		st.takeClaim(m.Topic, m.UniqueKey, e.job.ID)
 	}
@@ -109,6 +112,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		e.job.Headers = maps.Clone(m.Headers)
 		e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
 		e.job.UniqueKey, e.job.UniqueFor = m.UniqueKey, m.UniqueFor
+		e.job.Key = m.Key
 		e.job.ID = m.ID
 		if e.job.ID == "" {
 			e.job.ID = e.receipt
@@ -139,6 +143,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		}
 		e := &entries[i]
 		e.job.EnqueuedAt = now
+		e.part = t.route(&e.job)
 		st.enqueue(e, t, ms[i].Due(now), now)
 		if ms[i].UniqueKey != "" {
 			st.takeClaim(ms[i].Topic, ms[i].UniqueKey, e.job.ID)
@@ -158,28 +163,31 @@ func cloneBytes(p []byte) []byte {
 	return bytes.Clone(p)
 }
 
-// enqueue stores e in t, ready at due.
+// enqueue stores e in partition e.part of t, ready at due.
 func (st *state) enqueue(e *entry, t *topic, due, now time.Time) {
+	if int(e.part) >= len(t.parts) {
+		t.grow(int(e.part) + 1) // a dead letter or replay from a partition t lacks
+	}
 	e.topic = t
 	e.job.Topic = t.name
 	e.at = st.tick(due)
 	if e.at > st.tick(now) {
 		e.state = stDelayed
 		st.delayed.push(e)
-		t.delayed++
+		t.addDelayed(e, 1)
 		return
 	}
 	st.makeReady(e)
 }
 
-// makeReady appends e to its topic. e.at keeps its due time: the time it
+// makeReady appends e to its partition. e.at keeps its due time: the time it
 // became ready, for Trim.
 func (st *state) makeReady(e *entry) {
 	t := e.topic
 	e.state = stReady
 	st.pos++
 	e.pos = st.pos
-	t.ready.pushBack(e)
+	t.pushReady(e, false)
 	t.lastID = e.receipt
 	st.touch(t)
 }

@@ -8,7 +8,7 @@ import (
 // Where an entry is. Every stored entry is in exactly one place.
 const (
 	stGone    uint8 = iota // settled, replayed away or trimmed
-	stReady                // in its topic's ready queue
+	stReady                // in its partition's ready queue
 	stDelayed              // in the broker's delayed heap
 	stLeased               // delivered, in the lease list and the leased map
 )
@@ -26,8 +26,9 @@ type entry struct {
 	// when a ready entry became ready, when a leased entry's lease ends.
 	at         int64
 	holder     *consumer
-	deliveries int   // deliveries of this stored entry
-	heapIdx    int32 // index in the delayed heap
+	deliveries int    // deliveries of this stored entry
+	heapIdx    int32  // index in the delayed heap
+	part       uint16 // partition of topic
 	state      uint8
 	cancel     bool   // a leased entry's cancel was requested (Cancel)
 	prev, next *entry // lease list

@@ -167,7 +167,7 @@ func (st *state) leasedEntry(receipt string) *entry {
 func (st *state) unlease(e *entry) {
 	delete(st.leased, e.seq)
 	st.leases.remove(e)
-	e.topic.pending--
+	e.topic.addPending(e, -1)
 	e.holder = nil
 	e.state = stGone
 }
@@ -182,7 +182,7 @@ func (st *state) deadLetter(e *entry, f job.Failure, attempt int, now time.Time)
 		f.At = now
 	}
 	st.releaseClaim(&e.job, false, now)
-	d := &entry{job: e.job}
+	d := &entry{job: e.job, part: e.part} // its partition's dead letter
 	// A dead letter may live long: do not pin the payload buffer of the
 	// batch it was published in.
 	d.job.Payload = cloneBytes(e.job.Payload)

@@ -30,7 +30,7 @@ func TestWakeBudget(t *testing.T) {
 			defer st.mu.Unlock()
 			tp := st.topic("t")
 			for range tc.ready {
-				tp.ready.pushBack(&entry{state: stReady, topic: tp})
+				tp.pushReady(&entry{state: stReady, topic: tp}, false)
 			}
 			ws := make([]*waiter, len(tc.maxes))
 			for i, m := range tc.maxes {
@@ -64,7 +64,7 @@ func TestWakePassedOn(t *testing.T) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	tp := st.topic("t")
-	tp.ready.pushBack(&entry{state: stReady, topic: tp})
+	tp.pushReady(&entry{state: stReady, topic: tp}, false)
 	w0 := &waiter{ch: make(chan struct{}, 1), topics: []string{"t"}, max: 1}
 	w1 := &waiter{ch: make(chan struct{}, 1), topics: []string{"t"}, max: 1}
 	st.waiters.pushBack(w0)
