@@ -78,15 +78,15 @@ func (t *topic) grow(n int) {
 // route returns the partition of a job published to t: by its ordering key,
 // else by its unique key (so that one unique key lives in one partition, as
 // on Redis), else the next partition in turn.
-func (t *topic) route(j *job.Job) uint16 {
+func (t *topic) route(m *broker.Message) uint16 {
 	if t.count <= 1 {
 		return 0
 	}
 	switch {
-	case j.Key != "":
-		return uint16(broker.PartitionFor(j.Key, t.count))
-	case j.UniqueKey != "":
-		return uint16(broker.PartitionFor(j.UniqueKey, t.count))
+	case m.Key != "":
+		return uint16(broker.PartitionFor(m.Key, t.count))
+	case m.UniqueKey != "":
+		return uint16(broker.PartitionFor(m.UniqueKey, t.count))
 	}
 	p := t.spread % uint32(t.count)
 	t.spread++

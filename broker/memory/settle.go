@@ -24,15 +24,16 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 		if d == nil {
 			continue
 		}
-		if e := st.leasedEntry(d.Receipt); e != nil {
-			st.unlease(e)
-			if e.job.UniqueKey != "" {
+		if l := st.leasedEntry(d.Receipt); l != nil {
+			e := l.e
+			st.unlease(l)
+			if e.uniqueKey() != "" {
 				if now.IsZero() {
 					now = st.now()
 				}
-				st.releaseClaim(&e.job, true, now)
+				st.releaseClaim(e, true, now)
 			}
-			e.job = job.Job{} // the entry may share a batch allocation
+			e.drop() // the entry may share a batch allocation
 		}
 	}
 	return nil
@@ -63,9 +64,10 @@ func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Dur
 	}
 	now := st.now()
 	attempt := e.attempt()
-	e.job.Attempt = attempt
+	x := st.extra(e) // keeps the ID before the receipt changes
+	x.attempt = attempt
 	if f != nil {
-		e.job.Attempt = broker.AddAttempts(attempt, 1)
+		x.attempt = broker.AddAttempts(attempt, 1)
 		fc := *f
 		if fc.Origin == "" {
 			fc.Origin = e.topic.name
@@ -73,11 +75,11 @@ func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Dur
 		if fc.At.IsZero() {
 			fc.At = now
 		}
-		e.job.Failure = &fc
+		x.failure = &fc
 	}
-	e.deliveries = 0
+	e.n = 0
 	e.cancel = false
-	e.receipt, e.seq = st.receipt()
+	e.seq = st.next()
 	st.enqueue(e, e.topic, now.Add(delay), now)
 	st.flush(now)
 	st.arm(now)
@@ -120,13 +122,13 @@ func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 		if d == nil {
 			continue
 		}
-		e := st.leasedEntry(d.Receipt)
-		if e == nil || e.holder != b.c {
+		l := st.leasedEntry(d.Receipt)
+		if l == nil || l.holder != b.c {
 			lost++
 			continue
 		}
-		e.at = until
-		st.leases.moveToBack(e)
+		l.e.at = until
+		st.leases.moveToBack(l)
 	}
 	if lost > 0 {
 		return fmt.Errorf("%w: %d of %d deliveries are no longer leased to %s", broker.ErrNotFound, lost, len(ds), b.c.name)
@@ -141,35 +143,37 @@ func (st *state) settle(d *broker.Delivery, c *consumer) (*entry, error) {
 	if d == nil {
 		return nil, fmt.Errorf("%w: nil delivery", broker.ErrNotFound)
 	}
-	e := st.leasedEntry(d.Receipt)
-	if e == nil {
+	l := st.leasedEntry(d.Receipt)
+	if l == nil {
 		return nil, fmt.Errorf("%w: delivery %q is not leased (settled, or its lease expired)", broker.ErrNotFound, d.Receipt)
 	}
-	if e.holder != c {
-		return nil, fmt.Errorf("%w: delivery %q is now leased to consumer %s, which took it after the lease expired and decides its outcome", broker.ErrNotFound, d.Receipt, e.holder.name)
+	if l.holder != c {
+		return nil, fmt.Errorf("%w: delivery %q is now leased to consumer %s, which took it after the lease expired and decides its outcome", broker.ErrNotFound, d.Receipt, l.holder.name)
 	}
-	st.unlease(e)
+	e := l.e
+	st.unlease(l)
 	return e, nil
 }
 
-// leasedEntry returns the leased entry with receipt, or nil.
-func (st *state) leasedEntry(receipt string) *entry {
+// leasedEntry returns the lease of the entry with receipt, or nil. (A
+// receipt parses only in its own spelling, so the sequence number names
+// it.)
+func (st *state) leasedEntry(receipt string) *lease {
 	seq, ok := st.seqOf(receipt)
 	if !ok {
 		return nil
 	}
-	if e := st.leased[seq]; e != nil && e.receipt == receipt {
-		return e
-	}
-	return nil
+	return st.leased[seq]
 }
 
-func (st *state) unlease(e *entry) {
+// unlease ends lease l. Its entry is then in no queue.
+func (st *state) unlease(l *lease) {
+	e := l.e
 	delete(st.leased, e.seq)
-	st.leases.remove(e)
+	st.leases.remove(l)
 	e.topic.addPending(e, -1)
-	e.holder = nil
 	e.state = stGone
+	l.e, l.holder = nil, nil // l may share a fetch's allocation
 }
 
 // deadLetter stores e's job in its topic's dead-letter topic with f, as
@@ -181,14 +185,13 @@ func (st *state) deadLetter(e *entry, f job.Failure, attempt int, now time.Time)
 	if f.At.IsZero() {
 		f.At = now
 	}
-	st.releaseClaim(&e.job, false, now)
-	d := &entry{job: e.job, part: e.part} // its partition's dead letter
+	st.releaseClaim(e, false, now)
+	x := *st.extra(e)
+	x.attempt = attempt
+	x.failure = &f
 	// A dead letter may live long: do not pin the payload buffer of the
 	// batch it was published in.
-	d.job.Payload = cloneBytes(e.job.Payload)
-	d.job.Attempt = attempt
-	d.job.Failure = &f
-	d.receipt, d.seq = st.receipt()
-	e.job = job.Job{}
+	d := &entry{payload: cloneBytes(e.payload), x: &x, enq: e.enq, part: e.part, seq: st.next()} // its partition's dead letter
+	e.drop()
 	st.enqueue(d, st.topic(e.topic.dlq), now, now)
 }

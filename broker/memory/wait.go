@@ -144,8 +144,8 @@ func (st *state) arm(now time.Time) {
 	if len(st.delayed) > 0 {
 		next, has = st.delayed[0].at, true
 	}
-	if h := st.leases.head; h != nil && (!has || h.at < next) {
-		next, has = h.at, true
+	if h := st.leases.head; h != nil && (!has || h.e.at < next) {
+		next, has = h.e.at, true
 	}
 	if !has || (st.timerSet && st.timerAt <= next) {
 		return
