@@ -178,8 +178,10 @@ func (t *topic) addDelayed(e *entry, d int64) {
 // published to for good: its redeliveries, retries and snoozes come back
 // to it, its dead letter is counted there, and a replay puts it back there.
 // So partitions that a lower count leaves out are still fetched, settled and
-// inspected until they are empty, and no job is lost or reordered behind
-// its key by a change of count.
+// inspected until they are empty, and no job is lost by a change of count.
+// Order per key holds among the jobs published under one count: a key that
+// the new count maps elsewhere has its older jobs in the old partition and
+// its newer ones in the new, and both are served.
 func (b *Broker) SetPartitions(ctx context.Context, topic string, n int) error {
 	if topic == "" {
 		return fmt.Errorf("%w: empty topic", broker.ErrInvalidMessage)
