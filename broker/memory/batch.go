@@ -219,8 +219,10 @@ func (st *state) finishBatch(id string, g *batch, now time.Time) {
 			e.enq = st.tick(now)
 			e.topic = st.topic(m.Topic)
 			e.part = e.topic.route(&m)
-			g.cbState = broker.CallbackDeadLettered
 			st.deadLetter(e, chainFailure(m.Topic, origin, why, now), 1, now)
+			// After deadLetter, whose record of the callback's end would
+			// say it ran and died.
+			g.cbState = broker.CallbackDeadLettered
 		} else {
 			g.cbState = broker.CallbackEnqueued
 			st.publishLocked(&m, now)

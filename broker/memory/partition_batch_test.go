@@ -144,6 +144,9 @@ func TestChainLinkDeadLetteredInItsPartition(t *testing.T) {
 			t.Fatalf("batch %s: %+v", id, bi)
 		}
 	}
+	if bi, _ := b.BatchInfo(ctx, "first"); bi.CallbackState != broker.CallbackDeadLettered {
+		t.Fatalf("callback of the first batch is %s, want %s", bi.CallbackState, broker.CallbackDeadLettered)
+	}
 	if js, err := b.JobState(ctx, "l2", "link-2"); err != nil || js.State != broker.StateDead {
 		t.Fatalf("JobState(link-2) = %+v, %v", js, err)
 	}
