@@ -35,7 +35,10 @@
 // and strict priorities are between topics, and the partitions of a topic
 // share its turn. A job stays in its partition: redeliveries, retries,
 // snoozes, its dead letter and a replay of it all come back there, so
-// partitions that a lower count leaves out drain until empty.
+// partitions that a lower count leaves out drain until empty. The members
+// and the callback that [Broker.OpenBatch] publishes are routed as Publish
+// routes jobs; a chain link dead-lettered without running goes to the
+// partition it would have been published to.
 // [Broker.Inspect] adds the partitions up; [Broker.InspectPartitions] lists
 // them one by one.
 //
