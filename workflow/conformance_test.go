@@ -27,6 +27,27 @@ func TestConformanceMemory(t *testing.T) {
 	workflowtest.Run(t, memoryFactory)
 }
 
+// suiteTopics are the topics the workflow suite uses.
+var suiteTopics = []string{"a", "b", "c", "cb", "childcb", "l1", "l2", "l3", "k1", "k2", "k3", "k4", "k5"}
+
+// TestConformanceMemoryPartitioned runs the suite on a memory broker whose
+// topics have 4 partitions: members, callbacks and chain links are routed
+// among them, and their ends are recorded from whichever partition holds
+// them.
+func TestConformanceMemoryPartitioned(t *testing.T) {
+	t.Parallel()
+	workflowtest.Run(t, func(t *testing.T, opts brokertest.Options) func(string) broker.Broker {
+		consumers := memoryFactory(t, opts)
+		root := consumers(memory.DefaultConsumer).(*memory.Broker)
+		for _, topic := range suiteTopics {
+			if err := root.SetPartitions(t.Context(), topic, 4); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return consumers
+	})
+}
+
 // redisFactory returns a Factory on the Redis client connects to: a fresh
 // namespace per call.
 func redisFactory(prefix string, client func(t *testing.T) goredis.UniversalClient) brokertest.Factory {

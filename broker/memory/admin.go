@@ -75,30 +75,30 @@ func (b *Broker) Inspect(ctx context.Context, name string) (*broker.TopicInfo, e
 		return nil, fmt.Errorf("%w: topic %q", broker.ErrNotFound, name)
 	}
 	if t == nil {
-		t = &topic{name: name}
+		t = newTopic(name)
 	}
 	info := &broker.TopicInfo{
 		Topic:   name,
-		Length:  int64(t.ready.len()) + t.pending,
-		LastID:  t.lastID,
+		Length:  int64(t.ready) + t.pending,
+		LastID:  st.receiptOf(t.lastID),
 		Pending: t.pending,
-		Lag:     int64(t.ready.len()),
+		Lag:     int64(t.ready),
 		Delayed: t.delayed,
 		Paused:  t.paused,
 	}
 	if dl != nil {
-		info.DeadLetters = int64(dl.ready.len()) + dl.pending + dl.delayed
+		info.DeadLetters = int64(dl.ready) + dl.pending + dl.delayed
 	}
 	g := broker.GroupInfo{
 		Name:            GroupName,
 		Pending:         info.Pending,
 		Lag:             info.Lag,
-		LastDeliveredID: t.lastDelivered,
+		LastDeliveredID: st.receiptOf(t.lastDelivered),
 		Consumers:       []broker.ConsumerInfo{},
 	}
 	held := make(map[*consumer]int64)
-	for e := range st.leasedOf(t) {
-		held[e.holder]++
+	for l := range st.leasedOf(t) {
+		held[l.holder]++
 	}
 	for _, c := range t.readers {
 		g.Consumers = append(g.Consumers, broker.ConsumerInfo{Name: c.name, Pending: held[c], Idle: now.Sub(c.lastSeen)})
@@ -114,11 +114,11 @@ func (st *state) entries(t *topic) []*entry {
 	if t == nil {
 		return nil
 	}
-	es := make([]*entry, 0, t.ready.len()+int(t.pending+t.delayed))
-	for i := 0; i < t.ready.len(); i++ {
-		es = append(es, t.ready.at(i))
+	es := make([]*entry, 0, t.ready+int(t.pending+t.delayed))
+	es = slices.AppendSeq(es, t.readyOf())
+	for l := range st.leasedOf(t) {
+		es = append(es, l.e)
 	}
-	es = slices.AppendSeq(es, st.leasedOf(t))
 	es = slices.AppendSeq(es, st.delayedOf(t))
 	slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
 	return es
@@ -133,20 +133,20 @@ func (st *state) remove(t *topic, es []*entry) {
 			e.state = stGone
 			compact = true
 		case stLeased:
-			st.unlease(e)
+			st.unlease(st.leased[e.seq])
 		case stDelayed:
-			st.delayed.remove(int(e.heapIdx))
-			t.delayed--
+			st.delayed.remove(int(e.n))
+			t.addDelayed(e, -1)
 			e.state = stGone
 		}
 	}
 	if compact {
-		t.ready.compact()
+		t.compact()
 	}
 }
 
-func deadLetterOf(e *entry) broker.DeadLetter {
-	dl := broker.DeadLetter{ID: e.receipt, Job: e.job}
+func (st *state) deadLetterOf(e *entry) broker.DeadLetter {
+	dl := broker.DeadLetter{ID: st.receiptOf(e.seq), Job: st.fullJob(e)}
 	detach(&dl.Job)
 	return dl
 }
@@ -177,7 +177,7 @@ func (b *Broker) DeadLetters(ctx context.Context, topic, after string, limit int
 		if limit > 0 && len(out) == limit {
 			break
 		}
-		out = append(out, deadLetterOf(e))
+		out = append(out, st.deadLetterOf(e))
 	}
 	return out, nil
 }
@@ -192,10 +192,12 @@ func (b *Broker) DeadLetterByID(ctx context.Context, topic, id string) (*broker.
 	}
 	st := b.st
 	defer st.mu.Unlock()
-	for _, e := range st.entries(st.topics[job.DeadLetterTopic(topic)]) {
-		if e.receipt == id {
-			dl := deadLetterOf(e)
-			return &dl, nil
+	if seq, ok := st.seqOf(id); ok {
+		for _, e := range st.entries(st.topics[job.DeadLetterTopic(topic)]) {
+			if e.seq == seq {
+				dl := st.deadLetterOf(e)
+				return &dl, nil
+			}
 		}
 	}
 	return nil, fmt.Errorf("%w: dead letter %q of %q", broker.ErrNotFound, id, topic)
@@ -208,11 +210,13 @@ func (st *state) selectEntries(t *topic, ids []string) []*entry {
 	if ids == nil {
 		return es
 	}
-	want := make(map[string]bool, len(ids))
+	want := make(map[uint64]bool, len(ids))
 	for _, id := range ids {
-		want[id] = true
+		if seq, ok := st.seqOf(id); ok {
+			want[seq] = true
+		}
 	}
-	return slices.DeleteFunc(es, func(e *entry) bool { return !want[e.receipt] })
+	return slices.DeleteFunc(es, func(e *entry) bool { return !want[e.seq] })
 }
 
 // ReplayDeadLetters moves the dead letters of topic with ids (nil: all, as of
@@ -240,24 +244,26 @@ func (b *Broker) ReplayDeadLetters(ctx context.Context, topic string, ids []stri
 	now := st.now()
 	var dups []error
 	es = slices.DeleteFunc(es, func(e *entry) bool {
-		if e.job.UniqueKey == "" {
+		key := e.uniqueKey()
+		if key == "" {
 			return false
 		}
-		if id := st.holder(topic, e.job.UniqueKey, now); id != "" {
-			dups = append(dups, fmt.Errorf("dead letter %s of %q not replayed: %w", e.receipt, topic,
-				&broker.DuplicateError{Topic: topic, Key: e.job.UniqueKey, ID: id}))
+		if id := st.holder(topic, key, now); id != "" {
+			dups = append(dups, fmt.Errorf("dead letter %s of %q not replayed: %w", st.receiptOf(e.seq), topic,
+				&broker.DuplicateError{Topic: topic, Key: key, ID: id}))
 			return true
 		}
-		st.takeClaim(topic, e.job.UniqueKey, e.job.ID)
+		st.takeClaim(topic, key, e.x.id)
 		return false
 	})
 	st.remove(dl, es)
 	t := st.topic(topic)
 	for _, e := range es {
-		e.job.Attempt = 1
-		e.job.Failure = nil
-		e.deliveries = 0
-		e.receipt, e.seq = st.receipt()
+		x := st.extra(e) // a dead letter has one already
+		x.attempt = 0
+		x.failure = nil
+		e.n = 0
+		e.seq = st.next()
 		st.enqueue(e, t, now, now)
 	}
 	st.flush(now)
@@ -276,7 +282,7 @@ func (b *Broker) PurgeDeadLetters(ctx context.Context, topic string, ids []strin
 	es := st.selectEntries(dl, ids)
 	st.remove(dl, es)
 	for _, e := range es {
-		e.job = job.Job{}
+		e.drop()
 	}
 	return len(es), nil
 }
@@ -323,50 +329,64 @@ func (b *Broker) trim(ctx context.Context, topic string, opts broker.TrimOptions
 	if t == nil {
 		return 0, nil
 	}
-	n := st.trimmable(t, opts, now)
-	if dry || n == 0 {
-		return int64(n), nil
+	es := st.trimmable(t, opts, now)
+	if dry || len(es) == 0 {
+		return int64(len(es)), nil
 	}
-	for i := range n {
-		e := t.ready.at(i)
+	for _, e := range es {
 		e.state = stGone
-		st.releaseClaim(&e.job, false, now)
-		e.job = job.Job{}
+		st.releaseClaim(e, false, now)
+		e.drop()
 	}
-	t.ready.compact()
-	return int64(n), nil
+	t.compact()
+	return int64(len(es)), nil
 }
 
-// trimmable returns how many jobs at the front of t's ready queue a trim
-// with opts removes at now: the selection of [Broker.Trim], which removes
-// exactly those.
-func (st *state) trimmable(t *topic, opts broker.TrimOptions, now time.Time) int {
+// trimmable returns the ready jobs of t that a trim with opts removes at
+// now, oldest first: the selection of [Broker.Trim], which removes exactly
+// those. Of a topic of several partitions it takes the oldest unread jobs of
+// all partitions together, bounded by the oldest pending job of any.
+func (st *state) trimmable(t *topic, opts broker.TrimOptions, now time.Time) []*entry {
 	if !opts.IncludeUnread {
-		return 0
+		return nil
 	}
 	// The oldest pending position bounds the trim.
 	var bound uint64
-	for e := range st.leasedOf(t) {
-		if bound == 0 || e.pos < bound {
-			bound = e.pos
+	for l := range st.leasedOf(t) {
+		if bound == 0 || l.e.pos < bound {
+			bound = l.e.pos
 		}
 	}
-	excess := int64(t.ready.len()) + t.pending - opts.MaxLen
+	// One queue is in position order after the redeliveries at its front.
+	unread := t.readyOf()
+	if len(t.parts) > 1 {
+		var es []*entry
+		for e := range t.readyOf() {
+			if e.deliveries() == 0 {
+				es = append(es, e)
+			} else if bound == 0 || e.pos < bound {
+				bound = e.pos // taken back after its lease: pending
+			}
+		}
+		slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.pos, b.pos) })
+		unread = slices.Values(es)
+	}
+	excess := int64(t.ready) + t.pending - opts.MaxLen
 	cutoff := st.tick(now) - int64(opts.OlderThan)
-	n := 0
-	for ; n < t.ready.len(); n++ {
-		e := t.ready.at(n)
-		if e.deliveries > 0 || (bound != 0 && e.pos > bound) {
+	var out []*entry
+	for e := range unread {
+		if e.deliveries() > 0 || (bound != 0 && e.pos > bound) {
 			break
 		}
-		if opts.MaxLen > 0 && int64(n) >= excess {
+		if opts.MaxLen > 0 && int64(len(out)) >= excess {
 			break
 		}
 		if opts.OlderThan > 0 && e.at >= cutoff {
 			break
 		}
+		out = append(out, e)
 	}
-	return n
+	return out
 }
 
 var (
@@ -385,13 +405,14 @@ func (b *Broker) PendingEntries(ctx context.Context, topic string, limit int) ([
 		return nil, err
 	}
 	defer st.mu.Unlock()
-	es := firstOf(st.leasedOf(st.topics[topic]), limit, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
+	ls := firstOf(st.leasedOf(st.topics[topic]), limit, func(a, b *lease) int { return cmp.Compare(a.e.seq, b.e.seq) })
 	tick := st.tick(now)
-	out := make([]broker.PendingEntry, len(es))
-	for i, e := range es {
+	out := make([]broker.PendingEntry, len(ls))
+	for i, l := range ls {
+		e := l.e
 		// A lease lasts st.lease from its last delivery or extension.
 		idle := max(st.lease-time.Duration(e.at-tick), 0)
-		out[i] = broker.PendingEntry{ID: e.receipt, Consumer: e.holder.name, Idle: idle, Deliveries: int64(e.deliveries)}
+		out[i] = broker.PendingEntry{ID: st.receiptOf(e.seq), Consumer: l.holder.name, Idle: idle, Deliveries: int64(e.deliveries())}
 	}
 	return out, nil
 }
@@ -411,7 +432,7 @@ func (b *Broker) DelayedJobs(ctx context.Context, topic string, limit int) ([]br
 	})
 	out := make([]broker.DelayedJob, len(es))
 	for i, e := range es {
-		out[i] = broker.DelayedJob{Job: e.job, Due: st.epoch.Add(time.Duration(e.at)).Round(0)}
+		out[i] = broker.DelayedJob{Job: st.fullJob(e), Due: st.epoch.Add(time.Duration(e.at)).Round(0)}
 		detach(&out[i].Job)
 	}
 	return out, nil
@@ -427,9 +448,9 @@ func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
 	defer st.mu.Unlock()
 	t := st.topics[topic]
 	for e := range st.delayedOf(t) {
-		if e.job.ID == id {
+		if st.idOf(e) == id {
 			st.remove(t, []*entry{e})
-			e.job = job.Job{}
+			e.drop()
 			return nil
 		}
 	}
@@ -438,7 +459,7 @@ func (b *Broker) DeleteDelayed(ctx context.Context, topic, id string) error {
 
 // firstOf returns the first limit (default [broker.DefaultListLimit]) of the
 // entries es yields, in the order of compare.
-func firstOf(es iter.Seq[*entry], limit int, compare func(a, b *entry) int) []*entry {
+func firstOf[T any](es iter.Seq[T], limit int, compare func(a, b T) int) []T {
 	if limit <= 0 {
 		limit = broker.DefaultListLimit
 	}
@@ -446,11 +467,11 @@ func firstOf(es iter.Seq[*entry], limit int, compare func(a, b *entry) int) []*e
 	return sorted[:min(len(sorted), limit)]
 }
 
-// leasedOf yields the leased entries of t, soonest lease expiry first.
-func (st *state) leasedOf(t *topic) iter.Seq[*entry] {
-	return func(yield func(*entry) bool) {
-		for e := st.leases.head; e != nil; e = e.next {
-			if e.topic == t && !yield(e) {
+// leasedOf yields the leases of t's entries, soonest expiry first.
+func (st *state) leasedOf(t *topic) iter.Seq[*lease] {
+	return func(yield func(*lease) bool) {
+		for l := st.leases.head; l != nil; l = l.next {
+			if l.e.topic == t && !yield(l) {
 				return
 			}
 		}

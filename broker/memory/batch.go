@@ -105,33 +105,34 @@ func (g *batch) add(id, topic string) {
 	g.members = append(g.members, broker.BatchMember{ID: id, Topic: topic, State: broker.MemberPending})
 }
 
-// publishLocked enqueues m (already checked) with st.mu held.
+// publishLocked enqueues m (already checked, without a unique key: batch
+// members and callbacks are not unique jobs) with st.mu held, routed to
+// its partition as Publish routes it. It returns the job's ID.
 func (st *state) publishLocked(m *broker.Message, now time.Time) string {
-	e := &entry{}
-	e.job.Payload = cloneBytes(m.Payload)
-	e.job.Headers = maps.Clone(m.Headers)
-	e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
-	e.receipt, e.seq = st.receipt()
-	e.job.ID = m.ID
-	if e.job.ID == "" {
-		e.job.ID = e.receipt
-	}
-	e.job.Attempt = 1
-	e.job.EnqueuedAt = now
-	st.enqueue(e, st.topic(m.Topic), m.Due(now), now)
-	return e.job.ID
+	e := st.newEntry(m)
+	st.add(e, st.topic(m.Topic), m, now)
+	return st.idOf(e)
 }
 
-// jobEnded records in its batch the end of j, a member or a callback:
+// newEntry returns the entry of a job published from m, not enqueued.
+func (st *state) newEntry(m *broker.Message) *entry {
+	e := &entry{payload: cloneBytes(m.Payload), seq: st.next()}
+	e.x = st.extraOf(m, e.seq)
+	return e
+}
+
+// jobEnded records in its batch the end of e's job, a member or a callback
+// (before e is dropped):
 // state is broker.MemberSucceeded (with result), MemberDead or
 // MemberCancelled; why is the failure's text for a member that did not
 // succeed. A member's second end is not counted.
-func (st *state) jobEnded(j *job.Job, state string, result []byte, why string, now time.Time) {
-	if j.Headers == nil {
-		return
+func (st *state) jobEnded(e *entry, state string, result []byte, why string, now time.Time) {
+	if e.x == nil || e.x.headers == nil {
+		return // not a member or a callback: their headers say so
 	}
-	if id := j.Headers[broker.HeaderBatchCallback]; id != "" {
-		if g := st.batches[id]; g != nil && j.ID == g.cbID {
+	x := e.x
+	if id := x.headers[broker.HeaderBatchCallback]; id != "" {
+		if g := st.batches[id]; g != nil && x.id == g.cbID {
 			if state == broker.MemberSucceeded {
 				g.cbState = broker.CallbackSucceeded
 			} else {
@@ -139,18 +140,18 @@ func (st *state) jobEnded(j *job.Job, state string, result []byte, why string, n
 			}
 		}
 	}
-	id := j.Headers[broker.HeaderBatch]
+	id := x.headers[broker.HeaderBatch]
 	if id == "" {
 		return
 	}
-	origin := j.Topic + "/" + j.ID
-	if o := j.Headers[broker.HeaderChainFailed]; o != "" {
+	origin := e.topic.name + "/" + x.id
+	if o := x.headers[broker.HeaderChainFailed]; o != "" {
 		origin = o
 	}
 	if why != "" {
 		origin += ": " + why
 	}
-	st.memberEnded(id, j.ID, state, result, origin, now)
+	st.memberEnded(id, x.id, state, result, origin, now)
 }
 
 // memberEnded records the end of member of batch id, completing the batch
@@ -197,6 +198,9 @@ func (st *state) finishBatch(id string, g *batch, now time.Time) {
 	allOK := g.counts[0] == len(g.members)
 	if cb := g.spec.Callback; cb != nil {
 		m := *cb
+		// Not a unique job, whatever the spec says (the Redis broker gives
+		// it a key of the batch's own instead).
+		m.UniqueKey, m.UniqueFor = "", 0
 		m.Headers = maps.Clone(cb.Headers)
 		if m.Headers == nil {
 			m.Headers = map[string]string{}
@@ -209,12 +213,16 @@ func (st *state) finishBatch(id string, g *batch, now time.Time) {
 		if g.spec.RequireSuccess && !allOK {
 			origin, why := splitFailed(g.failed)
 			m.Headers[broker.HeaderChainFailed] = origin
-			e := &entry{}
-			e.job = job.Job{ID: m.ID, Topic: m.Topic, Payload: cloneBytes(m.Payload), Headers: m.Headers,
-				MaxAttempts: m.MaxAttempts, Timeout: m.Timeout, Attempt: 1, EnqueuedAt: now}
+			// Dead-lettered in the partition it would have been
+			// published to.
+			e := st.newEntry(&m)
+			e.enq = st.tick(now)
 			e.topic = st.topic(m.Topic)
-			g.cbState = broker.CallbackDeadLettered
+			e.part = e.topic.route(&m)
 			st.deadLetter(e, chainFailure(m.Topic, origin, why, now), 1, now)
+			// After deadLetter, whose record of the callback's end would
+			// say it ran and died.
+			g.cbState = broker.CallbackDeadLettered
 		} else {
 			g.cbState = broker.CallbackEnqueued
 			st.publishLocked(&m, now)

@@ -2,7 +2,9 @@ package memory_test
 
 import (
 	"context"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -203,4 +205,52 @@ func cpuTime() time.Duration {
 // reportCPU reports CPU nanoseconds per op since cpu0.
 func reportCPU(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkQueuedBytes reports the heap bytes that each queued job takes:
+// it publishes queuedJobs() jobs of 32-byte payloads in batches of 100 to a
+// fresh broker, and divides the growth of runtime.MemStats.HeapAlloc
+// (after a collection, before and after publishing) by their number. One
+// op fills one broker. Set CONVEYOR_QUEUED_JOBS to change the count
+// (default 100,000), e.g. to 1000000 for the figure in BENCHMARKS.md:
+//
+//	CONVEYOR_QUEUED_JOBS=1000000 go test -run '^$' -bench QueuedBytes -benchtime 3x ./broker/memory/
+func BenchmarkQueuedBytes(b *testing.B) {
+	n := queuedJobs(b)
+	ctx := context.Background()
+	ms := make([]broker.Message, 100)
+	for i := range ms {
+		ms[i] = broker.Message{Topic: "bench", Payload: []byte("0123456789abcdef0123456789abcdef")}
+	}
+	var total float64
+	for b.Loop() {
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		br := memory.New(&memory.Options{FetchWait: -1})
+		for left := n; left > 0; left -= len(ms) {
+			if _, err := br.PublishBatch(ctx, ms[:min(left, len(ms))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		runtime.KeepAlive(br)
+		total += float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(n)
+		br.Close()
+	}
+	b.ReportMetric(total/float64(b.N), "B/queued-job")
+}
+
+// queuedJobs returns CONVEYOR_QUEUED_JOBS, or 100,000.
+func queuedJobs(b *testing.B) int {
+	s := os.Getenv("CONVEYOR_QUEUED_JOBS")
+	if s == "" {
+		return 100_000
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		b.Fatalf("CONVEYOR_QUEUED_JOBS=%q: want a positive number", s)
+	}
+	return n
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
-	"github.com/conveyor-jobs/conveyor/job"
 )
 
 // Defaults for the zero fields of [Options].
@@ -99,13 +98,15 @@ type state struct {
 
 	pos       uint64
 	topics    map[string]*topic
-	leased    map[uint64]*entry // by receipt sequence number
+	leased    map[uint64]*lease // by receipt sequence number
 	leases    leaseList
 	delayed   entryHeap
 	consumers map[string]*consumer
 	claims    map[string]claim // unique keys held, by claimKey
 	kept      keptHeap         // claims kept after an ack, soonest end first
 	rr        uint32           // index after the topic a Fetch served last
+	giving    []*entry         // entries given by a Fetch, to name (see state.name)
+	names     []byte           // scratch for state.name
 
 	waiters  waiterList
 	touched  []*topic // topics that got ready jobs while someone waits
@@ -126,11 +127,15 @@ type state struct {
 type topic struct {
 	name          string
 	dlq           string // cached job.DeadLetterTopic(name)
-	ready         deque
-	pending       int64
-	delayed       int64
-	lastID        string
-	lastDelivered string
+	ready         int    // ready jobs, all partitions
+	pending       int64  // leased jobs, all partitions
+	delayed       int64  // delayed jobs, all partitions
+	parts         []part // at least count; those beyond count drain
+	count         int    // partitions Publish uses (SetPartitions)
+	turns         turns  // partitions with ready jobs, in serving order
+	spread        uint32 // the partition of the next job without a key
+	lastID        uint64 // sequence numbers of receipts; 0 for none
+	lastDelivered uint64
 	readers       []*consumer
 	touched       bool
 	paused        bool  // see Broker.Pause
@@ -180,7 +185,7 @@ func New(opts *Options) *Broker {
 		epoch:       o.Now(),
 		prefix:      string(p[:]),
 		topics:      make(map[string]*topic),
-		leased:      make(map[uint64]*entry),
+		leased:      make(map[uint64]*lease),
 		consumers:   make(map[string]*consumer),
 		done:        make(chan struct{}),
 		res:         results{retention: o.ResultRetention},
@@ -261,18 +266,32 @@ func (b *Broker) Check(ctx context.Context) error {
 // readings are).
 func (st *state) tick(t time.Time) int64 { return int64(t.Sub(st.epoch)) }
 
-// receipt returns a new receipt and its sequence number.
-func (st *state) receipt() (string, uint64) {
-	seq := st.seq.Add(1)
-	var buf [32]byte
-	p := append(buf[:0], st.prefix...)
-	p = strconv.AppendUint(p, seq, 36)
-	return string(p), seq
+// next returns a new receipt sequence number.
+func (st *state) next() uint64 { return st.seq.Add(1) }
+
+// appendReceipt appends the receipt of seq to p.
+func (st *state) appendReceipt(p []byte, seq uint64) []byte {
+	p = append(p, st.prefix...)
+	return strconv.AppendUint(p, seq, 36)
 }
 
-// seqOf parses the sequence number of a receipt made by st.
+// receiptOf returns the receipt of seq; "" for 0.
+func (st *state) receiptOf(seq uint64) string {
+	if seq == 0 {
+		return ""
+	}
+	var buf [32]byte
+	return string(st.appendReceipt(buf[:0], seq))
+}
+
+// seqOf parses the sequence number of a receipt made by st. Only the
+// receipt itself parses (no leading zeros), so equal sequence numbers mean
+// equal receipts.
 func (st *state) seqOf(receipt string) (uint64, bool) {
 	if len(receipt) <= len(st.prefix) || receipt[:len(st.prefix)] != st.prefix {
+		return 0, false
+	}
+	if receipt[len(st.prefix)] == '0' {
 		return 0, false
 	}
 	var n uint64
@@ -297,7 +316,7 @@ func (st *state) seqOf(receipt string) (uint64, bool) {
 func (st *state) topic(name string) *topic {
 	t := st.topics[name]
 	if t == nil {
-		t = &topic{name: name, dlq: job.DeadLetterTopic(name)}
+		t = newTopic(name)
 		st.topics[name] = t
 	}
 	return t

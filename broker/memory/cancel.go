@@ -53,12 +53,21 @@ func (b *Broker) Cancel(ctx context.Context, topic, id string) (broker.CancelRes
 func (st *state) find(t *topic, id string) *entry {
 	es := st.entries(t)
 	for _, e := range es {
-		if e.job.ID == id {
+		if e.x != nil && e.x.id == id {
+			return e
+		}
+	}
+	seq, ok := st.seqOf(id)
+	if !ok {
+		return nil
+	}
+	for _, e := range es {
+		if e.x == nil && e.seq == seq { // a job whose ID is its receipt
 			return e
 		}
 	}
 	for _, e := range es {
-		if e.receipt == id {
+		if e.seq == seq {
 			return e
 		}
 	}
@@ -77,7 +86,7 @@ func (b *Broker) CancelRequested(ctx context.Context, ds ...*broker.Delivery) ([
 		if d == nil {
 			continue
 		}
-		if e := b.st.leasedEntry(d.Receipt); e != nil && e.cancel {
+		if l := b.st.leasedEntry(d.Receipt); l != nil && l.e.cancel {
 			out = append(out, d.Receipt)
 		}
 	}

@@ -24,6 +24,24 @@
 // DeadLetter each run under one lock, so they are atomic. Dead letters of
 // topic T are fetchable as topic T.dlq.
 //
+// # Partitions
+//
+// [Broker.SetPartitions] splits a topic into partitions, as on Redis: a job
+// with a Message.Key goes to partition broker.PartitionFor(Key, n), so the
+// jobs of one key are delivered in the order they were published; a unique
+// job without a key goes by its UniqueKey, and other jobs to the partitions
+// in turn. Fetch takes one job from each partition with ready jobs in turn,
+// so a long backlog in one partition does not hold back the others; weights
+// and strict priorities are between topics, and the partitions of a topic
+// share its turn. A job stays in its partition: redeliveries, retries,
+// snoozes, its dead letter and a replay of it all come back there, so
+// partitions that a lower count leaves out drain until empty. The members
+// and the callback that [Broker.OpenBatch] publishes are routed as Publish
+// routes jobs; a chain link dead-lettered without running goes to the
+// partition it would have been published to.
+// [Broker.Inspect] adds the partitions up; [Broker.InspectPartitions] lists
+// them one by one.
+//
 // # Consumers
 //
 // [New] returns the root broker. [Broker.Consumer] returns views that share

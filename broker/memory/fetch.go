@@ -117,15 +117,16 @@ func (st *state) advance(now time.Time) {
 	st.dropKept(tick)
 	for len(st.delayed) > 0 && st.delayed[0].at <= tick {
 		e := st.delayed.remove(0)
-		e.topic.delayed--
+		e.topic.addDelayed(e, -1)
 		st.makeReady(e)
 	}
-	for e := st.leases.head; e != nil && e.at <= tick; e = st.leases.head {
-		st.unlease(e)
+	for l := st.leases.head; l != nil && l.e.at <= tick; l = st.leases.head {
+		e := l.e
+		st.unlease(l)
 		// Every delivery of e so far ended with no outcome.
-		if e.deliveries >= st.poisonLimit {
+		if e.deliveries() >= st.poisonLimit {
 			f := job.Failure{
-				Error:  fmt.Sprintf("conveyor: delivered %d times with no outcome: its worker crashed or lost the lease each time", e.deliveries),
+				Error:  fmt.Sprintf("conveyor: delivered %d times with no outcome: its worker crashed or lost the lease each time", e.deliveries()),
 				Reason: job.ReasonMaxDeliveries,
 				At:     now,
 			}
@@ -133,7 +134,7 @@ func (st *state) advance(now time.Time) {
 			continue
 		}
 		e.state = stReady
-		e.topic.ready.pushFront(e)
+		e.topic.pushReady(e, true)
 		st.touch(e.topic)
 	}
 }
@@ -148,7 +149,7 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 	avail, live := 0, 0
 	for _, name := range topics {
 		if t := st.topics[name]; t.has() {
-			avail += t.ready.len()
+			avail += t.ready
 			live++
 		}
 	}
@@ -157,6 +158,7 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 	}
 	n := min(avail, max)
 	ds := make([]broker.Delivery, n)
+	ls := make([]lease, n)
 	out := make([]*broker.Delivery, 0, n)
 	until := st.tick(now) + int64(st.lease)
 	first := int(st.rr % uint32(len(topics)))
@@ -172,42 +174,105 @@ func (st *state) take(b *Broker, topics []string, max int, now time.Time) []*bro
 			if !t.has() {
 				continue
 			}
-			for c := 0; c < share && len(out) < n && t.ready.len() > 0; c++ {
-				out = append(out, st.give(b, t, &ds[len(out)], until))
+			for c := 0; c < share && len(out) < n && t.ready > 0; c++ {
+				out = append(out, st.give(b, t, &ds[len(out)], &ls[len(out)], until))
 			}
 			st.rr = uint32(i + 1)
 			st.served(b, t)
-			if t.ready.len() > 0 {
+			if t.ready > 0 {
 				live++
 			}
 		}
 	}
 	b.c.lastSeen = now
+	st.name(out)
 	return out
 }
 
 // has reports whether t exists, is not paused and has ready jobs.
 func (t *topic) has() bool {
-	return t != nil && !t.paused && t.ready.len() > 0
+	return t != nil && !t.paused && t.ready > 0
 }
 
-// give leases the first ready job of t to b's consumer until the tick
-// until, filling d.
-func (st *state) give(b *Broker, t *topic, d *broker.Delivery, until int64) *broker.Delivery {
-	e := t.ready.popFront()
-	e.deliveries++
+// give leases the next ready job of t to b's consumer until the tick
+// until, recording the lease in l and filling d but for its receipt (and
+// the job's ID when it is the receipt), which st.name sets.
+func (st *state) give(b *Broker, t *topic, d *broker.Delivery, l *lease, until int64) *broker.Delivery {
+	e := t.popReady()
+	e.n++
 	e.state = stLeased
-	e.holder = b.c
 	e.at = until
-	st.leases.pushBack(e)
-	st.leased[e.seq] = e
-	t.pending++
-	d.Job = e.job
+	l.e, l.holder = e, b.c
+	st.leases.pushBack(l)
+	st.leased[e.seq] = l
+	t.addPending(e, 1)
+	d.Job = st.jobOf(e)
 	d.Job.Attempt = e.attempt()
-	d.Receipt = e.receipt
 	detach(&d.Job)
-	t.lastDelivered = e.receipt
+	t.lastDelivered = e.seq
+	st.giving = append(st.giving, e)
 	return d
+}
+
+// name sets the receipts of ds, the deliveries given since the last call,
+// in one allocation, and the IDs that are receipts.
+func (st *state) name(ds []*broker.Delivery) {
+	buf := st.names[:0]
+	for _, e := range st.giving {
+		buf = st.appendReceipt(buf, e.seq)
+	}
+	s := string(buf)
+	start := 0
+	for i, e := range st.giving {
+		end := start + len(st.prefix) + receiptDigits(e.seq)
+		d := ds[i]
+		d.Receipt = s[start:end]
+		if d.Job.ID == "" {
+			d.Job.ID = d.Receipt
+		}
+		start = end
+		st.giving[i] = nil
+	}
+	st.giving = st.giving[:0]
+	st.names = buf[:0]
+}
+
+// receiptDigits returns the number of base-36 digits of seq.
+func receiptDigits(seq uint64) int {
+	n := 1
+	for seq >= 36 {
+		seq /= 36
+		n++
+	}
+	return n
+}
+
+// jobOf returns e's job, with ID "" when it is e's receipt.
+func (st *state) jobOf(e *entry) job.Job {
+	j := job.Job{
+		Topic:      e.topic.name,
+		Payload:    e.payload,
+		Attempt:    e.recorded(),
+		EnqueuedAt: st.epoch.Add(time.Duration(e.enq)),
+	}
+	if x := e.x; x != nil {
+		j.ID = x.id
+		j.Headers = x.headers
+		j.MaxAttempts, j.Timeout = x.maxAttempts, x.timeout
+		j.UniqueKey, j.UniqueFor = x.uniqueKey, x.uniqueFor
+		j.Key = x.key
+		j.Failure = x.failure
+	}
+	return j
+}
+
+// fullJob is jobOf with the ID always set.
+func (st *state) fullJob(e *entry) job.Job {
+	j := st.jobOf(e)
+	if j.ID == "" {
+		j.ID = st.receiptOf(e.seq)
+	}
+	return j
 }
 
 // served records that b's consumer took jobs of t, and lets another waiter
@@ -216,7 +281,7 @@ func (st *state) served(b *Broker, t *topic) {
 	if !hasReader(t.readers, b.c) {
 		t.readers = append(t.readers, b.c)
 	}
-	if t.ready.len() > 0 {
+	if t.ready > 0 {
 		st.touch(t)
 	}
 }

@@ -431,3 +431,67 @@ func TestDeliveriesAreDetached(t *testing.T) {
 		t.Errorf("redelivery sees headers %v, failure %q", d2.Job.Headers, d2.Job.Failure.Error)
 	}
 }
+
+// A job published without an ID keeps the ID it was given (its first
+// receipt) through redelivery, retry, snooze, delay, dead-letter and
+// replay, with its EnqueuedAt; Cancel and DeleteDelayed find it by it.
+func TestGeneratedIDKept(t *testing.T) {
+	ctx := context.Background()
+	b, clock := newFake(t)
+	published := clock.Now()
+	id := mustPublish(t, b, broker.Message{Topic: "t", Payload: []byte("p")})
+	ids, err := b.PublishBatch(ctx, []broker.Message{{Topic: "t", Payload: []byte("q"), Delay: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, d *broker.Delivery, attempt int) {
+		t.Helper()
+		if d.Job.ID != id || string(d.Job.Payload) != "p" || !d.Job.EnqueuedAt.Equal(published) || d.Job.Attempt != attempt {
+			t.Errorf("%s: ID %q payload %q EnqueuedAt %v attempt %d; want %q, p, %v, %d",
+				what, d.Job.ID, d.Job.Payload, d.Job.EnqueuedAt, d.Job.Attempt, id, published, attempt)
+		}
+	}
+	d := mustFetch(t, b, "t", 1)[0]
+	if d.Receipt != id {
+		t.Errorf("first delivery: receipt %q, want the ID %q", d.Receipt, id)
+	}
+	check("first delivery", d, 1)
+	clock.Advance(2 * time.Minute) // the lease expires
+	d = mustFetch(t, b, "t", 1)[0]
+	check("redelivery", d, 2)
+	if err := b.Retry(ctx, d, 0, job.Failure{Error: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	d = mustFetch(t, b, "t", 1)[0]
+	if d.Receipt == id {
+		t.Errorf("a retried job kept its receipt %q", d.Receipt)
+	}
+	check("retry", d, 3)
+	if err := b.Snooze(ctx, d, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if djs := mustDelayed(t, b, "t"); len(djs) != 2 || djs[0].Job.ID != id || djs[1].Job.ID != ids[0] {
+		t.Errorf("DelayedJobs = %+v, want %s and %s", djs, id, ids[0])
+	}
+	if err := b.DeleteDelayed(ctx, "t", ids[0]); err != nil {
+		t.Errorf("DeleteDelayed by the generated ID: %v", err)
+	}
+	clock.Advance(time.Minute)
+	d = mustFetch(t, b, "t", 1)[0]
+	check("snooze", d, 3)
+	if err := b.DeadLetter(ctx, d, job.Failure{Error: "dead"}); err != nil {
+		t.Fatal(err)
+	}
+	dls, err := b.DeadLetters(ctx, "t", "", 0)
+	if err != nil || len(dls) != 1 || dls[0].Job.ID != id || dls[0].Job.Attempt != 3 {
+		t.Fatalf("DeadLetters = %+v, %v", dls, err)
+	}
+	if n, err := b.ReplayDeadLetters(ctx, "t", nil); err != nil || n != 1 {
+		t.Fatalf("Replay = %d, %v", n, err)
+	}
+	if res, err := b.Cancel(ctx, "t", id); err != nil || res != broker.CancelledQueued {
+		t.Fatalf("Cancel by the generated ID = %v, %v", res, err)
+	}
+	d = mustFetch(t, b, job.DeadLetterTopic("t"), 1)[0]
+	check("cancelled", d, 1)
+}

@@ -54,8 +54,8 @@ func (st *state) takeStrict(b *Broker, names []string, max int, now time.Time) [
 		if !t.has() {
 			continue
 		}
-		for len(out) < max && t.ready.len() > 0 {
-			out = append(out, st.give(b, t, new(broker.Delivery), until))
+		for len(out) < max && t.ready > 0 {
+			out = append(out, st.give(b, t, new(broker.Delivery), new(lease), until))
 		}
 		st.served(b, t)
 		if len(out) == max {
@@ -64,6 +64,7 @@ func (st *state) takeStrict(b *Broker, names []string, max int, now time.Time) [
 	}
 	if len(out) > 0 {
 		b.c.lastSeen = now
+		st.name(out)
 	}
 	return out
 }
@@ -92,10 +93,10 @@ func (st *state) takeWeighted(b *Broker, names []string, strides []int64, max in
 		if i < 0 {
 			break
 		}
-		out = append(out, st.give(b, ts[i], new(broker.Delivery), until))
+		out = append(out, st.give(b, ts[i], new(broker.Delivery), new(lease), until))
 		pass[i] += strides[i]
 		gave[i] = true
-		if ts[i].ready.len() == 0 {
+		if ts[i].ready == 0 {
 			live[i] = false
 		}
 	}
@@ -110,6 +111,7 @@ func (st *state) takeWeighted(b *Broker, names []string, strides []int64, max in
 		}
 	}
 	b.c.lastSeen = now
+	st.name(out)
 	return out
 }
 
@@ -148,7 +150,7 @@ func (b *Broker) setPaused(ctx context.Context, topic string, paused bool) error
 	defer st.mu.Unlock()
 	t := st.topic(topic)
 	t.paused = paused
-	if !paused && t.ready.len() > 0 {
+	if !paused && t.ready > 0 {
 		st.touch(t)
 		st.flush(st.now())
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"strconv"
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
@@ -25,19 +24,15 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 	if err := m.CheckLimits(); err != nil {
 		return "", err
 	}
-	e := &entry{}
-	e.job.Payload = cloneBytes(m.Payload)
-	e.job.Headers = maps.Clone(m.Headers)
-	e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
-	e.job.UniqueKey, e.job.UniqueFor = m.UniqueKey, m.UniqueFor
-	e.receipt, e.seq = b.st.receipt()
-	e.job.ID = m.ID
-	if e.job.ID == "" {
-		e.job.ID = e.receipt
-	}
-	e.job.Attempt = 1
-
 	st := b.st
+	e := &entry{payload: cloneBytes(m.Payload), seq: st.next()}
+	e.x = st.extraOf(&m, e.seq)
+	id := ""
+	if e.x != nil {
+		id = e.x.id
+	} else {
+		id = st.receiptOf(e.seq)
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if b.closedLocked() {
@@ -47,13 +42,51 @@ func (b *Broker) Publish(ctx context.Context, m broker.Message) (string, error) 
 	if dup := st.duplicate(&m, now); dup != nil {
 		return dup.ID, dup
 	}
-	e.job.EnqueuedAt = now
-	st.enqueue(e, st.topic(m.Topic), m.Due(now), now)
+	st.add(e, st.topic(m.Topic), &m, now)
 	if m.UniqueKey != "" {
-		st.takeClaim(m.Topic, m.UniqueKey, e.job.ID)
+		st.takeClaim(m.Topic, m.UniqueKey, id)
 	}
 	st.flush(now)
-	return e.job.ID, nil
+	return id, nil
+}
+
+// extraOf returns the extra of a job published from m as receipt seq, or
+// nil when m sets none of its fields.
+func (st *state) extraOf(m *broker.Message, seq uint64) *extra {
+	if m.ID == "" && len(m.Headers) == 0 && m.MaxAttempts == 0 && m.Timeout == 0 &&
+		m.UniqueKey == "" && m.UniqueFor == 0 && m.Key == "" {
+		return nil
+	}
+	x := &extra{
+		id:          m.ID,
+		headers:     maps.Clone(m.Headers),
+		maxAttempts: m.MaxAttempts,
+		timeout:     m.Timeout,
+		uniqueKey:   m.UniqueKey,
+		uniqueFor:   m.UniqueFor,
+		key:         m.Key,
+	}
+	if x.id == "" {
+		x.id = st.receiptOf(seq)
+	}
+	return x
+}
+
+// extra returns e's extra, giving it one (whose id is e's receipt, which
+// must still be its job's ID) when it has none.
+func (st *state) extra(e *entry) *extra {
+	if e.x == nil {
+		e.x = &extra{id: st.receiptOf(e.seq)}
+	}
+	return e.x
+}
+
+// idOf returns the ID of e's job.
+func (st *state) idOf(e *entry) string {
+	if e.x != nil {
+		return e.x.id
+	}
+	return st.receiptOf(e.seq)
 }
 
 // PublishBatch enqueues ms under one lock and returns their IDs in order. It
@@ -79,7 +112,8 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 		return []string{}, nil
 	}
 	st := b.st
-	// One allocation each for the entries, the payloads and the receipts.
+	// One allocation each for the entries, the payloads and the IDs that
+	// are receipts.
 	entries := make([]entry, len(ms))
 	var payloads []byte
 	if size > 0 {
@@ -87,34 +121,35 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 	}
 	last := st.seq.Add(uint64(len(ms)))
 	first := last - uint64(len(ms)) + 1
-	rbuf := make([]byte, 0, len(ms)*(len(st.prefix)+8))
+	var rbuf []byte
 	ends := make([]int, len(ms))
 	for i := range ms {
-		rbuf = append(rbuf, st.prefix...)
-		rbuf = strconv.AppendUint(rbuf, first+uint64(i), 36)
+		e := &entries[i]
+		e.seq = first + uint64(i)
+		e.x = st.extraOf(&ms[i], e.seq)
+		if e.x == nil {
+			if rbuf == nil {
+				rbuf = make([]byte, 0, len(ms)*(len(st.prefix)+8))
+			}
+			rbuf = st.appendReceipt(rbuf, e.seq)
+		}
 		ends[i] = len(rbuf)
+		if p := ms[i].Payload; len(p) > 0 {
+			off := len(payloads)
+			payloads = append(payloads, p...)
+			e.payload = payloads[off:len(payloads):len(payloads)]
+		}
 	}
 	receipts := string(rbuf)
 	ids := make([]string, len(ms))
 	start := 0
 	for i := range ms {
-		m, e := &ms[i], &entries[i]
-		e.receipt, e.seq = receipts[start:ends[i]], first+uint64(i)
+		if x := entries[i].x; x != nil {
+			ids[i] = x.id
+		} else {
+			ids[i] = receipts[start:ends[i]]
+		}
 		start = ends[i]
-		if len(m.Payload) > 0 {
-			off := len(payloads)
-			payloads = append(payloads, m.Payload...)
-			e.job.Payload = payloads[off:len(payloads):len(payloads)]
-		}
-		e.job.Headers = maps.Clone(m.Headers)
-		e.job.MaxAttempts, e.job.Timeout = m.MaxAttempts, m.Timeout
-		e.job.UniqueKey, e.job.UniqueFor = m.UniqueKey, m.UniqueFor
-		e.job.ID = m.ID
-		if e.job.ID == "" {
-			e.job.ID = e.receipt
-		}
-		e.job.Attempt = 1
-		ids[i] = e.job.ID
 	}
 
 	st.mu.Lock()
@@ -138,10 +173,9 @@ func (b *Broker) PublishBatch(ctx context.Context, ms []broker.Message) ([]strin
 			t = st.topic(ms[i].Topic)
 		}
 		e := &entries[i]
-		e.job.EnqueuedAt = now
-		st.enqueue(e, t, ms[i].Due(now), now)
+		st.add(e, t, &ms[i], now)
 		if ms[i].UniqueKey != "" {
-			st.takeClaim(ms[i].Topic, ms[i].UniqueKey, e.job.ID)
+			st.takeClaim(ms[i].Topic, ms[i].UniqueKey, e.x.id)
 		}
 	}
 	st.flush(now)
@@ -158,28 +192,38 @@ func cloneBytes(p []byte) []byte {
 	return bytes.Clone(p)
 }
 
-// enqueue stores e in t, ready at due.
+// add enqueues e, a new job published from m to t at now: in the partition
+// t.route gives m, ready at m's due time. Every publication goes through it.
+func (st *state) add(e *entry, t *topic, m *broker.Message, now time.Time) {
+	e.enq = st.tick(now)
+	e.part = t.route(m)
+	st.enqueue(e, t, m.Due(now), now)
+}
+
+// enqueue stores e in partition e.part of t, ready at due.
 func (st *state) enqueue(e *entry, t *topic, due, now time.Time) {
+	if int(e.part) >= len(t.parts) {
+		t.grow(int(e.part) + 1) // a dead letter or replay from a partition t lacks
+	}
 	e.topic = t
-	e.job.Topic = t.name
 	e.at = st.tick(due)
 	if e.at > st.tick(now) {
 		e.state = stDelayed
 		st.delayed.push(e)
-		t.delayed++
+		t.addDelayed(e, 1)
 		return
 	}
 	st.makeReady(e)
 }
 
-// makeReady appends e to its topic. e.at keeps its due time: the time it
+// makeReady appends e to its partition. e.at keeps its due time: the time it
 // became ready, for Trim.
 func (st *state) makeReady(e *entry) {
 	t := e.topic
 	e.state = stReady
 	st.pos++
 	e.pos = st.pos
-	t.ready.pushBack(e)
-	t.lastID = e.receipt
+	t.pushReady(e, false)
+	t.lastID = e.seq
 	st.touch(t)
 }

@@ -1,6 +1,8 @@
 package memory
 
 import (
+	"time"
+
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/job"
 )
@@ -8,35 +10,89 @@ import (
 // Where an entry is. Every stored entry is in exactly one place.
 const (
 	stGone    uint8 = iota // settled, replayed away or trimmed
-	stReady                // in its topic's ready queue
+	stReady                // in its partition's ready queue
 	stDelayed              // in the broker's delayed heap
 	stLeased               // delivered, in the lease list and the leased map
 )
 
 // entry is one stored job: the analogue of a stream entry (or a delayed-set
 // member) in the Redis broker. A retry or snooze gives it a new receipt, as a
-// new stream entry would get a new ID.
+// new stream entry would get a new ID. Its receipt is st.prefix + base36(seq),
+// made when needed.
+//
+// An entry is kept small, as a broker may hold millions: the fields a plain
+// job leaves at their zero value live in extra, allocated only for a job
+// that has one; what a delivery needs (its holder, its place in the lease
+// list) lives in a lease, allocated only while the entry is leased.
 type entry struct {
-	job     job.Job // job.Attempt is the recorded attempt
-	receipt string
-	seq     uint64 // from the receipt; orders dead letters
-	pos     uint64 // position in the topic's stream; orders trims
+	payload []byte // shared with deliveries, which must not modify it
+	x       *extra // nil for a job with only a payload
 	topic   *topic
+	seq     uint64 // the receipt's sequence number; orders dead letters
+	pos     uint64 // position in the topic's stream; orders trims
 	// at is, in nanoseconds since state.epoch: when a delayed entry is due,
 	// when a ready entry became ready, when a leased entry's lease ends.
-	at         int64
+	at  int64
+	enq int64 // the job's EnqueuedAt, in nanoseconds since state.epoch
+	// n is, while the entry is delayed, its index in the delayed heap;
+	// otherwise the deliveries of this stored entry.
+	n      int32
+	part   uint16 // partition of topic
+	state  uint8
+	cancel bool // a leased entry's cancel was requested (Cancel)
+}
+
+// extra holds the fields of a stored job that many jobs leave unset. Once
+// an entry has one, its id is set.
+type extra struct {
+	id          string // the job's ID
+	attempt     int    // the recorded attempt; 0 means 1
+	headers     map[string]string
+	maxAttempts int
+	timeout     time.Duration
+	uniqueKey   string
+	uniqueFor   time.Duration
+	key         string
+	failure     *job.Failure
+}
+
+// lease is the delivery of a leased entry: who holds it, and its place in
+// the lease list.
+type lease struct {
+	e          *entry
 	holder     *consumer
-	deliveries int   // deliveries of this stored entry
-	heapIdx    int32 // index in the delayed heap
-	state      uint8
-	cancel     bool   // a leased entry's cancel was requested (Cancel)
-	prev, next *entry // lease list
+	prev, next *lease
+}
+
+// deliveries returns the deliveries of e, which must not be delayed.
+func (e *entry) deliveries() int { return int(e.n) }
+
+// recorded returns e's recorded attempt.
+func (e *entry) recorded() int {
+	if e.x == nil || e.x.attempt == 0 {
+		return 1
+	}
+	return e.x.attempt
 }
 
 // attempt returns the attempt of e's current (or last) delivery: the
 // recorded attempt plus the deliveries before it that had no outcome.
 func (e *entry) attempt() int {
-	return broker.AddAttempts(e.job.Attempt, int64(max(e.deliveries, 1)-1))
+	return broker.AddAttempts(e.recorded(), int64(max(e.deliveries(), 1)-1))
+}
+
+// uniqueKey returns e's unique key, or "".
+func (e *entry) uniqueKey() string {
+	if e.x == nil {
+		return ""
+	}
+	return e.x.uniqueKey
+}
+
+// drop lets go of what e references, once it is out of every queue: the
+// entry may share an allocation with others that live on.
+func (e *entry) drop() {
+	e.payload, e.x = nil, nil
 }
 
 // deque is a FIFO ring buffer of entries that can also push at the front
@@ -127,12 +183,12 @@ func (h entryHeap) less(i, j int) bool {
 
 func (h entryHeap) swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = int32(i)
-	h[j].heapIdx = int32(j)
+	h[i].n = int32(i)
+	h[j].n = int32(j)
 }
 
 func (h *entryHeap) push(e *entry) {
-	e.heapIdx = int32(len(*h))
+	e.n = int32(len(*h))
 	*h = append(*h, e)
 	h.up(len(*h) - 1)
 }
@@ -151,7 +207,7 @@ func (h *entryHeap) remove(i int) *entry {
 			h.up(i)
 		}
 	}
-	e.heapIdx = -1
+	e.n = 0 // no deliveries
 	return e
 }
 
@@ -186,14 +242,14 @@ func (h entryHeap) down(i0 int) bool {
 	return i > i0
 }
 
-// leaseList holds leased entries in order of lease expiry. The lease is the
-// same for every delivery, so appending at fetch and moving to the back at
-// Extend keeps the list sorted without a heap.
+// leaseList holds the leases in order of expiry. The lease is the same for
+// every delivery, so appending at fetch and moving to the back at Extend
+// keeps the list sorted without a heap.
 type leaseList struct {
-	head, tail *entry
+	head, tail *lease
 }
 
-func (l *leaseList) pushBack(e *entry) {
+func (l *leaseList) pushBack(e *lease) {
 	e.prev, e.next = l.tail, nil
 	if l.tail != nil {
 		l.tail.next = e
@@ -203,7 +259,7 @@ func (l *leaseList) pushBack(e *entry) {
 	l.tail = e
 }
 
-func (l *leaseList) remove(e *entry) {
+func (l *leaseList) remove(e *lease) {
 	if e.prev != nil {
 		e.prev.next = e.next
 	} else {
@@ -217,7 +273,7 @@ func (l *leaseList) remove(e *entry) {
 	e.prev, e.next = nil, nil
 }
 
-func (l *leaseList) moveToBack(e *entry) {
+func (l *leaseList) moveToBack(e *lease) {
 	if l.tail == e {
 		return
 	}

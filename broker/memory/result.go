@@ -54,11 +54,11 @@ func (st *state) storeResult(e *entry, d *broker.Delivery, now time.Time) {
 	r := &storedResult{
 		result:     cloneBytes(d.Result),
 		attempt:    e.attempt(),
-		enqueuedAt: e.job.EnqueuedAt,
+		enqueuedAt: st.epoch.Add(time.Duration(e.enq)),
 		finishedAt: now,
 		expiresAt:  now.Add(rs.retention),
 	}
-	k := resultKey{e.topic.name, e.job.ID}
+	k := resultKey{e.topic.name, st.idOf(e)}
 	rs.byJob[k] = r
 	rs.expiry = append(rs.expiry, expiring{k, r})
 }
@@ -115,8 +115,8 @@ func (b *Broker) RecordProgress(ctx context.Context, us ...broker.ProgressUpdate
 // progressOf returns the progress of the delivery with receipt of topic t,
 // if it is leased and reported progress.
 func (st *state) progressOf(t *topic, receipt string) (broker.Progress, bool) {
-	e := st.leasedEntry(receipt)
-	if e == nil || e.topic != t {
+	l := st.leasedEntry(receipt)
+	if l == nil || l.e.topic != t {
 		return broker.Progress{}, false
 	}
 	p, ok := st.res.progress[receipt]
@@ -159,24 +159,23 @@ func (b *Broker) JobState(ctx context.Context, topic, id string) (*broker.JobSta
 	js := &broker.JobState{ID: id, Topic: topic}
 	t := st.topics[topic]
 	if e := st.find(t, id); e != nil {
-		js.ID = e.job.ID
-		js.Receipt = e.receipt
-		js.EnqueuedAt = e.job.EnqueuedAt
-		js.Failure = cloneFailure(e.job.Failure)
+		st.describe(js, e)
 		switch e.state {
 		case stLeased:
 			js.State = broker.StateRunning
 			js.Attempt = e.attempt()
-			if p, ok := st.progressOf(t, e.receipt); ok {
+			if p, ok := st.progressOf(t, js.Receipt); ok {
 				js.Progress = &p
 			}
 		case stDelayed:
+			// A delayed entry has no deliveries (its n is its heap index).
 			js.State = broker.StateDelayed
-			js.Attempt = broker.AddAttempts(e.job.Attempt, int64(e.deliveries))
+			js.Attempt = e.recorded()
 			js.Due = st.epoch.Add(time.Duration(e.at))
 		default:
+			// Its next delivery's attempt.
 			js.State = broker.StateQueued
-			js.Attempt = broker.AddAttempts(e.job.Attempt, int64(e.deliveries))
+			js.Attempt = broker.AddAttempts(e.recorded(), int64(e.deliveries()))
 		}
 		return js, nil
 	}
@@ -191,12 +190,9 @@ func (b *Broker) JobState(ctx context.Context, topic, id string) (*broker.JobSta
 		return js, nil
 	}
 	if e := st.find(st.topics[job.DeadLetterTopic(topic)], id); e != nil {
-		js.ID = e.job.ID
+		st.describe(js, e)
 		js.State = broker.StateDead
-		js.Receipt = e.receipt
-		js.Attempt = e.job.Attempt
-		js.EnqueuedAt = e.job.EnqueuedAt
-		js.Failure = cloneFailure(e.job.Failure)
+		js.Attempt = e.recorded()
 		if js.Failure != nil {
 			js.FinishedAt = js.Failure.At
 		}
@@ -204,6 +200,16 @@ func (b *Broker) JobState(ctx context.Context, topic, id string) (*broker.JobSta
 	}
 	return nil, fmt.Errorf("%w: job %q of %q: not queued, delayed, running or dead-lettered, and no result is kept for it (a job acknowledged without a result is not kept; a result is kept for %v after the job succeeded)",
 		broker.ErrNotFound, id, topic, st.res.retention)
+}
+
+// describe sets the ID, receipt, EnqueuedAt and failure of js from e.
+func (st *state) describe(js *broker.JobState, e *entry) {
+	js.ID = st.idOf(e)
+	js.Receipt = st.receiptOf(e.seq)
+	js.EnqueuedAt = st.epoch.Add(time.Duration(e.enq))
+	if e.x != nil {
+		js.Failure = cloneFailure(e.x.failure)
+	}
 }
 
 func cloneFailure(f *job.Failure) *job.Failure {

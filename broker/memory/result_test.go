@@ -20,6 +20,18 @@ func TestResults(t *testing.T) {
 	})
 }
 
+// TestResultsPartitioned runs the results suite on topics of 4 partitions.
+func TestResultsPartitioned(t *testing.T) {
+	resulttest.Run(t, func(t *testing.T) broker.Broker {
+		b := memory.New(&memory.Options{FetchWait: 10 * time.Millisecond})
+		t.Cleanup(func() { _ = b.Close() })
+		for _, topic := range []string{"steps", "other"} {
+			mustSetPartitions(t, b, topic, 4)
+		}
+		return b
+	})
+}
+
 // TestResultRetention proves that a result is kept for exactly
 // Options.ResultRetention after the ack, on the broker's clock.
 func TestResultRetention(t *testing.T) {

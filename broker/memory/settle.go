@@ -26,19 +26,20 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 		if d == nil {
 			continue
 		}
-		if e := st.leasedEntry(d.Receipt); e != nil {
-			if now.IsZero() {
+		if l := st.leasedEntry(d.Receipt); l != nil {
+			e := l.e
+			if now.IsZero() && (d.Result != nil || e.x != nil) {
 				now = st.now()
 			}
 			if d.Result != nil {
 				st.storeResult(e, d, now)
 			}
-			st.jobEnded(&e.job, broker.MemberSucceeded, d.Result, "", now) // see batch.go
-			st.unlease(e)
-			if e.job.UniqueKey != "" {
-				st.releaseClaim(&e.job, true, now)
+			st.jobEnded(e, broker.MemberSucceeded, d.Result, "", now) // see batch.go
+			st.unlease(l)
+			if e.uniqueKey() != "" {
+				st.releaseClaim(e, true, now)
 			}
-			e.job = job.Job{} // the entry may share a batch allocation
+			e.drop() // the entry may share a batch allocation
 		}
 	}
 	if !now.IsZero() {
@@ -72,9 +73,10 @@ func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Dur
 	}
 	now := st.now()
 	attempt := e.attempt()
-	e.job.Attempt = attempt
+	x := st.extra(e) // keeps the ID before the receipt changes
+	x.attempt = attempt
 	if f != nil {
-		e.job.Attempt = broker.AddAttempts(attempt, 1)
+		x.attempt = broker.AddAttempts(attempt, 1)
 		fc := *f
 		if fc.Origin == "" {
 			fc.Origin = e.topic.name
@@ -82,11 +84,11 @@ func (b *Broker) requeue(ctx context.Context, d *broker.Delivery, delay time.Dur
 		if fc.At.IsZero() {
 			fc.At = now
 		}
-		e.job.Failure = &fc
+		x.failure = &fc
 	}
-	e.deliveries = 0
+	e.n = 0
 	e.cancel = false
-	e.receipt, e.seq = st.receipt()
+	e.seq = st.next()
 	st.enqueue(e, e.topic, now.Add(delay), now)
 	st.flush(now)
 	st.arm(now)
@@ -129,13 +131,13 @@ func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 		if d == nil {
 			continue
 		}
-		e := st.leasedEntry(d.Receipt)
-		if e == nil || e.holder != b.c {
+		l := st.leasedEntry(d.Receipt)
+		if l == nil || l.holder != b.c {
 			lost++
 			continue
 		}
-		e.at = until
-		st.leases.moveToBack(e)
+		l.e.at = until
+		st.leases.moveToBack(l)
 	}
 	if lost > 0 {
 		return fmt.Errorf("%w: %d of %d deliveries are no longer leased to %s", broker.ErrNotFound, lost, len(ds), b.c.name)
@@ -150,35 +152,37 @@ func (st *state) settle(d *broker.Delivery, c *consumer) (*entry, error) {
 	if d == nil {
 		return nil, fmt.Errorf("%w: nil delivery", broker.ErrNotFound)
 	}
-	e := st.leasedEntry(d.Receipt)
-	if e == nil {
+	l := st.leasedEntry(d.Receipt)
+	if l == nil {
 		return nil, fmt.Errorf("%w: delivery %q is not leased (settled, or its lease expired)", broker.ErrNotFound, d.Receipt)
 	}
-	if e.holder != c {
-		return nil, fmt.Errorf("%w: delivery %q is now leased to consumer %s, which took it after the lease expired and decides its outcome", broker.ErrNotFound, d.Receipt, e.holder.name)
+	if l.holder != c {
+		return nil, fmt.Errorf("%w: delivery %q is now leased to consumer %s, which took it after the lease expired and decides its outcome", broker.ErrNotFound, d.Receipt, l.holder.name)
 	}
-	st.unlease(e)
+	e := l.e
+	st.unlease(l)
 	return e, nil
 }
 
-// leasedEntry returns the leased entry with receipt, or nil.
-func (st *state) leasedEntry(receipt string) *entry {
+// leasedEntry returns the lease of the entry with receipt, or nil. (A
+// receipt parses only in its own spelling, so the sequence number names
+// it.)
+func (st *state) leasedEntry(receipt string) *lease {
 	seq, ok := st.seqOf(receipt)
 	if !ok {
 		return nil
 	}
-	if e := st.leased[seq]; e != nil && e.receipt == receipt {
-		return e
-	}
-	return nil
+	return st.leased[seq]
 }
 
-func (st *state) unlease(e *entry) {
+// unlease ends lease l. Its entry is then in no queue.
+func (st *state) unlease(l *lease) {
+	e := l.e
 	delete(st.leased, e.seq)
-	st.leases.remove(e)
-	e.topic.pending--
-	e.holder = nil
+	st.leases.remove(l)
+	e.topic.addPending(e, -1)
 	e.state = stGone
+	l.e, l.holder = nil, nil // l may share a fetch's allocation
 }
 
 // deadLetter stores e's job in its topic's dead-letter topic with f, as
@@ -190,15 +194,14 @@ func (st *state) deadLetter(e *entry, f job.Failure, attempt int, now time.Time)
 	if f.At.IsZero() {
 		f.At = now
 	}
-	st.jobEnded(&e.job, endState(&f), nil, f.Error, now) // see batch.go
-	st.releaseClaim(&e.job, false, now)
-	d := &entry{job: e.job}
+	st.jobEnded(e, endState(&f), nil, f.Error, now) // see batch.go
+	st.releaseClaim(e, false, now)
+	x := *st.extra(e)
+	x.attempt = attempt
+	x.failure = &f
 	// A dead letter may live long: do not pin the payload buffer of the
 	// batch it was published in.
-	d.job.Payload = cloneBytes(e.job.Payload)
-	d.job.Attempt = attempt
-	d.job.Failure = &f
-	d.receipt, d.seq = st.receipt()
-	e.job = job.Job{}
+	d := &entry{payload: cloneBytes(e.payload), x: &x, enq: e.enq, part: e.part, seq: st.next()} // its partition's dead letter
+	e.drop()
 	st.enqueue(d, st.topic(e.topic.dlq), now, now)
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/conveyor-jobs/conveyor/broker"
-	"github.com/conveyor-jobs/conveyor/job"
 )
 
 // claim is a unique key held by a job: from its publication until it is
@@ -53,21 +52,22 @@ func (st *state) duplicate(m *broker.Message, now time.Time) *broker.DuplicateEr
 	return nil
 }
 
-// releaseClaim ends the claim of j's unique key if j holds it: at once, or,
-// when acked is set and j asked to keep its key, at j.EnqueuedAt +
-// j.UniqueFor (at once when that has passed).
-func (st *state) releaseClaim(j *job.Job, acked bool, now time.Time) {
-	if j.UniqueKey == "" {
+// releaseClaim ends the claim of e's unique key if e's job holds it: at
+// once, or, when acked is set and the job asked to keep its key, at its
+// EnqueuedAt + UniqueFor (at once when that has passed).
+func (st *state) releaseClaim(e *entry, acked bool, now time.Time) {
+	x := e.x
+	if x == nil || x.uniqueKey == "" {
 		return
 	}
-	k := claimKey(j.Topic, j.UniqueKey)
+	k := claimKey(e.topic.name, x.uniqueKey)
 	c, ok := st.claims[k]
-	if !ok || c.id != j.ID {
+	if !ok || c.id != x.id {
 		return
 	}
-	if acked && j.UniqueFor > 0 {
-		if until := j.EnqueuedAt.Add(j.UniqueFor); until.After(now) {
-			end := max(st.tick(until), 1)
+	if acked && x.uniqueFor > 0 {
+		if until := e.enq + int64(x.uniqueFor); until > st.tick(now) {
+			end := max(until, 1)
 			st.claims[k] = claim{id: c.id, kept: end}
 			heap.Push(&st.kept, keptClaim{end: end, key: k, id: c.id})
 			return

@@ -85,7 +85,7 @@ func (st *state) wake(t *topic) {
 	if t.paused {
 		return
 	}
-	budget := t.ready.len()
+	budget := t.ready
 	for w := st.waiters.head; w != nil && budget > 0; w = w.next {
 		if !w.wants(t.name) {
 			continue
@@ -109,7 +109,7 @@ func (st *state) removeWaiter(w *waiter, now time.Time) {
 	if w.signalled {
 		w.signalled = false
 		for _, name := range w.topics {
-			if t := st.topics[name]; t != nil && t.ready.len() > 0 {
+			if t := st.topics[name]; t != nil && t.ready > 0 {
 				st.touch(t)
 			}
 		}
@@ -144,8 +144,8 @@ func (st *state) arm(now time.Time) {
 	if len(st.delayed) > 0 {
 		next, has = st.delayed[0].at, true
 	}
-	if h := st.leases.head; h != nil && (!has || h.at < next) {
-		next, has = h.at, true
+	if h := st.leases.head; h != nil && (!has || h.e.at < next) {
+		next, has = h.e.at, true
 	}
 	if !has || (st.timerSet && st.timerAt <= next) {
 		return

@@ -30,7 +30,7 @@ func TestWakeBudget(t *testing.T) {
 			defer st.mu.Unlock()
 			tp := st.topic("t")
 			for range tc.ready {
-				tp.ready.pushBack(&entry{state: stReady, topic: tp})
+				tp.pushReady(&entry{state: stReady, topic: tp}, false)
 			}
 			ws := make([]*waiter, len(tc.maxes))
 			for i, m := range tc.maxes {
@@ -64,7 +64,7 @@ func TestWakePassedOn(t *testing.T) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	tp := st.topic("t")
-	tp.ready.pushBack(&entry{state: stReady, topic: tp})
+	tp.pushReady(&entry{state: stReady, topic: tp}, false)
 	w0 := &waiter{ch: make(chan struct{}, 1), topics: []string{"t"}, max: 1}
 	w1 := &waiter{ch: make(chan struct{}, 1), topics: []string{"t"}, max: 1}
 	st.waiters.pushBack(w0)
@@ -149,12 +149,22 @@ func TestReceiptRoundTrip(t *testing.T) {
 	st := b.st
 	st.seq.Store(1<<64 - 3)
 	for range 2 {
-		r, seq := st.receipt()
+		seq := st.next()
+		r := st.receiptOf(seq)
 		if got, ok := st.seqOf(r); !ok || got != seq {
 			t.Errorf("seqOf(%q) = %d, %v; want %d", r, got, ok, seq)
 		}
+		if n := len(r) - len(st.prefix); n != receiptDigits(seq) {
+			t.Errorf("receipt %q has %d digits, receiptDigits says %d", r, n, receiptDigits(seq))
+		}
 	}
-	for _, bad := range []string{"", st.prefix, "zzzzzz-1", st.prefix + "A1", st.prefix + "-", st.prefix + "zzzzzzzzzzzzzzzzz"} {
+	for _, seq := range []uint64{1, 35, 36, 1295, 1296, 1 << 40} {
+		if r := st.receiptOf(seq); len(r)-len(st.prefix) != receiptDigits(seq) {
+			t.Errorf("receipt %q of %d: receiptDigits says %d digits", r, seq, receiptDigits(seq))
+		}
+	}
+	// Only a receipt's own spelling parses: no leading zeros.
+	for _, bad := range []string{"", st.prefix, "zzzzzz-1", st.prefix + "A1", st.prefix + "-", st.prefix + "zzzzzzzzzzzzzzzzz", st.prefix + "0", st.prefix + "01"} {
 		if _, ok := st.seqOf(bad); ok {
 			t.Errorf("seqOf(%q) ok", bad)
 		}
