@@ -238,7 +238,7 @@ func (b *Broker) InspectPartitions(ctx context.Context, name string) ([]broker.P
 	}
 	out := []broker.PartitionInfo{}
 	for i := range n {
-		info := broker.PartitionInfo{Partition: i}
+		info := broker.PartitionInfo{Partition: i, Draining: i >= max(t.count, 1)}
 		if i < len(t.parts) {
 			p := &t.parts[i]
 			info.Lag = int64(p.ready.len())

@@ -463,6 +463,12 @@ func TestPartitionResize(t *testing.T) {
 		mustSetPartitions(t, b, "t", to)
 		if ps := inspectParts(t, b, "t"); from > to && len(ps) <= to {
 			t.Errorf("after %d → %d, InspectPartitions lists %d partitions, want the retired ones holding jobs too: %+v", from, to, len(ps), ps)
+		} else {
+			for _, p := range ps {
+				if p.Draining != (p.Partition >= to) {
+					t.Errorf("after %d → %d, partition %d draining %v", from, to, p.Partition, p.Draining)
+				}
+			}
 		}
 		publish(30, 0)
 		publish(10, 3*time.Second)
