@@ -56,6 +56,7 @@ var cases = []struct {
 	{"Nested", testNested},
 	{"Cancel", testCancel},
 	{"ChainResults", testChainResults},
+	{"ChainCrash", testChainCrash},
 	{"ChainFailure", testChainFailure},
 	{"ReopenCountedOnce", testReopen},
 	{"Invalid", testInvalid},
@@ -436,6 +437,55 @@ func testChainResults(e *env) {
 	e.checkCounts(last, broker.BatchComplete, 1, 0, 0, 1)
 	if string(last.Members[0].Result) != "x+l1+l2+l3" {
 		e.t.Fatalf("last result %q", last.Members[0].Result)
+	}
+}
+
+// testChainCrash runs a chain of 5 whose third link's worker dies after
+// fetching it, and whose fourth link is acked twice (a redelivery after a
+// lost reply): the third link runs again elsewhere, every link runs, and
+// the last one reads the result built along the whole chain.
+func testChainCrash(e *env) {
+	topics := []string{"c1", "c2", "c3", "c4", "c5"}
+	links := make([]broker.Message, len(topics))
+	for i, t := range topics {
+		links[i] = broker.Message{Topic: t}
+	}
+	ch, err := e.wf.Chain(e.ctx, links...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	prev := ""
+	for i, topic := range topics {
+		if i == 2 {
+			crashed := e.open("w2")
+			held := e.fetchN(crashed, 1, topics...)[0] // never settled: its lease expires
+			if held.Job.ID != ch.JobIDs[i] {
+				e.t.Fatalf("the crashed worker fetched %s, want link 3 %s", held.Job.ID, ch.JobIDs[i])
+			}
+			_ = crashed.Close()
+		}
+		d := e.fetchN(e.b, 1, topics...)[0]
+		if d.Job.Topic != topic || d.Job.ID != ch.JobIDs[i] {
+			e.t.Fatalf("link %d: got %s of %s, want %s of %s", i+1, d.Job.ID, d.Job.Topic, ch.JobIDs[i], topic)
+		}
+		if i > 0 {
+			got, err := e.wf.Previous(e.ctx, &d.Job)
+			if err != nil || string(got) != prev {
+				e.t.Fatalf("link %d: previous result %q %v, want %q", i+1, got, err, prev)
+			}
+		}
+		prev += topic
+		d.Result = []byte(prev)
+		e.ack(e.b, d)
+		if i == 3 {
+			_ = e.b.Ack(e.ctx, d) // a second ack of one delivery counts nothing
+		}
+	}
+	e.expectNone(e.b, "a link after the last, or one run twice", topics...)
+	last := e.info(ch.BatchIDs[4])
+	e.checkCounts(last, broker.BatchComplete, 1, 0, 0, 1)
+	if string(last.Members[0].Result) != "c1c2c3c4c5" {
+		e.t.Fatalf("last result %q, want c1c2c3c4c5", last.Members[0].Result)
 	}
 }
 
