@@ -281,6 +281,10 @@ type TopicInfo struct {
 	Groups []GroupInfo `json:"groups"`
 	// Paused is set while the topic is paused (see [Pauser]).
 	Paused bool `json:"paused,omitempty"`
+	// Partitions is the number of partitions the counts add up, those
+	// draining after a change of count included (see [Partitioner]); 0
+	// for a topic of one partition.
+	Partitions int `json:"partitions,omitempty"`
 }
 
 // GroupInfo describes one consumer group of a topic.

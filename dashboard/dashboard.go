@@ -521,7 +521,7 @@ func (d *Dashboard) topicData(ctx context.Context, topic, after string, lists bo
 			data.Consumers = append(data.Consumers, consumerRow{Group: g.Name, ConsumerInfo: c})
 		}
 	}
-	if d.parts != nil {
+	if d.parts != nil && info.Partitions > 1 {
 		ps, err := d.parts.InspectPartitions(ctx, topic)
 		if err != nil && !errors.Is(err, broker.ErrNotFound) {
 			return nil, err

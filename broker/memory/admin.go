@@ -86,6 +86,9 @@ func (b *Broker) Inspect(ctx context.Context, name string) (*broker.TopicInfo, e
 		Delayed: t.delayed,
 		Paused:  t.paused,
 	}
+	if len(t.parts) > 1 {
+		info.Partitions = len(t.parts)
+	}
 	if dl != nil {
 		info.DeadLetters = int64(dl.ready) + dl.pending + dl.delayed
 	}

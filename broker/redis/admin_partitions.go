@@ -31,7 +31,7 @@ func (b *Broker) partsOf(ctx context.Context, topic string) ([]keys, error) {
 // LastID is the newest partition entry's receipt; Paused is the first
 // partition's.
 func (b *Broker) inspectParts(ctx context.Context, topic string, parts []keys) (*broker.TopicInfo, error) {
-	info := &broker.TopicInfo{Topic: topic, Groups: []broker.GroupInfo{}}
+	info := &broker.TopicInfo{Topic: topic, Groups: []broker.GroupInfo{}, Partitions: len(parts)}
 	groups := map[string]int{} // name -> index in info.Groups
 	for i, k := range parts {
 		pi, err := b.inspectKeys(ctx, topic, k)

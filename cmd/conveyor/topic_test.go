@@ -52,6 +52,13 @@ func TestTopicPartitions(t *testing.T) {
 		t.Fatalf("breakdown: %+v (total %d, partitions used %d)", got, total, used)
 	}
 
+	// health shows the topic as one, all partitions added up.
+	r = mustRun(t, exitOK, inv, "health", "--topic", "chats", "--json")
+	var infos []broker.TopicInfo
+	if err := json.Unmarshal([]byte(r.stdout), &infos); err != nil || len(infos) != 1 || infos[0].Length != 25 || infos[0].Partitions != 5 {
+		t.Fatalf("health --json (err %v): want one topic of 25 jobs over 4 partitions and 1 draining:\n%s", err, r.stdout)
+	}
+
 	r = mustRun(t, exitOK, inv, "topic", "partitions", "--topic", "chats")
 	if !strings.HasPrefix(r.stdout, "chats: 4 partitions\nPARTITION") || strings.Count(r.stdout, "\n") < 6 || !strings.Contains(r.stdout, "(draining)") {
 		t.Fatalf("table:\n%s", r.stdout)
