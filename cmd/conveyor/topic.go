@@ -20,7 +20,9 @@ func newTopicCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topic",
 		Short: "Change how a topic is laid out in Redis",
-		Args:  cobra.NoArgs,
+		Example: `  conveyor topic partitions --topic orchestrate
+  conveyor topic partitions --topic orchestrate --count 12`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newTopicPartitionsCmd(a))
 	return cmd

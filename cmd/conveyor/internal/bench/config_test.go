@@ -13,7 +13,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.N != DefaultN || c.Concurrency != DefaultConcurrency || c.PayloadSize != DefaultPayloadSize ||
-		c.Rate != DefaultRate || c.Runs != DefaultRuns || c.LatencyJobs != DefaultLatencyJobs || !slices.Equal(c.Scenarios, Scenarios) {
+		c.Rate != DefaultRate || c.Runs != DefaultRuns || c.LatencyJobs != DefaultLatencyJobs || !slices.Equal(c.Scenarios, DefaultScenarios) {
 		t.Errorf("defaults %+v", c)
 	}
 }
