@@ -22,6 +22,7 @@ import (
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/retry"
 	"github.com/conveyor-jobs/conveyor/server"
+	"github.com/conveyor-jobs/conveyor/workflow"
 )
 
 // The test binary doubles as a worker program: when envWorker is set,
@@ -62,6 +63,12 @@ const (
 	// behaveCrash: like work, but a job whose payload is "crash" kills the
 	// whole process with SIGKILL, every time it is delivered.
 	behaveCrash = "crash"
+	// behaveBatch: like work, for the members of a batch: a payload
+	// "transient" fails its first attempt, "permanent" fails for good, any
+	// other succeeds with its job ID as its result. Jobs of the topic
+	// <topic>-callback are the batch's callback: they report "callback
+	// <batch> <succeeded> <dead> <total>" and succeed.
+	behaveBatch = "batch"
 )
 
 // workerConfig configures a worker subprocess.
@@ -188,6 +195,8 @@ type report struct {
 	Done   map[string]int // successful runs per job ID
 	Exits  []string       // "exit" lines' results
 	Events []event        // start and done lines in order
+	// Callbacks are the "callback" lines: batch, succeeded, dead, total.
+	Callbacks []string
 }
 
 // event is one start or done line.
@@ -233,6 +242,8 @@ func readReport(t testing.TB, path string) report {
 				pid, _ := strconv.Atoi(fields[2])
 				r.Events = append(r.Events, event{Kind: "done", ID: fields[1], Pid: pid})
 			}
+		case "callback":
+			r.Callbacks = append(r.Callbacks, strings.Join(fields[1:5], " "))
 		case "exit":
 			r.Exits = append(r.Exits, strings.Join(fields[2:], " "))
 		}
@@ -309,6 +320,10 @@ func workerMain() int {
 		case behavior == behaveCrash && string(j.Payload) == "crash":
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			select {} // the signal is on its way
+		case behavior == behaveBatch && string(j.Payload) == "permanent":
+			return job.Permanent(errors.New("a permanent failure"))
+		case behavior == behaveBatch && string(j.Payload) == "transient" && j.Attempt == 1:
+			return errors.New("a transient failure")
 		}
 		if work > 0 {
 			t := time.NewTimer(rand.N(work))
@@ -319,9 +334,21 @@ func workerMain() int {
 				return ctx.Err()
 			}
 		}
+		if behavior == behaveBatch {
+			if err := job.SetResult(ctx, j.ID); err != nil {
+				return err
+			}
+		}
 		rep.line("done %s %d", j.ID, pid)
 		return nil
 	})
+	if behavior == behaveBatch {
+		mux.HandleFunc(getenv(envTopic)+"-callback", func(ctx context.Context, j *job.Job) error {
+			c := workflow.CountsOf(j)
+			rep.line("callback %s %d %d %d %d", workflow.CallbackOf(j), c.Succeeded, c.Dead, c.Total, pid)
+			return nil
+		})
+	}
 	srv, err := server.New(b, mux, &server.Options{
 		Concurrency:     num(envConcurrency),
 		ShutdownTimeout: dur(envShutdown),
