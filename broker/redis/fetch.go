@@ -544,6 +544,11 @@ func (b *Broker) readShared(ctx context.Context, ks []keys, count int, o order) 
 		}
 		return streams, nil, err
 	}
+	if !o.strict && o.strides == nil {
+		if streams, paused, ok, err := b.readMany(ctx, ks, count); ok {
+			return streams, paused, err
+		}
+	}
 	names := make([]string, len(ks))
 	keys := make([]string, 2*len(ks))
 	for i, k := range ks {
@@ -573,6 +578,7 @@ func (b *Broker) readShared(ctx context.Context, ks []keys, count int, o order) 
 	if err != nil {
 		return nil, nil, b.wrap("read", err)
 	}
+	b.notePausedAll(ks, r.paused)
 	switch {
 	case o.strict:
 	case o.strides != nil:
