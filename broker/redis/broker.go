@@ -176,6 +176,7 @@ type Broker struct {
 	overflows      atomic.Int64
 	stale          atomic.Int64
 	readTurn       atomic.Uint64 // which stream a read serves first
+	windowTurn     atomic.Uint64 // where a Cluster read's window starts (see readWindow)
 	partCache      partCache     // keys of partitions (see partKeys)
 	layouts        layoutCache   // partition layouts read from the registry
 	turn           atomic.Uint64 // next partition of a job without a key
