@@ -54,7 +54,7 @@ func (b *Broker) readWindow(ctx context.Context, ks []keys, avail []int, count i
 		}
 	}
 	more, err := b.readShares(ctx, rest, nil, left, o)
-	return append(streams, more...), errors.Join(err)
+	return append(streams, more...), err
 }
 
 // windowShares splits count among the w streams of a window: count/w
