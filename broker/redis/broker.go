@@ -176,7 +176,8 @@ type Broker struct {
 	overflows      atomic.Int64
 	stale          atomic.Int64
 	readTurn       atomic.Uint64 // which stream a read serves first
-	partCache      sync.Map      // topic + "\x00" + layout + "/" + partition -> keys
+	windowTurn     atomic.Uint64 // where a Cluster read's window starts (see readWindow)
+	partCache      partCache     // keys of partitions (see partKeys)
 	layouts        layoutCache   // partition layouts read from the registry
 	turn           atomic.Uint64 // next partition of a job without a key
 	registryDenied atomic.Bool   // the ACL refused a read of the partition registry (logged once)
@@ -194,6 +195,7 @@ type Broker struct {
 	buf       []*buffered           // fetched, not yet returned
 	passes    map[string]int64      // topic -> pass of weighted fetches (see internal/share)
 	pauseSeen map[string]pauseSeen  // keys.id -> its pause key as a one-topic read last saw it (see readOne)
+	dry       map[string]bool       // keys.id -> its stream gave nothing at the last readMany
 	lastDrain map[string]time.Time  // base topic -> last check of its retiring layouts
 }
 

@@ -31,16 +31,21 @@ const recoverRounds = 8
 // expired (XAUTOCLAIM), dead-lettering poison entries; promotes the delayed
 // jobs of topics whose earliest delayed job is due (see below); then reads
 // new entries. It never leases more than max entries while entries are
-// waiting: with several topics, one script goes round all their streams,
-// giving each stream that has entries an equal part of max, starting after
-// the stream that was served last, so every topic with a backlog is served
-// in turn and a Fetch returns jobs whenever any topic has some. When none is
+// waiting: with several topics (or a partitioned topic), one script goes
+// round all their streams, giving each stream that has entries an equal
+// part of max, starting after the stream that was served last, so every
+// topic with a backlog is served in turn and a Fetch returns jobs whenever
+// any topic has some; once the streams were seen unpaused, plain
+// XREADGROUPs share max the same way in one round trip (a stream that
+// gave nothing last time gets one; see readMany). When none is
 // waiting, it blocks up to Options.Block on all the topics' streams at once
 // (one entry each when there are more topics than max; entries that arrive
 // on several streams at the same moment beyond max are kept for the next
 // Fetch). Within a topic, jobs come in FIFO order. On Redis Cluster, where
 // one command cannot read streams of several slots, Fetch reads each stream
-// with its own share of max in one pipeline; with more topics than max it
+// with its own share of max in one pipeline (when max leaves fewer than
+// 16 per stream, a window of max/16 streams that moves on at every call,
+// topped up from the others when it comes back short; see readWindow); with more topics than max it
 // first asks every stream whether it has unread entries (one pipeline,
 // leasing nothing) and shares max among those that have. It polls every
 // Block/10 until Block has passed.
@@ -544,6 +549,11 @@ func (b *Broker) readShared(ctx context.Context, ks []keys, count int, o order) 
 		}
 		return streams, nil, err
 	}
+	if !o.strict && o.strides == nil {
+		if streams, paused, ok, err := b.readMany(ctx, ks, count); ok {
+			return streams, paused, err
+		}
+	}
 	names := make([]string, len(ks))
 	keys := make([]string, 2*len(ks))
 	for i, k := range ks {
@@ -573,6 +583,7 @@ func (b *Broker) readShared(ctx context.Context, ks []keys, count int, o order) 
 	if err != nil {
 		return nil, nil, b.wrap("read", err)
 	}
+	b.notePausedAll(ks, r.paused)
 	switch {
 	case o.strict:
 	case o.strides != nil:
@@ -851,11 +862,16 @@ func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bo
 		// With count >= len(ks) every stream gets a share: no need to ask
 		// which have entries first.
 		has, avail, perr := ks, []int(nil), error(nil)
-		if count < len(ks) || o.strict {
+		peeked := count < len(ks) || o.strict
+		if peeked {
 			has, avail, perr = b.peek(ctx, ks, count, o)
 		}
 		if len(has) > 0 {
-			streams, err := b.readShares(ctx, has, avail, count, o)
+			read := b.readShares
+			if !peeked && o.strides == nil {
+				read = b.readWindow // see clusterwindow.go
+			}
+			streams, err := read(ctx, has, avail, count, o)
 			if len(streams) > 0 || err != nil || perr != nil {
 				return streams, errors.Join(perr, err)
 			}
@@ -981,6 +997,9 @@ func (b *Broker) shares(n, count int) []int {
 // gives none. An error of one stream does not discard what the others
 // returned: they are returned with the first error.
 func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int) ([]goredis.XStream, []int, error) {
+	if streams, got, ok, err := b.readEachPlain(ctx, ks, counts); ok {
+		return streams, got, err
+	}
 	var calls []scriptCall
 	var idx []int
 	for i, k := range ks {
@@ -1013,6 +1032,7 @@ func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int) ([]gored
 			}
 			continue
 		}
+		b.notePaused(ks[i].id, r.paused[0])
 		for _, s := range r.streams {
 			got[i] += len(s.Messages)
 		}

@@ -124,20 +124,50 @@ func tagBase(tag string) string {
 }
 
 // partKeys returns the keys of partition i of topic's layout of n
-// partitions (n = 1: the topic's historical keys).
+// partitions (n = 1: the topic's historical keys). Hot (every Fetch and
+// settle of a partitioned topic): a cached copy is found without
+// allocating.
 func (b *Broker) partKeys(topic string, n, i int) keys {
 	if n <= 1 {
 		return b.keysFor(topic)
 	}
-	id := topic + "\x00" + strconv.Itoa(n) + "/" + strconv.Itoa(i)
-	if k, ok := b.partCache.Load(id); ok {
-		return k.(keys)
+	id := partID{topic, n, i}
+	if k, ok := b.partCache.load(id); ok {
+		return k
 	}
 	k := b.makeKeysIn(topic, n, i)
-	if b.keyCacheN.Add(1) <= maxKeyCache {
-		b.partCache.Store(id, k)
-	}
+	b.partCache.store(id, k)
 	return k
+}
+
+// partID names a partition: its topic, layout and index.
+type partID struct {
+	topic string
+	n, i  int
+}
+
+// partCache holds the keys of partitions (partKeys), up to maxKeyCache.
+type partCache struct {
+	mu sync.RWMutex
+	m  map[partID]keys
+}
+
+func (c *partCache) load(id partID) (keys, bool) {
+	c.mu.RLock()
+	k, ok := c.m[id]
+	c.mu.RUnlock()
+	return k, ok
+}
+
+func (c *partCache) store(id partID, k keys) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[partID]keys{}
+	}
+	if len(c.m) < maxKeyCache {
+		c.m[id] = k
+	}
 }
 
 // receipt returns the receipt of entry id of k's stream: the entry ID for
@@ -313,7 +343,11 @@ func (b *Broker) allKeys(ctx context.Context, topic string) ([]keys, error) {
 	if l.n == 1 && len(l.retiring) == 0 {
 		return []keys{b.keysFor(topic)}, nil
 	}
-	var out []keys
+	size := 0
+	for _, n := range l.counts() {
+		size += n
+	}
+	out := make([]keys, 0, size)
 	for _, n := range l.counts() {
 		for i := range n {
 			out = append(out, b.partKeys(topic, n, i))

@@ -114,12 +114,14 @@ func (b *Broker) storePasses(ks []keys, pass []int64) {
 // pause, in unix ms). The topic's jobs stay in its stream; delayed jobs
 // are moved to the stream when due but not read; leases that expire while
 // it is paused are recovered after Resume. Fetches stop returning the
-// topic's jobs within Options.Block of the pause: a read of several topics
-// checks the pause keys in its script; a read of one topic under load
-// sends the key's GET in the same pipeline as its XREADGROUP, so a read
-// already sent may still take jobs, and it checks the key first after
-// Block without a read; a blocking read already waiting may take a job
-// that arrives during its wait. A Fetch on Cluster checks at every poll.
+// topic's jobs within Options.Block of the pause: a read of streams (the
+// topic's partitions, or several topics) all seen unpaused less than
+// Block ago sends their pause keys' GETs in the same pipeline as its
+// XREADGROUPs, so a read already sent may still take jobs, and it sees
+// the pause; otherwise the read checks the keys first (in the read script,
+// or with a GET before a read of one topic); a blocking read already
+// waiting may take a job that arrives during its wait. A Fetch on Cluster
+// checks at every poll.
 // The key outlives the process and, with persistence, Redis restarts.
 func (b *Broker) Pause(ctx context.Context, topic string) error {
 	if err := b.checkTopic(ctx, topic); err != nil {
