@@ -44,17 +44,20 @@ func (b *Broker) readWindow(ctx context.Context, ks []keys, avail []int, count i
 	for _, g := range got {
 		left -= g
 	}
-	if left <= 0 || err != nil {
+	if left <= 0 {
 		return streams, err
 	}
+	// A stream of the window that failed (or came back short) leaves its
+	// share to the others: they are read too, and the failure is reported
+	// with what they gave.
 	rest := make([]keys, 0, n-w)
 	for i, k := range ks {
 		if !in[i] {
 			rest = append(rest, k)
 		}
 	}
-	more, err := b.readShares(ctx, rest, nil, left, o)
-	return append(streams, more...), err
+	more, merr := b.readShares(ctx, rest, nil, left, o)
+	return append(streams, more...), errors.Join(err, merr)
 }
 
 // windowShares splits count among the w streams of a window: count/w

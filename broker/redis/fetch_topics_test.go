@@ -384,3 +384,46 @@ func TestReadErrorOfOneStreamKeepsTheOthers(t *testing.T) {
 		}
 	})
 }
+
+// TestReadErrorInTheClusterWindow: on Cluster, a Fetch of many streams
+// reads a window of them first; a stream of the window that fails does not
+// keep the others from being read in the same Fetch, wherever the window
+// starts.
+func TestReadErrorInTheClusterWindow(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3)
+	rdb := c.Client(t)
+	ctx := context.Background()
+	b, err := redis.New(rdb, &redis.Options{
+		Namespace: c.Namespace, Consumer: "a", Lease: time.Minute,
+		Block: 20 * time.Millisecond, ClaimInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	topics := []string{"bad", "good-1", "good-2", "good-3"}
+	if _, err := b.Fetch(ctx, topics, 16); err != nil { // creates the groups
+		t.Fatal(err)
+	}
+	bad := c.Namespace + ":{bad}:stream"
+	if err := rdb.Del(ctx, bad).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, bad, "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Every window position: the window moves on by one stream per Fetch.
+	for turn := range len(topics) {
+		if _, err := b.Publish(ctx, broker.Message{Topic: topics[1+turn%3], Payload: []byte("kept")}); err != nil {
+			t.Fatal(err)
+		}
+		ds, err := b.Fetch(ctx, topics, 16)
+		if len(ds) != 1 || string(ds[0].Job.Payload) != "kept" {
+			t.Fatalf("turn %d: Fetch returned %d deliveries (err %v), want the good topic's job", turn, len(ds), err)
+		}
+		if err := b.Ack(ctx, ds...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
