@@ -46,7 +46,8 @@ type Server struct {
 	prio    broker.PriorityFetcher // the broker's, if it has the power
 	log     *slog.Logger
 	workers []*worker
-	idle    chan *worker
+	idle    chan *worker // free slots, for the fetch loop
+	ready   *readyQueue  // slots handed a delivery, for the worker goroutines
 
 	mu    sync.Mutex
 	state int // stateNew, stateRunning, stateDone
@@ -127,6 +128,7 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 		topics:  topics,
 		log:     o.Logger,
 		idle:    make(chan *worker, o.Concurrency),
+		ready:   newReadyQueue(o.Concurrency),
 		done:    make(chan struct{}),
 		acks:    newAckQueue(o.AckBatch),
 		lease:   b.Lease(),
@@ -140,7 +142,7 @@ func New(b broker.Broker, h job.Handler, opts *Options) (*Server, error) {
 	s.now = time.Now
 	s.workers = make([]*worker, o.Concurrency)
 	for i := range s.workers {
-		s.workers[i] = &worker{s: s, jobs: make(chan *broker.Delivery, 1)}
+		s.workers[i] = &worker{s: s}
 		s.workers[i].rep.now = func() time.Time { return s.now() }
 	}
 	return s, nil
@@ -201,7 +203,7 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 	var workers sync.WaitGroup
 	for _, w := range s.workers {
 		s.idle <- w
-		workers.Go(func() { w.loop(jobCtx, base) })
+		workers.Go(func() { s.work(jobCtx, base) })
 	}
 	ackerStop := make(chan struct{})
 	ackerDone := make(chan struct{})
@@ -231,9 +233,7 @@ func (s *Server) run(ctx, fetchCtx context.Context) error {
 
 	// Drain.
 	s.draining.Store(true)
-	for _, w := range s.workers {
-		close(w.jobs)
-	}
+	s.ready.close()
 	workersDone := make(chan struct{})
 	go func() {
 		workers.Wait()
@@ -360,6 +360,7 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 		for i, d := range ds[:n] {
 			ws[i].start(d, fetched)
 		}
+		s.ready.push(ws[:n])
 		for _, w := range ws[n:] {
 			s.idle <- w
 		}
@@ -410,10 +411,11 @@ func (s *Server) fetchLoop(ctx context.Context) error {
 	}
 }
 
-// worker runs one job at a time from its jobs channel.
+// worker is one of the server's Concurrency slots: it holds one delivery at
+// a time, from the fetch to the settle, and the state of its job. The
+// server's worker goroutines run the ready slots' jobs (see readyQueue).
 type worker struct {
 	s       *Server
-	jobs    chan *broker.Delivery
 	cur     atomic.Pointer[broker.Delivery] // the delivery held, for heartbeats
 	renewed atomic.Int64                    // unix ns: when cur's lease was taken or last renewed
 	n       atomic.Int64                    // jobs processed
@@ -425,11 +427,10 @@ type worker struct {
 }
 
 // start hands d, fetched by a call that began at fetched, to the idle
-// worker w.
+// worker w. The caller then queues w on s.ready.
 func (w *worker) start(d *broker.Delivery, fetched time.Time) {
 	w.renewed.Store(fetched.UnixNano())
 	w.cur.Store(d)
-	w.jobs <- d
 }
 
 // leaseEnd returns when the lease of the delivery w holds ends, if it is not
@@ -438,30 +439,41 @@ func (w *worker) leaseEnd() time.Time {
 	return time.Unix(0, w.renewed.Load()).Add(w.s.lease)
 }
 
-func (w *worker) loop(jobCtx, settleCtx context.Context) {
-	s := w.s
-	for d := range w.jobs {
-		if s.abandon.Load() {
-			// Fetched before the shutdown timeout and not started since:
-			// leave it for redelivery.
-			s.finish(w, nil, d, nil, settleCtx, false)
-			s.idle <- w
-			continue
+// work runs the jobs of ready slots, one at a time, until the ready queue
+// is closed and empty, and gives each slot back to the fetch loop.
+func (s *Server) work(jobCtx, settleCtx context.Context) {
+	for {
+		w := s.ready.pop()
+		if w == nil {
+			return
 		}
-		ctx, cancelled := jobCtx, false
-		if s.watcher != nil {
-			ctx = w.jc.begin(jobCtx, d)
-		}
-		w.rep.begin(d)
-		err := s.call(w.reportCtx(ctx), &d.Job)
-		d.Result = w.rep.end()
-		if s.watcher != nil {
-			cancelled = w.jc.end()
-		}
-		w.n.Add(1)
-		s.finish(w, ctx, d, err, settleCtx, cancelled)
+		w.run(jobCtx, settleCtx)
 		s.idle <- w
 	}
+}
+
+// run runs and settles the job of the delivery w holds.
+func (w *worker) run(jobCtx, settleCtx context.Context) {
+	s := w.s
+	d := w.cur.Load()
+	if s.abandon.Load() {
+		// Fetched before the shutdown timeout and not started since:
+		// leave it for redelivery.
+		s.finish(w, nil, d, nil, settleCtx, false)
+		return
+	}
+	ctx, cancelled := jobCtx, false
+	if s.watcher != nil {
+		ctx = w.jc.begin(jobCtx, d)
+	}
+	w.rep.begin(d)
+	err := s.call(w.reportCtx(ctx), &d.Job)
+	d.Result = w.rep.end()
+	if s.watcher != nil {
+		cancelled = w.jc.end()
+	}
+	w.n.Add(1)
+	s.finish(w, ctx, d, err, settleCtx, cancelled)
 }
 
 // finish settles the outcome err of d, whose handler ran with ctx (nil: it
