@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -45,10 +46,6 @@ func batchNotFound(id string) error {
 }
 
 func newBatchShowCmd(a *app) *cobra.Command {
-	var (
-		id     string
-		asJSON bool
-	)
 	cmd := &cobra.Command{
 		Use:   "show",
 		Short: "Show a batch: state, counts, members by state, callback",
@@ -71,35 +68,10 @@ Exit codes: 0 shown; 1 no such batch.`,
 		Example: `  conveyor batch show --id 3f2a9c0e5b7d41a8c6e1f0b2
   conveyor batch show --id 3f2a9c0e5b7d41a8c6e1f0b2 --json`,
 		Args: cobra.NoArgs,
-		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			if err := a.requireRedis(cmd); err != nil {
-				return err
-			}
-			if id == "" {
-				return usagef("--id is required")
-			}
-			return a.withBroker(func(b broker.Broker) error {
-				s, err := batchStore(b)
-				if err != nil {
-					return err
-				}
-				bi, err := s.BatchInfo(cmd.Context(), id)
-				if errors.Is(err, broker.ErrNotFound) {
-					return batchNotFound(id)
-				}
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					return writeJSON(a.stdout, bi)
-				}
-				return printBatch(a.stdout, bi)
-			})
-		}),
 	}
-	f := cmd.Flags()
-	f.StringVar(&id, "id", "", "batch ID (required)")
-	f.BoolVar(&asJSON, "json", false, "print the batch as JSON")
+	batchRun(a, cmd, func(ctx context.Context, s broker.BatchStore, id string) (*broker.BatchInfo, error) {
+		return s.BatchInfo(ctx, id)
+	})
 	return cmd
 }
 
@@ -157,10 +129,6 @@ func printBatch(w io.Writer, bi *broker.BatchInfo) error {
 }
 
 func newBatchCancelCmd(a *app) *cobra.Command {
-	var (
-		id     string
-		asJSON bool
-	)
 	cmd := &cobra.Command{
 		Use:   "cancel",
 		Short: "Cancel an open batch: its pending members are cancelled and its callback never runs",
@@ -173,34 +141,46 @@ is. It prints the batch as batch show does.
 Exit codes: 0 done; 1 no such batch.`,
 		Example: `  conveyor batch cancel --id 3f2a9c0e5b7d41a8c6e1f0b2`,
 		Args:    cobra.NoArgs,
-		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			if err := a.requireRedis(cmd); err != nil {
+	}
+	batchRun(a, cmd, func(ctx context.Context, s broker.BatchStore, id string) (*broker.BatchInfo, error) {
+		return s.CancelBatch(ctx, id)
+	})
+	return cmd
+}
+
+// batchRun gives cmd the --id and --json flags and a body that calls op
+// with the batch store and the ID, then prints the batch op returns.
+func batchRun(a *app, cmd *cobra.Command, op func(context.Context, broker.BatchStore, string) (*broker.BatchInfo, error)) {
+	var (
+		id     string
+		asJSON bool
+	)
+	cmd.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		if err := a.requireRedis(cmd); err != nil {
+			return err
+		}
+		if id == "" {
+			return usagef("--id is required")
+		}
+		return a.withBroker(func(b broker.Broker) error {
+			s, err := batchStore(b)
+			if err != nil {
 				return err
 			}
-			if id == "" {
-				return usagef("--id is required")
+			bi, err := op(cmd.Context(), s, id)
+			if errors.Is(err, broker.ErrNotFound) {
+				return batchNotFound(id)
 			}
-			return a.withBroker(func(b broker.Broker) error {
-				s, err := batchStore(b)
-				if err != nil {
-					return err
-				}
-				bi, err := s.CancelBatch(cmd.Context(), id)
-				if errors.Is(err, broker.ErrNotFound) {
-					return batchNotFound(id)
-				}
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					return writeJSON(a.stdout, bi)
-				}
-				return printBatch(a.stdout, bi)
-			})
-		}),
-	}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, bi)
+			}
+			return printBatch(a.stdout, bi)
+		})
+	})
 	f := cmd.Flags()
 	f.StringVar(&id, "id", "", "batch ID (required)")
 	f.BoolVar(&asJSON, "json", false, "print the batch as JSON")
-	return cmd
 }
