@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -324,26 +322,7 @@ func xaddArgs(m *broker.Message, id string, stream any) []any {
 	if id != "" {
 		args = append(args, fieldID, id)
 	}
-	if m.MaxAttempts > 0 {
-		args = append(args, fieldMaxAttempts, strconv.Itoa(m.MaxAttempts))
-	}
-	if m.Timeout > 0 {
-		args = append(args, fieldTimeout, timeoutMS(m.Timeout))
-	}
-	if m.UniqueKey != "" {
-		args = append(args, fieldUniqueKey, m.UniqueKey)
-		if m.UniqueFor > 0 {
-			args = append(args, fieldUniqueFor, timeoutMS(m.UniqueFor))
-		}
-	}
-	if m.Key != "" {
-		args = append(args, fieldKey, m.Key)
-	}
-	if len(m.Headers) > 0 {
-		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
-			args = append(args, headerPrefix+name, m.Headers[name])
-		}
-	}
+	args = appendOptional(args, func(s string) any { return s }, m.MaxAttempts, m.Timeout, m.UniqueKey, m.UniqueFor, m.Key, m.Headers)
 	return args
 }
 

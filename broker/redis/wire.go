@@ -90,26 +90,37 @@ func encodeFields(j *job.Job, attempt int, f *job.Failure) []string {
 	if !j.EnqueuedAt.IsZero() {
 		out = append(out, fieldEnqueuedAt, strconv.FormatInt(j.EnqueuedAt.UnixMilli(), 10))
 	}
-	if j.MaxAttempts > 0 {
-		out = append(out, fieldMaxAttempts, strconv.Itoa(j.MaxAttempts))
-	}
-	if j.Timeout > 0 {
-		out = append(out, fieldTimeout, timeoutMS(j.Timeout))
-	}
-	if j.UniqueKey != "" {
-		out = append(out, fieldUniqueKey, j.UniqueKey)
-		if j.UniqueFor > 0 {
-			out = append(out, fieldUniqueFor, timeoutMS(j.UniqueFor))
-		}
-	}
-	if j.Key != "" {
-		out = append(out, fieldKey, j.Key)
-	}
-	for _, name := range slices.Sorted(maps.Keys(j.Headers)) {
-		out = append(out, headerPrefix+name, j.Headers[name])
-	}
+	out = appendOptional(out, func(s string) string { return s }, j.MaxAttempts, j.Timeout, j.UniqueKey, j.UniqueFor, j.Key, j.Headers)
 	if f != nil {
 		out = append(out, failureFields(*f)...)
+	}
+	return out
+}
+
+// appendOptional appends to out, each string made an element by mk, the
+// field, value pairs a job writes only when set: its limits, its unique
+// key, its ordering key and its headers (sorted by name). Publishing and
+// every re-add of a job (encodeFields) write them the same way.
+func appendOptional[E any](out []E, mk func(string) E, maxAttempts int, timeout time.Duration, uniqueKey string, uniqueFor time.Duration, key string, headers map[string]string) []E {
+	if maxAttempts > 0 {
+		out = append(out, mk(fieldMaxAttempts), mk(strconv.Itoa(maxAttempts)))
+	}
+	if timeout > 0 {
+		out = append(out, mk(fieldTimeout), mk(timeoutMS(timeout)))
+	}
+	if uniqueKey != "" {
+		out = append(out, mk(fieldUniqueKey), mk(uniqueKey))
+		if uniqueFor > 0 {
+			out = append(out, mk(fieldUniqueFor), mk(timeoutMS(uniqueFor)))
+		}
+	}
+	if key != "" {
+		out = append(out, mk(fieldKey), mk(key))
+	}
+	if len(headers) > 0 {
+		for _, name := range slices.Sorted(maps.Keys(headers)) {
+			out = append(out, mk(headerPrefix+name), mk(headers[name]))
+		}
 	}
 	return out
 }
