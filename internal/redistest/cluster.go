@@ -7,13 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-)
 
-// clusterSlots is the number of hash slots in a Redis Cluster.
-const clusterSlots = 16384
+	"github.com/conveyor-jobs/conveyor/internal/rediscluster"
+)
 
 // Cluster is a Redis Cluster of redis-server processes (masters only, no replicas) for
 // one test, with every slot assigned. It is torn down when the test ends.
@@ -73,40 +71,8 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	nodes := make([]*goredis.Client, masters)
-	for i, addr := range c.Addrs {
-		nodes[i] = goredis.NewClient(&goredis.Options{Addr: addr})
-		defer nodes[i].Close()
-	}
-	for i, n := range nodes {
-		lo, hi := i*clusterSlots/masters, (i+1)*clusterSlots/masters-1
-		if err := n.ClusterAddSlotsRange(ctx, lo, hi).Err(); err != nil {
-			t.Fatalf("redistest: CLUSTER ADDSLOTSRANGE %d %d on %s: %v", lo, hi, c.Addrs[i], err)
-		}
-	}
-	host, port, _ := net.SplitHostPort(c.Addrs[0])
-	for i, n := range nodes[1:] {
-		if err := n.ClusterMeet(ctx, host, port).Err(); err != nil {
-			t.Fatalf("redistest: CLUSTER MEET from %s: %v", c.Addrs[i+1], err)
-		}
-	}
-	want := fmt.Sprintf("cluster_known_nodes:%d", masters)
-	for {
-		var notReady string
-		for i, n := range nodes {
-			info, err := n.ClusterInfo(ctx).Result()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, want) {
-				notReady = c.Addrs[i]
-				break
-			}
-		}
-		if notReady == "" {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("redistest: cluster node %s not ok after %s", notReady, startTimeout)
-		}
-		time.Sleep(50 * time.Millisecond) // gossip between external processes: nothing to block on
+	if err := rediscluster.Join(ctx, c.Addrs); err != nil {
+		t.Fatalf("redistest: %v", err)
 	}
 	t.Logf("redistest: using a Redis Cluster of %d redis-server %s processes at %s, namespace %s",
 		masters, serverVersion(bin), strings.Join(c.Addrs, " "), c.Namespace)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/redis"
+	"github.com/conveyor-jobs/conveyor/internal/rediscluster"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/server"
 )
@@ -280,7 +281,7 @@ func startCluster(ctx context.Context, masters int) ([]string, func(), error) {
 		nodes = append(nodes, t)
 		addrs = append(addrs, strings.TrimPrefix(t.url, "redis://"))
 	}
-	if err := joinCluster(ctx, addrs); err != nil {
+	if err := rediscluster.Join(ctx, addrs); err != nil {
 		stop()
 		return nil, nil, fmt.Errorf("bench: throwaway Redis Cluster: %w", err)
 	}
@@ -320,48 +321,4 @@ func portFree(port int) bool {
 	}
 	_ = l.Close()
 	return true
-}
-
-// joinCluster assigns the slots evenly over addrs, introduces the nodes to
-// each other and waits until each reports cluster_state:ok and knows all.
-func joinCluster(ctx context.Context, addrs []string) error {
-	const slots = 16384
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	clients := make([]*goredis.Client, len(addrs))
-	for i, a := range addrs {
-		clients[i] = goredis.NewClient(&goredis.Options{Addr: a})
-		defer clients[i].Close()
-	}
-	for i, c := range clients {
-		lo, hi := i*slots/len(addrs), (i+1)*slots/len(addrs)-1
-		if err := c.ClusterAddSlotsRange(ctx, lo, hi).Err(); err != nil {
-			return fmt.Errorf("CLUSTER ADDSLOTSRANGE %d %d on %s: %w", lo, hi, addrs[i], err)
-		}
-	}
-	host, port, _ := net.SplitHostPort(addrs[0])
-	for i, c := range clients[1:] {
-		if err := c.ClusterMeet(ctx, host, port).Err(); err != nil {
-			return fmt.Errorf("CLUSTER MEET from %s: %w", addrs[i+1], err)
-		}
-	}
-	want := fmt.Sprintf("cluster_known_nodes:%d", len(addrs))
-	for {
-		ready := true
-		for _, c := range clients {
-			info, err := c.ClusterInfo(ctx).Result()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, want) {
-				ready = false
-				break
-			}
-		}
-		if ready {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the nodes did not agree on the Cluster within 30s")
-		case <-time.After(50 * time.Millisecond): // gossip between processes: nothing to block on
-		}
-	}
 }
