@@ -13,20 +13,7 @@ import (
 func clusterWindowEnv(t *testing.T) (context.Context, *Broker, *cmdLog) {
 	t.Helper()
 	c := redistest.StartCluster(t, 3)
-	rdb := c.Client(t)
-	log := &cmdLog{}
-	rdb.AddHook(log)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	b, err := New(rdb, &Options{Namespace: c.Namespace, Block: 500 * time.Millisecond, ClaimInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	if err := b.SetPartitions(ctx, "t", 12); err != nil {
-		t.Fatal(err)
-	}
-	return ctx, b, log
+	return loggedPartitionedBroker(t, c.Client(t), c.Namespace, 500*time.Millisecond, 12)
 }
 
 // TestClusterReadWindow: on Cluster, a Fetch of 32 over 13 streams reads a

@@ -57,19 +57,27 @@ func readManyEnv(t *testing.T) (context.Context, *Broker, *cmdLog, goredis.Unive
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
+	ctx, b, log := loggedPartitionedBroker(t, rdb, srv.Namespace, 20*time.Millisecond, 4)
+	return ctx, b, log, rdb
+}
+
+// loggedPartitionedBroker returns a broker on rdb whose commands are
+// logged, with topic "t" in partitions partitions.
+func loggedPartitionedBroker(t *testing.T, rdb goredis.UniversalClient, ns string, block time.Duration, partitions int) (context.Context, *Broker, *cmdLog) {
+	t.Helper()
 	log := &cmdLog{}
 	rdb.AddHook(log)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	b, err := New(rdb, &Options{Namespace: srv.Namespace, Block: 20 * time.Millisecond, ClaimInterval: time.Hour})
+	b, err := New(rdb, &Options{Namespace: ns, Block: block, ClaimInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	if err := b.SetPartitions(ctx, "t", 4); err != nil {
+	if err := b.SetPartitions(ctx, "t", partitions); err != nil {
 		t.Fatal(err)
 	}
-	return ctx, b, log, rdb
+	return ctx, b, log
 }
 
 // keyIn returns a key whose jobs go to partition i of n.
