@@ -24,7 +24,7 @@ const windowShare = 16
 // a second pipeline. So every stream with entries is read at least once
 // in every len(ks) calls made while the window's streams have more, and
 // at once when they run short; a Fetch never leases more than count.
-func (b *Broker) readWindow(ctx context.Context, ks []keys, avail []int, count int, o order) ([]goredis.XStream, error) {
+func (b *Broker) readWindow(ctx context.Context, ks []keys, avail []int, count int, o order) ([]streamEntries, error) {
 	n := len(ks)
 	w := max(1, count/windowShare)
 	if w >= n {
@@ -83,7 +83,7 @@ func (b *Broker) windowShares(w, count int) []int {
 // the last Block (its GET comes back with them, and the next read sees
 // it). It reports !ok, reading nothing, when some stream was not seen
 // unpaused.
-func (b *Broker) readEachPlain(ctx context.Context, ks []keys, counts []int) ([]goredis.XStream, []int, bool, error) {
+func (b *Broker) readEachPlain(ctx context.Context, ks []keys, counts []int) ([]streamEntries, []int, bool, error) {
 	var idx []int
 	for i := range ks {
 		if counts[i] > 0 {
@@ -112,7 +112,7 @@ func (b *Broker) readEachPlain(ctx context.Context, ks []keys, counts []int) ([]
 		})
 	}
 	_, _ = pipe.Exec(ctx)
-	var out []goredis.XStream
+	var out []streamEntries
 	paused := map[int]bool{}
 	failed := map[int]string{}
 	var first error
@@ -132,7 +132,7 @@ func (b *Broker) readEachPlain(ctx context.Context, ks []keys, counts []int) ([]
 			for _, s := range ss {
 				got[i] += len(s.Messages)
 			}
-			out = append(out, ss...)
+			out = append(out, entriesOf(ss)...)
 		case errors.Is(err, goredis.Nil):
 		case isNoGroup(err):
 			failed[i] = err.Error()

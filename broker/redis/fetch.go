@@ -422,9 +422,10 @@ func (b *Broker) recover(ctx context.Context, k keys, room int) ([]*broker.Deliv
 // outcome (returning nil). count is the entry's delivery count, this
 // delivery included: count-1 deliveries ended without an outcome.
 func (b *Broker) redelivery(ctx context.Context, k keys, e goredis.XMessage, count int64) *broker.Delivery {
-	dec := decodeEntry(k.topic, e.ID, e.Values)
+	en := entryOf(e.ID, e.Values)
+	dec := decodeFields(k.topic, en)
 	if dec.problem != "" {
-		b.deadLetterMalformed(ctx, k, e, dec)
+		b.deadLetterMalformed(ctx, k, en, dec)
 		return nil
 	}
 	b.warn(k, e.ID, dec)
@@ -502,7 +503,7 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool, o o
 	if count <= 0 || len(ks) == 0 {
 		return nil, nil
 	}
-	var streams []goredis.XStream
+	var streams []streamEntries
 	var err error
 	if b.cluster {
 		streams, err = b.readCluster(ctx, ks, count, block, o)
@@ -521,15 +522,16 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool, o o
 	}
 	var out []*broker.Delivery
 	for _, s := range streams {
-		k := byStream[s.Stream]
-		for _, m := range s.Messages {
-			dec := decodeEntry(k.topic, m.ID, m.Values)
+		k := byStream[s.stream]
+		for _, e := range s.entries {
+			e, receipt := k.own(e)
+			dec := decodeFields(k.topic, e)
 			if dec.problem != "" {
-				b.deadLetterMalformed(ctx, k, m, dec)
+				b.deadLetterMalformed(ctx, k, e, dec)
 				continue
 			}
-			b.warn(k, m.ID, dec)
-			out = append(out, &broker.Delivery{Job: dec.job, Receipt: k.receipt(m.ID)})
+			b.warn(k, e.id, dec)
+			out = append(out, &broker.Delivery{Job: dec.job, Receipt: receipt})
 		}
 	}
 	return out, err
@@ -541,7 +543,7 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool, o o
 // previous call, so that every topic is served in turn. It returns the
 // indexes in ks of the paused topics too. Streams whose consumer group is
 // missing have it recreated, and are read at the next call.
-func (b *Broker) readShared(ctx context.Context, ks []keys, count int, o order) ([]goredis.XStream, map[int]bool, error) {
+func (b *Broker) readShared(ctx context.Context, ks []keys, count int, o order) ([]streamEntries, map[int]bool, error) {
 	if len(ks) == 1 {
 		streams, paused, err := b.readOne(ctx, ks[0], count)
 		if paused {
@@ -602,7 +604,7 @@ func (b *Broker) readShared(ctx context.Context, ks []keys, count int, o order) 
 // the previous Fetch, under load); otherwise a GET alone comes first. So
 // a read returns entries of a paused topic only when the pause landed
 // within the last Block, as with a blocking read already waiting.
-func (b *Broker) readOne(ctx context.Context, k keys, count int) ([]goredis.XStream, bool, error) {
+func (b *Broker) readOne(ctx context.Context, k keys, count int) ([]streamEntries, bool, error) {
 	b.mu.Lock()
 	seen, ok := b.pauseSeen[k.id]
 	b.mu.Unlock()
@@ -619,22 +621,18 @@ func (b *Broker) readOne(ctx context.Context, k keys, count int) ([]goredis.XStr
 	}
 	pipe := b.rdb.Pipeline()
 	get := pipe.Get(ctx, k.paused)
-	read := pipe.XReadGroup(ctx, &goredis.XReadGroupArgs{
-		Group: b.o.Group, Consumer: b.o.Consumer,
-		Streams: []string{k.stream, ">"}, Count: int64(count), Block: -1,
-	})
+	read := b.newReadCmd(ctx, []string{k.stream}, count)
+	_ = pipe.Process(ctx, read)
 	_, _ = pipe.Exec(ctx)
 	paused := get.Err() == nil
 	if err := get.Err(); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, false, b.wrap("read "+k.topic, err)
 	}
 	b.notePaused(k.id, paused)
-	streams, err := read.Result()
+	streams, err := readResult(read)
 	switch {
 	case err == nil:
 		return streams, paused, nil
-	case errors.Is(err, goredis.Nil):
-		return nil, paused, nil
 	case isNoGroup(err):
 		return nil, paused, b.readFailed(ctx, []keys{k}, map[int]string{0: err.Error()})
 	default:
@@ -682,7 +680,7 @@ func (b *Broker) readFailed(ctx context.Context, ks []keys, failed map[int]strin
 // waitUnpaused waits like waitGroup on the streams of ks not in paused
 // (indexes into ks), count shared among them; when every one is paused it
 // waits Block (or until ctx ends) and returns nothing.
-func (b *Broker) waitUnpaused(ctx context.Context, ks []keys, paused map[int]bool, count int) ([]goredis.XStream, error) {
+func (b *Broker) waitUnpaused(ctx context.Context, ks []keys, paused map[int]bool, count int) ([]streamEntries, error) {
 	wait := ks
 	if len(paused) > 0 {
 		wait = make([]keys, 0, len(ks))
@@ -706,11 +704,11 @@ func (b *Broker) waitUnpaused(ctx context.Context, ks []keys, paused map[int]boo
 
 // readReply is readScript's reply.
 type readReply struct {
-	streams []goredis.XStream // entries per stream, in read order
-	failed  map[int]string    // index into names -> error text
-	next    uint64            // turn: the index to start from next time
-	paused  map[int]bool      // indexes into names of paused streams
-	passes  []int64           // weighted: the new passes, by index
+	streams []streamEntries // entries per stream, in read order
+	failed  map[int]string  // index into names -> error text
+	next    uint64          // turn: the index to start from next time
+	paused  map[int]bool    // indexes into names of paused streams
+	passes  []int64         // weighted: the new passes, by index
 }
 
 // parseRead reads readScript's reply for the streams names.
@@ -734,11 +732,10 @@ func parseRead(res []any, names []string) (readReply, error) {
 			return r, fmt.Errorf("unexpected reply: stream index %d", i)
 		}
 		raw, _ := pair[1].([]any)
-		s := goredis.XStream{Stream: names[i-1], Messages: make([]goredis.XMessage, 0, len(raw))}
+		s := streamEntries{stream: names[i-1], entries: make([]entry, 0, len(raw))}
 		for _, e := range raw {
-			m, ok := parseEntry(e)
-			if ok {
-				s.Messages = append(s.Messages, m)
+			if en, ok := parseEntry(e); ok {
+				s.entries = append(s.entries, en)
 			}
 		}
 		r.streams = append(r.streams, s)
@@ -776,26 +773,25 @@ func parseRead(res []any, names []string) (readReply, error) {
 
 // parseEntry reads one stream entry of a script reply: {id, {field, value,
 // ...}}.
-func parseEntry(e any) (goredis.XMessage, bool) {
+func parseEntry(e any) (entry, bool) {
 	pair, ok := e.([]any)
 	if !ok || len(pair) != 2 {
-		return goredis.XMessage{}, false
+		return entry{}, false
 	}
 	id, _ := pair[0].(string)
 	fv, _ := pair[1].([]any)
-	values := make(map[string]any, len(fv)/2)
-	for j := 0; j+1 < len(fv); j += 2 {
-		f, _ := fv[j].(string)
-		values[f] = fv[j+1]
+	fields := make([]string, len(fv))
+	for j, v := range fv {
+		fields[j] = valueString(v)
 	}
-	return goredis.XMessage{ID: id, Values: values}, true
+	return entry{id: id, fields: fields}, true
 }
 
 // waitGroup waits up to Block for new entries on every stream of ks with
 // one blocking XREADGROUP, COUNT count per stream, while delayed jobs of ks
 // that come due meanwhile are promoted (promoteWhenDue), which ends the
 // wait at once.
-func (b *Broker) waitGroup(ctx context.Context, ks []keys, count int) ([]goredis.XStream, error) {
+func (b *Broker) waitGroup(ctx context.Context, ks []keys, count int) ([]streamEntries, error) {
 	_, stop := b.promoteWhenDue(ctx, ks, time.Now().Add(b.o.Block), false)
 	defer stop()
 	return b.readGroup(ctx, ks, count, b.o.Block)
@@ -803,7 +799,7 @@ func (b *Broker) waitGroup(ctx context.Context, ks []keys, count int) ([]goredis
 
 // readGroup runs one XREADGROUP over all streams of ks with COUNT count
 // (per stream) and BLOCK block (-1: none), recreating missing groups once.
-func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block time.Duration) ([]goredis.XStream, error) {
+func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block time.Duration) ([]streamEntries, error) {
 	args := &goredis.XReadGroupArgs{
 		Group:    b.o.Group,
 		Consumer: b.o.Consumer,
@@ -823,7 +819,7 @@ func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block time
 		streams, err := b.rdb.XReadGroup(ctx, args).Result()
 		switch {
 		case err == nil:
-			return streams, nil
+			return entriesOf(streams), nil
 		case errors.Is(err, goredis.Nil):
 			return nil, nil
 		case isNoGroup(err) && attempt == 0:
@@ -849,7 +845,7 @@ func (b *Broker) readGroup(ctx context.Context, ks []keys, count int, block time
 // every master at once, so each step costs one round trip. When none has
 // entries and block is set, it asks again every Block/10 (10 ms to 100
 // ms), or as soon as a delayed job was promoted, until Block has passed.
-func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bool, o order) ([]goredis.XStream, error) {
+func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bool, o order) ([]streamEntries, error) {
 	until := time.Now().Add(b.o.Block)
 	var woke <-chan struct{}
 	if block {
@@ -897,7 +893,7 @@ func (b *Broker) readCluster(ctx context.Context, ks []keys, count int, block bo
 // readShares shares count among ks as o says and reads each stream's
 // share (readEach). avail, when known, is how many unread entries each
 // stream of ks had (strict order shares by it).
-func (b *Broker) readShares(ctx context.Context, ks []keys, avail []int, count int, o order) ([]goredis.XStream, error) {
+func (b *Broker) readShares(ctx context.Context, ks []keys, avail []int, count int, o order) ([]streamEntries, error) {
 	switch {
 	case o.strict:
 		counts := make([]int, len(ks))
@@ -996,7 +992,7 @@ func (b *Broker) shares(n, count int) []int {
 // returns the entries with how many each stream gave. A paused stream
 // gives none. An error of one stream does not discard what the others
 // returned: they are returned with the first error.
-func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int) ([]goredis.XStream, []int, error) {
+func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int) ([]streamEntries, []int, error) {
 	if streams, got, ok, err := b.readEachPlain(ctx, ks, counts); ok {
 		return streams, got, err
 	}
@@ -1016,7 +1012,7 @@ func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int) ([]gored
 	if err != nil {
 		return nil, got, b.wrap("read", err)
 	}
-	var out []goredis.XStream
+	var out []streamEntries
 	failed := map[int]string{}
 	var first error
 	for j, c := range cmds {
@@ -1034,7 +1030,7 @@ func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int) ([]gored
 		}
 		b.notePaused(ks[i].id, r.paused[0])
 		for _, s := range r.streams {
-			got[i] += len(s.Messages)
+			got[i] += len(s.entries)
 		}
 		out = append(out, r.streams...)
 		if msg, ok := r.failed[0]; ok {
@@ -1056,10 +1052,14 @@ func (b *Broker) warn(k keys, entry string, dec decoded) {
 
 // deadLetterMalformed moves an entry that is not a valid job to the topic's
 // dead-letter stream with its original fields and reason ReasonMalformed.
-func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, m goredis.XMessage, dec decoded) {
-	fields := make([]string, 0, 2*len(m.Values)+14)
+func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, e entry, dec decoded) {
+	values := make(map[string]string, len(e.fields)/2)
+	for i := 0; i+1 < len(e.fields); i += 2 {
+		values[e.fields[i]] = e.fields[i+1]
+	}
+	fields := make([]string, 0, 2*len(values)+14)
 	hasID, hasEnq := false, false
-	for _, f := range slices.Sorted(maps.Keys(m.Values)) {
+	for _, f := range slices.Sorted(maps.Keys(values)) {
 		switch f {
 		case fieldError, fieldReason, fieldHandler, fieldOrigin, fieldFailedAt, fieldStack:
 			continue
@@ -1068,15 +1068,15 @@ func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, m goredis.XMes
 		case fieldEnqueuedAt:
 			hasEnq = true
 		}
-		fields = append(fields, f, fmt.Sprint(m.Values[f]))
+		fields = append(fields, f, values[f])
 	}
 	// The dead letter is a new entry: it carries the job's ID and enqueue
 	// time explicitly when the original entry implied them.
 	if !hasID {
-		fields = append(fields, fieldID, m.ID)
+		fields = append(fields, fieldID, e.id)
 	}
 	if !hasEnq {
-		if t, ok := entryTime(m.ID); ok {
+		if t, ok := entryTime(e.id); ok {
 			fields = append(fields, fieldEnqueuedAt, strconv.FormatInt(t.UnixMilli(), 10))
 		}
 	}
@@ -1086,11 +1086,11 @@ func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, m goredis.XMes
 		Origin: k.topic,
 		At:     b.o.Now(),
 	})...)
-	d := &broker.Delivery{Job: job.Job{ID: dec.job.ID, Topic: k.topic, UniqueKey: dec.job.UniqueKey}, Receipt: k.receipt(m.ID)}
+	d := &broker.Delivery{Job: job.Job{ID: dec.job.ID, Topic: k.topic, UniqueKey: dec.job.UniqueKey}, Receipt: k.receipt(e.id)}
 	if err := b.deadLetterFields(ctx, d, fields); err != nil {
 		b.log.Error("conveyor/redis: dead-letter malformed entry (it stays pending and is retried at recovery)",
-			"topic", k.topic, "entry", m.ID, "err", err)
+			"topic", k.topic, "entry", e.id, "err", err)
 		return
 	}
-	b.log.Error("conveyor/redis: malformed stream entry dead-lettered", "topic", k.topic, "entry", m.ID, "problem", dec.problem)
+	b.log.Error("conveyor/redis: malformed stream entry dead-lettered", "topic", k.topic, "entry", e.id, "problem", dec.problem)
 }

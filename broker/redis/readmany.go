@@ -12,9 +12,9 @@ import (
 // readMany is readShared in turn order on a single Redis, for count of at
 // least one per stream, without readScript: like readOne, it pipelines a
 // GET of every stream's pause key with plain XREADGROUP commands, whose
-// replies Redis writes once and go-redis parses as typed entries (a script
-// converts every entry to Lua and back, and its generic reply costs twice
-// the allocations). One XREADGROUP COUNT c names every stream whose share
+// replies Redis writes once and parseStreams reads without a map per
+// entry (a script converts every entry to Lua and back, and its generic
+// reply costs twice the allocations). One XREADGROUP COUNT c names every stream whose share
 // is c (at most three commands), so no more than count entries are
 // leased.
 //
@@ -40,7 +40,7 @@ import (
 // wait, at least count less one per dry stream. When the dry streams
 // would take more than a quarter of count, readMany reports !ok and
 // readScript serves the call.
-func (b *Broker) readMany(ctx context.Context, ks []keys, count int) (streams []goredis.XStream, paused map[int]bool, ok bool, err error) {
+func (b *Broker) readMany(ctx context.Context, ks []keys, count int) (streams []streamEntries, paused map[int]bool, ok bool, err error) {
 	n := len(ks)
 	if n < 2 || count < n || !b.seenLive(ks) {
 		return nil, nil, false, nil
@@ -63,33 +63,28 @@ func (b *Broker) readMany(ctx context.Context, ks []keys, count int) (streams []
 	for i, k := range ks {
 		gets[i] = pipe.Get(ctx, k.paused)
 	}
-	reads := make([]*goredis.XStreamSliceCmd, len(values))
+	reads := make([]*goredis.RawCmd, len(values))
 	members := make([][]int, len(values))
 	for j, c := range values {
-		args := make([]string, 0, 2*n)
+		args := make([]string, 0, n)
 		for i, s := range shares {
 			if s == c {
 				members[j] = append(members[j], i)
 				args = append(args, ks[i].stream)
 			}
 		}
-		for range members[j] {
-			args = append(args, ">")
-		}
-		reads[j] = pipe.XReadGroup(ctx, &goredis.XReadGroupArgs{
-			Group: b.o.Group, Consumer: b.o.Consumer,
-			Streams: args, Count: int64(c), Block: -1,
-		})
+		reads[j] = b.newReadCmd(ctx, args, c)
+		_ = pipe.Process(ctx, reads[j])
 	}
 	_, _ = pipe.Exec(ctx)
-	var first error
+	var failure error
 	for i, g := range gets {
 		err := g.Err()
 		if err != nil && !errors.Is(err, goredis.Nil) {
 			// Not known: the read was sent all the same, and what it
 			// leased is returned with the error.
-			if first == nil {
-				first = b.wrap("paused "+ks[i].topic, err)
+			if failure == nil {
+				failure = b.wrap("paused "+ks[i].topic, err)
 			}
 			continue
 		}
@@ -104,14 +99,13 @@ func (b *Broker) readMany(ctx context.Context, ks []keys, count int) (streams []
 	got := make(map[string]int, n)
 	failed := map[int]string{}
 	for j, r := range reads {
-		ss, err := r.Result()
+		ss, err := readResult(r)
 		switch {
 		case err == nil:
 			for _, s := range ss {
-				got[s.Stream] = len(s.Messages)
+				got[s.stream] = len(s.entries)
 			}
 			streams = append(streams, ss...)
-		case errors.Is(err, goredis.Nil):
 		case isNoGroup(err):
 			// The command names several streams: the group of each is
 			// recreated (ensureGroups skips those that exist); they are
@@ -120,17 +114,17 @@ func (b *Broker) readMany(ctx context.Context, ks []keys, count int) (streams []
 				failed[i] = err.Error()
 			}
 		default:
-			if first == nil {
-				first = b.wrap("read", err)
+			if failure == nil {
+				failure = b.wrap("read", err)
 			}
 		}
 	}
-	if err := b.readFailed(ctx, ks, failed); err != nil && first == nil {
-		first = err
+	if err := b.readFailed(ctx, ks, failed); err != nil && failure == nil {
+		failure = err
 	}
 	b.noteDry(ks, got)
-	if first != nil {
-		return streams, paused, true, first
+	if failure != nil {
+		return streams, paused, true, failure
 	}
 	left := count
 	var more []keys
@@ -193,7 +187,7 @@ func (b *Broker) noteDry(ks []keys, got map[string]int) {
 
 // readRest reads up to count entries from the streams of ks with
 // readScript in turn order, from the first stream, for readMany.
-func (b *Broker) readRest(ctx context.Context, ks []keys, count int) ([]goredis.XStream, error) {
+func (b *Broker) readRest(ctx context.Context, ks []keys, count int) ([]streamEntries, error) {
 	names := make([]string, len(ks))
 	keys := make([]string, 2*len(ks))
 	for i, k := range ks {

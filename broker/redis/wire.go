@@ -193,38 +193,43 @@ type decoded struct {
 	warnings []string
 }
 
-// decodeEntry turns a stream entry into a job of topic. An entry without a
-// payload field is reported in problem; a bad attempt or time is corrected
-// and reported in warnings.
+// decodeEntry turns a stream entry go-redis parsed into a job of topic
+// (see decodeFields).
 func decodeEntry(topic, entryID string, values map[string]any) decoded {
+	return decodeFields(topic, entryOf(entryID, values))
+}
+
+// decodeFields turns a stream entry into a job of topic. An entry without a
+// payload field is reported in problem; a bad attempt or time is corrected
+// and reported in warnings. Of a field given twice, the last one counts.
+func decodeFields(topic string, e entry) decoded {
 	d := decoded{attempt: 1}
 	j := &d.job
 	j.Topic = topic
-	j.ID = entryID
+	j.ID = e.id
+	entryID := e.id
 	var f job.Failure
 	hasFailure := false
-	str := func(v any) string {
-		switch s := v.(type) {
-		case string:
-			return s
-		case []byte:
-			return string(s)
-		case nil:
-			return ""
-		default:
-			return fmt.Sprint(s)
+	// keep returns a string the job keeps: a copy when it is part of a
+	// whole reply.
+	keep := func(s string) string {
+		if e.shared {
+			return strings.Clone(s)
 		}
+		return s
 	}
 	payloadSeen := false
-	for k, v := range values {
-		s := str(v)
+	for i := 0; i+1 < len(e.fields); i += 2 {
+		k, s := e.fields[i], e.fields[i+1]
 		switch {
 		case k == fieldPayload:
 			j.Payload = []byte(s)
 			payloadSeen = true
 		case k == fieldID:
 			if s != "" {
-				j.ID = s
+				j.ID = keep(s)
+			} else {
+				j.ID = e.id
 			}
 		case k == fieldAttempt:
 			n, ok := d.bounded(k, s, job.MaxAttempt, "using 1")
@@ -239,9 +244,9 @@ func decodeEntry(topic, entryID string, values map[string]any) decoded {
 			n, _ := d.bounded(k, s, broker.MaxTimeout.Milliseconds(), "ignored: the timeout middleware decides")
 			j.Timeout = time.Duration(n) * time.Millisecond
 		case k == fieldUniqueKey:
-			j.UniqueKey = s
+			j.UniqueKey = keep(s)
 		case k == fieldKey:
-			j.Key = s
+			j.Key = keep(s)
 		case k == fieldUniqueFor:
 			n, _ := d.bounded(k, s, broker.MaxUniqueFor.Milliseconds(), "ignored: the key is released at the ack")
 			j.UniqueFor = time.Duration(n) * time.Millisecond
@@ -256,17 +261,17 @@ func decodeEntry(topic, entryID string, values map[string]any) decoded {
 			if j.Headers == nil {
 				j.Headers = map[string]string{}
 			}
-			j.Headers[k[len(headerPrefix):]] = s
+			j.Headers[keep(k[len(headerPrefix):])] = keep(s)
 		case k == fieldError:
-			f.Error, hasFailure = s, true
+			f.Error, hasFailure = keep(s), true
 		case k == fieldReason:
-			f.Reason, hasFailure = s, true
+			f.Reason, hasFailure = keep(s), true
 		case k == fieldHandler:
-			f.Handler, hasFailure = s, true
+			f.Handler, hasFailure = keep(s), true
 		case k == fieldOrigin:
-			f.Origin, hasFailure = s, true
+			f.Origin, hasFailure = keep(s), true
 		case k == fieldStack:
-			f.Stack, hasFailure = s, true
+			f.Stack, hasFailure = keep(s), true
 		case k == fieldFailedAt:
 			if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
 				f.At = time.UnixMilli(ms)
@@ -278,7 +283,8 @@ func decodeEntry(topic, entryID string, values map[string]any) decoded {
 		j.EnqueuedAt, _ = entryTime(entryID)
 	}
 	if hasFailure {
-		j.Failure = &f
+		failure := f // f stays on the stack: only a failed job allocates one
+		j.Failure = &failure
 	}
 	j.Attempt = d.attempt
 	// A malformed entry already dead-lettered keeps having no payload: it
