@@ -33,7 +33,7 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 		return err
 	}
 	defer b.finishBatches(ctx, due)
-	byStream := map[string][]string{}
+	byStream := map[string][]any{} // entry IDs, each boxed once for XACK and XDEL
 	var order []string
 	var unique []scriptCall // acks by script: unique jobs, and jobs with a result
 	for _, d := range ds {
@@ -52,6 +52,7 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 		s := k.stream
 		if _, ok := byStream[s]; !ok {
 			order = append(order, s)
+			byStream[s] = make([]any, 0, len(ds))
 		}
 		byStream[s] = append(byStream[s], id)
 	}
@@ -60,8 +61,13 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 	}
 	pipe := b.rdb.Pipeline()
 	for _, s := range order {
-		pipe.XAck(ctx, s, b.o.Group, byStream[s]...)
-		pipe.XDel(ctx, s, byStream[s]...)
+		ids := byStream[s]
+		ack := goredis.NewIntCmd(ctx, append([]any{"xack", s, b.o.Group}, ids...)...)
+		del := goredis.NewIntCmd(ctx, append([]any{"xdel", s}, ids...)...)
+		ack.SetFirstKeyPos(1)
+		del.SetFirstKeyPos(1)
+		_ = pipe.Process(ctx, ack)
+		_ = pipe.Process(ctx, del)
 	}
 	if len(unique) == 0 {
 		_, err := pipe.Exec(ctx)
