@@ -11,7 +11,7 @@ import (
 
 // readMany is readShared in turn order on a single Redis, for count of at
 // least one per stream, without readScript: like readOne, it pipelines a
-// GET of every stream's pause key with plain XREADGROUP commands, whose
+// GET of each topic's pause key with plain XREADGROUP commands, whose
 // replies Redis writes once and parseStreams reads without a map per
 // entry (a script converts every entry to Lua and back, and its generic
 // reply costs twice the allocations). One XREADGROUP COUNT c names every stream whose share
@@ -59,8 +59,17 @@ func (b *Broker) readMany(ctx context.Context, ks []keys, count int) (streams []
 		}
 	}
 	pipe := b.rdb.Pipeline()
+	// One GET per topic: Pause and Resume write the pause keys of all a
+	// topic's partitions in one pipeline, so the key of the first of them
+	// in ks stands for all (as parts[0]'s does in Paused).
 	gets := make([]*goredis.StringCmd, n)
+	first := make(map[string]int, 1)
 	for i, k := range ks {
+		if j, ok := first[k.topic]; ok {
+			gets[i] = gets[j]
+			continue
+		}
+		first[k.topic] = i
 		gets[i] = pipe.Get(ctx, k.paused)
 	}
 	reads := make([]*goredis.RawCmd, len(values))
