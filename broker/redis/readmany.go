@@ -11,7 +11,7 @@ import (
 
 // readMany is readShared in turn order on a single Redis, for count of at
 // least one per stream, without readScript: like readOne, it pipelines a
-// GET of each topic's pause key with plain XREADGROUP commands, whose
+// GET of each layout's pause key with plain XREADGROUP commands, whose
 // replies Redis writes once and parseStreams reads without a map per
 // entry (a script converts every entry to Lua and back, and its generic
 // reply costs twice the allocations). One XREADGROUP COUNT c names every stream whose share
@@ -59,17 +59,23 @@ func (b *Broker) readMany(ctx context.Context, ks []keys, count int) (streams []
 		}
 	}
 	pipe := b.rdb.Pipeline()
-	// One GET per topic: Pause and Resume write the pause keys of all a
-	// topic's partitions in one pipeline, so the key of the first of them
-	// in ks stands for all (as parts[0]'s does in Paused).
+	// One GET per layout of a topic: Pause and Resume write the pause keys
+	// of every partition of each layout they know in one pipeline, so the
+	// first partition of a layout in ks stands for the layout. Layouts are
+	// not shared: a Pause that read a stale layout has paused the retiring
+	// one, not the current one.
 	gets := make([]*goredis.StringCmd, n)
-	first := make(map[string]int, 1)
+	type layoutOf struct {
+		topic string
+		n     int
+	}
+	first := make(map[layoutOf]int, 1)
 	for i, k := range ks {
-		if j, ok := first[k.topic]; ok {
+		if j, ok := first[layoutOf{k.topic, k.n}]; ok {
 			gets[i] = gets[j]
 			continue
 		}
-		first[k.topic] = i
+		first[layoutOf{k.topic, k.n}] = i
 		gets[i] = pipe.Get(ctx, k.paused)
 	}
 	reads := make([]*goredis.RawCmd, len(values))

@@ -171,8 +171,8 @@ func TestReadManyPlainAndFair(t *testing.T) {
 			reads++
 		}
 	}
-	if gets != 1 || reads < 1 {
-		t.Errorf("commands %v: want one GET of the topic's pause key (for its 5 streams) and XREADGROUP", cmds)
+	if gets != 2 || reads < 1 {
+		t.Errorf("commands %v: want a GET of each layout's pause key (2 for the 5 streams) and XREADGROUP", cmds)
 	}
 	if n := pendingTotal(t, ctx, b, rdb); n != 23 {
 		t.Errorf("%d entries leased after Fetches of 8, 8 and 7", n)
@@ -273,5 +273,52 @@ func TestReadManyPaused(t *testing.T) {
 	}
 	if n := pendingTotal(t, ctx, b, rdb); n != 40 {
 		t.Fatalf("%d entries leased, 40 fetched", n)
+	}
+}
+
+// TestReadManyLayoutPausedApart: a pause that reached one layout of a topic
+// and not the other (a Pause that read a stale layout writes the retiring
+// layout's key only) holds the paused layout's entries from the read that
+// sees it on: one layout's pause key never stands for another's.
+func TestReadManyLayoutPausedApart(t *testing.T) {
+	ctx, b, log, rdb := readManyEnv(t)
+	for i := range 4 {
+		publishTo(t, ctx, b, keyIn(t, i, 4), 10)
+	}
+	for range 2 {
+		if _, err := b.Fetch(ctx, []string{"t"}, 8); err != nil {
+			t.Fatal(err)
+		}
+	}
+	retiring := b.makeKeys("t")
+	for range 5 {
+		if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: retiring.stream, Values: []any{"payload", "retiring"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.Set(ctx, retiring.paused, "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The first read was sent with the GETs: it may take entries of the
+	// retiring layout, and it sees its pause.
+	if _, err := b.Fetch(ctx, []string{"t"}, 8); err != nil {
+		t.Fatal(err)
+	}
+	log.take()
+	current := 0
+	for range 5 {
+		ds, err := b.Fetch(ctx, []string{"t"}, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if string(d.Job.Payload) == "retiring" {
+				t.Fatalf("an entry of the paused layout was fetched after its pause was seen (commands %v)", log.take())
+			}
+			current++
+		}
+	}
+	if current == 0 {
+		t.Fatal("the current layout, not paused, gave nothing")
 	}
 }
