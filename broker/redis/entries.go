@@ -119,25 +119,17 @@ var errBadReply = errors.New("unexpected XREADGROUP reply")
 // parseStreams reads an XREADGROUP reply: in RESP2 an array of [stream,
 // entries] pairs, in RESP3 a map of stream to entries; each entry is [id,
 // [field, value, ...]] (the fields null for an entry deleted while
-// pending). The entry IDs and fields are substrings of one string of the
-// whole reply (see own).
+// pending). RESP3 attributes are skipped. The entry IDs and fields are
+// substrings of one string of the whole reply (see own). A reply that is
+// an error, is cut short or has another shape is an error, never "no
+// entries".
 func parseStreams(buf []byte) ([]streamEntries, error) {
 	p := respParser{s: string(buf)}
-	if len(buf) > 0 && buf[0] == '-' {
-		l, err := p.line()
-		if err != nil {
-			return nil, err
-		}
-		return nil, replyError(l[1:])
+	l, err := p.header()
+	if err != nil {
+		return nil, err
 	}
-	if len(buf) > 0 && buf[0] == '!' { // RESP3 blob error
-		msg, err := p.str()
-		if err != nil {
-			return nil, err
-		}
-		return nil, replyError(msg)
-	}
-	n, isMap, err := p.aggregate()
+	n, isMap, err := p.aggregateOf(l)
 	if err != nil || n <= 0 {
 		return nil, err
 	}
@@ -146,8 +138,8 @@ func parseStreams(buf []byte) ([]streamEntries, error) {
 	var spans []int     // per entry, where its fields end in fields (-1: null)
 	for range n {
 		if !isMap {
-			if m, _, err := p.aggregate(); err != nil || m != 2 {
-				return nil, errors.Join(errBadReply, err)
+			if err := p.pair(); err != nil {
+				return nil, err
 			}
 		}
 		name, err := p.str()
@@ -158,10 +150,12 @@ func parseStreams(buf []byte) ([]streamEntries, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := streamEntries{stream: name, entries: make([]entry, 0, max(ne, 0))}
+		// Counts are bounded by the bytes left (aggregate), so these
+		// capacities are too.
+		s := streamEntries{stream: name, entries: make([]entry, 0, min(max(ne, 0), p.left()/8))}
 		for range ne {
-			if m, _, err := p.aggregate(); err != nil || m != 2 {
-				return nil, errors.Join(errBadReply, err)
+			if err := p.pair(); err != nil {
+				return nil, err
 			}
 			id, err := p.str()
 			if err != nil {
@@ -176,7 +170,7 @@ func parseStreams(buf []byte) ([]streamEntries, error) {
 			}
 			if cap(fields) == 0 && nf > 0 {
 				// The entries of one producer have much the same fields.
-				fields = make([]string, 0, ne*nf+8)
+				fields = make([]string, 0, min(ne*nf, p.left()/4)+8)
 			}
 			for range nf {
 				f, err := p.str()
@@ -214,6 +208,9 @@ type respParser struct {
 	i int
 }
 
+// left returns how many bytes are left to read.
+func (p *respParser) left() int { return len(p.s) - p.i }
+
 // line reads one line, without its CRLF.
 func (p *respParser) line() (string, error) {
 	j := strings.Index(p.s[p.i:], "\r\n")
@@ -225,33 +222,130 @@ func (p *respParser) line() (string, error) {
 	return l, nil
 }
 
+// header reads the first line of the next value, after any RESP3
+// attributes (which it skips). An error reply (simple or blob) is
+// returned as a replyError.
+func (p *respParser) header() (string, error) {
+	for {
+		l, err := p.line()
+		if err != nil {
+			return "", err
+		}
+		switch l[0] {
+		case '-':
+			return "", replyError(l[1:])
+		case '!':
+			msg, err := p.bulk(l)
+			if err != nil {
+				return "", err
+			}
+			return "", replyError(msg)
+		case '|':
+			n, err := p.count(l)
+			if err != nil {
+				return "", err
+			}
+			for range 2 * max(n, 0) {
+				if err := p.skip(); err != nil {
+					return "", err
+				}
+			}
+			continue
+		}
+		return l, nil
+	}
+}
+
+// count reads the length in header line l: -1 (null) or at most the bytes
+// left, since every element takes at least one.
+func (p *respParser) count(l string) (int, error) {
+	n, err := strconv.Atoi(l[1:])
+	if err != nil || n < -1 || n > p.left() {
+		return 0, errBadReply
+	}
+	return n, nil
+}
+
+// bulk reads the body of a bulk string (or verbatim string, or blob
+// error) whose header line is l; a null reads as "".
+func (p *respParser) bulk(l string) (string, error) {
+	n, err := strconv.Atoi(l[1:])
+	switch {
+	case err != nil || n < -1:
+		return "", errBadReply
+	case n == -1:
+		return "", nil
+	case n > p.left()-2 || p.s[p.i+n:p.i+n+2] != "\r\n":
+		return "", errBadReply
+	}
+	s := p.s[p.i : p.i+n]
+	p.i += n + 2
+	return s, nil
+}
+
+// skip reads one value of any type and drops it.
+func (p *respParser) skip() error {
+	l, err := p.header()
+	if err != nil {
+		return err
+	}
+	switch l[0] {
+	case '$', '=':
+		_, err := p.bulk(l)
+		return err
+	case '*', '~', '>', '%':
+		n, err := p.count(l)
+		if err != nil {
+			return err
+		}
+		if l[0] == '%' {
+			n *= 2
+		}
+		for range n {
+			if err := p.skip(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil // a simple type: its line was all of it
+}
+
+// pair reads the header of an array of two elements.
+func (p *respParser) pair() error {
+	n, _, err := p.aggregate()
+	if err == nil && n != 2 {
+		err = fmt.Errorf("%w: an array of %d where a pair was expected", errBadReply, n)
+	}
+	return err
+}
+
 // aggregate reads the header of an array (or set) or of a map, returning
 // its count of elements (of pairs, for a map) and whether it is a map; a
 // null reads as -1.
 func (p *respParser) aggregate() (n int, isMap bool, err error) {
-	l, err := p.line()
+	l, err := p.header()
 	if err != nil {
 		return 0, false, err
 	}
+	return p.aggregateOf(l)
+}
+
+// aggregateOf is aggregate for the header line l already read.
+func (p *respParser) aggregateOf(l string) (n int, isMap bool, err error) {
 	switch l[0] {
 	case '_':
 		return -1, false, nil
 	case '*', '~', '%':
-		n, err := strconv.Atoi(l[1:])
-		if err != nil || n < -1 {
-			return 0, false, errBadReply
-		}
-		return n, l[0] == '%', nil
-	case '-':
-		return 0, false, replyError(l[1:])
+		n, err := p.count(l)
+		return n, l[0] == '%', err
 	}
 	return 0, false, fmt.Errorf("%w: %q where an array was expected", errBadReply, truncate(l, 20))
 }
 
-// str reads a string: bulk, simple, verbatim (without its format) or
-// the text of a blob error; a null reads as "".
+// str reads a string: bulk, simple or verbatim (without its format); a
+// null reads as "".
 func (p *respParser) str() (string, error) {
-	l, err := p.line()
+	l, err := p.header()
 	if err != nil {
 		return "", err
 	}
@@ -260,22 +354,12 @@ func (p *respParser) str() (string, error) {
 		return l[1:], nil
 	case '_':
 		return "", nil
-	case '$', '=', '!':
-		n, err := strconv.Atoi(l[1:])
-		switch {
-		case err != nil || n < -1:
-			return "", errBadReply
-		case n == -1:
-			return "", nil
-		case len(p.s)-p.i < n+2 || p.s[p.i+n:p.i+n+2] != "\r\n":
-			return "", errBadReply
-		}
-		s := p.s[p.i : p.i+n]
-		p.i += n + 2
-		if l[0] == '=' && len(s) >= 4 {
+	case '$', '=':
+		s, err := p.bulk(l)
+		if err == nil && l[0] == '=' && len(s) >= 4 {
 			s = s[4:] // verbatim: "txt:" first
 		}
-		return s, nil
+		return s, err
 	}
 	return "", fmt.Errorf("%w: %q where a string was expected", errBadReply, truncate(l, 20))
 }

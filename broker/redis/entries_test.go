@@ -179,6 +179,30 @@ func TestParseStreamsBadReplies(t *testing.T) {
 			t.Errorf("parseStreams(%q) = %+v, no error", bad, got)
 		}
 	}
+	// Counts larger than the reply, even beyond any slice, are errors.
+	for _, huge := range []string{
+		"*1\r\n*2\r\n$1\r\ns\r\n*9223372036854775807\r\n",
+		"*1\r\n*2\r\n$9223372036854775807\r\n",
+		"*1\r\n*2\r\n$9223372036854775806\r\n",
+		"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*4611686018427387904\r\n",
+		"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n%4611686018427387904\r\n",
+	} {
+		if got, err := parseStreams([]byte(huge)); err == nil {
+			t.Errorf("parseStreams(%q) = %+v, no error", huge, got)
+		}
+	}
+	// RESP3 attributes are skipped wherever they come.
+	attr := "|1\r\n+key\r\n*2\r\n:1\r\n$1\r\nx\r\n"
+	withAttrs := attr + strings.ReplaceAll(good, "$2\r\nab", attr+"$2\r\nab")
+	if got, err := parseStreams([]byte(withAttrs)); err != nil || len(got) != 1 ||
+		!slices.Equal(got[0].entries[0].fields, []string{"payload", "ab"}) {
+		t.Fatalf("parseStreams(%q) = %+v, %v", withAttrs, got, err)
+	}
+	// An error in place of a value is an error, not a value.
+	nested := strings.Replace(good, "$2\r\nab", "!3\r\nERR\r\n", 1)
+	if _, err := parseStreams([]byte(nested)); err == nil || err.Error() != "ERR" {
+		t.Fatalf("blob error as a field value: %v", err)
+	}
 	_, err = parseStreams([]byte("-NOGROUP No such key 's'\r\n"))
 	var re replyError
 	if !errors.As(err, &re) || !isNoGroup(err) {
@@ -201,6 +225,8 @@ func FuzzParseStreams(f *testing.F) {
 	f.Add([]byte("*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$7\r\npayload\r\n$2\r\nab\r\n"))
 	f.Add([]byte("%1\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n%1\r\n$7\r\npayload\r\n$2\r\nab\r\n"))
 	f.Add([]byte("*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n1-1\r\n*-1\r\n*2\r\n$3\r\n1-2\r\n_\r\n"))
+	f.Add([]byte("*1\r\n*2\r\n$1\r\ns\r\n*9223372036854775807\r\n"))
+	f.Add([]byte("|1\r\n+a\r\n+b\r\n*1\r\n*2\r\n$1\r\ns\r\n*0\r\n"))
 	f.Fuzz(func(t *testing.T, reply []byte) {
 		streams, err := parseStreams(reply)
 		if err != nil {
@@ -220,6 +246,50 @@ func FuzzParseStreams(f *testing.F) {
 	})
 }
 
+// TestOwnCopiesEntryID checks that the ID of an entry read from a whole
+// reply, and its receipt, share no memory with the reply, for a topic of
+// one partition and of four, and that a job without an id field takes the
+// copy as its ID.
+func TestOwnCopiesEntryID(t *testing.T) {
+	t.Parallel()
+	reply := "1765000000000-7|payload|pp"
+	parts := strings.Split(reply, "|")
+	e := entry{id: parts[0], fields: parts[1:], shared: true}
+	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer rdb.Close()
+	b, err := New(rdb, &Options{Namespace: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, k := range []keys{b.makeKeysIn("t", 1, 0), b.makeKeysIn("t", 4, 2)} {
+		owned, receipt := k.own(e)
+		d := decodeFields("t", owned)
+		want := "1765000000000-7"
+		if k.n > 1 {
+			want += "@4/2"
+		}
+		if owned.id != "1765000000000-7" || receipt != want || d.job.ID != "1765000000000-7" {
+			t.Fatalf("n=%d: id %q, receipt %q, job ID %q", k.n, owned.id, receipt, d.job.ID)
+		}
+		for _, s := range []string{owned.id, receipt, d.job.ID} {
+			if sharesMemory(s, reply) {
+				t.Errorf("n=%d: %q is a substring of the reply", k.n, s)
+			}
+		}
+	}
+}
+
+// sharesMemory reports whether s lies inside whole's bytes.
+func sharesMemory(s, whole string) bool {
+	if s == "" || whole == "" {
+		return false
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(whole)))
+	return p >= lo && p < lo+uintptr(len(whole))
+}
+
 // TestDecodeFieldsCopiesShared checks that a job decoded from a whole
 // reply's substrings keeps none of them: its strings are copies, so the
 // reply (every job read with it) is not held in memory by one job.
@@ -228,14 +298,7 @@ func TestDecodeFieldsCopiesShared(t *testing.T) {
 	reply := "payload|pp|id|job-1|key|tenant|unique_key|u|h.trace|abc|error|boom|reason|failed|handler|h|origin|o|stack|s"
 	fields := strings.Split(reply, "|")
 	d := decodeFields("t", entry{id: "1-1", fields: fields, shared: true})
-	inside := func(s string) bool {
-		if s == "" {
-			return false
-		}
-		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
-		lo := uintptr(unsafe.Pointer(unsafe.StringData(reply)))
-		return p >= lo && p < lo+uintptr(len(reply))
-	}
+	inside := func(s string) bool { return sharesMemory(s, reply) }
 	j := d.job
 	if j.ID != "job-1" || j.Key != "tenant" || j.UniqueKey != "u" || j.Headers["trace"] != "abc" || j.Failure == nil || j.Failure.Stack != "s" {
 		t.Fatalf("decoded %+v", j)
