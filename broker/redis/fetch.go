@@ -624,12 +624,17 @@ func (b *Broker) readOne(ctx context.Context, k keys, count int) ([]streamEntrie
 	read := b.newReadCmd(ctx, []string{k.stream}, count)
 	_ = pipe.Process(ctx, read)
 	_, _ = pipe.Exec(ctx)
+	streams, err := readResult(read)
 	paused := get.Err() == nil
-	if err := get.Err(); err != nil && !errors.Is(err, goredis.Nil) {
-		return nil, false, b.wrap("read "+k.topic, err)
+	if gerr := get.Err(); gerr != nil && !errors.Is(gerr, goredis.Nil) {
+		// Not known: what the read leased is returned with the error.
+		failed := b.wrap("paused "+k.topic, gerr)
+		if err != nil {
+			failed = errors.Join(failed, b.wrap("read "+k.topic, err))
+		}
+		return streams, false, failed
 	}
 	b.notePaused(k.id, paused)
-	streams, err := readResult(read)
 	switch {
 	case err == nil:
 		return streams, paused, nil

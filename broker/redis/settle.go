@@ -52,7 +52,9 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 		s := k.stream
 		if _, ok := byStream[s]; !ok {
 			order = append(order, s)
-			byStream[s] = make([]any, 0, len(ds))
+			if len(order) == 1 {
+				byStream[s] = make([]any, 0, len(ds)) // mostly all of them
+			}
 		}
 		byStream[s] = append(byStream[s], id)
 	}
