@@ -31,7 +31,9 @@ conditions. Scenarios (all but fairness and cluster by default, in this order):
 
   floor          raw go-redis: pipelined XADD of N entries (floor-publish),
                  then 8 readers with XREADGROUP COUNT 100 and pipelined
-                 XACK+XDEL (floor)
+                 XACK+XDEL (floor), then one reader handing entries to
+                 --concurrency worker goroutines and one acknowledging
+                 goroutine (floor-workers: a hand-written job server)
   publish        conveyor Publish one at a time (one goroutine, and
                  --concurrency goroutines) and PublishBatch of 100
   process        N pre-enqueued jobs through a server on Redis, no-op

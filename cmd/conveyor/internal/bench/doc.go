@@ -6,7 +6,10 @@
 //
 //   - floor: raw go-redis, no framework. Pipelined XADD of N entries (row
 //     floor-publish), then 8 goroutines reading with XREADGROUP COUNT 100 and
-//     acknowledging each batch with one pipelined XACK + XDEL (row floor).
+//     acknowledging each batch with one pipelined XACK + XDEL (row floor),
+//     then N more entries through the shape of a job server: one reader
+//     handing each entry to one of --concurrency worker goroutines and one
+//     goroutine acknowledging what they hand it (row floor-workers).
 //   - publish: conveyor's Redis broker publishing N jobs one at a time from
 //     one goroutine (publish-single), from Concurrency goroutines
 //     (publish-concurrent), and in batches of 100 (publish-batch).

@@ -141,5 +141,147 @@ func runFloor(ctx context.Context, e *env) error {
 	res := result(n, con)
 	res.Processed = calls
 	e.report.add(ScenarioFloor, RowFloor, fmt.Sprintf("raw go-redis: %d readers, XREADGROUP COUNT 100 + pipelined XACK+XDEL", FloorReaders), res)
+	return e.floorWorkers(ctx, rdb, rt, ns+":{floor}:workers")
+}
+
+// floorWorkers measures the smallest job-server shape on raw go-redis
+// (floor-workers): N entries, published beforehand, read by one goroutine
+// with XREADGROUP COUNT (the free workers), each entry handed to one of
+// Concurrency worker goroutines, which hand its ID to one acknowledging
+// goroutine that settles whatever has accumulated with one pipelined
+// XACK+XDEL. No decoding, lease or middleware: what the hand-offs between
+// a fetcher, workers and an acknowledger cost by themselves.
+func (e *env) floorWorkers(ctx context.Context, rdb *goredis.Client, rt *roundTrips, key string) error {
+	n, conc := e.cfg.N, e.cfg.Concurrency
+	payload := make([]byte, e.cfg.PayloadSize)
+	for i := 0; i < n; i += BatchSize {
+		pipe := rdb.Pipeline()
+		for j := i; j < min(i+BatchSize, n); j++ {
+			fillPayload(payload, j, 0)
+			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", string(payload)}})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("bench: floor-workers: XADD: %w", err)
+		}
+	}
+	if err := rdb.XGroupCreate(ctx, key, floorGroup, "0").Err(); err != nil {
+		return fmt.Errorf("bench: floor-workers: XGROUP CREATE: %w", err)
+	}
+	tr := newTracker(n)
+	type entry struct{ id, payload string }
+	jobs := make(chan entry, conc)
+	acks := make(chan string, 4*conc)
+	free := make(chan struct{}, conc)
+	for range conc {
+		free <- struct{}{}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var workers sync.WaitGroup
+	for range conc {
+		workers.Go(func() {
+			for j := range jobs {
+				tr.markString(j.payload)
+				select {
+				case acks <- j.id:
+				case <-cctx.Done(): // the acknowledger failed
+				}
+				free <- struct{}{}
+			}
+		})
+	}
+	m := startMeter(e, rt)
+	ackErr := make(chan error, 1)
+	var endAt time.Time
+	go func() {
+		ids := make([]string, 0, 4*conc)
+		for acked := 0; acked < n; {
+			var id string
+			select {
+			case id = <-acks:
+			case <-cctx.Done():
+				ackErr <- cctx.Err()
+				return
+			}
+			ids = append(ids[:0], id)
+		drain:
+			for {
+				select {
+				case id := <-acks:
+					ids = append(ids, id)
+				default:
+					break drain
+				}
+			}
+			pipe := rdb.Pipeline()
+			pipe.XAck(cctx, key, floorGroup, ids...)
+			pipe.XDel(cctx, key, ids...)
+			if _, err := pipe.Exec(cctx); err != nil {
+				ackErr <- fmt.Errorf("bench: floor-workers: XACK/XDEL: %w", err)
+				cancel()
+				return
+			}
+			acked += len(ids)
+		}
+		endAt = time.Now()
+		ackErr <- nil
+	}()
+	var readErr error
+	for fetched := 0; fetched < n && readErr == nil && cctx.Err() == nil; {
+		<-free
+		want := 1
+	more:
+		for want < conc {
+			select {
+			case <-free:
+				want++
+			default:
+				break more
+			}
+		}
+		streams, err := rdb.XReadGroup(cctx, &goredis.XReadGroupArgs{
+			Group: floorGroup, Consumer: "fetcher", Streams: []string{key, ">"},
+			Count: int64(want), Block: e.cfg.FloorBlock,
+		}).Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			if cctx.Err() == nil {
+				readErr = fmt.Errorf("bench: floor-workers: XREADGROUP: %w", err)
+			}
+			break
+		}
+		got := 0
+		for _, s := range streams {
+			for _, msg := range s.Messages {
+				p, _ := msg.Values["payload"].(string)
+				jobs <- entry{msg.ID, p}
+				got++
+			}
+		}
+		fetched += got
+		for range want - got {
+			free <- struct{}{}
+		}
+	}
+	if readErr != nil {
+		cancel()
+	}
+	err := <-ackErr
+	close(jobs)
+	workers.Wait()
+	if err = errors.Join(readErr, err); err != nil {
+		m.end()
+		return err
+	}
+	con := m.endAt(endAt)
+	calls, missing := tr.count()
+	if missing > 0 {
+		return fmt.Errorf("bench: floor-workers: %d of %d entries never consumed", missing, n)
+	}
+	if l, p, err := e.streamState(ctx, key, floorGroup); err != nil || l != 0 || p != 0 {
+		return fmt.Errorf("bench: floor-workers: after consuming, stream length %d, pending %d (%v)", l, p, err)
+	}
+	res := result(n, con)
+	res.Processed = calls
+	e.report.add(ScenarioFloor, RowFloorWorkers, fmt.Sprintf("raw go-redis: 1 reader, XREADGROUP COUNT free workers, %d worker goroutines, 1 acknowledger (pipelined XACK+XDEL)", conc), res)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 const (
 	RowFloor             = "floor"
 	RowFloorPublish      = "floor-publish"
+	RowFloorWorkers      = "floor-workers"
 	RowPublishSingle     = "publish-single"
 	RowPublishConcurrent = "publish-concurrent"
 	RowPublishBatch      = "publish-batch"

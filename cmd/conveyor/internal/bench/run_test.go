@@ -33,6 +33,7 @@ func TestRunAllScenarios(t *testing.T) {
 	}{
 		{RowFloorPublish, ScenarioFloor, RowFloorPublish, tinyN, false, false},
 		{RowFloor, ScenarioFloor, RowFloor, tinyN, true, false},
+		{RowFloorWorkers, ScenarioFloor, RowFloor, tinyN, true, false},
 		{RowPublishSingle, ScenarioPublish, RowFloorPublish, tinyN, false, true},
 		{RowPublishConcurrent, ScenarioPublish, RowFloorPublish, tinyN, false, false},
 		{RowPublishBatch, ScenarioPublish, RowFloorPublish, tinyN, false, false},
