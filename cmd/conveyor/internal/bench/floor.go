@@ -39,16 +39,8 @@ func runFloor(ctx context.Context, e *env) error {
 
 	// Publish.
 	m := startMeter(e, rt)
-	payload := make([]byte, size)
-	for i := 0; i < n; i += BatchSize {
-		pipe := rdb.Pipeline()
-		for j := i; j < min(i+BatchSize, n); j++ {
-			fillPayload(payload, j, 0)
-			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", string(payload)}})
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("bench: floor: XADD: %w", err)
-		}
+	if err := floorPublish(ctx, rdb, key, n, size); err != nil {
+		return fmt.Errorf("bench: floor: %w", err)
 	}
 	pub := m.end()
 	if l, err := rdb.XLen(ctx, key).Result(); err != nil || l != int64(n) {
@@ -144,6 +136,23 @@ func runFloor(ctx context.Context, e *env) error {
 	return e.floorWorkers(ctx, rdb, rt, ns+":{floor}:workers")
 }
 
+// floorPublish adds n entries of one payload field (size bytes, numbered
+// for the tracker) to key with XADD, pipelined in batches of BatchSize.
+func floorPublish(ctx context.Context, rdb *goredis.Client, key string, n, size int) error {
+	payload := make([]byte, size)
+	for i := 0; i < n; i += BatchSize {
+		pipe := rdb.Pipeline()
+		for j := i; j < min(i+BatchSize, n); j++ {
+			fillPayload(payload, j, 0)
+			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", string(payload)}})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("XADD: %w", err)
+		}
+	}
+	return nil
+}
+
 // floorWorkers measures the smallest job-server shape on raw go-redis
 // (floor-workers): N entries, published beforehand, read by one goroutine
 // with XREADGROUP COUNT (the free workers), each entry handed to one of
@@ -153,16 +162,8 @@ func runFloor(ctx context.Context, e *env) error {
 // a fetcher, workers and an acknowledger cost by themselves.
 func (e *env) floorWorkers(ctx context.Context, rdb *goredis.Client, rt *roundTrips, key string) error {
 	n, conc := e.cfg.N, e.cfg.Concurrency
-	payload := make([]byte, e.cfg.PayloadSize)
-	for i := 0; i < n; i += BatchSize {
-		pipe := rdb.Pipeline()
-		for j := i; j < min(i+BatchSize, n); j++ {
-			fillPayload(payload, j, 0)
-			pipe.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", string(payload)}})
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("bench: floor-workers: XADD: %w", err)
-		}
+	if err := floorPublish(ctx, rdb, key, n, e.cfg.PayloadSize); err != nil {
+		return fmt.Errorf("bench: floor-workers: %w", err)
 	}
 	if err := rdb.XGroupCreate(ctx, key, floorGroup, "0").Err(); err != nil {
 		return fmt.Errorf("bench: floor-workers: XGROUP CREATE: %w", err)
