@@ -46,7 +46,7 @@ func TestBenchJSON(t *testing.T) {
 			t.Errorf("row %s: jobs/s %v, ratio %v, runs %+v", s.Name, s.JobsPerSec, s.RatioToFloor, s.Runs)
 		}
 	}
-	if got, want := strings.Join(names, ","), "floor-publish,floor,process,memory"; got != want {
+	if got, want := strings.Join(names, ","), "floor-publish,floor,floor-workers,process,memory"; got != want {
 		t.Errorf("rows %s, want %s", got, want)
 	}
 	if !strings.Contains(stderr.String(), "run 1/1 process") {
