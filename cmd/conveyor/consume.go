@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -47,19 +48,50 @@ type failureView struct {
 
 func viewOf(j *job.Job) jobView {
 	v := jobView{ID: j.ID, Topic: j.Topic, Attempt: j.Attempt, EnqueuedAt: j.EnqueuedAt.UTC(), Headers: j.Headers, UniqueKey: j.UniqueKey}
-	switch p := j.Payload; {
-	case isJSON(p):
-		v.Payload = json.RawMessage(p)
-	case utf8.Valid(p):
-		text := string(p)
-		v.PayloadText = &text
-	default:
-		v.PayloadBase64 = base64.StdEncoding.EncodeToString(p)
-	}
-	if f := j.Failure; f != nil {
-		v.Failure = &failureView{Error: f.Error, Reason: f.Reason, Handler: f.Handler, Origin: f.Origin, At: f.At.UTC(), Stack: f.Stack}
-	}
+	v.Payload, v.PayloadText, v.PayloadBase64 = bodyOf(j.Payload)
+	v.Failure = failureViewOf(j.Failure)
 	return v
+}
+
+// bodyOf is how a payload or a result shows in JSON: as it is when it is
+// JSON, as text when it is UTF-8 (empty included), else in base64.
+func bodyOf(p []byte) (doc json.RawMessage, text *string, b64 string) {
+	switch {
+	case isJSON(p):
+		return json.RawMessage(p), nil, ""
+	case utf8.Valid(p):
+		s := string(p)
+		return nil, &s, ""
+	default:
+		return nil, nil, base64.StdEncoding.EncodeToString(p)
+	}
+}
+
+// failureViewOf is f's JSON view; nil for no failure.
+func failureViewOf(f *job.Failure) *failureView {
+	if f == nil {
+		return nil
+	}
+	return &failureView{Error: f.Error, Reason: f.Reason, Handler: f.Handler, Origin: f.Origin, At: f.At.UTC(), Stack: f.Stack}
+}
+
+// printBody prints p (a payload or a result) under name for a person: JSON
+// indented, other text indented, anything else in base64, labelled with
+// what it is.
+func (a *app) printBody(name string, p []byte) {
+	label, text := payloadLabel(p)
+	if len(p) == 0 {
+		fmt.Fprintf(a.stdout, "%s%s\n", name, label)
+		return
+	}
+	fmt.Fprintf(a.stdout, "%s%s:\n", name, label)
+	var pretty bytes.Buffer
+	if isJSON(p) && json.Indent(&pretty, p, "  ", "  ") == nil {
+		text = pretty.String()
+	} else {
+		text = indentLines(text, "  ")
+	}
+	fmt.Fprintf(a.stdout, "  %s\n", printableText(text))
 }
 
 // isJSON reports whether p is a JSON document (an empty payload is not).

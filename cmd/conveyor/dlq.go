@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -321,19 +319,7 @@ func printDeadLetter(a *app, dl *broker.DeadLetter) {
 	if f := j.Failure; f != nil && f.Stack != "" {
 		fmt.Fprintf(a.stdout, "stack:\n  %s\n", indentLines(strings.TrimRight(f.Stack, "\n"), "  "))
 	}
-	label, text := payloadLabel(j.Payload)
-	if len(j.Payload) == 0 {
-		fmt.Fprintf(a.stdout, "payload%s\n", label)
-		return
-	}
-	fmt.Fprintf(a.stdout, "payload%s:\n", label)
-	var pretty bytes.Buffer
-	if isJSON(j.Payload) && json.Indent(&pretty, j.Payload, "  ", "  ") == nil {
-		text = pretty.String()
-	} else {
-		text = indentLines(text, "  ")
-	}
-	fmt.Fprintf(a.stdout, "  %s\n", printableText(text))
+	a.printBody("payload", j.Payload)
 }
 
 // dlqChunk is how many IDs one replay or purge call carries when IDs are

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -79,19 +76,10 @@ func viewOfJobState(js *broker.JobState) jobStateView {
 	if p := js.Progress; p != nil {
 		v.Progress = &progressView{Fraction: p.Fraction, Message: p.Message, At: p.At.UTC()}
 	}
-	switch r := js.Result; {
-	case r == nil:
-	case isJSON(r):
-		v.Result = json.RawMessage(r)
-	case utf8.Valid(r):
-		s := string(r)
-		v.ResultText = &s
-	default:
-		v.ResultBase64 = base64.StdEncoding.EncodeToString(r)
+	if js.Result != nil {
+		v.Result, v.ResultText, v.ResultBase64 = bodyOf(js.Result)
 	}
-	if f := js.Failure; f != nil {
-		v.Failure = &failureView{Error: f.Error, Reason: f.Reason, Handler: f.Handler, Origin: f.Origin, At: f.At.UTC(), Stack: f.Stack}
-	}
+	v.Failure = failureViewOf(js.Failure)
 	return v
 }
 
@@ -224,17 +212,5 @@ func printJobState(a *app, js *broker.JobState) {
 	if js.State != broker.StateSucceeded {
 		return
 	}
-	label, text := payloadLabel(js.Result)
-	if len(js.Result) == 0 {
-		fmt.Fprintf(a.stdout, "result%s\n", label)
-		return
-	}
-	fmt.Fprintf(a.stdout, "result%s:\n", label)
-	var pretty bytes.Buffer
-	if isJSON(js.Result) && json.Indent(&pretty, js.Result, "  ", "  ") == nil {
-		text = pretty.String()
-	} else {
-		text = indentLines(text, "  ")
-	}
-	fmt.Fprintf(a.stdout, "  %s\n", printableText(text))
+	a.printBody("result", js.Result)
 }
