@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -51,29 +52,14 @@ dead-lettered).`,
   conveyor cancel --topic orchestrate --id 1732590000000-0 --json`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			if err := a.requireRedis(cmd); err != nil {
-				return err
-			}
-			if topic == "" {
-				return usagef("--topic is required")
-			}
-			if id == "" {
-				return usagef("--id is required (the job ID produce printed)")
-			}
-			return a.withBroker(func(b broker.Broker) error {
+			notFound := fmt.Sprintf("no job %s in %s: it was never published there, or it has finished (acknowledged, or dead-lettered: see conveyor dlq show --topic %s --id %s)",
+				printable(id), printable(topic), printable(topic), printable(id))
+			return a.withJob(cmd, topic, id, notFound, func(ctx context.Context, b broker.Broker) error {
 				c, ok := b.(broker.Canceller)
 				if !ok {
 					return fmt.Errorf("the %T broker cannot cancel jobs", b)
 				}
-				ctx := cmd.Context()
 				res, err := c.Cancel(ctx, topic, id)
-				if errors.Is(err, broker.ErrNotFound) {
-					if msg, merr := a.missingTopic(ctx, b, topic); merr == nil && msg != "" {
-						return errors.New(msg)
-					}
-					return fmt.Errorf("no job %s in %s: it was never published there, or it has finished (acknowledged, or dead-lettered: see conveyor dlq show --topic %s --id %s)",
-						printable(id), printable(topic), printable(topic), printable(id))
-				}
 				if err != nil {
 					return err
 				}
@@ -105,4 +91,31 @@ dead-lettered).`,
 	f.StringVar(&id, "id", "", "job ID to cancel (required)")
 	f.BoolVar(&asJSON, "json", false, `print the result as JSON: {"topic","id","state":"queued|delayed|running","outcome":"cancelled|requested"}`)
 	return cmd
+}
+
+// withJob runs f, a command's work on the job id of topic (both flags
+// required), with a broker. An error of f wrapping broker.ErrNotFound
+// becomes the message that the topic does not exist when it does not, and
+// notFound when it does.
+func (a *app) withJob(cmd *cobra.Command, topic, id, notFound string, f func(ctx context.Context, b broker.Broker) error) error {
+	if err := a.requireRedis(cmd); err != nil {
+		return err
+	}
+	if topic == "" {
+		return usagef("--topic is required")
+	}
+	if id == "" {
+		return usagef("--id is required (the job ID produce printed)")
+	}
+	return a.withBroker(func(b broker.Broker) error {
+		ctx := cmd.Context()
+		err := f(ctx, b)
+		if errors.Is(err, broker.ErrNotFound) {
+			if msg, merr := a.missingTopic(ctx, b, topic); merr == nil && msg != "" {
+				return errors.New(msg)
+			}
+			return errors.New(notFound)
+		}
+		return err
+	})
 }

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -120,29 +120,14 @@ Exit codes: 0 found; 1 no such job held (or Redis unreachable).`,
   conveyor job show --topic orchestrate --id 5f0c9d1e-7c1b-4b7e-9d55-0c6f1f6a2b11 --json`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			if err := a.requireRedis(cmd); err != nil {
-				return err
-			}
-			if topic == "" {
-				return usagef("--topic is required")
-			}
-			if id == "" {
-				return usagef("--id is required (the job ID produce printed)")
-			}
-			return a.withBroker(func(b broker.Broker) error {
+			notFound := fmt.Sprintf("no job %s held in %s: never published there, acknowledged without a result (such jobs are not kept), or its result expired",
+				printable(id), printable(topic))
+			return a.withJob(cmd, topic, id, notFound, func(ctx context.Context, b broker.Broker) error {
 				r, ok := b.(broker.JobReader)
 				if !ok {
 					return fmt.Errorf("the %T broker cannot look jobs up", b)
 				}
-				ctx := cmd.Context()
 				js, err := r.JobState(ctx, topic, id)
-				if errors.Is(err, broker.ErrNotFound) {
-					if msg, merr := a.missingTopic(ctx, b, topic); merr == nil && msg != "" {
-						return errors.New(msg)
-					}
-					return fmt.Errorf("no job %s held in %s: never published there, acknowledged without a result (such jobs are not kept), or its result expired",
-						printable(id), printable(topic))
-				}
 				if err != nil {
 					return err
 				}
