@@ -61,6 +61,21 @@ func (b *Broker) Topics(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
+// inspected returns topic name and its dead-letter topic for inspection:
+// an empty topic when only dead letters were seen (dl may be nil), and an
+// error wrapping broker.ErrNotFound when neither was ever used. st.mu is
+// held.
+func (st *state) inspected(name string) (t, dl *topic, err error) {
+	t, dl = st.topics[name], st.topics[job.DeadLetterTopic(name)]
+	if t == nil && dl == nil {
+		return nil, nil, fmt.Errorf("%w: topic %q", broker.ErrNotFound, name)
+	}
+	if t == nil {
+		t = newTopic(name)
+	}
+	return t, dl, nil
+}
+
 // Inspect describes topic: ready (Lag) plus leased (Pending) jobs make its
 // Length; Delayed and DeadLetters count its delayed set and dead-letter
 // topic. It returns [broker.ErrNotFound] for a topic never used.
@@ -70,12 +85,9 @@ func (b *Broker) Inspect(ctx context.Context, name string) (*broker.TopicInfo, e
 		return nil, err
 	}
 	defer st.mu.Unlock()
-	t, dl := st.topics[name], st.topics[job.DeadLetterTopic(name)]
-	if t == nil && dl == nil {
-		return nil, fmt.Errorf("%w: topic %q", broker.ErrNotFound, name)
-	}
-	if t == nil {
-		t = newTopic(name)
+	t, dl, err := st.inspected(name)
+	if err != nil {
+		return nil, err
 	}
 	info := &broker.TopicInfo{
 		Topic:   name,

@@ -225,12 +225,9 @@ func (b *Broker) InspectPartitions(ctx context.Context, name string) ([]broker.P
 		return nil, err
 	}
 	defer st.mu.Unlock()
-	t, dl := st.topics[name], st.topics[job.DeadLetterTopic(name)]
-	if t == nil && dl == nil {
-		return nil, fmt.Errorf("%w: topic %q", broker.ErrNotFound, name)
-	}
-	if t == nil {
-		t = newTopic(name)
+	t, dl, err := st.inspected(name)
+	if err != nil {
+		return nil, err
 	}
 	n := len(t.parts)
 	if dl != nil {
