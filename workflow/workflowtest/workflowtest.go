@@ -440,12 +440,8 @@ func testChainResults(e *env) {
 	}
 }
 
-// testChainCrash runs a chain of 5 whose third link's worker dies after
-// fetching it, and whose fourth link is acked twice (a redelivery after a
-// lost reply): the third link runs again elsewhere, every link runs, and
-// the last one reads the result built along the whole chain.
-func testChainCrash(e *env) {
-	topics := []string{"c1", "c2", "c3", "c4", "c5"}
+// chainOf starts a chain of one empty job per topic, in order.
+func (e *env) chainOf(topics ...string) *workflow.ChainInfo {
 	links := make([]broker.Message, len(topics))
 	for i, t := range topics {
 		links[i] = broker.Message{Topic: t}
@@ -454,6 +450,16 @@ func testChainCrash(e *env) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return ch
+}
+
+// testChainCrash runs a chain of 5 whose third link's worker dies after
+// fetching it, and whose fourth link is acked twice (a redelivery after a
+// lost reply): the third link runs again elsewhere, every link runs, and
+// the last one reads the result built along the whole chain.
+func testChainCrash(e *env) {
+	topics := []string{"c1", "c2", "c3", "c4", "c5"}
+	ch := e.chainOf(topics...)
 	prev := ""
 	for i, topic := range topics {
 		if i == 2 {
@@ -491,14 +497,7 @@ func testChainCrash(e *env) {
 
 func testChainFailure(e *env) {
 	topics := []string{"k1", "k2", "k3", "k4", "k5"}
-	links := make([]broker.Message, len(topics))
-	for i, t := range topics {
-		links[i] = broker.Message{Topic: t}
-	}
-	ch, err := e.wf.Chain(e.ctx, links...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	ch := e.chainOf(topics...)
 	for i := range 2 {
 		d := e.fetchN(e.b, 1, topics...)[0]
 		if d.Job.Topic != topics[i] {
@@ -519,6 +518,7 @@ func testChainFailure(e *env) {
 	for i := 3; i < 5; i++ {
 		var dls []broker.DeadLetter
 		e.eventually("the dead letter of link "+fmt.Sprint(i+1), func() bool {
+			var err error
 			dls, err = a.DeadLetters(e.ctx, topics[i], "", 10)
 			if err != nil {
 				e.t.Fatal(err)
