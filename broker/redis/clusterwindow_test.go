@@ -10,7 +10,7 @@ import (
 
 // clusterWindowEnv is a broker on a 3-master Cluster whose commands are
 // logged, with topic "t" in 12 partitions (and its retiring layout 1).
-func clusterWindowEnv(t *testing.T) (context.Context, *Broker, *cmdLog) {
+func clusterWindowEnv(t *testing.T) (context.Context, *Broker, *redistest.CommandLog) {
 	t.Helper()
 	c := redistest.StartCluster(t, 3)
 	return loggedPartitionedBroker(t, c.Client(t), c.Namespace, 500*time.Millisecond, 12)
@@ -64,7 +64,7 @@ func TestClusterReadWindow(t *testing.T) {
 	for i := range keys {
 		publishTo(t, ctx, b, keys[i], 40)
 	}
-	log.take()
+	log.Take()
 	seen := map[string]bool{}
 	reads := 0
 	for range 13 {
@@ -76,7 +76,7 @@ func TestClusterReadWindow(t *testing.T) {
 		for _, d := range ds {
 			seen[d.Job.Key] = true
 		}
-		for _, c := range log.take() {
+		for _, c := range log.Take() {
 			switch c {
 			case "evalsha", "eval":
 				t.Fatalf("a script was run to read")

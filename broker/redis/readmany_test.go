@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,46 +13,9 @@ import (
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 )
 
-// cmdLog records the names of the commands a client sends.
-type cmdLog struct {
-	mu    sync.Mutex
-	names []string
-}
-
-func (c *cmdLog) add(cmds ...goredis.Cmder) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, cmd := range cmds {
-		c.names = append(c.names, strings.ToLower(cmd.Name()))
-	}
-}
-
-// take returns the names recorded since the last take.
-func (c *cmdLog) take() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.names
-	c.names = nil
-	return out
-}
-
-func (c *cmdLog) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-func (c *cmdLog) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		c.add(cmd)
-		return next(ctx, cmd)
-	}
-}
-func (c *cmdLog) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		c.add(cmds...)
-		return next(ctx, cmds)
-	}
-}
-
 // readManyEnv is a broker on a single Redis whose commands are logged,
 // with topic "t" in 4 partitions (and its retiring layout 1).
-func readManyEnv(t *testing.T) (context.Context, *Broker, *cmdLog, goredis.UniversalClient) {
+func readManyEnv(t *testing.T) (context.Context, *Broker, *redistest.CommandLog, goredis.UniversalClient) {
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
@@ -63,9 +25,9 @@ func readManyEnv(t *testing.T) (context.Context, *Broker, *cmdLog, goredis.Unive
 
 // loggedPartitionedBroker returns a broker on rdb whose commands are
 // logged, with topic "t" in partitions partitions.
-func loggedPartitionedBroker(t *testing.T, rdb goredis.UniversalClient, ns string, block time.Duration, partitions int) (context.Context, *Broker, *cmdLog) {
+func loggedPartitionedBroker(t *testing.T, rdb goredis.UniversalClient, ns string, block time.Duration, partitions int) (context.Context, *Broker, *redistest.CommandLog) {
 	t.Helper()
-	log := &cmdLog{}
+	log := &redistest.CommandLog{}
 	rdb.AddHook(log)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
@@ -143,14 +105,14 @@ func TestReadManyPlainAndFair(t *testing.T) {
 	if ds, err := b.Fetch(ctx, []string{"t"}, 8); err != nil || len(ds) != 8 {
 		t.Fatalf("second Fetch: %d, %v", len(ds), err)
 	}
-	log.take()
+	log.Take()
 	// The third gives the empty stream one probe, each partition its
 	// share of the rest.
 	ds, err := b.Fetch(ctx, []string{"t"}, 8)
 	if err != nil || len(ds) != 7 {
 		t.Fatalf("third Fetch: %d, %v; want 7 (8 less the empty stream's probe)", len(ds), err)
 	}
-	cmds := log.take()
+	cmds := log.Take()
 	per := map[string]int{}
 	for _, d := range ds {
 		per[d.Job.Key]++
@@ -199,12 +161,12 @@ func TestReadManyDryPartition(t *testing.T) {
 		t.Fatalf("%d entries leased, %d fetched", n, total)
 	}
 	publishTo(t, ctx, b, cold, 1)
-	log.take()
+	log.Take()
 	ds, err := b.Fetch(ctx, []string{"t"}, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range log.take() {
+	for _, c := range log.Take() {
 		if c == "evalsha" || c == "eval" {
 			t.Errorf("a script was run")
 		}
@@ -245,14 +207,14 @@ func TestReadManyPaused(t *testing.T) {
 	// may take jobs, and it sees the pause.
 	ds, _ := b.Fetch(ctx, []string{"t"}, 8)
 	total += len(ds)
-	log.take()
+	log.Take()
 	for range 3 {
 		ds, err := b.Fetch(ctx, []string{"t"}, 8)
 		if len(ds) != 0 || err != nil {
 			t.Fatalf("Fetch of a paused topic: %d jobs, %v", len(ds), err)
 		}
 	}
-	for _, c := range log.take() {
+	for _, c := range log.Take() {
 		if c == "xreadgroup" {
 			t.Fatalf("a paused topic was read with XREADGROUP")
 		}
@@ -304,7 +266,7 @@ func TestReadManyLayoutPausedApart(t *testing.T) {
 	if _, err := b.Fetch(ctx, []string{"t"}, 8); err != nil {
 		t.Fatal(err)
 	}
-	log.take()
+	log.Take()
 	current := 0
 	for range 5 {
 		ds, err := b.Fetch(ctx, []string{"t"}, 8)
@@ -313,7 +275,7 @@ func TestReadManyLayoutPausedApart(t *testing.T) {
 		}
 		for _, d := range ds {
 			if string(d.Job.Payload) == "retiring" {
-				t.Fatalf("an entry of the paused layout was fetched after its pause was seen (commands %v)", log.take())
+				t.Fatalf("an entry of the paused layout was fetched after its pause was seen (commands %v)", log.Take())
 			}
 			current++
 		}

@@ -206,7 +206,7 @@ func TestAckResultCost(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	rdb := e.srv.Client(t)
-	rec, trips := &cmdRecorder{}, &roundTrips{}
+	rec, trips := &redistest.CommandLog{}, &roundTrips{}
 	rdb.AddHook(rec)
 	rdb.AddHook(trips)
 	b, err := redis.New(rdb, &redis.Options{Namespace: e.ns, Consumer: "c", Block: 50 * time.Millisecond})
@@ -228,12 +228,12 @@ func TestAckResultCost(t *testing.T) {
 	if err := b.Ack(ctx, ds[5]); err != nil {
 		t.Fatal(err)
 	}
-	rec.take()
+	rec.Take()
 	trips.n.Store(0)
 	if err := b.Ack(ctx, ds[0], ds[1]); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.take(); !slices.Equal(got, []string{"xack", "xdel"}) || trips.n.Load() != 1 {
+	if got := rec.Take(); !slices.Equal(got, []string{"xack", "xdel"}) || trips.n.Load() != 1 {
 		t.Fatalf("ack without results sent %q in %d round trips, want one XACK and one XDEL in 1", got, trips.n.Load())
 	}
 	ds[3].Result, ds[4].Result = []byte(`1`), []byte(`2`)
@@ -241,7 +241,7 @@ func TestAckResultCost(t *testing.T) {
 	if err := b.Ack(ctx, ds[2], ds[3], ds[4]); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.take(); !slices.Equal(got, []string{"xack", "xdel", "evalsha", "evalsha"}) || trips.n.Load() != 1 {
+	if got := rec.Take(); !slices.Equal(got, []string{"xack", "xdel", "evalsha", "evalsha"}) || trips.n.Load() != 1 {
 		t.Fatalf("ack with two results sent %q in %d round trips, want XACK, XDEL and one EVALSHA per result in 1", got, trips.n.Load())
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,45 +15,6 @@ import (
 	"github.com/conveyor-jobs/conveyor/internal/redistest"
 	"github.com/conveyor-jobs/conveyor/job"
 )
-
-// cmdRecorder records the names of the commands a client sends.
-type cmdRecorder struct {
-	mu   sync.Mutex
-	cmds []string
-}
-
-func (r *cmdRecorder) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (r *cmdRecorder) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		r.add(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (r *cmdRecorder) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		for _, c := range cmds {
-			r.add(c)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (r *cmdRecorder) add(c goredis.Cmder) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.cmds = append(r.cmds, c.Name())
-}
-
-// take returns the commands recorded since the last take.
-func (r *cmdRecorder) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.cmds
-	r.cmds = nil
-	return out
-}
 
 // TestUniqueWire pins what a unique job writes: its stream entry carries
 // unique_key and unique_for_ms, and the claim <ns>:{<topic>}:unique:<key>
@@ -110,7 +70,7 @@ func TestUniqueAckCost(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	rdb := e.srv.Client(t)
-	rec := &cmdRecorder{}
+	rec := &redistest.CommandLog{}
 	rdb.AddHook(rec)
 	b, err := redis.New(rdb, &redis.Options{Namespace: e.ns, Consumer: "c", Block: 50 * time.Millisecond})
 	if err != nil {
@@ -125,18 +85,18 @@ func TestUniqueAckCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds := fetchN(t, b, []string{"cost"}, 3)
-	rec.take()
+	rec.Take()
 	if err := b.Ack(ctx, ds[0], ds[1]); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.take(); !slices.Equal(got, []string{"xack", "xdel"}) {
+	if got := rec.Take(); !slices.Equal(got, []string{"xack", "xdel"}) {
 		t.Fatalf("plain ack sent %q, want one XACK and one XDEL", got)
 	}
 	if err := b.Ack(ctx, ds[2]); err != nil {
 		t.Fatal(err)
 	}
 	// The script: EVALSHA, and the first time EVAL after NOSCRIPT.
-	if got := rec.take(); len(got) == 0 || slices.ContainsFunc(got, func(c string) bool { return c != "evalsha" && c != "eval" }) {
+	if got := rec.Take(); len(got) == 0 || slices.ContainsFunc(got, func(c string) bool { return c != "evalsha" && c != "eval" }) {
 		t.Fatalf("unique ack sent %q, want its script only", got)
 	}
 	if _, err := b.Publish(ctx, broker.Message{Topic: "cost", UniqueKey: "k"}); err != nil {
