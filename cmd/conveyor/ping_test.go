@@ -69,15 +69,17 @@ func neverAnswers(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// closedPort returns a loopback address where nothing listens.
+// closedPort returns a loopback address where nothing listens: port 1, which
+// only a privileged process could bind and nothing here does. (A port taken
+// from a listener just closed can be handed out again at once, to a
+// listener of a parallel test.)
 func closedPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	const addr = "127.0.0.1:1"
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("something listens on %s: this test needs a port where nothing does", addr)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 
