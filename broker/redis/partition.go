@@ -146,27 +146,25 @@ type partID struct {
 	n, i  int
 }
 
-// partCache holds the keys of partitions (partKeys), up to maxKeyCache.
+// partCache holds the keys of partitions (partKeys), up to maxKeyCache. Its
+// reads take no lock: every Fetch and settle of a partitioned topic reads
+// it, from several goroutines at once.
 type partCache struct {
-	mu sync.RWMutex
-	m  map[partID]keys
+	m sync.Map // partID -> keys
+	n atomic.Int64
 }
 
 func (c *partCache) load(id partID) (keys, bool) {
-	c.mu.RLock()
-	k, ok := c.m[id]
-	c.mu.RUnlock()
-	return k, ok
+	k, ok := c.m.Load(id)
+	if !ok {
+		return keys{}, false
+	}
+	return k.(keys), true
 }
 
 func (c *partCache) store(id partID, k keys) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[partID]keys{}
-	}
-	if len(c.m) < maxKeyCache {
-		c.m[id] = k
+	if c.n.Add(1) <= maxKeyCache {
+		c.m.Store(id, k)
 	}
 }
 

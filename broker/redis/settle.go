@@ -33,39 +33,58 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 		return err
 	}
 	defer b.finishBatches(ctx, due)
-	byStream := map[string][]any{} // entry IDs, each boxed once for XACK and XDEL
-	var order []string
-	var unique []scriptCall // acks by script: unique jobs, and jobs with a result
-	for _, d := range ds {
-		if d == nil {
+	// The deliveries acked by XACK and XDEL, grouped by stream in the
+	// order of their first delivery; each entry ID is boxed once for both.
+	var (
+		unique []scriptCall // acks by script: unique jobs, and jobs with a result
+		group  = make([]int, len(ds))
+		boxed  = make([]any, len(ds))
+		sizes  []int
+		order  []string
+		index  = map[string]int{}
+	)
+	for i, d := range ds {
+		group[i] = -1
+		switch {
+		case d == nil:
 			continue
-		}
-		if d.Result != nil {
+		case d.Result != nil:
 			unique = append(unique, b.ackResultCall(d))
 			continue
-		}
-		if d.Job.UniqueKey != "" {
+		case d.Job.UniqueKey != "":
 			unique = append(unique, b.ackUniqueCall(d))
 			continue
 		}
 		k, id := b.dkeys(d)
-		s := k.stream
-		if _, ok := byStream[s]; !ok {
-			order = append(order, s)
-			if len(order) == 1 {
-				byStream[s] = make([]any, 0, len(ds)) // mostly all of them
-			}
+		g, ok := index[k.stream]
+		if !ok {
+			g = len(order)
+			index[k.stream] = g
+			order = append(order, k.stream)
+			sizes = append(sizes, 0)
 		}
-		byStream[s] = append(byStream[s], id)
+		group[i], boxed[i] = g, id
+		sizes[g]++
 	}
 	if len(order) == 0 && len(unique) == 0 {
 		return nil
 	}
+	acks := make([][]any, len(order))
+	dels := make([][]any, len(order))
+	for g, s := range order {
+		acks[g] = append(make([]any, 0, 3+sizes[g]), "xack", s, b.o.Group)
+		dels[g] = append(make([]any, 0, 2+sizes[g]), "xdel", s)
+	}
+	for i, g := range group {
+		if g >= 0 {
+			acks[g] = append(acks[g], boxed[i])
+			dels[g] = append(dels[g], boxed[i])
+		}
+	}
 	pipe := b.rdb.Pipeline()
-	for _, s := range order {
-		ids := byStream[s]
-		ack := goredis.NewIntCmd(ctx, append([]any{"xack", s, b.o.Group}, ids...)...)
-		del := goredis.NewIntCmd(ctx, append([]any{"xdel", s}, ids...)...)
+	for g := range order {
+		ack := goredis.NewIntCmd(ctx, acks[g]...)
+		del := goredis.NewIntCmd(ctx, dels[g]...)
 		ack.SetFirstKeyPos(1)
 		del.SetFirstKeyPos(1)
 		_ = pipe.Process(ctx, ack)
