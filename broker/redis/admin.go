@@ -216,7 +216,8 @@ func (b *Broker) deadLettersKeys(ctx context.Context, topic string, k keys, afte
 	}
 	out := make([]broker.DeadLetter, len(msgs))
 	for i, m := range msgs {
-		out[i] = broker.DeadLetter{ID: k.receipt(m.ID), Job: decodeEntry(job.DeadLetterTopic(topic), m.ID, m.Values).job}
+		r := k.receipt(m.ID)
+		out[i] = broker.DeadLetter{ID: r, Job: decodeEntry(job.DeadLetterTopic(topic), m.ID, r, m.Values).job}
 	}
 	return out, nil
 }
@@ -238,7 +239,8 @@ func (b *Broker) DeadLetterByID(ctx context.Context, topic, id string) (*broker.
 	if len(msgs) == 0 {
 		return nil, fmt.Errorf("%w: dead letter %q of %q", broker.ErrNotFound, id, topic)
 	}
-	return &broker.DeadLetter{ID: k.receipt(msgs[0].ID), Job: decodeEntry(job.DeadLetterTopic(topic), msgs[0].ID, msgs[0].Values).job}, nil
+	r := k.receipt(msgs[0].ID)
+	return &broker.DeadLetter{ID: r, Job: decodeEntry(job.DeadLetterTopic(topic), msgs[0].ID, r, msgs[0].Values).job}, nil
 }
 
 // snapshotIDs returns the IDs of every entry of stream, oldest first.
@@ -640,7 +642,7 @@ func decodeMemberValues(topic, member string) (job.Job, map[string]any) {
 	for i := 0; i+1 < len(fields); i += 2 {
 		values[fields[i]] = fields[i+1]
 	}
-	return decodeEntry(topic, "", values).job, values
+	return decodeEntry(topic, "", "", values).job, values
 }
 
 // DeleteDelayed removes the delayed job of topic with job ID id, or returns

@@ -138,14 +138,15 @@ return {1, overflow}
 //     Options.CancelRequestTTL ([broker.CancelRequested]); the server
 //     holding the job reads it through [Broker.CancelRequested].
 //
-// The job is found by a scan: its entry ID is tried first (the job ID of a
-// job published without one, or of an entry written by another producer
-// without an id field), then the stream and the delayed set are read from
-// their start, 1,000 entries per call, at most [MaxCancelScan] entries of
-// each. An id that is no job's ID but a stream entry ID of topic (a pending
-// entry's ID, as the dashboard lists them) names that entry's job. A job
-// that moves while it is looked up (delivered, retried, promoted) is looked
-// up again, up to three times.
+// The job is found by a scan: the entry that id names as a receipt is
+// tried first (the job ID of a job published without one is its first
+// entry's receipt: the entry ID, followed by "@<n>/<i>" on a partitioned
+// topic, whose partition is then looked at first), then the stream and the
+// delayed set of each partition are read from their start, 1,000 entries
+// per call, at most [MaxCancelScan] entries of each. An id that is no job's
+// ID but a receipt of topic (a pending entry's, as the dashboard lists
+// them) names that entry's job. A job that moves while it is looked up
+// (delivered, retried, promoted) is looked up again, up to three times.
 //
 // It returns an error wrapping broker.ErrNotFound when topic holds no such
 // job (never published, settled already, or dead-lettered), and an error
@@ -162,10 +163,7 @@ func (b *Broker) Cancel(ctx context.Context, topic, id string) (broker.CancelRes
 	if err != nil {
 		return 0, err
 	}
-	if k, entry, ok := b.parseReceipt(topic, id); ok {
-		// A partition's receipt (as PendingEntries lists them).
-		parts, id = []keys{k}, entry
-	}
+	parts = b.receiptFirst(topic, id, parts)
 	cut := false
 	for _, k := range parts {
 		res, truncated, err := b.cancelIn(ctx, k, id)
@@ -205,27 +203,58 @@ func (b *Broker) cancelIn(ctx context.Context, k keys, id string) (res broker.Ca
 	return 0, cut, nil
 }
 
-// jobID returns the job ID of a stream entry: its id field, or else its
-// entry ID.
-func jobID(m goredis.XMessage) string {
+// jobIDIn returns the job ID of an entry of k's stream or dead-letter
+// stream: its id field, or else its receipt.
+func jobIDIn(k keys, m goredis.XMessage) string {
 	if s, ok := m.Values[fieldID].(string); ok && s != "" {
 		return s
 	}
-	return m.ID
+	return k.receipt(m.ID)
 }
 
-// findEntry returns the stream entry of job id (see Broker.Cancel for the
-// lookup), whether it was found, and whether the scan stopped at its
-// bound.
-func (b *Broker) findEntry(ctx context.Context, stream, id string) (goredis.XMessage, bool, bool, error) {
+// entryNamed returns the entry ID that id names as a receipt of k's
+// streams, or "" when it names none.
+func (b *Broker) entryNamed(k keys, id string) string {
+	if k.n <= 1 {
+		if validEntryID(id) {
+			return id
+		}
+		return ""
+	}
+	if pk, entry, ok := b.parseReceipt(k.topic, id); ok && pk.n == k.n && pk.part == k.part {
+		return entry
+	}
+	return ""
+}
+
+// receiptFirst returns parts, the partitions of topic, with the partition
+// that id names as a receipt first (added when a retired layout's).
+func (b *Broker) receiptFirst(topic, id string, parts []keys) []keys {
+	k, _, ok := b.parseReceipt(topic, id)
+	if !ok {
+		return parts
+	}
+	out := append(make([]keys, 0, len(parts)+1), k)
+	for _, p := range parts {
+		if p.stream != k.stream {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// findEntry returns the entry of job id in stream, k's stream or
+// dead-letter stream (see Broker.Cancel for the lookup), whether it was
+// found, and whether the scan stopped at its bound.
+func (b *Broker) findEntry(ctx context.Context, k keys, stream, id string) (goredis.XMessage, bool, bool, error) {
 	var byEntryID *goredis.XMessage
-	if validEntryID(id) {
-		ms, err := b.rdb.XRange(ctx, stream, id, id).Result()
+	if entry := b.entryNamed(k, id); entry != "" {
+		ms, err := b.rdb.XRange(ctx, stream, entry, entry).Result()
 		if err != nil {
 			return goredis.XMessage{}, false, false, err
 		}
 		if len(ms) == 1 {
-			if jobID(ms[0]) == id {
+			if jobIDIn(k, ms[0]) == id {
 				return ms[0], true, false, nil
 			}
 			byEntryID = &ms[0]
@@ -238,7 +267,7 @@ func (b *Broker) findEntry(ctx context.Context, stream, id string) (goredis.XMes
 			return goredis.XMessage{}, false, false, err
 		}
 		read += len(ms)
-		if i := slices.IndexFunc(ms, func(m goredis.XMessage) bool { return jobID(m) == id }); i >= 0 {
+		if i := slices.IndexFunc(ms, func(m goredis.XMessage) bool { return jobIDIn(k, m) == id }); i >= 0 {
 			return ms[i], true, false, nil
 		}
 		if len(ms) < snapshotBatch {
@@ -259,11 +288,11 @@ func (b *Broker) findEntry(ctx context.Context, stream, id string) (goredis.XMes
 // nothing was cancelled; found then says the job was found but moved
 // before the script ran.
 func (b *Broker) cancelInStream(ctx context.Context, k keys, id string) (res broker.CancelResult, found, truncated bool, err error) {
-	m, found, truncated, err := b.findEntry(ctx, k.stream, id)
+	m, found, truncated, err := b.findEntry(ctx, k, k.stream, id)
 	if err != nil || !found {
 		return 0, false, truncated, b.wrap("cancel", err)
 	}
-	d := decodeEntry(k.topic, m.ID, m.Values)
+	d := decodeEntry(k.topic, m.ID, k.receipt(m.ID), m.Values)
 	now := b.o.Now()
 	f := broker.CancelFailure(k.topic, broker.CancelledQueued, now)
 	fields := encodeFields(&d.job, d.attempt, &f)

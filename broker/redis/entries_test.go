@@ -103,7 +103,7 @@ func TestReadRawMatchesGoRedis(t *testing.T) {
 					}
 				}
 			}
-			if d := decodeFields("t", got[0].entries[4]); string(d.job.Payload) != "second" {
+			if d := decodeFields("t", got[0].entries[4], got[0].entries[4].id); string(d.job.Payload) != "second" {
 				t.Fatalf("payload given twice decodes as %q, want the last one", d.job.Payload)
 			}
 
@@ -248,8 +248,8 @@ func FuzzParseStreams(f *testing.F) {
 
 // TestOwnCopiesEntryID checks that the ID of an entry read from a whole
 // reply, and its receipt, share no memory with the reply, for a topic of
-// one partition and of four, and that a job without an id field takes the
-// copy as its ID.
+// one partition and of four, and that a job without an id field takes its
+// receipt (the copy) as its ID.
 func TestOwnCopiesEntryID(t *testing.T) {
 	t.Parallel()
 	reply := "1765000000000-7|payload|pp"
@@ -264,12 +264,12 @@ func TestOwnCopiesEntryID(t *testing.T) {
 	defer b.Close()
 	for _, k := range []keys{b.makeKeysIn("t", 1, 0), b.makeKeysIn("t", 4, 2)} {
 		owned, receipt := k.own(e)
-		d := decodeFields("t", owned)
+		d := decodeFields("t", owned, receipt)
 		want := "1765000000000-7"
 		if k.n > 1 {
 			want += "@4/2"
 		}
-		if owned.id != "1765000000000-7" || receipt != want || d.job.ID != "1765000000000-7" {
+		if owned.id != "1765000000000-7" || receipt != want || d.job.ID != want {
 			t.Fatalf("n=%d: id %q, receipt %q, job ID %q", k.n, owned.id, receipt, d.job.ID)
 		}
 		for _, s := range []string{owned.id, receipt, d.job.ID} {
@@ -297,7 +297,7 @@ func TestDecodeFieldsCopiesShared(t *testing.T) {
 	t.Parallel()
 	reply := "payload|pp|id|job-1|key|tenant|unique_key|u|h.trace|abc|error|boom|reason|failed|handler|h|origin|o|stack|s"
 	fields := strings.Split(reply, "|")
-	d := decodeFields("t", entry{id: "1-1", fields: fields, shared: true})
+	d := decodeFields("t", entry{id: "1-1", fields: fields, shared: true}, "1-1")
 	inside := func(s string) bool { return sharesMemory(s, reply) }
 	j := d.job
 	if j.ID != "job-1" || j.Key != "tenant" || j.UniqueKey != "u" || j.Headers["trace"] != "abc" || j.Failure == nil || j.Failure.Stack != "s" {
@@ -341,7 +341,7 @@ func benchRead(b *testing.B, read func(ctx context.Context, rdb *goredis.Client,
 		n := 0
 		for _, s := range read(ctx, rdb, stream) {
 			for _, e := range s.entries {
-				if d := decodeFields("t", e); d.problem == "" {
+				if d := decodeFields("t", e, e.id); d.problem == "" {
 					n++
 				}
 			}

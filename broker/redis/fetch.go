@@ -423,7 +423,7 @@ func (b *Broker) recover(ctx context.Context, k keys, room int) ([]*broker.Deliv
 // delivery included: count-1 deliveries ended without an outcome.
 func (b *Broker) redelivery(ctx context.Context, k keys, e goredis.XMessage, count int64) *broker.Delivery {
 	en := entryOf(e.ID, e.Values)
-	dec := decodeFields(k.topic, en)
+	dec := decodeFields(k.topic, en, k.receipt(e.ID))
 	if dec.problem != "" {
 		b.deadLetterMalformed(ctx, k, en, dec)
 		return nil
@@ -525,7 +525,7 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool, o o
 		k := byStream[s.stream]
 		for _, e := range s.entries {
 			e, receipt := k.own(e)
-			dec := decodeFields(k.topic, e)
+			dec := decodeFields(k.topic, e, receipt)
 			if dec.problem != "" {
 				b.deadLetterMalformed(ctx, k, e, dec)
 				continue
@@ -1078,7 +1078,7 @@ func (b *Broker) deadLetterMalformed(ctx context.Context, k keys, e entry, dec d
 	// The dead letter is a new entry: it carries the job's ID and enqueue
 	// time explicitly when the original entry implied them.
 	if !hasID {
-		fields = append(fields, fieldID, e.id)
+		fields = append(fields, fieldID, dec.job.ID)
 	}
 	if !hasEnq {
 		if t, ok := entryTime(e.id); ok {

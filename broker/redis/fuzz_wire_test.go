@@ -41,7 +41,7 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 		hasPayload = values[fieldPayload] != nil
 
-		d := decodeEntry(topic, entryID, values)
+		d := decodeEntry(topic, entryID, entryID, values)
 		j := &d.job
 		if !hasPayload {
 			if d.problem == "" {
@@ -86,7 +86,7 @@ func FuzzDecodeEntry(f *testing.F) {
 		for i := 0; i+1 < len(fields); i += 2 {
 			again[fields[i]] = fields[i+1]
 		}
-		d2 := decodeEntry(topic, entryID, again)
+		d2 := decodeEntry(topic, entryID, entryID, again)
 		j2 := &d2.job
 		switch {
 		case d2.problem != "":

@@ -56,8 +56,9 @@ func (b *Broker) publishOne(ctx context.Context, m broker.Message) (string, erro
 // A message due now is added to its topic's stream with the minimal entry
 // of the wire format: XADD <stream> * payload <p> [h.<name> <v>]…, plus id
 // when m.ID is set, max_attempts when m.MaxAttempts is and timeout_ms when
-// m.Timeout is. Its job ID is m.ID, or else the stream entry ID that
-// XADD returns; its attempt is 1 and its enqueue time is the entry ID's
+// m.Timeout is. Its job ID is m.ID, or else the receipt of the stream
+// entry XADD adds: its entry ID, followed on a partitioned topic by
+// "@<n>/<i>" (entry IDs are unique within one stream only); its attempt is 1 and its enqueue time is the entry ID's
 // time (Redis's clock), both implied by the entry. A message due later
 // (Delay, ProcessAt) is added to the topic's delayed set with an explicit
 // id (m.ID, or a generated UUIDv7), attempt and enqueued_at (Options.Now).
@@ -105,17 +106,6 @@ func (b *Broker) publishBatch(ctx context.Context, ms []broker.Message, errs []e
 			return nil, err
 		}
 	}
-	for i := range ms {
-		if ids[i] == "" && pk[i].n > 1 {
-			// Entry IDs are unique within one stream only: a job of a
-			// partition gets an ID unique in the topic.
-			u, err := uuid.NewV7()
-			if err != nil {
-				return nil, fmt.Errorf("conveyor/redis: generate job ID: %w", err)
-			}
-			ids[i] = u.String()
-		}
-	}
 	if len(ms) == 1 && ms[0].UniqueKey != "" && b.registered(pk[0].base) {
 		return b.publishUnique(ctx, &ms[0], pk[0], ids[0], now)
 	}
@@ -127,7 +117,7 @@ func (b *Broker) publishBatch(ctx context.Context, ms []broker.Message, errs []e
 				return nil, b.wrap("publish", err)
 			}
 			if ids[0] == "" {
-				ids[0] = cmd.(*goredis.StringCmd).Val()
+				ids[0] = k.receipt(cmd.(*goredis.StringCmd).Val())
 			}
 			b.noteDelayed(ms, pk, nil, now)
 			return ids, nil
@@ -184,7 +174,7 @@ func (b *Broker) publishBatch(ctx context.Context, ms []broker.Message, errs []e
 			if err := c.Err(); err != nil {
 				failed(i, err)
 			} else if ids[i] == "" {
-				ids[i] = c.(*goredis.StringCmd).Val()
+				ids[i] = pk[i].receipt(c.(*goredis.StringCmd).Val())
 			}
 			continue
 		}

@@ -328,6 +328,7 @@ func (b *Broker) JobState(ctx context.Context, topic, id string) (*broker.JobSta
 	if err != nil {
 		return nil, b.wrap("job state", err)
 	}
+	ks = b.receiptFirst(topic, id, ks)
 	cut := false
 	for range 2 {
 		js, err := b.resultState(ctx, ks, topic, id)
@@ -352,7 +353,7 @@ func (b *Broker) JobState(ctx context.Context, topic, id string) (*broker.JobSta
 // jobState is one lookup of JobState: nil when the job was not found.
 func (b *Broker) jobState(ctx context.Context, k keys, id string) (*broker.JobState, bool, error) {
 	js := &broker.JobState{ID: id, Topic: k.topic}
-	m, found, cutStream, err := b.findEntry(ctx, k.stream, id)
+	m, found, cutStream, err := b.findEntry(ctx, k, k.stream, id)
 	if err != nil {
 		return nil, false, err
 	}
@@ -379,12 +380,12 @@ func (b *Broker) jobState(ctx context.Context, k keys, id string) (*broker.JobSt
 		return js, false, nil
 	}
 
-	m, found, cutDLQ, err := b.findEntry(ctx, k.dlq, id)
+	m, found, cutDLQ, err := b.findEntry(ctx, k, k.dlq, id)
 	if err != nil {
 		return nil, false, err
 	}
 	if found {
-		dec := decodeEntry(job.DeadLetterTopic(k.topic), m.ID, m.Values)
+		dec := decodeEntry(job.DeadLetterTopic(k.topic), m.ID, k.receipt(m.ID), m.Values)
 		js.ID, js.State, js.Receipt, js.Attempt = dec.job.ID, broker.StateDead, k.receipt(m.ID), dec.attempt
 		js.EnqueuedAt, js.Failure = dec.job.EnqueuedAt, dec.job.Failure
 		if js.Failure != nil {
@@ -447,7 +448,7 @@ func (b *Broker) fillResult(js *broker.JobState, v []any, ttl time.Duration) {
 // entryState fills js from m, the job's entry in k's stream: running when
 // the entry is pending in the group, else queued.
 func (b *Broker) entryState(ctx context.Context, k keys, m goredis.XMessage, js *broker.JobState) error {
-	dec := decodeEntry(k.topic, m.ID, m.Values)
+	dec := decodeEntry(k.topic, m.ID, k.receipt(m.ID), m.Values)
 	js.ID, js.Receipt, js.Attempt = dec.job.ID, k.receipt(m.ID), dec.attempt
 	js.EnqueuedAt, js.Failure = dec.job.EnqueuedAt, dec.job.Failure
 	hash, _ := progressKeys(k.stream)

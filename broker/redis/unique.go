@@ -65,7 +65,7 @@ func (b *Broker) publishUniqueCall(m *broker.Message, k keys, id string, now tim
 			[]any{ttl.Milliseconds(), id, due.UnixMilli(), member}}
 	}
 	fields := xaddArgs(m, id, k.stream)[3:] // after "xadd", the stream and "*"
-	args := append([]any{ttl.Milliseconds(), id, "", ""}, fields...)
+	args := append([]any{ttl.Milliseconds(), id, "", k.receipt("")}, fields...)
 	return scriptCall{publishUniqueScript, []string{k.unique + m.UniqueKey, k.stream}, args}
 }
 
@@ -157,9 +157,11 @@ func (b *Broker) uniqueKeysOf(ctx context.Context, dlq string, ids []string) (ma
 // KEYS[1] the claim (<ns>:{<topic>}:unique:<key>)
 // KEYS[2] the topic's stream, or its delayed set
 // ARGV[1] the claim's safety TTL (ms)
-// ARGV[2] the job ID; "" when the stream entry's ID is the job ID
+// ARGV[2] the job ID; "" when the stream entry's receipt is the job ID
 // ARGV[3] delayed: the due time (unix ms, the score); stream: ""
-// ARGV[4] delayed: the encoded member; stream: ""
+// ARGV[4] delayed: the encoded member; stream: what follows the entry ID
+// in the job ID when ARGV[2] is "" (a partition's receipt suffix, "@<n>/<i>";
+// "" for a topic's historical keys)
 // ARGV[5..] stream: the entry's field, value pairs
 //
 // Returns {1, job ID} when the job was added, {0, holder's job ID} when the
@@ -174,7 +176,7 @@ if ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 else
   local e = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
-  if id == '' then id = e end
+  if id == '' then id = e .. ARGV[4] end
 end
 redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
 return {1, id}

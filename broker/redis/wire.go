@@ -195,18 +195,20 @@ type decoded struct {
 
 // decodeEntry turns a stream entry go-redis parsed into a job of topic
 // (see decodeFields).
-func decodeEntry(topic, entryID string, values map[string]any) decoded {
-	return decodeFields(topic, entryOf(entryID, values))
+func decodeEntry(topic, entryID, receipt string, values map[string]any) decoded {
+	return decodeFields(topic, entryOf(entryID, values), receipt)
 }
 
-// decodeFields turns a stream entry into a job of topic. An entry without a
-// payload field is reported in problem; a bad attempt or time is corrected
-// and reported in warnings. Of a field given twice, the last one counts.
-func decodeFields(topic string, e entry) decoded {
+// decodeFields turns a stream entry into a job of topic. Its job ID is its
+// id field or, without one, receipt: the entry's receipt (keys.receipt),
+// the ID Publish returned for it. An entry without a payload field is
+// reported in problem; a bad attempt or time is corrected and reported in
+// warnings. Of a field given twice, the last one counts.
+func decodeFields(topic string, e entry, receipt string) decoded {
 	d := decoded{attempt: 1}
 	j := &d.job
 	j.Topic = topic
-	j.ID = e.id
+	j.ID = receipt
 	entryID := e.id
 	var f job.Failure
 	hasFailure := false
@@ -229,7 +231,7 @@ func decodeFields(topic string, e entry) decoded {
 			if s != "" {
 				j.ID = keep(s)
 			} else {
-				j.ID = e.id
+				j.ID = receipt
 			}
 		case k == fieldAttempt:
 			n, ok := d.bounded(k, s, job.MaxAttempt, "using 1")

@@ -40,7 +40,7 @@ func TestStackField(t *testing.T) {
 			if _, ok := values[fieldStack]; ok != (tt.stack != "") {
 				t.Errorf("stack field present = %v, want %v", ok, tt.stack != "")
 			}
-			dec := decodeEntry("t", "1-0", values)
+			dec := decodeEntry("t", "1-0", "1-0", values)
 			if dec.job.Failure == nil || !tt.want(dec.job.Failure.Stack) {
 				t.Fatalf("decoded failure %+v", dec.job.Failure)
 			}
