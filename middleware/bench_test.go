@@ -23,11 +23,14 @@ func (nopRecorder) ObserveDuration(string, string, time.Duration) {}
 // at Warn (acks not written), metrics into a no-op recorder, dead-letter,
 // retry, a rate limit that never binds, a breaker that never trips, a timeout
 // and recover. "retry" is a failing handler: the Warn record is formatted.
+// "ack-no-timeout" sets no deadline: the difference with "ack" is the cost
+// of a context with a deadline per job (context.WithTimeout's timer).
 func BenchmarkDefault(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		err  error
-	}{{"ack", nil}, {"retry", errBoom}} {
+		name    string
+		err     error
+		timeout time.Duration
+	}{{"ack", nil, time.Minute}, {"retry", errBoom, time.Minute}, {"ack-no-timeout", nil, 0}} {
 		b.Run(tc.name, func(b *testing.B) {
 			h := middleware.Default(&middleware.DefaultOptions{
 				Logger:    slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -35,7 +38,7 @@ func BenchmarkDefault(b *testing.B) {
 				RateLimit: &middleware.RateLimitOptions{Limit: middleware.PerSecond(1e12, 1e9)},
 				Breakers: middleware.NewBreakers(&middleware.BreakerOptions{Logger: quietLogger,
 					Settings: gobreaker.Settings{ReadyToTrip: func(gobreaker.Counts) bool { return false }}}),
-				Timeout: time.Minute,
+				Timeout: tc.timeout,
 			})(job.HandlerFunc(func(context.Context, *job.Job) error { return tc.err }))
 			j := &job.Job{ID: "1", Topic: "t", Attempt: 1}
 			ctx := context.Background()
