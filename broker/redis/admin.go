@@ -311,8 +311,8 @@ func (b *Broker) replayKeys(ctx context.Context, topic string, k keys, ids []str
 		}
 		ks := []string{k.dlq, k.stream}
 		index := map[string]int{} // claim key → its index in KEYS
-		args := make([]any, 0, 2+2*len(batch))
-		args = append(args, b.o.Group, b.o.UniqueClaimTTL.Milliseconds())
+		args := make([]any, 0, 3+2*len(batch))
+		args = append(args, b.o.Group, b.o.UniqueClaimTTL.Milliseconds(), k.receipt(""))
 		for _, id := range batch {
 			i := 0
 			if key, ok := uniq[id]; ok {

@@ -245,10 +245,13 @@ func (b *Broker) receiptFirst(topic, id string, parts []keys) []keys {
 
 // findEntry returns the entry of job id in stream, k's stream or
 // dead-letter stream (see Broker.Cancel for the lookup), whether it was
-// found, and whether the scan stopped at its bound.
+// found, and whether the scan stopped at its bound. Only in k's stream does
+// the entry that id names as a receipt stand for its job: the dead-letter
+// stream numbers its entries apart, so an entry there with the ID of a
+// job's first entry is another job's dead letter.
 func (b *Broker) findEntry(ctx context.Context, k keys, stream, id string) (goredis.XMessage, bool, bool, error) {
 	var byEntryID *goredis.XMessage
-	if entry := b.entryNamed(k, id); entry != "" {
+	if entry := b.entryNamed(k, id); entry != "" && stream == k.stream {
 		ms, err := b.rdb.XRange(ctx, stream, entry, entry).Result()
 		if err != nil {
 			return goredis.XMessage{}, false, false, err

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"testing"
 	"time"
@@ -173,4 +174,66 @@ func make8(topic string) []broker.Message {
 		ms[i] = broker.Message{Topic: topic, Payload: []byte("b")}
 	}
 	return ms
+}
+
+// TestJobStateDeadLetterNumbering: a dead-letter stream numbers its
+// entries apart from its stream, so another job's dead letter may sit at
+// the entry ID of a finished job's first entry; JobState of the finished
+// job must not take it for the job's own. And a dead letter written
+// without an id field (by another producer) is replayed under the job ID
+// it is listed with: its receipt. On one partition and on four.
+func TestJobStateDeadLetterNumbering(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, n := range []int{1, 4} {
+		t.Run(fmt.Sprintf("partitions=%d", n), func(t *testing.T) {
+			b, err := New(rdb, &Options{Namespace: fmt.Sprintf("%s-%d", srv.Namespace, n), Block: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			const topic = "numbered"
+			if n > 1 {
+				if err := b.SetPartitions(ctx, topic, n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			id, err := b.Publish(ctx, broker.Message{Topic: topic, Payload: []byte("a")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, entry := b.receiptKeys(topic, id)
+			if err := b.Ack(ctx, fetchAll(t, b, 1, topic)...); err != nil {
+				t.Fatal(err)
+			}
+			// Another job's dead letter at the finished job's entry ID.
+			if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: k.dlq, ID: entry, Values: []any{"payload", "b", "id", "other", "reason", "error"}}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if js, err := b.JobState(ctx, topic, id); !errors.Is(err, broker.ErrNotFound) {
+				t.Fatalf("JobState of the acknowledged job = %+v, %v; want ErrNotFound", js, err)
+			}
+			if js, err := b.JobState(ctx, topic, "other"); err != nil || js.State != broker.StateDead {
+				t.Fatalf("JobState of the dead job = %+v, %v; want dead", js, err)
+			}
+
+			// A dead letter without an id field, replayed.
+			if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: k.dlq, Values: []any{"payload", "raw"}}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			dls, err := b.DeadLetters(ctx, topic, "", 10)
+			if err != nil || len(dls) != 2 || dls[1].Job.ID != dls[1].ID {
+				t.Fatalf("DeadLetters = %+v, %v; want the raw one listed under its receipt as its job ID", dls, err)
+			}
+			if moved, err := b.ReplayDeadLetters(ctx, topic, []string{dls[1].ID}); err != nil || moved != 1 {
+				t.Fatalf("ReplayDeadLetters = %d, %v", moved, err)
+			}
+			d := fetchAll(t, b, 1, topic)[0]
+			if d.Job.ID != dls[1].Job.ID || string(d.Job.Payload) != "raw" {
+				t.Fatalf("replayed job %q (%q); want the listed job ID %q", d.Job.ID, d.Job.Payload, dls[1].Job.ID)
+			}
+		})
+	}
 }

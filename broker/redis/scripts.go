@@ -561,8 +561,8 @@ return {out, deleted}
 // attempt 1 and no failure fields; the dead letter is acknowledged in the
 // group (if a consumer of the dead-letter topic holds it) and deleted. A dead
 // letter without id or enqueued_at gets them explicitly from its own entry
-// ID (the ID, and its milliseconds), the values a reader of the dead letter
-// sees, since the new entry's ID differs.
+// ID (its receipt, and its milliseconds), the values a reader of the dead
+// letter sees, since the new entry's ID differs.
 //
 // A unique job's dead letter takes its key's claim (set to the job's ID,
 // with the claim's safety TTL) unless another job holds it: then it stays,
@@ -573,7 +573,9 @@ return {out, deleted}
 // KEYS[3..] the claims of the unique dead letters' keys
 // ARGV[1] group
 // ARGV[2] the claims' safety TTL (ms)
-// ARGV[3..] pairs: dead-letter entry ID (validated by the caller), index in
+// ARGV[3] what follows an entry ID in its receipt (keys.receipt: "@<n>/<i>"
+// on a partition, "" on a topic's historical keys)
+// ARGV[4..] pairs: dead-letter entry ID (validated by the caller), index in
 // KEYS of its claim (0: not unique)
 //
 // Returns {moved, {entry ID, holder's job ID, ...}}: the number of dead
@@ -581,7 +583,7 @@ return {out, deleted}
 var replayScript = newScript("replay", `
 local skip = {attempt = true, error = true, reason = true, handler = true, origin = true, failed_at = true, stack = true}
 local moved, refused = 0, {}
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
   local claim = KEYS[tonumber(ARGV[i + 1])]
   local held = claim and redis.call('GET', claim)
@@ -599,7 +601,7 @@ for i = 3, #ARGV, 2 do
       end
     end
     if not id then
-      id = e[1][1]
+      id = e[1][1] .. ARGV[3]
       out[#out + 1] = 'id'
       out[#out + 1] = id
     end
