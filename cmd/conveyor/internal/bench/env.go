@@ -104,9 +104,10 @@ func (e *env) streamState(ctx context.Context, key, group string) (length, pendi
 }
 
 // topicState returns the length (unread + pending) and the pending count of
-// topic in b.
+// topic in b: on Redis, read from its stream when the bench's topics have
+// one partition, else summed over its partitions by Inspect.
 func (e *env) topicState(ctx context.Context, b broker.Broker, topic string) (length, pending int64, err error) {
-	if rb, ok := b.(*redis.Broker); ok {
+	if rb, ok := b.(*redis.Broker); ok && e.cfg.Partitions <= 1 {
 		o := rb.Options()
 		return e.streamState(ctx, o.Namespace+":{"+topic+"}:stream", o.Group)
 	}
