@@ -146,7 +146,7 @@ nothing.`,
 	f.StringVar(&compare, "compare", "", "print a before/after table of this earlier --json report and this run")
 	f.StringVar(&against, "against", "", "with --compare: compare with this --json report instead of running")
 	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis to measure (default: a throwaway redis-server from PATH)")
-	f.IntVar(&cfg.Partitions, "partitions", 0, "partitions of the topic of the process and process-stack scenarios (0 or 1: one)")
+	f.IntVar(&cfg.Partitions, "partitions", 0, "partitions of the topic of the process and process-stack scenarios (0 or 1: one); each run starts once the layout of one partition it replaced is dropped, a few seconds after the change")
 	f.StringVar(&cfg.ClusterURL, "cluster-url", "", "Redis Cluster for the cluster scenario, redis://h1:p1,h2:p2,… (default: a throwaway 3-master Cluster)")
 	f.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	f.StringVar(&cfg.MemProfile, "memprofile", "", "write an allocation profile to this file at the end")

@@ -105,6 +105,9 @@ func (e *env) clusterRun(ctx context.Context, url string, partitions int) (RunRe
 		if err := p.SetPartitions(ctx, benchTopic, partitions); err != nil {
 			return RunResult{}, err
 		}
+		if err := awaitRetired(ctx, b, benchTopic); err != nil {
+			return RunResult{}, err
+		}
 	}
 	before, err := masterStats(ctx, cc)
 	if err != nil {

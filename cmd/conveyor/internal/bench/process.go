@@ -11,6 +11,7 @@ import (
 
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/broker/memory"
+	"github.com/conveyor-jobs/conveyor/broker/redis"
 	"github.com/conveyor-jobs/conveyor/contrib/prometheus"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/middleware"
@@ -73,6 +74,9 @@ func (e *env) processRedis(ctx context.Context, scenario, row, what string, mw j
 		if err := b.SetPartitions(ctx, benchTopic, n); err != nil {
 			return fmt.Errorf("bench: %s: %w", row, err)
 		}
+		if err := awaitRetired(ctx, b, benchTopic); err != nil {
+			return fmt.Errorf("bench: %s: %w", row, err)
+		}
 		what += fmt.Sprintf(", topic of %d partitions", n)
 	}
 	res, err := e.process(ctx, b, mw, rt)
@@ -81,6 +85,36 @@ func (e *env) processRedis(ctx context.Context, scenario, row, what string, mw j
 	}
 	e.report.add(scenario, row, what, res)
 	return nil
+}
+
+// awaitRetired waits until the layout that SetPartitions retired on topic
+// (its one partition) is dropped from b's registry, fetching from the empty
+// topic meanwhile (a Fetch drops drained layouts, at the earliest a few
+// seconds after the change): until then every Fetch also reads the retired
+// layout, and the run would measure the minutes after a change of count,
+// not a topic of N partitions.
+func awaitRetired(ctx context.Context, b *redis.Broker, topic string) error {
+	key, field := b.Options().Namespace+":partitions", "{retiring}"+topic
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n, err := b.Client().HExists(ctx, key, field).Result()
+		if err != nil {
+			return err
+		}
+		if !n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the layout %q retired is still registered after a minute", topic)
+		}
+		ds, err := b.Fetch(ctx, []string{topic}, 1)
+		if err != nil {
+			return err
+		}
+		if len(ds) > 0 {
+			return fmt.Errorf("a job in %q before the run", topic)
+		}
+	}
 }
 
 // process enqueues N jobs on b (untimed), then times a server from Run until
