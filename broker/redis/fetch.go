@@ -241,32 +241,15 @@ func (b *Broker) takeBuffered(ctx context.Context, topics map[string]bool, max i
 // stillOwned renews the lease of ds and reports which this consumer still
 // owns, keyed by topic + "\x00" + receipt.
 func (b *Broker) stillOwned(ctx context.Context, ds []*broker.Delivery) (map[string]bool, error) {
-	byStream := map[string][]any{}
-	var order []keys
-	for _, d := range ds {
-		k, id := b.dkeys(d)
-		if _, ok := byStream[k.stream]; !ok {
-			order = append(order, k)
-			byStream[k.stream] = []any{b.o.Group, b.o.Consumer}
-		}
-		byStream[k.stream] = append(byStream[k.stream], id)
-	}
-	calls := make([]scriptCall, len(order))
-	for i, k := range order {
-		calls[i] = scriptCall{extendScript, []string{k.stream}, byStream[k.stream]}
-	}
-	cmds, err := b.runScripts(ctx, calls)
+	groups := b.byStream(ds, nil)
+	renewed, err := b.extendStreams(ctx, groups)
 	if err != nil {
 		return nil, b.wrap("renew buffered leases", err)
 	}
 	owned := map[string]bool{}
-	for i, c := range cmds {
-		ids, err := b.extendReply(c, order[i].stream)
-		if err != nil {
-			return nil, b.wrap("renew buffered leases", err)
-		}
-		for _, id := range ids {
-			owned[order[i].topic+"\x00"+order[i].receipt(id)] = true
+	for i, g := range groups {
+		for _, id := range renewed[i] {
+			owned[g.k.topic+"\x00"+g.k.receipt(id)] = true
 		}
 	}
 	return owned, nil

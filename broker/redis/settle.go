@@ -33,58 +33,24 @@ func (b *Broker) Ack(ctx context.Context, ds ...*broker.Delivery) error {
 		return err
 	}
 	defer b.finishBatches(ctx, due)
-	// The deliveries acked by XACK and XDEL, grouped by stream in the
-	// order of their first delivery; each entry ID is boxed once for both.
-	var (
-		unique []scriptCall // acks by script: unique jobs, and jobs with a result
-		group  = make([]int, len(ds))
-		boxed  = make([]any, len(ds))
-		sizes  []int
-		order  []string
-		index  = map[string]int{}
-	)
-	for i, d := range ds {
-		group[i] = -1
+	var unique []scriptCall // acks by script: unique jobs, and jobs with a result
+	for _, d := range ds {
 		switch {
 		case d == nil:
-			continue
 		case d.Result != nil:
 			unique = append(unique, b.ackResultCall(d))
-			continue
 		case d.Job.UniqueKey != "":
 			unique = append(unique, b.ackUniqueCall(d))
-			continue
 		}
-		k, id := b.dkeys(d)
-		g, ok := index[k.stream]
-		if !ok {
-			g = len(order)
-			index[k.stream] = g
-			order = append(order, k.stream)
-			sizes = append(sizes, 0)
-		}
-		group[i], boxed[i] = g, id
-		sizes[g]++
 	}
-	if len(order) == 0 && len(unique) == 0 {
+	plain := b.byStream(ds, func(d *broker.Delivery) bool { return d.Result == nil && d.Job.UniqueKey == "" })
+	if len(plain) == 0 && len(unique) == 0 {
 		return nil
 	}
-	acks := make([][]any, len(order))
-	dels := make([][]any, len(order))
-	for g, s := range order {
-		acks[g] = append(make([]any, 0, 3+sizes[g]), "xack", s, b.o.Group)
-		dels[g] = append(make([]any, 0, 2+sizes[g]), "xdel", s)
-	}
-	for i, g := range group {
-		if g >= 0 {
-			acks[g] = append(acks[g], boxed[i])
-			dels[g] = append(dels[g], boxed[i])
-		}
-	}
 	pipe := b.rdb.Pipeline()
-	for g := range order {
-		ack := goredis.NewIntCmd(ctx, acks[g]...)
-		del := goredis.NewIntCmd(ctx, dels[g]...)
+	for _, g := range plain {
+		ack := goredis.NewIntCmd(ctx, append(append(make([]any, 0, 3+len(g.ids)), "xack", g.k.stream, b.o.Group), g.ids...)...)
+		del := goredis.NewIntCmd(ctx, append(append(make([]any, 0, 2+len(g.ids)), "xdel", g.k.stream), g.ids...)...)
 		ack.SetFirstKeyPos(1)
 		del.SetFirstKeyPos(1)
 		_ = pipe.Process(ctx, ack)
@@ -319,44 +285,87 @@ func (b *Broker) Extend(ctx context.Context, ds ...*broker.Delivery) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
-	byStream := map[string][]any{}
-	var order []string
-	for _, d := range ds {
-		if d == nil {
-			continue
-		}
-		k, id := b.dkeys(d)
-		s := k.stream
-		if _, ok := byStream[s]; !ok {
-			order = append(order, s)
-			byStream[s] = []any{b.o.Group, b.o.Consumer}
-		}
-		byStream[s] = append(byStream[s], id)
-	}
-	if len(order) == 0 {
+	groups := b.byStream(ds, nil)
+	if len(groups) == 0 {
 		return nil
 	}
-	calls := make([]scriptCall, len(order))
-	for i, s := range order {
-		calls[i] = scriptCall{extendScript, []string{s}, byStream[s]}
-	}
-	cmds, err := b.runScripts(ctx, calls)
+	renewed, err := b.extendStreams(ctx, groups)
 	if err != nil {
 		return b.wrap("extend", err)
 	}
 	lost := 0
-	for i, c := range cmds {
-		got, err := b.extendReply(c, order[i])
-		if err != nil {
-			return b.wrap("extend", err)
-		}
-		lost += len(byStream[order[i]]) - 2 - len(got)
+	for i, g := range groups {
+		lost += len(g.ids) - len(renewed[i])
 	}
 	if lost > 0 {
 		return fmt.Errorf("%w: %d of %d deliveries are no longer leased to consumer %s (settled, recovered by another consumer, or deleted from the stream); the others were renewed",
 			broker.ErrNotFound, lost, len(ds), b.o.Consumer)
 	}
 	return nil
+}
+
+// streamIDs is the deliveries of one stream: its keys, and their entry IDs,
+// each boxed once for the commands that name them.
+type streamIDs struct {
+	k   keys
+	ids []any
+}
+
+// byStream groups the deliveries of ds that keep accepts (every one when
+// keep is nil; never a nil one) by stream, in the order of each stream's
+// first delivery.
+func (b *Broker) byStream(ds []*broker.Delivery, keep func(*broker.Delivery) bool) []streamIDs {
+	group := make([]int, len(ds))
+	boxed := make([]any, len(ds))
+	var out []streamIDs
+	var sizes []int
+	index := map[string]int{}
+	for i, d := range ds {
+		group[i] = -1
+		if d == nil || keep != nil && !keep(d) {
+			continue
+		}
+		k, id := b.dkeys(d)
+		g, ok := index[k.stream]
+		if !ok {
+			g = len(out)
+			index[k.stream] = g
+			out = append(out, streamIDs{k: k})
+			sizes = append(sizes, 0)
+		}
+		group[i], boxed[i] = g, id
+		sizes[g]++
+	}
+	for g := range out {
+		out[g].ids = make([]any, 0, sizes[g])
+	}
+	for i, g := range group {
+		if g >= 0 {
+			out[g].ids = append(out[g].ids, boxed[i])
+		}
+	}
+	return out
+}
+
+// extendStreams renews this consumer's leases of the entries of groups
+// (extendScript, one call per stream, in one round trip) and returns, per
+// group, the IDs it still held.
+func (b *Broker) extendStreams(ctx context.Context, groups []streamIDs) ([][]string, error) {
+	calls := make([]scriptCall, len(groups))
+	for i, g := range groups {
+		calls[i] = scriptCall{extendScript, []string{g.k.stream}, append([]any{b.o.Group, b.o.Consumer}, g.ids...)}
+	}
+	cmds, err := b.runScripts(ctx, calls)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]string, len(cmds))
+	for i, c := range cmds {
+		if out[i], err = b.extendReply(c, groups[i].k.stream); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // extendReply reads extendScript's reply for stream and returns the renewed
