@@ -405,16 +405,13 @@ func (b *Broker) recover(ctx context.Context, k keys, room int) ([]*broker.Deliv
 // outcome (returning nil). count is the entry's delivery count, this
 // delivery included: count-1 deliveries ended without an outcome.
 func (b *Broker) redelivery(ctx context.Context, k keys, e goredis.XMessage, count int64) *broker.Delivery {
-	en := entryOf(e.ID, e.Values)
-	dec := decodeFields(k.topic, en, k.receipt(e.ID))
-	if dec.problem != "" {
-		b.deadLetterMalformed(ctx, k, en, dec)
+	d := b.delivery(ctx, k, entryOf(e.ID, e.Values), k.receipt(e.ID))
+	if d == nil {
 		return nil
 	}
-	b.warn(k, e.ID, dec)
-	d := &broker.Delivery{Job: dec.job, Receipt: k.receipt(e.ID)}
+	attempt := d.Job.Attempt // as recorded in the entry
 	unsettled := max(count, 1) - 1
-	d.Job.Attempt = broker.AddAttempts(dec.attempt, unsettled)
+	d.Job.Attempt = broker.AddAttempts(attempt, unsettled)
 	if unsettled >= int64(b.o.MaxDeliveries) {
 		f := job.Failure{
 			Error:  fmt.Sprintf("conveyor: delivered %d times with no outcome: its worker crashed or lost the lease each time", unsettled),
@@ -423,7 +420,7 @@ func (b *Broker) redelivery(ctx context.Context, k keys, e goredis.XMessage, cou
 			At:     b.o.Now(),
 		}
 		// The dead letter records the last attempt that was delivered.
-		last := broker.AddAttempts(dec.attempt, unsettled-1)
+		last := broker.AddAttempts(attempt, unsettled-1)
 		if err := b.deadLetterFields(ctx, d, encodeFields(&d.Job, last, &f)); err != nil {
 			b.log.Error("conveyor/redis: dead-letter poison entry", "topic", k.topic, "entry", e.ID, "err", err)
 		} else {
@@ -508,13 +505,9 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool, o o
 		k := byStream[s.stream]
 		for _, e := range s.entries {
 			e, receipt := k.own(e)
-			dec := decodeFields(k.topic, e, receipt)
-			if dec.problem != "" {
-				b.deadLetterMalformed(ctx, k, e, dec)
-				continue
+			if d := b.delivery(ctx, k, e, receipt); d != nil {
+				out = append(out, d)
 			}
-			b.warn(k, e.id, dec)
-			out = append(out, &broker.Delivery{Job: dec.job, Receipt: receipt})
 		}
 	}
 	return out, err
@@ -1029,6 +1022,18 @@ func (b *Broker) readEach(ctx context.Context, ks []keys, counts []int) ([]strea
 		first = err
 	}
 	return out, got, first
+}
+
+// delivery decodes entry e of k's stream, whose receipt is receipt, into a
+// delivery, or dead-letters it when it is malformed (returning nil).
+func (b *Broker) delivery(ctx context.Context, k keys, e entry, receipt string) *broker.Delivery {
+	dec := decodeFields(k.topic, e, receipt)
+	if dec.problem != "" {
+		b.deadLetterMalformed(ctx, k, e, dec)
+		return nil
+	}
+	b.warn(k, e.id, dec)
+	return &broker.Delivery{Job: dec.job, Receipt: receipt}
 }
 
 // warn logs the corrections decodeEntry made.

@@ -58,8 +58,9 @@ func (b *Broker) publishOne(ctx context.Context, m broker.Message) (string, erro
 // when m.ID is set, max_attempts when m.MaxAttempts is and timeout_ms when
 // m.Timeout is. Its job ID is m.ID, or else the receipt of the stream
 // entry XADD adds: its entry ID, followed on a partitioned topic by
-// "@<n>/<i>" (entry IDs are unique within one stream only); its attempt is 1 and its enqueue time is the entry ID's
-// time (Redis's clock), both implied by the entry. A message due later
+// "@<n>/<i>" (entry IDs are unique within one stream only); its attempt
+// is 1 and its enqueue time is the entry ID's time (Redis's clock), both
+// implied by the entry. A message due later
 // (Delay, ProcessAt) is added to the topic's delayed set with an explicit
 // id (m.ID, or a generated UUIDv7), attempt and enqueued_at (Options.Now).
 //

@@ -14,9 +14,9 @@ import (
 // GET of each layout's pause key with plain XREADGROUP commands, whose
 // replies Redis writes once and parseStreams reads without a map per
 // entry (a script converts every entry to Lua and back, and its generic
-// reply costs twice the allocations). One XREADGROUP COUNT c names every stream whose share
-// is c (at most three commands), so no more than count entries are
-// leased.
+// reply costs twice the allocations). One XREADGROUP COUNT c names every
+// stream whose share is c (at most three commands), so no more than count
+// entries are leased.
 //
 // Shares: a stream that gave nothing at the previous readMany (dry, such
 // as the empty partitions of a retiring layout) gets one, so a job that
