@@ -388,7 +388,7 @@ func TestPublishCoalescedClose(t *testing.T) {
 // them: every call gets a distinct ID and every job is in Redis once.
 func TestPublishCoalescedConcurrency(t *testing.T) {
 	t.Parallel()
-	standaloneAndCluster(t, func(t *testing.T, rdb goredis.UniversalClient, ns string) {
+	redistest.StandaloneAndCluster(t, func(t *testing.T, rdb goredis.UniversalClient, ns string) {
 		b, err := redis.New(rdb, &redis.Options{Namespace: ns, Consumer: "c"})
 		if err != nil {
 			t.Fatal(err)

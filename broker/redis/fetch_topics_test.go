@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,34 +65,17 @@ func TestFetchFillsMaxFromManyTopics(t *testing.T) {
 	}
 }
 
-// promoteCounter counts the promotion scripts a client runs (EVAL or
-// EVALSHA whose first key is a delayed set).
-type promoteCounter struct{ n atomic.Int64 }
-
-func (c *promoteCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (c *promoteCounter) count(cmds ...goredis.Cmder) {
-	for _, cmd := range cmds {
-		args := cmd.Args()
+// promotions returns how many promotion scripts (EVAL or EVALSHA whose first
+// key is a delayed set) log recorded since it was last read.
+func promotions(log *redistest.CommandLog) int {
+	n := 0
+	for _, args := range log.TakeArgs() {
 		if name := fmt.Sprint(args[0]); (name == "evalsha" || name == "eval") && len(args) > 3 &&
 			strings.HasSuffix(fmt.Sprint(args[3]), ":delayed") {
-			c.n.Add(1)
+			n++
 		}
 	}
-}
-
-func (c *promoteCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		c.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (c *promoteCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		c.count(cmds...)
-		return next(ctx, cmds)
-	}
+	return n
 }
 
 // TestDelayedPromotedWhenDueWithoutPolling: with ClaimInterval an hour, a
@@ -104,8 +86,8 @@ func TestDelayedPromotedWhenDueWithoutPolling(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	pc := &promoteCounter{}
-	rdb.AddHook(pc)
+	log := &redistest.CommandLog{}
+	rdb.AddHook(log)
 	clk := newClock()
 	b, err := redis.New(rdb, &redis.Options{
 		Namespace: srv.Namespace, Consumer: "a", Block: 5 * time.Millisecond,
@@ -121,10 +103,9 @@ func TestDelayedPromotedWhenDueWithoutPolling(t *testing.T) {
 	if ds, err := b.Fetch(ctx, []string{"t"}, 1); err != nil || len(ds) != 0 {
 		t.Fatalf("first Fetch: %d jobs, err %v", len(ds), err)
 	}
-	if pc.n.Load() == 0 {
+	if promotions(log) == 0 {
 		t.Fatal("the first Fetch ran no promotion")
 	}
-	pc.n.Store(0)
 	if _, err := b.Publish(ctx, broker.Message{Topic: "t", Payload: []byte("later"), Delay: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +114,7 @@ func TestDelayedPromotedWhenDueWithoutPolling(t *testing.T) {
 			t.Fatalf("Fetch before the due time: %d jobs, err %v", len(ds), err)
 		}
 	}
-	if n := pc.n.Load(); n != 0 {
+	if n := promotions(log); n != 0 {
 		t.Fatalf("%d promotions in 5 Fetch calls before anything was due, want 0", n)
 	}
 	clk.Advance(time.Minute)
@@ -141,7 +122,7 @@ func TestDelayedPromotedWhenDueWithoutPolling(t *testing.T) {
 	if err != nil || len(ds) != 1 || string(ds[0].Job.Payload) != "later" {
 		t.Fatalf("Fetch after the due time: %d jobs, err %v; want the delayed job", len(ds), err)
 	}
-	if n := pc.n.Load(); n != 1 {
+	if n := promotions(log); n != 1 {
 		t.Fatalf("%d promotions, want 1", n)
 	}
 }
@@ -153,7 +134,7 @@ func TestDelayedPromotedWhenDueWithoutPolling(t *testing.T) {
 // single Redis and on Cluster, with one topic and with several.
 func TestWaitingFetchPromotesDelayedJobs(t *testing.T) {
 	t.Parallel()
-	standaloneAndCluster(t, func(t *testing.T, rdb goredis.UniversalClient, ns string) {
+	redistest.StandaloneAndCluster(t, func(t *testing.T, rdb goredis.UniversalClient, ns string) {
 		b, err := redis.New(rdb, &redis.Options{
 			Namespace: ns, Consumer: "a", Lease: time.Minute,
 			Block: redis.MaxBlock, ClaimInterval: time.Hour,
@@ -343,7 +324,7 @@ func TestMaintenanceErrorOfOneTopicSparesTheOthers(t *testing.T) {
 // single server and on Redis Cluster.
 func TestReadErrorOfOneStreamKeepsTheOthers(t *testing.T) {
 	t.Parallel()
-	standaloneAndCluster(t, func(t *testing.T, rdb goredis.UniversalClient, ns string) {
+	redistest.StandaloneAndCluster(t, func(t *testing.T, rdb goredis.UniversalClient, ns string) {
 		ctx := context.Background()
 		b, err := redis.New(rdb, &redis.Options{
 			Namespace: ns, Consumer: "a", Lease: time.Minute,

@@ -26,23 +26,6 @@ func newEnv(t testing.TB) *env {
 	return &env{srv: srv, rdb: srv.Client(t), ns: srv.Namespace}
 }
 
-// standaloneAndCluster runs test as two parallel subtests, "standalone" on a
-// single Redis and "cluster" on a one-node Redis Cluster, each given a client
-// and a namespace of its own.
-func standaloneAndCluster(t *testing.T, test func(t *testing.T, rdb goredis.UniversalClient, ns string)) {
-	t.Helper()
-	t.Run("standalone", func(t *testing.T) {
-		t.Parallel()
-		s := redistest.Start(t)
-		test(t, s.Client(t), s.Namespace)
-	})
-	t.Run("cluster", func(t *testing.T) {
-		t.Parallel()
-		c := redistest.StartCluster(t, 1)
-		test(t, c.Client(t), c.Namespace)
-	})
-}
-
 // key returns the key of topic's kind ("stream", "delayed", "dlq").
 func (e *env) key(topic, kind string) string {
 	return e.ns + ":{" + topic + "}:" + kind

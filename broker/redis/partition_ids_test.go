@@ -25,25 +25,7 @@ var receiptID = regexp.MustCompile(`^[0-9]+-[0-9]+@4/[0-3]$`)
 // across a retry; Cancel and JobState find it by that ID wherever it has
 // moved in its partition, and a unique job's claim holds it.
 func TestPartitionedJobIDs(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		start func(t *testing.T) (goredis.UniversalClient, string)
-	}{
-		{"standalone", func(t *testing.T) (goredis.UniversalClient, string) {
-			s := redistest.Start(t)
-			return s.Client(t), s.Namespace
-		}},
-		{"cluster", func(t *testing.T) (goredis.UniversalClient, string) {
-			c := redistest.StartCluster(t, 1)
-			return c.Client(t), c.Namespace
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			rdb, ns := tc.start(t)
-			testPartitionedJobIDs(t, rdb, ns)
-		})
-	}
+	redistest.StandaloneAndCluster(t, testPartitionedJobIDs)
 }
 
 func testPartitionedJobIDs(t *testing.T, rdb goredis.UniversalClient, ns string) {

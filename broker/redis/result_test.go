@@ -77,7 +77,7 @@ func TestResultsPartitioned(t *testing.T) {
 // after Options.ResultRetention, and that the key is gone once the
 // retention ends.
 func TestResultKeys(t *testing.T) {
-	standaloneAndCluster(t, func(t *testing.T, rdb goredis.UniversalClient, ns string) {
+	redistest.StandaloneAndCluster(t, func(t *testing.T, rdb goredis.UniversalClient, ns string) {
 		ctx := context.Background()
 		e := &env{rdb: rdb, ns: ns}
 		b := e.broker(t, "c", func(o *redis.Options) { o.ResultRetention = 300 * time.Millisecond })

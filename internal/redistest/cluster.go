@@ -98,3 +98,20 @@ func clusterPort() ([]int, error) {
 	}
 	return nil, fmt.Errorf("no free port pair p, p+10000 for a cluster node")
 }
+
+// StandaloneAndCluster runs test as two parallel subtests, "standalone" on a single
+// Redis (Start) and "cluster" on a one-node Redis Cluster (StartCluster), each given a
+// client and a namespace of its own.
+func StandaloneAndCluster(t *testing.T, test func(t *testing.T, rdb goredis.UniversalClient, ns string)) {
+	t.Helper()
+	t.Run("standalone", func(t *testing.T) {
+		t.Parallel()
+		s := Start(t)
+		test(t, s.Client(t), s.Namespace)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		c := StartCluster(t, 1)
+		test(t, c.Client(t), c.Namespace)
+	})
+}

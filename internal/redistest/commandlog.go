@@ -2,34 +2,46 @@ package redistest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// CommandLog is a go-redis hook (Client.AddHook) that records the names of
-// the commands a client sends, in lower case, pipelined ones included. The
-// zero value is ready.
+// CommandLog is a go-redis hook (Client.AddHook) that records the commands a client
+// sends, pipelined ones included. The zero value is ready.
 type CommandLog struct {
-	mu    sync.Mutex
-	names []string
+	mu   sync.Mutex
+	args [][]any
 }
 
 func (c *CommandLog) add(cmds ...goredis.Cmder) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, cmd := range cmds {
-		c.names = append(c.names, strings.ToLower(cmd.Name()))
+		c.args = append(c.args, cmd.Args())
 	}
 }
 
-// Take returns the names recorded since the last Take.
-func (c *CommandLog) Take() []string {
+// TakeArgs returns the arguments of the commands recorded since the last Take or
+// TakeArgs, the command's name first.
+func (c *CommandLog) TakeArgs() [][]any {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := c.names
-	c.names = nil
+	out := c.args
+	c.args = nil
+	return out
+}
+
+// Take returns the names, in lower case, of the commands recorded since the last Take
+// or TakeArgs.
+func (c *CommandLog) Take() []string {
+	args := c.TakeArgs()
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ToLower(fmt.Sprint(a[0]))
+	}
 	return out
 }
 
