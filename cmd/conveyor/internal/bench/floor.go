@@ -122,17 +122,9 @@ func runFloor(ctx context.Context, e *env) error {
 		m.end()
 		return firstErr
 	}
-	con := m.endAt(endAt)
-	calls, missing := tr.count()
-	if missing > 0 {
-		return fmt.Errorf("bench: floor: %d of %d entries never consumed", missing, n)
+	if err := e.reportFloor(ctx, RowFloor, fmt.Sprintf("raw go-redis: %d readers, XREADGROUP COUNT 100 + pipelined XACK+XDEL", FloorReaders), m, endAt, tr, n, key); err != nil {
+		return err
 	}
-	if l, p, err := e.streamState(ctx, key, floorGroup); err != nil || l != 0 || p != 0 {
-		return fmt.Errorf("bench: floor: after consuming, stream length %d, pending %d (%v)", l, p, err)
-	}
-	res := result(n, con)
-	res.Processed = calls
-	e.report.add(ScenarioFloor, RowFloor, fmt.Sprintf("raw go-redis: %d readers, XREADGROUP COUNT 100 + pipelined XACK+XDEL", FloorReaders), res)
 	return e.floorWorkers(ctx, rdb, rt, ns+":{floor}:workers")
 }
 
@@ -273,16 +265,23 @@ func (e *env) floorWorkers(ctx context.Context, rdb *goredis.Client, rt *roundTr
 		m.end()
 		return err
 	}
+	return e.reportFloor(ctx, RowFloorWorkers, fmt.Sprintf("raw go-redis: 1 reader, XREADGROUP COUNT free workers, %d worker goroutines, 1 acknowledger (pipelined XACK+XDEL)", conc), m, endAt, tr, n, key)
+}
+
+// reportFloor ends m's measurement at endAt and adds row (what it
+// measures) to the report, once every one of the n entries of key reached
+// tr and the stream is empty and has nothing pending.
+func (e *env) reportFloor(ctx context.Context, row, what string, m *meter, endAt time.Time, tr *tracker, n int, key string) error {
 	con := m.endAt(endAt)
 	calls, missing := tr.count()
 	if missing > 0 {
-		return fmt.Errorf("bench: floor-workers: %d of %d entries never consumed", missing, n)
+		return fmt.Errorf("bench: %s: %d of %d entries never consumed", row, missing, n)
 	}
 	if l, p, err := e.streamState(ctx, key, floorGroup); err != nil || l != 0 || p != 0 {
-		return fmt.Errorf("bench: floor-workers: after consuming, stream length %d, pending %d (%v)", l, p, err)
+		return fmt.Errorf("bench: %s: after consuming, stream length %d, pending %d (%v)", row, l, p, err)
 	}
 	res := result(n, con)
 	res.Processed = calls
-	e.report.add(ScenarioFloor, RowFloorWorkers, fmt.Sprintf("raw go-redis: 1 reader, XREADGROUP COUNT free workers, %d worker goroutines, 1 acknowledger (pipelined XACK+XDEL)", conc), res)
+	e.report.add(ScenarioFloor, row, what, res)
 	return nil
 }
