@@ -41,7 +41,9 @@ conditions. Scenarios (all but fairness and cluster by default, in this order):
   process-stack  the same with middleware.Default (logging, metrics,
                  dead-letter, retry, timeout, recover)
   latency        jobs published one at a time at --rate per second while a
-                 server runs: publish -> handler start, publish -> acked
+                 server runs: publish -> handler start, publish -> acked;
+                 before it, raw go-redis at the same rate (floor-latency:
+                 XADD -> XREADGROUP reply read)
   memory         process on the in-memory broker
   delayed        min(-n, --latency-jobs) jobs published at 1,000/s through a
                  running server's broker, each delayed 0-2 s at random:

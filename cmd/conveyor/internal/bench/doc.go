@@ -19,7 +19,8 @@
 //   - process-stack: the same with the recommended middleware stack.
 //   - latency: jobs published one at a time at a fixed rate while a server
 //     runs; publish → handler start (latency) and publish → acknowledged by
-//     Redis (latency-ack) percentiles.
+//     Redis (latency-ack) percentiles. Before them, raw go-redis at the same
+//     rate: XADD → its entry read by a blocked XREADGROUP (floor-latency).
 //   - memory: process on the in-memory broker.
 //
 // Each scenario uses a fresh key namespace and deletes its keys at the end.

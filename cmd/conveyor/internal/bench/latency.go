@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/conveyor-jobs/conveyor/broker"
 	"github.com/conveyor-jobs/conveyor/job"
 	"github.com/conveyor-jobs/conveyor/server"
@@ -20,14 +22,21 @@ import (
 // second while a server (Redis broker, no middleware) runs. Each payload
 // carries its publish time; the handler records publish → handler start,
 // and a wrapper around the broker records publish → the moment the
-// broker's Ack (XACK + XDEL) returned.
-// Then it does the same at each of LatencyRates, as rows latency-<rate> and
-// latency-ack-<rate>.
+// broker's Ack (XACK + XDEL) returned. Before it, raw go-redis at the same
+// rate gives the floor of the first (row floor-latency).
+// Then it does the same at each of LatencyRates, as rows
+// floor-latency-<rate>, latency-<rate> and latency-ack-<rate>.
 func runLatency(ctx context.Context, e *env) error {
+	if err := e.floorLatencyAt(ctx, e.cfg.Rate, RowFloorLatency); err != nil {
+		return err
+	}
 	if err := e.latencyAt(ctx, e.cfg.Rate, RowLatency, RowLatencyAck); err != nil {
 		return err
 	}
 	for _, rate := range e.cfg.LatencyRates {
+		if err := e.floorLatencyAt(ctx, rate, latencyRow(RowFloorLatency, rate)); err != nil {
+			return err
+		}
 		if err := e.latencyAt(ctx, rate, latencyRow(RowLatency, rate), latencyRow(RowLatencyAck, rate)); err != nil {
 			return err
 		}
@@ -43,7 +52,7 @@ func latencyRow(base string, rate int) string {
 
 // latencyRate returns the rate of a row named by latencyRow.
 func latencyRate(name string) (int, bool) {
-	for _, base := range []string{RowLatencyAck, RowLatency} {
+	for _, base := range []string{RowLatencyAck, RowLatency, RowFloorLatency} {
 		if r, ok := strings.CutPrefix(name, base+"-"); ok {
 			rate, err := strconv.Atoi(r)
 			return rate, err == nil && rate > 0
@@ -128,6 +137,115 @@ func (e *env) latencyAt(ctx context.Context, rate int, row, rowAck string) error
 	res = result(n, meas)
 	setPercentiles(&res, toAck)
 	e.report.add(ScenarioLatency, rowAck, fmt.Sprintf("same jobs (%d/s): publish -> broker Ack (XACK+XDEL) returned", rate), res)
+	return nil
+}
+
+// floorLatencyAt measures raw go-redis at rate jobs per second, as the row
+// row: min(N, LatencyJobs) entries of one payload field, each XADDed when
+// due by the paced publishers of publishPaced, and one goroutine reading
+// them with XREADGROUP BLOCK COUNT Concurrency, which stamps each entry
+// when its reply has been read and settles the batch with one pipelined
+// XACK + XDEL. Publish → read is what any job server on go-redis waits
+// before it can start a job; the latency row adds decoding, the hand-off
+// to a worker goroutine and the handler call.
+func (e *env) floorLatencyAt(ctx context.Context, rate int, row string) error {
+	n := min(e.cfg.N, e.cfg.LatencyJobs)
+	ns := namespace("floor-latency")
+	defer func() { _ = e.cleanup(ns) }()
+	key := ns + ":{floor}:latency"
+	fail := func(err error) error { return fmt.Errorf("bench: %s: %w", row, err) }
+
+	opts, err := goredis.ParseURL(e.url)
+	if err != nil {
+		return fail(err)
+	}
+	// Connections for the reader and every publisher, open before the
+	// clock starts, as the server's are after its warm-up job.
+	opts.MinIdleConns = pacedPublishers(rate) + 1
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	rt := &roundTrips{}
+	rdb.AddHook(rt)
+	if err := rdb.XGroupCreateMkStream(ctx, key, floorGroup, "$").Err(); err != nil {
+		return fail(fmt.Errorf("XGROUP CREATE: %w", err))
+	}
+
+	got := make([]atomic.Int64, n)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var doneAt time.Time
+	readErr := make(chan error, 1)
+	read := func() error {
+		ids := make([]string, 0, e.cfg.Concurrency)
+		for seen := 0; seen < n; {
+			streams, err := rdb.XReadGroup(rctx, &goredis.XReadGroupArgs{
+				Group: floorGroup, Consumer: "reader", Streams: []string{key, ">"},
+				Count: int64(e.cfg.Concurrency), Block: e.cfg.FloorBlock,
+			}).Result()
+			at := time.Now()
+			if err := rctx.Err(); err != nil {
+				return err
+			}
+			if errors.Is(err, goredis.Nil) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("XREADGROUP: %w", err)
+			}
+			ids = ids[:0]
+			for _, s := range streams {
+				for _, msg := range s.Messages {
+					p, _ := msg.Values["payload"].(string)
+					seq, ok1 := payloadSeq(p)
+					ts, ok2 := payloadTime(p)
+					if ok1 && ok2 && seq < n {
+						got[seq].Store(at.UnixNano() - ts)
+					}
+					ids = append(ids, msg.ID)
+				}
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			pipe := rdb.Pipeline()
+			pipe.XAck(rctx, key, floorGroup, ids...)
+			pipe.XDel(rctx, key, ids...)
+			if _, err := pipe.Exec(rctx); err != nil {
+				return fmt.Errorf("XACK/XDEL: %w", err)
+			}
+			seen += len(ids)
+		}
+		doneAt = time.Now()
+		return nil
+	}
+
+	m := startMeter(e, rt)
+	go func() { readErr <- read() }()
+	err = pace(m.start, n, rate, func(i int) error {
+		payload := newPayload(e.cfg.PayloadSize, i, time.Now().UnixNano())
+		return rdb.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", payload}}).Err()
+	})
+	if err == nil {
+		select {
+		case err = <-readErr:
+		case <-time.After(stallTimeout):
+			err = fmt.Errorf("%d entries not read after %v", n, stallTimeout)
+		}
+	}
+	if err != nil {
+		cancel()
+		<-readErr
+		m.end()
+		return fail(err)
+	}
+	meas := m.endAt(doneAt)
+	lat, err := collect(got)
+	if err != nil {
+		return fail(err)
+	}
+	res := result(n, meas)
+	setPercentiles(&res, lat)
+	e.report.add(ScenarioLatency, row, fmt.Sprintf("raw go-redis: %d entries XADDed one at a time at %d/s, 1 reader XREADGROUP BLOCK COUNT %d: XADD -> reply read", n, rate, e.cfg.Concurrency), res)
 	return nil
 }
 

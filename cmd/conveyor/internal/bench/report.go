@@ -17,6 +17,7 @@ const (
 	RowFloor             = "floor"
 	RowFloorPublish      = "floor-publish"
 	RowFloorWorkers      = "floor-workers"
+	RowFloorLatency      = "floor-latency"
 	RowPublishSingle     = "publish-single"
 	RowPublishConcurrent = "publish-concurrent"
 	RowPublishBatch      = "publish-batch"
@@ -194,7 +195,7 @@ func baselineOf(name string) string {
 	switch name {
 	case RowFloorPublish, RowPublishSingle, RowPublishConcurrent, RowPublishBatch:
 		return RowFloorPublish
-	case RowLatency, RowLatencyAck, RowDelayed, RowTopics1, RowTopics10, RowTopics200, RowTopicsHot:
+	case RowFloorLatency, RowLatency, RowLatencyAck, RowDelayed, RowTopics1, RowTopics10, RowTopics200, RowTopicsHot:
 		return ""
 	case RowPriorities3Turn, RowPriorities3:
 		return RowPriorities1

@@ -36,7 +36,7 @@ func TestRSSSamplerReadsEachPointOnce(t *testing.T) {
 }
 
 func TestLatencyRows(t *testing.T) {
-	for name, want := range map[string]int{"latency-20000": 20000, "latency-ack-500": 500} {
+	for name, want := range map[string]int{"latency-20000": 20000, "latency-ack-500": 500, "floor-latency-20000": 20000} {
 		if got, ok := latencyRate(name); !ok || got != want {
 			t.Errorf("latencyRate(%q) = %d, %v", name, got, ok)
 		}
@@ -44,7 +44,7 @@ func TestLatencyRows(t *testing.T) {
 			t.Errorf("%s has a baseline", name)
 		}
 	}
-	for _, name := range []string{RowLatency, RowLatencyAck, "latency-x", RowProcess} {
+	for _, name := range []string{RowLatency, RowLatencyAck, RowFloorLatency, "latency-x", RowProcess} {
 		if _, ok := latencyRate(name); ok {
 			t.Errorf("latencyRate(%q) found a rate", name)
 		}

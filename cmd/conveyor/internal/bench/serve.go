@@ -74,32 +74,15 @@ func pacedPublishers(rate int) int {
 }
 
 // publishPaced starts the clock and publishes n jobs one at a time through
-// w's broker at rate per second, job i (msg(i), built when it is due)
-// i/rate seconds after the start, from pacedPublishers(rate) goroutines
-// (job i from goroutine i mod their number); then it waits until w has seen
+// w's broker at rate per second (see pace); then it waits until w has seen
 // all its jobs acknowledged and returns the measurement up to the last
 // acknowledgement. rt counts the broker's round trips.
 func (e *env) publishPaced(ctx context.Context, w *ackWatch, rt *roundTrips, n, rate int, msg func(i int) broker.Message) (measurement, error) {
-	k := pacedPublishers(rate)
 	m := startMeter(e, rt)
-	t0 := m.start
-	errs := make([]error, k)
-	var wg sync.WaitGroup
-	for g := range k {
-		wg.Go(func() {
-			for i := g; i < n; i += k {
-				if d := time.Until(t0.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
-					time.Sleep(d)
-				}
-				if _, err := w.Publish(ctx, msg(i)); err != nil {
-					errs[g] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := pace(m.start, n, rate, func(i int) error {
+		_, err := w.Publish(ctx, msg(i))
+		return err
+	}); err != nil {
 		m.end()
 		return measurement{}, err
 	}
@@ -109,4 +92,29 @@ func (e *env) publishPaced(ctx context.Context, w *ackWatch, rt *roundTrips, n, 
 		return measurement{}, err
 	}
 	return m.endAt(doneAt), nil
+}
+
+// pace calls publish(i) for i in [0, n), call i at t0 + i/rate seconds,
+// from pacedPublishers(rate) goroutines (call i from goroutine i mod their
+// number), and returns once every call has; a goroutine stops at its first
+// error, and pace returns them all.
+func pace(t0 time.Time, n, rate int, publish func(i int) error) error {
+	k := pacedPublishers(rate)
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for g := range k {
+		wg.Go(func() {
+			for i := g; i < n; i += k {
+				if d := time.Until(t0.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
+					time.Sleep(d)
+				}
+				if err := publish(i); err != nil {
+					errs[g] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
