@@ -52,7 +52,7 @@ func TestLatencyRows(t *testing.T) {
 	if latencyRow(RowLatencyAck, 20000) != "latency-ack-20000" {
 		t.Error(latencyRow(RowLatencyAck, 20000))
 	}
-	if pacedPublishers(2000) != 1 || pacedPublishers(20000) != 4 {
+	if pacedPublishers(2000) != 1 || pacedPublishers(20000) != 8 {
 		t.Error("publishers per rate")
 	}
 }
