@@ -475,7 +475,8 @@ func parseRecover(res []any) (next string, entries []goredis.XMessage, counts []
 // see readCluster. Only a wait for new entries can return more than count
 // (on a single Redis, when entries arrive on several streams at the same
 // moment): the caller buffers them. Within a topic, entries come in stream
-// order.
+// order. A blocking read of one stream whose last read found nothing
+// waiting blocks at once (see waitAtOnce).
 //
 // On an error reading one stream, the entries read from the others are
 // returned together with the error.
@@ -487,12 +488,22 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool, o o
 	var err error
 	if b.cluster {
 		streams, err = b.readCluster(ctx, ks, count, block, o)
+	} else if wait, ok := b.waitAtOnce(ks, block); ok {
+		// The last read of this topic found nothing waiting: block at
+		// once, which returns at once what arrived since, rather than
+		// first read without blocking, a round trip that would come back
+		// empty again.
+		streams, err = b.waitGroup(ctx, ks, count, wait)
+		b.noteWaited(ks[0], err == nil && entryCount(streams) <= 1)
 	} else {
 		var paused map[int]bool
 		streams, paused, err = b.readShared(ctx, ks, count, o)
 		if err == nil && len(streams) == 0 && block {
 			// Nothing is waiting: wait on every stream not paused at
 			// once, each with an equal part of count (at least one).
+			if len(ks) == 1 && len(paused) == 0 {
+				b.noteWaited(ks[0], true)
+			}
 			streams, err = b.waitUnpaused(ctx, ks, paused, count)
 		}
 	}
@@ -625,6 +636,48 @@ func (b *Broker) readOne(ctx context.Context, k keys, count int) ([]streamEntrie
 type pauseSeen struct {
 	paused bool
 	at     time.Time
+	// waited: the topic's last read found nothing waiting, or its last
+	// blocking read at most one entry (see waitAtOnce).
+	waited bool
+}
+
+// waitAtOnce reports whether a blocking read of the one stream of ks
+// should block at once, without the non-blocking read first, and for how
+// long: when the last read found nothing waiting, and its pause key was
+// seen unset less than Block ago, for the rest of that Block (at least
+// 1ms). A pause is thus noticed within Block, as after a non-blocking
+// read. A blocking read is typed (see readGroup), which costs more per
+// entry than the raw non-blocking read: once it returns more than one
+// entry, the next read is the non-blocking one again.
+func (b *Broker) waitAtOnce(ks []keys, block bool) (time.Duration, bool) {
+	if !block || len(ks) != 1 {
+		return 0, false
+	}
+	b.mu.Lock()
+	seen, ok := b.pauseSeen[ks[0].id]
+	b.mu.Unlock()
+	wait := b.o.Block - time.Since(seen.at)
+	return wait, ok && seen.waited && !seen.paused && wait >= time.Millisecond
+}
+
+// noteWaited records whether the last read of k found nothing waiting (or
+// one entry, when it blocked at once), for waitAtOnce.
+func (b *Broker) noteWaited(k keys, waited bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if seen, ok := b.pauseSeen[k.id]; ok {
+		seen.waited = waited
+		b.pauseSeen[k.id] = seen
+	}
+}
+
+// entryCount returns how many entries ss holds.
+func entryCount(ss []streamEntries) int {
+	n := 0
+	for _, s := range ss {
+		n += len(s.entries)
+	}
+	return n
 }
 
 // notePaused records that topic was seen paused or not just now.
@@ -680,7 +733,7 @@ func (b *Broker) waitUnpaused(ctx context.Context, ks []keys, paused map[int]boo
 		}
 		return nil, nil
 	}
-	return b.waitGroup(ctx, wait, max(1, count/len(wait)))
+	return b.waitGroup(ctx, wait, max(1, count/len(wait)), b.o.Block)
 }
 
 // readReply is readScript's reply.
@@ -768,14 +821,14 @@ func parseEntry(e any) (entry, bool) {
 	return entry{id: id, fields: fields}, true
 }
 
-// waitGroup waits up to Block for new entries on every stream of ks with
-// one blocking XREADGROUP, COUNT count per stream, while delayed jobs of ks
-// that come due meanwhile are promoted (promoteWhenDue), which ends the
-// wait at once.
-func (b *Broker) waitGroup(ctx context.Context, ks []keys, count int) ([]streamEntries, error) {
-	_, stop := b.promoteWhenDue(ctx, ks, time.Now().Add(b.o.Block), false)
+// waitGroup waits up to wait (at most Block) for new entries on every
+// stream of ks with one blocking XREADGROUP, COUNT count per stream, while
+// delayed jobs of ks that come due meanwhile are promoted
+// (promoteWhenDue), which ends the wait at once.
+func (b *Broker) waitGroup(ctx context.Context, ks []keys, count int, wait time.Duration) ([]streamEntries, error) {
+	_, stop := b.promoteWhenDue(ctx, ks, time.Now().Add(wait), false)
 	defer stop()
-	return b.readGroup(ctx, ks, count, b.o.Block)
+	return b.readGroup(ctx, ks, count, wait)
 }
 
 // readGroup runs one XREADGROUP over all streams of ks with COUNT count
