@@ -141,11 +141,11 @@ func (e *env) latencyAt(ctx context.Context, rate int, row, rowAck string) error
 }
 
 // floorLatencyAt measures raw go-redis at rate jobs per second, as the row
-// row: min(N, LatencyJobs) entries of one payload field, each XADDed when
-// due by the paced publishers of publishPaced, and one goroutine reading
-// them with XREADGROUP BLOCK COUNT Concurrency, which stamps each entry
-// when its reply has been read and settles the batch with one pipelined
-// XACK + XDEL. Publish → read is what any job server on go-redis waits
+// row: after one warm-up entry, min(N, LatencyJobs) entries of one payload
+// field, each XADDed when due (see pace), and one goroutine reading them
+// with XREADGROUP BLOCK COUNT Concurrency, which stamps each entry when its
+// reply has been read and settles the batch with one pipelined XACK +
+// XDEL; it stops the publishers when it fails. Publish → read is what any job server on go-redis waits
 // before it can start a job; the latency row adds decoding, the hand-off
 // to a worker goroutine and the handler call.
 func (e *env) floorLatencyAt(ctx context.Context, rate int, row string) error {
@@ -159,8 +159,7 @@ func (e *env) floorLatencyAt(ctx context.Context, rate int, row string) error {
 	if err != nil {
 		return fail(err)
 	}
-	// Connections for the reader and every publisher, open before the
-	// clock starts, as the server's are after its warm-up job.
+	// Connections for the reader and every publisher.
 	opts.MinIdleConns = pacedPublishers(rate) + 1
 	rdb := goredis.NewClient(opts)
 	defer rdb.Close()
@@ -219,22 +218,49 @@ func (e *env) floorLatencyAt(ctx context.Context, rate int, row string) error {
 		return nil
 	}
 
+	// Warm-up: one entry through the whole path, as the server's warm-up
+	// job, so that the connections are open before the clock starts.
+	if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", newPayload(e.cfg.PayloadSize, n, 0)}}).Err(); err != nil {
+		return fail(err)
+	}
+	warm, err := rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
+		Group: floorGroup, Consumer: "reader", Streams: []string{key, ">"}, Count: 1, Block: e.cfg.FloorBlock,
+	}).Result()
+	if err != nil || len(warm) != 1 || len(warm[0].Messages) != 1 {
+		return fail(fmt.Errorf("warm-up read: %v", err))
+	}
+	if err := rdb.XAck(ctx, key, floorGroup, warm[0].Messages[0].ID).Err(); err != nil {
+		return fail(err)
+	}
+
+	go func() {
+		err := read()
+		if err != nil {
+			cancel() // stop publishing
+		}
+		readErr <- err
+	}()
 	m := startMeter(e, rt)
-	go func() { readErr <- read() }()
-	err = pace(m.start, n, rate, func(i int) error {
+	perr := pace(m.start, n, rate, func(i int) error {
+		if err := rctx.Err(); err != nil {
+			return err
+		}
 		payload := newPayload(e.cfg.PayloadSize, i, time.Now().UnixNano())
 		return rdb.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"payload", payload}}).Err()
 	})
-	if err == nil {
+	var rerr error
+	if perr == nil {
 		select {
-		case err = <-readErr:
+		case rerr = <-readErr:
 		case <-time.After(stallTimeout):
-			err = fmt.Errorf("%d entries not read after %v", n, stallTimeout)
+			cancel()
+			rerr = errors.Join(fmt.Errorf("%d entries not read after %v", n, stallTimeout), <-readErr)
 		}
-	}
-	if err != nil {
+	} else {
 		cancel()
-		<-readErr
+		rerr = <-readErr
+	}
+	if err := errors.Join(rerr, perr); err != nil {
 		m.end()
 		return fail(err)
 	}
@@ -245,7 +271,7 @@ func (e *env) floorLatencyAt(ctx context.Context, rate int, row string) error {
 	}
 	res := result(n, meas)
 	setPercentiles(&res, lat)
-	e.report.add(ScenarioLatency, row, fmt.Sprintf("raw go-redis: %d entries XADDed one at a time at %d/s, 1 reader XREADGROUP BLOCK COUNT %d: XADD -> reply read", n, rate, e.cfg.Concurrency), res)
+	e.report.add(ScenarioLatency, row, fmt.Sprintf("raw go-redis: %d entries XADDed one at a time at %d/s (%d publishing goroutines), 1 reader XREADGROUP BLOCK COUNT %d: XADD -> reply read", n, rate, pacedPublishers(rate), e.cfg.Concurrency), res)
 	return nil
 }
 
