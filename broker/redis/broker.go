@@ -195,8 +195,13 @@ type Broker struct {
 	buf       []*buffered           // fetched, not yet returned
 	passes    map[string]int64      // topic -> pass of weighted fetches (see internal/share)
 	pauseSeen map[string]pauseSeen  // keys.id -> its pause key as a one-topic read last saw it (see readOne)
-	dry       map[string]bool       // keys.id -> its stream gave nothing at the last readMany
-	lastDrain map[string]time.Time  // base topic -> last check of its retiring layouts
+	// pipeWait is how long a wait pipelined with other commands may
+	// block (see waitOne): Block, or less when the client's read timeout,
+	// which go-redis applies to a whole pipeline, would cut it; 0 when
+	// the client's options are unknown.
+	pipeWait  time.Duration
+	dry       map[string]bool      // keys.id -> its stream gave nothing at the last readMany
+	lastDrain map[string]time.Time // base topic -> last check of its retiring layouts
 }
 
 // buffered is a delivery read beyond a Fetch's max, returned by a later
@@ -235,6 +240,7 @@ func newBroker(client goredis.UniversalClient, opts *Options) (*Broker, error) {
 	return &Broker{
 		rdb:       client,
 		cluster:   cluster,
+		pipeWait:  pipeWait(client, o.Block),
 		o:         o,
 		log:       o.Logger.With("broker", "redis", "namespace", o.Namespace),
 		lastMaint: map[string]time.Time{},
@@ -242,6 +248,22 @@ func newBroker(client goredis.UniversalClient, opts *Options) (*Broker, error) {
 		due:       map[string]dueAt{},
 		waits:     map[*waiting]struct{}{},
 	}, nil
+}
+
+// pipeWait returns the longest BLOCK a pipeline of client can wait
+// without reaching its read timeout, up to block: three quarters of the
+// timeout, all of block when reads have none, and 0 for a client whose
+// options are unknown. (Options returns them as go-redis set them up: 0
+// or less means no read deadline.)
+func pipeWait(client goredis.UniversalClient, block time.Duration) time.Duration {
+	c, ok := client.(*goredis.Client)
+	if !ok {
+		return 0
+	}
+	if rt := c.Options().ReadTimeout; rt > 0 {
+		return min(block, rt*3/4)
+	}
+	return block
 }
 
 func (opts *Options) withDefaults() (Options, error) {

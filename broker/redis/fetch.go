@@ -493,18 +493,17 @@ func (b *Broker) read(ctx context.Context, ks []keys, count int, block bool, o o
 		// once, which returns at once what arrived since, rather than
 		// first read without blocking, a round trip that would come back
 		// empty again.
-		streams, err = b.waitGroup(ctx, ks, count, wait)
-		b.noteWaited(ks[0], err == nil && entryCount(streams) <= 1)
+		streams, err = b.waitOne(ctx, ks[0], count, wait)
 	} else {
 		var paused map[int]bool
 		streams, paused, err = b.readShared(ctx, ks, count, o)
 		if err == nil && len(streams) == 0 && block {
 			// Nothing is waiting: wait on every stream not paused at
 			// once, each with an equal part of count (at least one).
-			if len(ks) == 1 && len(paused) == 0 {
-				b.noteWaited(ks[0], true)
-			}
 			streams, err = b.waitUnpaused(ctx, ks, paused, count)
+			if len(ks) == 1 && len(paused) == 0 {
+				b.noteWaited(ks[0], err == nil && waitedFor(streams, count))
+			}
 		}
 	}
 	byStream := make(map[string]keys, len(ks))
@@ -637,31 +636,72 @@ type pauseSeen struct {
 	paused bool
 	at     time.Time
 	// waited: the topic's last read found nothing waiting, or its last
-	// blocking read at most one entry (see waitAtOnce).
+	// wait one entry (see waitAtOnce).
 	waited bool
 }
 
 // waitAtOnce reports whether a blocking read of the one stream of ks
 // should block at once, without the non-blocking read first, and for how
-// long: when the last read found nothing waiting, and its pause key was
-// seen unset less than Block ago, for the rest of that Block (at least
-// 1ms). A pause is thus noticed within Block, as after a non-blocking
-// read. A blocking read is typed (see readGroup), which costs more per
-// entry than the raw non-blocking read: once it returns more than one
-// entry, the next read is the non-blocking one again.
+// long (waitOne): when the last read found nothing waiting (or a wait
+// returned one entry, less than its count) and saw the topic's pause key
+// unset, and the client's read timeout leaves room for a pipelined wait
+// (b.pipeWait). A blocking read is typed (see readGroup), which costs more
+// per entry than the raw non-blocking read: once one returns more, the
+// next read is the non-blocking one again.
 func (b *Broker) waitAtOnce(ks []keys, block bool) (time.Duration, bool) {
-	if !block || len(ks) != 1 {
+	if !block || len(ks) != 1 || b.pipeWait < time.Millisecond {
 		return 0, false
 	}
 	b.mu.Lock()
 	seen, ok := b.pauseSeen[ks[0].id]
 	b.mu.Unlock()
-	wait := b.o.Block - time.Since(seen.at)
-	return wait, ok && seen.waited && !seen.paused && wait >= time.Millisecond
+	return b.pipeWait, ok && seen.waited && !seen.paused
 }
 
-// noteWaited records whether the last read of k found nothing waiting (or
-// one entry, when it blocked at once), for waitAtOnce.
+// waitOne is the blocking read of waitAtOnce: one XREADGROUP BLOCK wait
+// of k's stream, with a GET of its pause key pipelined after it, which
+// Redis runs when the read returns. Like the GET pipelined with a
+// non-blocking read, it costs no round trip, and a pause that landed
+// during the wait lets the read return its one batch and stops the next
+// read.
+func (b *Broker) waitOne(ctx context.Context, k keys, count int, wait time.Duration) ([]streamEntries, error) {
+	_, stop := b.promoteWhenDue(ctx, []keys{k}, time.Now().Add(wait), false)
+	defer stop()
+	pipe := b.rdb.Pipeline()
+	read := pipe.XReadGroup(ctx, &goredis.XReadGroupArgs{
+		Group: b.o.Group, Consumer: b.o.Consumer, Streams: []string{k.stream, ">"},
+		Count: int64(count), Block: wait,
+	})
+	get := pipe.Get(ctx, k.paused)
+	_, _ = pipe.Exec(ctx)
+	streams, err := read.Result()
+	var out []streamEntries
+	switch {
+	case err == nil:
+		out = entriesOf(streams)
+	case errors.Is(err, goredis.Nil):
+		err = nil // the wait ended with nothing
+	case isNoGroup(err):
+		err = b.readFailed(ctx, []keys{k}, map[int]string{0: err.Error()})
+	default:
+		err = b.wrap("read "+k.topic, err)
+	}
+	switch gerr := get.Err(); {
+	case gerr == nil || errors.Is(gerr, goredis.Nil):
+		b.notePaused(k.id, gerr == nil)
+		b.noteWaited(k, gerr != nil && err == nil && waitedFor(out, count))
+	default:
+		// Not known: the next read asks again.
+		b.noteWaited(k, false)
+		if err == nil {
+			err = b.wrap("paused "+k.topic, gerr)
+		}
+	}
+	return out, err
+}
+
+// noteWaited records whether the last read of k found nothing waiting, or
+// waited for one entry, for waitAtOnce.
 func (b *Broker) noteWaited(k keys, waited bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -669,6 +709,13 @@ func (b *Broker) noteWaited(k keys, waited bool) {
 		seen.waited = waited
 		b.pauseSeen[k.id] = seen
 	}
+}
+
+// waitedFor reports whether a wait that returned ss, COUNT count, returned
+// at most one entry and less than count: jobs arrive one at a time.
+func waitedFor(ss []streamEntries, count int) bool {
+	n := entryCount(ss)
+	return n <= 1 && n < count
 }
 
 // entryCount returns how many entries ss holds.
@@ -733,7 +780,7 @@ func (b *Broker) waitUnpaused(ctx context.Context, ks []keys, paused map[int]boo
 		}
 		return nil, nil
 	}
-	return b.waitGroup(ctx, wait, max(1, count/len(wait)), b.o.Block)
+	return b.waitGroup(ctx, wait, max(1, count/len(wait)))
 }
 
 // readReply is readScript's reply.
@@ -821,14 +868,14 @@ func parseEntry(e any) (entry, bool) {
 	return entry{id: id, fields: fields}, true
 }
 
-// waitGroup waits up to wait (at most Block) for new entries on every
-// stream of ks with one blocking XREADGROUP, COUNT count per stream, while
-// delayed jobs of ks that come due meanwhile are promoted
-// (promoteWhenDue), which ends the wait at once.
-func (b *Broker) waitGroup(ctx context.Context, ks []keys, count int, wait time.Duration) ([]streamEntries, error) {
-	_, stop := b.promoteWhenDue(ctx, ks, time.Now().Add(wait), false)
+// waitGroup waits up to Block for new entries on every stream of ks with
+// one blocking XREADGROUP, COUNT count per stream, while delayed jobs of ks
+// that come due meanwhile are promoted (promoteWhenDue), which ends the
+// wait at once.
+func (b *Broker) waitGroup(ctx context.Context, ks []keys, count int) ([]streamEntries, error) {
+	_, stop := b.promoteWhenDue(ctx, ks, time.Now().Add(b.o.Block), false)
 	defer stop()
-	return b.readGroup(ctx, ks, count, wait)
+	return b.readGroup(ctx, ks, count, b.o.Block)
 }
 
 // readGroup runs one XREADGROUP over all streams of ks with COUNT count
