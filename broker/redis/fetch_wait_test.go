@@ -27,17 +27,7 @@ func TestFetchBlocksAtOnceAfterAnEmptyRead(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	log := &redistest.CommandLog{}
-	rdb.AddHook(log)
-	b, err := redis.New(rdb, &redis.Options{
-		Namespace: srv.Namespace, Consumer: "a", Lease: time.Minute,
-		Block: redis.MaxBlock, ClaimInterval: time.Hour,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	r := newReadLog(t, b, log)
+	r := newReadLog(t, rdb, srv.Namespace)
 	ctx := context.Background()
 
 	// The first Fetch reads without blocking, finds nothing and waits; a
@@ -62,7 +52,7 @@ func TestFetchBlocksAtOnceAfterAnEmptyRead(t *testing.T) {
 	// A pause: the Fetch blocking at once takes the batch waiting, and
 	// sees the pause; the next Fetch takes nothing.
 	r.fetchDuringWait("7")
-	if err := b.Pause(ctx, "t"); err != nil {
+	if err := r.b.Pause(ctx, "t"); err != nil {
 		t.Fatal(err)
 	}
 	r.publish("8", "9")
@@ -84,17 +74,7 @@ func TestFetchBlocksAtOnceWithinTheReadTimeout(t *testing.T) {
 	o.ReadTimeout = 400 * time.Millisecond
 	rdb := goredis.NewClient(o)
 	t.Cleanup(func() { _ = rdb.Close() })
-	log := &redistest.CommandLog{}
-	rdb.AddHook(log)
-	b, err := redis.New(rdb, &redis.Options{
-		Namespace: srv.Namespace, Consumer: "a", Lease: time.Minute,
-		Block: redis.MaxBlock, ClaimInterval: time.Hour,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	r := newReadLog(t, b, log)
+	r := newReadLog(t, rdb, srv.Namespace)
 	r.fetchDuringWait("1")
 	// Nothing waits: the wait runs its whole course and ends empty, with
 	// no error: it stayed within the read timeout.
@@ -114,7 +94,18 @@ type readLog struct {
 	block int64 // the BLOCK of the last blocking read, in ms
 }
 
-func newReadLog(t *testing.T, b *redis.Broker, log *redistest.CommandLog) *readLog {
+// newReadLog opens a broker on rdb (Block: MaxBlock) whose reads it names.
+func newReadLog(t *testing.T, rdb *goredis.Client, ns string) *readLog {
+	log := &redistest.CommandLog{}
+	rdb.AddHook(log)
+	b, err := redis.New(rdb, &redis.Options{
+		Namespace: ns, Consumer: "a", Lease: time.Minute,
+		Block: redis.MaxBlock, ClaimInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
 	return &readLog{t: t, b: b, log: log}
 }
 
