@@ -75,13 +75,6 @@ func (e *env) latencyAt(ctx context.Context, rate int, row, rowAck string) error
 	warm := n // sequence number of the warm-up job, not measured
 	start := make([]atomic.Int64, n+1)
 	acked := make([]atomic.Int64, n+1)
-	stamp := func(dst []atomic.Int64, p []byte, at time.Time) {
-		seq, ok1 := payloadSeq(p)
-		ts, ok2 := payloadTime(p)
-		if ok1 && ok2 && seq < len(dst) {
-			dst[seq].Store(at.UnixNano() - ts)
-		}
-	}
 	mux := job.NewMux()
 	mux.HandleFunc(benchTopic, func(_ context.Context, j *job.Job) error {
 		stamp(start, j.Payload, time.Now())
@@ -195,11 +188,7 @@ func (e *env) floorLatencyAt(ctx context.Context, rate int, row string) error {
 			for _, s := range streams {
 				for _, msg := range s.Messages {
 					p, _ := msg.Values["payload"].(string)
-					seq, ok1 := payloadSeq(p)
-					ts, ok2 := payloadTime(p)
-					if ok1 && ok2 && seq < n {
-						got[seq].Store(at.UnixNano() - ts)
-					}
+					stamp(got, p, at)
 					ids = append(ids, msg.ID)
 				}
 			}
@@ -273,6 +262,17 @@ func (e *env) floorLatencyAt(ctx context.Context, rate int, row string) error {
 	setPercentiles(&res, lat)
 	e.report.add(ScenarioLatency, row, fmt.Sprintf("raw go-redis: %d entries XADDed one at a time at %d/s (%d publishing goroutines), 1 reader XREADGROUP BLOCK COUNT %d: XADD -> reply read", n, rate, pacedPublishers(rate), e.cfg.Concurrency), res)
 	return nil
+}
+
+// stamp records in dst, at the payload's sequence number, the time from
+// the publish time p carries to at; payloads of other runs (a warm-up's
+// sequence number is len(dst)) are ignored.
+func stamp[T ~string | ~[]byte](dst []atomic.Int64, p T, at time.Time) {
+	seq, ok1 := payloadSeq(p)
+	ts, ok2 := payloadTime(p)
+	if ok1 && ok2 && seq < len(dst) {
+		dst[seq].Store(at.UnixNano() - ts)
+	}
 }
 
 // collect returns the recorded latencies, sorted; it fails when a job has
